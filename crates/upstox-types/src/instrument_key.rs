@@ -1,0 +1,221 @@
+//! Instrument keys (`SEGMENT|ID`, api-facts §6) and exchange segments.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// An exchange segment as it appears in instrument keys and instrument records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Segment {
+    NseEq,
+    NseIndex,
+    NseFo,
+    NcdFo,
+    BseEq,
+    BseIndex,
+    BseFo,
+    BcdFo,
+    McxFo,
+    NseCom,
+}
+
+impl Segment {
+    /// Every segment, in a stable order.
+    pub const ALL: [Segment; 10] = [
+        Segment::NseEq,
+        Segment::NseIndex,
+        Segment::NseFo,
+        Segment::NcdFo,
+        Segment::BseEq,
+        Segment::BseIndex,
+        Segment::BseFo,
+        Segment::BcdFo,
+        Segment::McxFo,
+        Segment::NseCom,
+    ];
+
+    /// The wire spelling, e.g. `NSE_EQ`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Segment::NseEq => "NSE_EQ",
+            Segment::NseIndex => "NSE_INDEX",
+            Segment::NseFo => "NSE_FO",
+            Segment::NcdFo => "NCD_FO",
+            Segment::BseEq => "BSE_EQ",
+            Segment::BseIndex => "BSE_INDEX",
+            Segment::BseFo => "BSE_FO",
+            Segment::BcdFo => "BCD_FO",
+            Segment::McxFo => "MCX_FO",
+            Segment::NseCom => "NSE_COM",
+        }
+    }
+
+    /// The exchange name used in order books and positions (`NSE`, `NFO`, `BSE`, `BFO`, `MCX`, `CDS`).
+    pub const fn order_exchange(self) -> &'static str {
+        match self {
+            Segment::NseEq | Segment::NseIndex => "NSE",
+            Segment::NseFo => "NFO",
+            Segment::NcdFo => "CDS",
+            Segment::BseEq | Segment::BseIndex => "BSE",
+            Segment::BseFo => "BFO",
+            Segment::BcdFo => "BCD",
+            Segment::McxFo | Segment::NseCom => "MCX",
+        }
+    }
+
+    /// The exchange as written in instrument records (`NSE`, `BSE`, `MCX`).
+    pub const fn exchange(self) -> &'static str {
+        match self {
+            Segment::NseEq | Segment::NseIndex | Segment::NseFo | Segment::NcdFo | Segment::NseCom => "NSE",
+            Segment::BseEq | Segment::BseIndex | Segment::BseFo | Segment::BcdFo => "BSE",
+            Segment::McxFo => "MCX",
+        }
+    }
+
+    /// Whether instruments of this segment are indices (not tradable).
+    pub const fn is_index(self) -> bool {
+        matches!(self, Segment::NseIndex | Segment::BseIndex)
+    }
+
+    /// Whether this is a derivatives segment.
+    pub const fn is_derivative(self) -> bool {
+        matches!(
+            self,
+            Segment::NseFo | Segment::BseFo | Segment::McxFo | Segment::NcdFo | Segment::BcdFo | Segment::NseCom
+        )
+    }
+}
+
+impl fmt::Display for Segment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Segment {
+    type Err = InstrumentKeyError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Segment::ALL
+            .into_iter()
+            .find(|seg| seg.as_str() == s)
+            .ok_or_else(|| InstrumentKeyError::UnknownSegment(s.to_owned()))
+    }
+}
+
+impl Serialize for Segment {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Segment {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Why a string is not an instrument key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InstrumentKeyError {
+    #[error("instrument key {0:?} has no '|': write it as SEGMENT|ID, e.g. NSE_EQ|INE002A01018 or NSE_INDEX|Nifty 50")]
+    MissingPipe(String),
+    #[error(
+        "unknown segment {0:?}: use one of NSE_EQ, NSE_INDEX, NSE_FO, NCD_FO, BSE_EQ, BSE_INDEX, BSE_FO, BCD_FO, MCX_FO, NSE_COM"
+    )]
+    UnknownSegment(String),
+    #[error("instrument key {0:?} has an empty id after '|'")]
+    EmptyId(String),
+}
+
+/// An instrument key such as `NSE_EQ|INE002A01018`, `NSE_INDEX|Nifty 50` or `NSE_FO|43919`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InstrumentKey {
+    segment: Segment,
+    id: String,
+}
+
+impl InstrumentKey {
+    /// Builds a key from its parts.
+    pub fn new(segment: Segment, id: impl Into<String>) -> Self {
+        Self { segment, id: id.into() }
+    }
+
+    /// The segment part.
+    pub fn segment(&self) -> Segment {
+        self.segment
+    }
+
+    /// The id part (ISIN, index name or exchange token).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl fmt::Display for InstrumentKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}|{}", self.segment, self.id)
+    }
+}
+
+impl FromStr for InstrumentKey {
+    type Err = InstrumentKeyError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (segment, id) = s.split_once('|').ok_or_else(|| InstrumentKeyError::MissingPipe(s.to_owned()))?;
+        let segment: Segment = segment.trim().parse()?;
+        let id = id.trim();
+        if id.is_empty() {
+            return Err(InstrumentKeyError::EmptyId(s.to_owned()));
+        }
+        Ok(Self::new(segment, id))
+    }
+}
+
+impl Serialize for InstrumentKey {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for InstrumentKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn parses_the_documented_shapes() {
+        let eq: InstrumentKey = "NSE_EQ|INE002A01018".parse().expect("equity key");
+        assert_eq!(eq.segment(), Segment::NseEq);
+        assert_eq!(eq.id(), "INE002A01018");
+        let idx: InstrumentKey = "NSE_INDEX|Nifty 50".parse().expect("index key");
+        assert_eq!(idx.id(), "Nifty 50");
+        assert_eq!(idx.to_string(), "NSE_INDEX|Nifty 50");
+    }
+
+    #[test]
+    fn rejects_bad_keys_with_a_reason() {
+        assert!(matches!("RELIANCE".parse::<InstrumentKey>(), Err(InstrumentKeyError::MissingPipe(_))));
+        assert!(matches!("NSE|X".parse::<InstrumentKey>(), Err(InstrumentKeyError::UnknownSegment(_))));
+        assert!(matches!("NSE_EQ|".parse::<InstrumentKey>(), Err(InstrumentKeyError::EmptyId(_))));
+    }
+
+    proptest! {
+        #[test]
+        fn display_parse_round_trip(seg in 0usize..10, id in "[A-Za-z0-9 ]{0,10}[A-Za-z0-9]") {
+            let key = InstrumentKey::new(Segment::ALL[seg], id.trim());
+            let back: InstrumentKey = key.to_string().parse().expect("round trip");
+            prop_assert_eq!(back, key);
+        }
+    }
+}
