@@ -1,0 +1,356 @@
+//! Simulator configuration: seeded apps and users, the clock, faults, rate limits and the
+//! market's structure. Everything has a sensible default; a TOML file overrides any part.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use upstox_types::RateLimits;
+
+use crate::error::SimError;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimConfig {
+    /// Seed of the price process and of everything random that must repeat.
+    pub seed: u64,
+    pub clock: ClockConfig,
+    pub apps: Vec<AppConfig>,
+    pub users: Vec<UserConfig>,
+    pub faults: FaultConfig,
+    pub rate_limits: RateLimits,
+    pub market: MarketConfig,
+    /// Milliseconds after which a v3 access-token request is approved by the simulated user
+    /// (`None`: wait for `POST /sim/token-requests/{id}/approve`).
+    pub token_request_auto_approve_ms: Option<u64>,
+    /// How often the paper engine re-checks open orders against prices.
+    pub matcher_interval_ms: u64,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            seed: 42,
+            clock: ClockConfig::default(),
+            apps: vec![
+                AppConfig {
+                    client_id: "sim-app-1".into(),
+                    client_secret: "sim-secret-1".into(),
+                    redirect_uri: "http://127.0.0.1:5055/callback".into(),
+                    notifier_url: None,
+                    feed_enabled: true,
+                    extended_token: false,
+                },
+                AppConfig {
+                    client_id: "sim-vendor-app".into(),
+                    client_secret: "sim-vendor-secret".into(),
+                    redirect_uri: "http://127.0.0.1:5056/callback".into(),
+                    notifier_url: None,
+                    feed_enabled: true,
+                    extended_token: true,
+                },
+            ],
+            users: vec![
+                UserConfig::new("SIM001", "Asha Rao", "123456", 1_000_000.0, Some("sim-app-1")),
+                UserConfig::new("SIM002", "Vikram Shah", "234567", 250_000.0, Some("sim-vendor-app")),
+                UserConfig::new("SIM003", "Meera Iyer", "345678", 50_000.0, Some("sim-vendor-app")),
+            ],
+            faults: FaultConfig::default(),
+            rate_limits: RateLimits::published(),
+            market: MarketConfig::default(),
+            token_request_auto_approve_ms: Some(500),
+            matcher_interval_ms: 200,
+        }
+    }
+}
+
+impl SimConfig {
+    /// Reads a TOML file over the defaults.
+    ///
+    /// # Errors
+    /// When the file cannot be read or is not valid configuration; the message names the file
+    /// and the offending key.
+    pub fn from_file(path: &Path) -> Result<Self, SimError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| SimError::Config(format!("cannot read {}: {e}", path.display())))?;
+        Self::from_toml(&text).map_err(|e| SimError::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// Parses TOML over the defaults.
+    ///
+    /// # Errors
+    /// When the text is not valid configuration.
+    pub fn from_toml(text: &str) -> Result<Self, SimError> {
+        let config: SimConfig = toml::from_str(text).map_err(|e| SimError::Config(e.message().to_owned()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks cross-references (users' apps exist, ids unique).
+    ///
+    /// # Errors
+    /// Names the first inconsistency.
+    pub fn validate(&self) -> Result<(), SimError> {
+        for user in &self.users {
+            if let Some(app) = &user.app
+                && !self.apps.iter().any(|a| &a.client_id == app)
+            {
+                return Err(SimError::Config(format!("user {} names app {app:?}, which is not in [[apps]]", user.user_id)));
+            }
+        }
+        for (i, a) in self.apps.iter().enumerate() {
+            if self.apps[..i].iter().any(|b| b.client_id == a.client_id) {
+                return Err(SimError::Config(format!("app {:?} is defined twice", a.client_id)));
+            }
+        }
+        for (i, u) in self.users.iter().enumerate() {
+            if self.users[..i].iter().any(|b| b.user_id == u.user_id) {
+                return Err(SimError::Config(format!("user {:?} is defined twice", u.user_id)));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How the simulator tells time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClockConfig {
+    /// `real`: the wall clock. `session`: a trading-day session that starts at `session_start`
+    /// IST on the latest weekday, so the market is open whenever the simulator runs.
+    pub mode: ClockMode,
+    /// IST time of day at which a `session` clock starts (HH:MM).
+    pub session_start: String,
+    /// How fast simulated time runs relative to real time.
+    pub speed: f64,
+}
+
+impl Default for ClockConfig {
+    fn default() -> Self {
+        Self { mode: ClockMode::Session, session_start: "10:00".into(), speed: 1.0 }
+    }
+}
+
+/// Clock modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClockMode {
+    Real,
+    Session,
+}
+
+/// A registered API app.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    pub client_id: String,
+    pub client_secret: String,
+    pub redirect_uri: String,
+    /// Where v3 access-token requests deliver the token.
+    #[serde(default)]
+    pub notifier_url: Option<String>,
+    /// Whether the app may open market-data feeds (403 otherwise).
+    #[serde(default = "yes")]
+    pub feed_enabled: bool,
+    /// Whether token exchange also issues an extended token.
+    #[serde(default)]
+    pub extended_token: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl std::fmt::Debug for AppConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppConfig")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .field("redirect_uri", &self.redirect_uri)
+            .field("notifier_url", &self.notifier_url)
+            .field("feed_enabled", &self.feed_enabled)
+            .field("extended_token", &self.extended_token)
+            .finish()
+    }
+}
+
+/// A seeded user.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    pub user_id: String,
+    pub user_name: String,
+    pub pin: String,
+    /// Opening cash balance in rupees.
+    pub funds: f64,
+    /// The app whose token is pre-issued at start (printed in the banner).
+    #[serde(default)]
+    pub app: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+impl UserConfig {
+    fn new(user_id: &str, user_name: &str, pin: &str, funds: f64, app: Option<&str>) -> Self {
+        Self {
+            user_id: user_id.into(),
+            user_name: user_name.into(),
+            pin: pin.into(),
+            funds,
+            app: app.map(Into::into),
+            email: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for UserConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserConfig")
+            .field("user_id", &self.user_id)
+            .field("user_name", &self.user_name)
+            .field("pin", &"<redacted>")
+            .field("funds", &self.funds)
+            .field("app", &self.app)
+            .finish()
+    }
+}
+
+/// Injected latency and failures, for testing clients.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FaultConfig {
+    /// Added to every API response.
+    pub latency_ms: u64,
+    /// Extra random latency, uniform in 0..jitter.
+    pub latency_jitter_ms: u64,
+    /// Fraction of API requests answered 500 before any processing.
+    pub error_rate: f64,
+    /// Fraction of API requests that hang (until `timeout_hang_ms`) before any processing.
+    pub timeout_rate: f64,
+    /// Fraction of API requests processed but whose response is lost (500 after the work is done):
+    /// the case where a client cannot know whether its order was placed.
+    pub lost_response_rate: f64,
+    /// How long a hanging request hangs.
+    pub timeout_hang_ms: u64,
+}
+
+/// The market's structure (data from market-facts; defaults in `data/market.toml`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarketConfig {
+    pub risk_free_rate: f64,
+    pub index_daily_vol: f64,
+    pub stock_daily_vol_min: f64,
+    pub stock_daily_vol_max: f64,
+    pub smile_curvature: f64,
+    pub smile_skew: f64,
+    pub equities: usize,
+    pub index_strikes_each_side: u32,
+    pub stock_strikes_each_side: u32,
+    pub stock_fo_count: usize,
+    pub monthly_expiries: usize,
+    pub weekly_expiries: usize,
+    /// Exchange holidays, `YYYY-MM-DD`.
+    pub holidays: Vec<String>,
+    pub sessions: SessionsConfig,
+    pub margins: MarginConfig,
+    pub indices: Vec<IndexConfig>,
+    pub commodities: Vec<CommodityConfig>,
+}
+
+/// The market data bundled with the simulator.
+pub const DEFAULT_MARKET_TOML: &str = include_str!("../data/market.toml");
+
+impl Default for MarketConfig {
+    fn default() -> Self {
+        match toml::from_str(DEFAULT_MARKET_TOML) {
+            Ok(m) => m,
+            // The bundled file is checked by a unit test; this is unreachable in a build that passed it.
+            Err(e) => panic!("bundled data/market.toml is invalid: {e}"),
+        }
+    }
+}
+
+/// Session times, IST `HH:MM`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionsConfig {
+    pub equity_pre_open: String,
+    pub equity_pre_open_end: String,
+    pub equity_open: String,
+    pub equity_close: String,
+    pub closing_start: String,
+    pub closing_end: String,
+    pub mcx_open: String,
+    pub mcx_close: String,
+}
+
+/// Margin fractions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarginConfig {
+    pub intraday_equity: f64,
+    pub delivery_equity: f64,
+    pub futures: f64,
+    pub option_sell: f64,
+    pub option_buy: f64,
+    pub commodity: f64,
+}
+
+/// An index, and its derivatives when `lot` is set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexConfig {
+    pub key: String,
+    pub name: String,
+    pub symbol: String,
+    pub base: f64,
+    #[serde(default)]
+    pub lot: Option<u32>,
+    #[serde(default)]
+    pub strike_step: Option<u32>,
+    #[serde(default)]
+    pub weekly_weekday: Option<String>,
+    #[serde(default)]
+    pub monthly_weekday: Option<String>,
+    #[serde(default)]
+    pub freeze_quantity: Option<u32>,
+}
+
+/// An MCX commodity with monthly futures.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommodityConfig {
+    pub symbol: String,
+    pub name: String,
+    pub base: f64,
+    pub lot: u32,
+    pub tick_paise: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundled_market_data_parses() {
+        let m: MarketConfig = toml::from_str(DEFAULT_MARKET_TOML).expect("bundled market.toml");
+        assert!(m.indices.iter().any(|i| i.key == "NSE_INDEX|Nifty 50" && i.lot == Some(65)));
+    }
+
+    #[test]
+    fn config_file_overrides_and_rejects_unknown_keys() {
+        let c = SimConfig::from_toml("seed = 7\n[clock]\nmode = \"real\"\n").expect("valid");
+        assert_eq!(c.seed, 7);
+        assert_eq!(c.clock.mode, ClockMode::Real);
+        let err = SimConfig::from_toml("sede = 7").expect_err("typo");
+        assert!(err.to_string().contains("sede"), "{err}");
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let c = SimConfig::default();
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("sim-secret-1") && !dbg.contains("123456"), "{dbg}");
+    }
+}

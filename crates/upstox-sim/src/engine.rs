@@ -1,0 +1,740 @@
+//! The paper-trading engine: orders, fills, positions, holdings and funds per user.
+//!
+//! MARKET orders fill at the touch (ask for a buy, bid for a sell); LIMIT orders fill when the
+//! touch crosses their price; SL and SL-M wait in `trigger pending` until the last price crosses
+//! the trigger. Margin is checked against available funds before an order is accepted; a
+//! shortfall rejects the order with a status message like the real one. Positions, holdings
+//! and funds are derived from fills.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+use upstox_types::ist::order_timestamp;
+use upstox_types::{OrderStatus, OrderType, Product, Segment, TransactionType, Validity};
+
+use crate::config::{MarginConfig, SimConfig};
+use crate::market::Market;
+use crate::market::universe::Kind;
+
+/// A validated order request.
+#[derive(Debug, Clone)]
+pub struct OrderRequest {
+    pub instrument: u32,
+    pub quantity: u64,
+    pub product: Product,
+    pub validity: Validity,
+    pub price: f64,
+    pub trigger_price: f64,
+    pub order_type: OrderType,
+    pub transaction_type: TransactionType,
+    pub disclosed_quantity: u64,
+    pub tag: Option<String>,
+    pub is_amo: bool,
+}
+
+/// A change to an open order.
+#[derive(Debug, Clone, Default)]
+pub struct OrderChange {
+    pub quantity: Option<u64>,
+    pub validity: Option<Validity>,
+    pub price: Option<f64>,
+    pub order_type: Option<OrderType>,
+    pub trigger_price: Option<f64>,
+    pub disclosed_quantity: Option<u64>,
+}
+
+/// One order and its history.
+#[derive(Debug, Clone)]
+pub struct Order {
+    pub order_id: String,
+    pub req: OrderRequest,
+    pub status: OrderStatus,
+    pub status_message: Option<String>,
+    pub filled_quantity: u64,
+    pub average_price: f64,
+    pub placed_at: DateTime<Utc>,
+    pub exchange_order_id: Option<String>,
+    pub exchange_time: Option<DateTime<Utc>>,
+    pub triggered: bool,
+    pub history: Vec<Value>,
+}
+
+/// One fill.
+#[derive(Debug, Clone)]
+pub struct Trade {
+    pub trade_id: String,
+    pub order_id: String,
+    pub instrument: u32,
+    pub product: Product,
+    pub order_type: OrderType,
+    pub transaction_type: TransactionType,
+    pub quantity: u64,
+    pub price: f64,
+    pub time: DateTime<Utc>,
+    pub exchange_order_id: String,
+    pub placed_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Position {
+    buy_qty: u64,
+    buy_value: f64,
+    sell_qty: u64,
+    sell_value: f64,
+}
+
+impl Position {
+    fn net(&self) -> i64 {
+        self.buy_qty as i64 - self.sell_qty as i64
+    }
+    fn buy_avg(&self) -> f64 {
+        if self.buy_qty == 0 { 0.0 } else { self.buy_value / self.buy_qty as f64 }
+    }
+    fn sell_avg(&self) -> f64 {
+        if self.sell_qty == 0 { 0.0 } else { self.sell_value / self.sell_qty as f64 }
+    }
+    fn open_avg(&self) -> f64 {
+        if self.net() >= 0 { self.buy_avg() } else { self.sell_avg() }
+    }
+    fn realised(&self, mult: f64) -> f64 {
+        let matched = self.buy_qty.min(self.sell_qty) as f64;
+        matched * (self.sell_avg() - self.buy_avg()) * mult
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Holding {
+    instrument: u32,
+    quantity: u64,
+    t1_quantity: u64,
+    cnc_used_quantity: u64,
+    average_price: f64,
+}
+
+/// One user's book.
+#[derive(Debug, Clone)]
+pub struct Account {
+    opening_cash: f64,
+    orders: Vec<Order>,
+    by_id: HashMap<String, usize>,
+    trades: Vec<Trade>,
+    positions: BTreeMap<(u32, &'static str), Position>,
+    holdings: BTreeMap<u32, Holding>,
+}
+
+/// A portfolio update for the portfolio stream: user id and the JSON payload.
+pub type PortfolioUpdate = (String, Value);
+
+/// The engine.
+#[derive(Debug)]
+pub struct Engine {
+    accounts: HashMap<String, Account>,
+    margins: MarginConfig,
+    next_order: u64,
+    next_trade: u64,
+    updates: broadcast::Sender<PortfolioUpdate>,
+}
+
+/// Why an order cannot be changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrderError {
+    NotFound,
+    Terminal,
+}
+
+fn r2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// Quantity multiplier: MCX quantities are lots.
+fn multiplier(market: &Market, idx: u32) -> f64 {
+    let inst = market.get(idx);
+    if inst.segment == Segment::McxFo { f64::from(inst.lot()) } else { 1.0 }
+}
+
+impl Engine {
+    /// Accounts for every configured user, with a few seeded delivery holdings.
+    pub fn new(config: &SimConfig, market: &Market) -> Self {
+        let (updates, _) = broadcast::channel(4096);
+        let mut accounts = HashMap::new();
+        for (u, user) in config.users.iter().enumerate() {
+            let mut holdings = BTreeMap::new();
+            for k in 0..3u32 {
+                let key = market.instruments().iter().position(|i| i.segment == Segment::NseEq).map(|p| p as u32 + 2 * (k + u as u32));
+                if let Some(idx) = key {
+                    let price = market.ltp(idx, Utc::now());
+                    holdings.insert(
+                        idx,
+                        Holding { instrument: idx, quantity: 10 * u64::from(k + 1), t1_quantity: 0, cnc_used_quantity: 0, average_price: r2(price * 0.95) },
+                    );
+                }
+            }
+            accounts.insert(
+                user.user_id.clone(),
+                Account {
+                    opening_cash: user.funds,
+                    orders: Vec::new(),
+                    by_id: HashMap::new(),
+                    trades: Vec::new(),
+                    positions: BTreeMap::new(),
+                    holdings,
+                },
+            );
+        }
+        Self { accounts, margins: config.market.margins.clone(), next_order: 1, next_trade: 1, updates }
+    }
+
+    /// Subscribes to portfolio updates of every user.
+    pub fn subscribe(&self) -> broadcast::Receiver<PortfolioUpdate> {
+        self.updates.subscribe()
+    }
+
+    pub fn account(&self, user: &str) -> Option<&Account> {
+        self.accounts.get(user)
+    }
+
+    fn margin_fraction(&self, market: &Market, idx: u32, product: Product, net_after: i64) -> (f64, bool) {
+        let inst = market.get(idx);
+        match inst.kind {
+            Kind::Spot { .. } => (
+                if product == Product::Intraday { self.margins.intraday_equity } else { self.margins.delivery_equity },
+                false,
+            ),
+            Kind::Future { .. } if inst.segment == Segment::McxFo => (self.margins.commodity, false),
+            Kind::Future { .. } => (self.margins.futures, false),
+            Kind::Option { .. } if net_after < 0 => (self.margins.option_sell, true),
+            Kind::Option { .. } => (self.margins.option_buy, false),
+        }
+    }
+
+    /// Margin held by a net position of `net` units at `price`.
+    fn position_margin(&self, market: &Market, idx: u32, product: Product, net: i64, price: f64, now: DateTime<Utc>) -> f64 {
+        if net == 0 {
+            return 0.0;
+        }
+        let (frac, on_underlying) = self.margin_fraction(market, idx, product, net);
+        let inst = market.get(idx);
+        if matches!(inst.kind, Kind::Spot { .. }) && product == Product::Delivery && net < 0 {
+            // Selling delivery stock from holdings blocks no margin.
+            return 0.0;
+        }
+        let ref_price = if on_underlying { market.underlying_price(idx, market.calendar.market_time(inst.segment, now)) } else { price };
+        net.unsigned_abs() as f64 * ref_price * frac * multiplier(market, idx)
+    }
+
+    fn used_margin(&self, market: &Market, acct: &Account, now: DateTime<Utc>) -> f64 {
+        let positions: f64 = acct
+            .positions
+            .iter()
+            .map(|((idx, prod), p)| {
+                let product = prod.parse().unwrap_or(Product::Intraday);
+                self.position_margin(market, *idx, product, p.net(), p.open_avg(), now)
+            })
+            .sum();
+        let pending: f64 = acct
+            .orders
+            .iter()
+            .filter(|o| !o.status.is_terminal())
+            .map(|o| self.order_margin(market, acct, &o.req, now))
+            .sum();
+        positions + pending
+    }
+
+    /// Extra margin an order needs on top of what its position already holds.
+    fn order_margin(&self, market: &Market, acct: &Account, req: &OrderRequest, now: DateTime<Utc>) -> f64 {
+        let pos = acct.positions.get(&(req.instrument, req.product.as_str())).cloned().unwrap_or_default();
+        let price = if req.order_type == OrderType::Limit || req.order_type == OrderType::StopLoss {
+            req.price
+        } else {
+            market.ltp(req.instrument, now)
+        };
+        let before = self.position_margin(market, req.instrument, req.product, pos.net(), price, now);
+        let after_net = pos.net() + req.transaction_type.sign() * req.quantity as i64;
+        let after = self.position_margin(market, req.instrument, req.product, after_net, price, now);
+        (after - before).max(0.0)
+    }
+
+    fn realised(market: &Market, acct: &Account) -> f64 {
+        acct.positions.iter().map(|((idx, _), p)| p.realised(multiplier(market, *idx))).sum()
+    }
+
+    /// (available margin, used margin, opening balance) of a user.
+    pub fn funds(&self, market: &Market, user: &str, now: DateTime<Utc>) -> Option<(f64, f64, f64)> {
+        let acct = self.accounts.get(user)?;
+        let used = self.used_margin(market, acct, now);
+        Some((r2(acct.opening_cash + Self::realised(market, acct) - used), r2(used), acct.opening_cash))
+    }
+
+    fn next_order_id(&mut self, now: DateTime<Utc>) -> String {
+        let id = format!("{}01{:07}", now.with_timezone(&upstox_types::IST).format("%y%m%d"), self.next_order);
+        self.next_order += 1;
+        id
+    }
+
+    /// Places an order; answers its id. Rejections (margin, holdings, freeze) are order states,
+    /// as on the real API, not request errors.
+    pub fn place(&mut self, market: &Market, user: &str, req: OrderRequest, now: DateTime<Utc>, freeze_checked: bool) -> Option<String> {
+        let order_id = self.next_order_id(now);
+        let acct = self.accounts.get(user)?;
+        let mut rejection = None;
+        let inst = market.get(req.instrument);
+        if !freeze_checked && inst.freeze_quantity.is_some_and(|f| req.quantity as f64 > f) {
+            rejection = Some(format!(
+                "Order quantity {} exceeds the freeze quantity {} of {}; place it with slice=true or in smaller orders.",
+                req.quantity,
+                inst.freeze_quantity.unwrap_or_default(),
+                inst.trading_symbol
+            ));
+        }
+        if rejection.is_none() && matches!(inst.kind, Kind::Spot { .. }) && req.product == Product::Delivery && req.transaction_type == TransactionType::Sell {
+            let held = acct.holdings.get(&req.instrument).map_or(0, |h| h.quantity + h.t1_quantity - h.cnc_used_quantity) as i64;
+            let pending: i64 = acct
+                .orders
+                .iter()
+                .filter(|o| !o.status.is_terminal() && o.req.instrument == req.instrument && o.req.product == Product::Delivery && o.req.transaction_type == TransactionType::Sell)
+                .map(|o| (o.req.quantity - o.filled_quantity) as i64)
+                .sum();
+            if (req.quantity as i64) > held - pending {
+                rejection = Some(format!(
+                    "Insufficient holdings: you can sell at most {} shares of {} in delivery.",
+                    (held - pending).max(0),
+                    inst.trading_symbol
+                ));
+            }
+        }
+        if rejection.is_none() {
+            let required = self.order_margin(market, acct, &req, now);
+            let used = self.used_margin(market, acct, now);
+            let available = acct.opening_cash + Self::realised(market, acct) - used;
+            if required > available {
+                rejection = Some(format!("You need to add Rs. {:.2} in your account to place this trade.", required - available));
+            }
+        }
+        let is_open = market.is_open(inst.segment, now);
+        let mut order = Order {
+            order_id: order_id.clone(),
+            req: OrderRequest { is_amo: !is_open, ..req },
+            status: OrderStatus::PutOrderReqReceived,
+            status_message: None,
+            filled_quantity: 0,
+            average_price: 0.0,
+            placed_at: now,
+            exchange_order_id: None,
+            exchange_time: None,
+            triggered: false,
+            history: Vec::new(),
+        };
+        let acct = self.accounts.get_mut(user)?;
+        order.history.push(order_json(market, &order));
+        if let Some(message) = rejection {
+            order.status = OrderStatus::Rejected;
+            order.status_message = Some(message);
+        } else {
+            order.status = OrderStatus::ValidationPending;
+            order.history.push(order_json(market, &order));
+            order.status = OrderStatus::OpenPending;
+            order.history.push(order_json(market, &order));
+            order.exchange_order_id = Some(format!("13{:014}", self.next_order));
+            order.exchange_time = Some(now);
+            order.status = if !is_open {
+                OrderStatus::AfterMarketOrderReqReceived
+            } else if matches!(order.req.order_type, OrderType::StopLoss | OrderType::StopLossMarket) {
+                OrderStatus::TriggerPending
+            } else {
+                OrderStatus::Open
+            };
+        }
+        order.history.push(order_json(market, &order));
+        let _ = self.updates.send((user.to_owned(), portfolio_order_update(market, user, &order)));
+        acct.by_id.insert(order_id.clone(), acct.orders.len());
+        acct.orders.push(order);
+        self.match_user(market, user, now);
+        Some(order_id)
+    }
+
+    fn order_mut<'a>(acct: &'a mut Account, order_id: &str) -> Result<&'a mut Order, OrderError> {
+        let i = *acct.by_id.get(order_id).ok_or(OrderError::NotFound)?;
+        Ok(&mut acct.orders[i])
+    }
+
+    /// Modifies an open order.
+    ///
+    /// # Errors
+    /// Unknown order, or one already complete, rejected or cancelled.
+    pub fn modify(&mut self, market: &Market, user: &str, order_id: &str, change: OrderChange, now: DateTime<Utc>) -> Result<(), OrderError> {
+        let acct = self.accounts.get_mut(user).ok_or(OrderError::NotFound)?;
+        let order = Self::order_mut(acct, order_id)?;
+        if order.status.is_terminal() {
+            return Err(OrderError::Terminal);
+        }
+        order.status = OrderStatus::ModifyPending;
+        order.history.push(order_json(market, order));
+        let r = &mut order.req;
+        if let Some(q) = change.quantity {
+            r.quantity = q.max(order.filled_quantity + 1);
+        }
+        if let Some(v) = change.validity {
+            r.validity = v;
+        }
+        if let Some(p) = change.price {
+            r.price = p;
+        }
+        if let Some(t) = change.order_type {
+            r.order_type = t;
+        }
+        if let Some(t) = change.trigger_price {
+            r.trigger_price = t;
+        }
+        if let Some(d) = change.disclosed_quantity {
+            r.disclosed_quantity = d;
+        }
+        order.status = OrderStatus::Modified;
+        order.history.push(order_json(market, order));
+        order.status = if order.req.is_amo {
+            OrderStatus::AfterMarketOrderReqReceived
+        } else if matches!(order.req.order_type, OrderType::StopLoss | OrderType::StopLossMarket) && !order.triggered {
+            OrderStatus::TriggerPending
+        } else {
+            OrderStatus::Open
+        };
+        order.history.push(order_json(market, order));
+        let update = portfolio_order_update(market, user, order);
+        let _ = self.updates.send((user.to_owned(), update));
+        self.match_user(market, user, now);
+        Ok(())
+    }
+
+    /// Cancels an open order.
+    ///
+    /// # Errors
+    /// Unknown order, or one already complete, rejected or cancelled.
+    pub fn cancel(&mut self, market: &Market, user: &str, order_id: &str) -> Result<(), OrderError> {
+        let acct = self.accounts.get_mut(user).ok_or(OrderError::NotFound)?;
+        let order = Self::order_mut(acct, order_id)?;
+        if order.status.is_terminal() {
+            return Err(OrderError::Terminal);
+        }
+        order.status = OrderStatus::CancelPending;
+        order.history.push(order_json(market, order));
+        order.status = OrderStatus::Cancelled;
+        order.history.push(order_json(market, order));
+        let update = portfolio_order_update(market, user, order);
+        let _ = self.updates.send((user.to_owned(), update));
+        Ok(())
+    }
+
+    /// Ids of a user's open orders, optionally filtered by segment and tag.
+    pub fn open_orders(&self, market: &Market, user: &str, segment: Option<Segment>, tag: Option<&str>) -> Vec<String> {
+        self.accounts.get(user).map_or_else(Vec::new, |a| {
+            a.orders
+                .iter()
+                .filter(|o| !o.status.is_terminal())
+                .filter(|o| segment.is_none_or(|s| market.get(o.req.instrument).segment == s))
+                .filter(|o| tag.is_none_or(|t| o.req.tag.as_deref() == Some(t)))
+                .map(|o| o.order_id.clone())
+                .collect()
+        })
+    }
+
+    /// Open positions of a user as (instrument, product, net quantity).
+    pub fn open_positions(&self, user: &str) -> Vec<(u32, Product, i64)> {
+        self.accounts.get(user).map_or_else(Vec::new, |a| {
+            a.positions
+                .iter()
+                .filter(|(_, p)| p.net() != 0)
+                .map(|((idx, prod), p)| (*idx, prod.parse().unwrap_or(Product::Intraday), p.net()))
+                .collect()
+        })
+    }
+
+    /// Re-checks every user's open orders against current prices.
+    pub fn match_all(&mut self, market: &Market, now: DateTime<Utc>) {
+        let users: Vec<String> = self.accounts.keys().cloned().collect();
+        for u in users {
+            self.match_user(market, &u, now);
+        }
+    }
+
+    fn match_user(&mut self, market: &Market, user: &str, now: DateTime<Utc>) {
+        let Some(acct) = self.accounts.get_mut(user) else { return };
+        let mut fills = Vec::new();
+        for (i, order) in acct.orders.iter_mut().enumerate() {
+            if order.status.is_terminal() {
+                continue;
+            }
+            let inst = market.get(order.req.instrument);
+            if !market.is_open(inst.segment, now) {
+                continue;
+            }
+            if order.req.is_amo {
+                order.req.is_amo = false;
+                order.status = if matches!(order.req.order_type, OrderType::StopLoss | OrderType::StopLossMarket) {
+                    OrderStatus::TriggerPending
+                } else {
+                    OrderStatus::Open
+                };
+                order.history.push(order_json(market, order));
+            }
+            let tick = inst.tick();
+            let ltp = market.ltp(order.req.instrument, now);
+            let (bid, ask) = (((ltp - tick) * 100.0).round() / 100.0, ((ltp + tick) * 100.0).round() / 100.0);
+            let buy = order.req.transaction_type == TransactionType::Buy;
+            if matches!(order.req.order_type, OrderType::StopLoss | OrderType::StopLossMarket) && !order.triggered {
+                let hit = if buy { ltp >= order.req.trigger_price } else { ltp <= order.req.trigger_price };
+                if !hit {
+                    continue;
+                }
+                order.triggered = true;
+                order.status = OrderStatus::Open;
+                order.history.push(order_json(market, order));
+            }
+            let market_like = matches!(order.req.order_type, OrderType::Market | OrderType::StopLossMarket);
+            let fill_price = if buy {
+                (market_like || order.req.price >= ask).then_some(ask)
+            } else {
+                (market_like || order.req.price <= bid).then_some(bid.max(tick))
+            };
+            match fill_price {
+                Some(price) => fills.push((i, price)),
+                None if order.req.validity == Validity::Ioc => {
+                    order.status = OrderStatus::Cancelled;
+                    order.status_message = Some("IOC order cancelled: not filled on arrival".into());
+                    order.history.push(order_json(market, order));
+                }
+                None => {}
+            }
+        }
+        for (i, price) in fills {
+            self.fill(market, user, i, price, now);
+        }
+    }
+
+    fn fill(&mut self, market: &Market, user: &str, i: usize, price: f64, now: DateTime<Utc>) {
+        let trade_id = format!("{:08}", self.next_trade);
+        self.next_trade += 1;
+        let Some(acct) = self.accounts.get_mut(user) else { return };
+        let order = &mut acct.orders[i];
+        let qty = order.req.quantity - order.filled_quantity;
+        order.filled_quantity += qty;
+        order.average_price = price;
+        order.status = OrderStatus::Complete;
+        order.exchange_time = Some(now);
+        order.history.push(order_json(market, order));
+        let req = order.req.clone();
+        let trade = Trade {
+            trade_id,
+            order_id: order.order_id.clone(),
+            instrument: req.instrument,
+            product: req.product,
+            order_type: req.order_type,
+            transaction_type: req.transaction_type,
+            quantity: qty,
+            price,
+            time: now,
+            exchange_order_id: order.exchange_order_id.clone().unwrap_or_default(),
+            placed_at: order.placed_at,
+        };
+        let order_update = portfolio_order_update(market, user, order);
+        let mult = multiplier(market, req.instrument);
+        let pos = acct.positions.entry((req.instrument, req.product.as_str())).or_default();
+        match req.transaction_type {
+            TransactionType::Buy => {
+                pos.buy_qty += qty;
+                pos.buy_value += qty as f64 * price;
+            }
+            TransactionType::Sell => {
+                pos.sell_qty += qty;
+                pos.sell_value += qty as f64 * price;
+            }
+        }
+        let position_update = position_json(market, req.instrument, req.product.as_str(), pos, mult, market.ltp(req.instrument, now));
+        let inst = market.get(req.instrument);
+        let mut holding_update = None;
+        if matches!(inst.kind, Kind::Spot { .. }) && req.product == Product::Delivery {
+            let h = acct.holdings.entry(req.instrument).or_insert(Holding {
+                instrument: req.instrument,
+                quantity: 0,
+                t1_quantity: 0,
+                cnc_used_quantity: 0,
+                average_price: price,
+            });
+            match req.transaction_type {
+                TransactionType::Buy => {
+                    let total = (h.quantity + h.t1_quantity) as f64;
+                    h.average_price = r2((h.average_price * total + price * qty as f64) / (total + qty as f64));
+                    h.t1_quantity += qty;
+                }
+                TransactionType::Sell => h.cnc_used_quantity += qty,
+            }
+            holding_update = Some(holding_json(market, h, market.ltp(req.instrument, now)));
+        }
+        acct.trades.push(trade);
+        for update in [Some(order_update), Some(position_update), holding_update].into_iter().flatten() {
+            // No subscriber is not an error: the portfolio stream may simply not be open.
+            let _ = self.updates.send((user.to_owned(), update));
+        }
+    }
+
+    /// Order book of a user (order-book JSON objects).
+    pub fn order_book(&self, market: &Market, user: &str) -> Vec<Value> {
+        self.accounts.get(user).map_or_else(Vec::new, |a| a.orders.iter().map(|o| order_json(market, o)).collect())
+    }
+
+    pub fn order(&self, user: &str, order_id: &str) -> Option<&Order> {
+        let a = self.accounts.get(user)?;
+        a.by_id.get(order_id).map(|i| &a.orders[*i])
+    }
+
+    /// Orders carrying `tag`.
+    pub fn orders_by_tag<'a>(&'a self, user: &str, tag: &'a str) -> impl Iterator<Item = &'a Order> + 'a {
+        self.accounts.get(user).into_iter().flat_map(move |a| a.orders.iter().filter(move |o| o.req.tag.as_deref() == Some(tag)))
+    }
+
+    pub fn trades(&self, user: &str) -> &[Trade] {
+        self.accounts.get(user).map_or(&[], |a| &a.trades)
+    }
+
+    /// Positions JSON.
+    pub fn positions(&self, market: &Market, user: &str, now: DateTime<Utc>) -> Vec<Value> {
+        self.accounts.get(user).map_or_else(Vec::new, |a| {
+            a.positions
+                .iter()
+                .map(|((idx, prod), p)| position_json(market, *idx, prod, p, multiplier(market, *idx), market.ltp(*idx, now)))
+                .collect()
+        })
+    }
+
+    /// Holdings JSON.
+    pub fn holdings(&self, market: &Market, user: &str, now: DateTime<Utc>) -> Vec<Value> {
+        self.accounts.get(user).map_or_else(Vec::new, |a| {
+            a.holdings.values().map(|h| {
+                let mut v = holding_json(market, h, market.ltp(h.instrument, now));
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("update_type");
+                    o.remove("instrument_key");
+                }
+                v
+            }).collect()
+        })
+    }
+}
+
+/// The order-book JSON of an order (api-facts §4.9).
+pub fn order_json(market: &Market, o: &Order) -> Value {
+    let inst = market.get(o.req.instrument);
+    json!({
+        "exchange": inst.segment.order_exchange(),
+        "product": o.req.product,
+        "price": o.req.price,
+        "quantity": o.req.quantity,
+        "status": o.status.as_str(),
+        "guid": null,
+        "tag": o.req.tag,
+        "instrument_token": inst.instrument_key,
+        "placed_by": null,
+        "trading_symbol": inst.quote_symbol,
+        "tradingsymbol": inst.quote_symbol,
+        "order_type": o.req.order_type,
+        "validity": o.req.validity,
+        "trigger_price": o.req.trigger_price,
+        "disclosed_quantity": o.req.disclosed_quantity,
+        "transaction_type": o.req.transaction_type,
+        "average_price": o.average_price,
+        "filled_quantity": o.filled_quantity,
+        "pending_quantity": o.req.quantity - o.filled_quantity,
+        "status_message": o.status_message,
+        "status_message_raw": o.status_message,
+        "exchange_order_id": o.exchange_order_id,
+        "parent_order_id": null,
+        "order_id": o.order_id,
+        "variety": "SIMPLE",
+        "order_timestamp": order_timestamp(o.placed_at),
+        "exchange_timestamp": o.exchange_time.map(order_timestamp),
+        "is_amo": o.req.is_amo,
+        "order_request_id": "1",
+        "order_ref_id": format!("SIM-{}", o.order_id),
+    })
+}
+
+fn portfolio_order_update(market: &Market, user: &str, o: &Order) -> Value {
+    let mut v = order_json(market, o);
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("update_type".into(), "order".into());
+        obj.insert("user_id".into(), user.into());
+        obj.insert("userId".into(), user.into());
+        obj.insert("instrument_key".into(), market.get(o.req.instrument).instrument_key.clone().into());
+        obj.insert("placed_by".into(), user.into());
+    }
+    v
+}
+
+fn position_json(market: &Market, idx: u32, product: &str, p: &Position, mult: f64, ltp: f64) -> Value {
+    let inst = market.get(idx);
+    let net = p.net();
+    let realised = r2(p.realised(mult));
+    let unrealised = r2(net as f64 * (ltp - p.open_avg()) * mult);
+    json!({
+        "update_type": "position",
+        "exchange": inst.segment.order_exchange(),
+        "multiplier": mult,
+        "value": r2((p.sell_value - p.buy_value) * mult),
+        "pnl": r2(realised + unrealised),
+        "product": product,
+        "instrument_token": inst.instrument_key,
+        "instrument_key": inst.instrument_key,
+        "average_price": if net == 0 { Value::Null } else { r2(p.open_avg()).into() },
+        "buy_value": r2(p.buy_value * mult),
+        "overnight_quantity": 0,
+        "day_buy_value": r2(p.buy_value * mult),
+        "day_buy_price": r2(p.buy_avg()),
+        "overnight_buy_amount": 0.0,
+        "overnight_buy_quantity": 0,
+        "day_buy_quantity": p.buy_qty,
+        "day_sell_value": r2(p.sell_value * mult),
+        "day_sell_price": r2(p.sell_avg()),
+        "overnight_sell_amount": 0.0,
+        "overnight_sell_quantity": 0,
+        "day_sell_quantity": p.sell_qty,
+        "quantity": net,
+        "last_price": ltp,
+        "unrealised": unrealised,
+        "realised": realised,
+        "sell_value": r2(p.sell_value * mult),
+        "trading_symbol": inst.quote_symbol,
+        "tradingsymbol": inst.quote_symbol,
+        "close_price": ltp,
+        "buy_price": r2(p.buy_avg()),
+        "sell_price": r2(p.sell_avg()),
+    })
+}
+
+fn holding_json(market: &Market, h: &Holding, ltp: f64) -> Value {
+    let inst = market.get(h.instrument);
+    let qty = h.quantity + h.t1_quantity;
+    json!({
+        "update_type": "holding",
+        "isin": inst.isin,
+        "cnc_used_quantity": h.cnc_used_quantity,
+        "collateral_type": "WC",
+        "company_name": inst.name,
+        "haircut": 0.2,
+        "product": "D",
+        "quantity": h.quantity,
+        "trading_symbol": inst.quote_symbol,
+        "tradingsymbol": inst.quote_symbol,
+        "last_price": ltp,
+        "close_price": ltp,
+        "pnl": r2((ltp - h.average_price) * qty as f64),
+        "day_change": 0.0,
+        "day_change_percentage": 0.0,
+        "instrument_token": inst.instrument_key,
+        "instrument_key": inst.instrument_key,
+        "average_price": h.average_price,
+        "collateral_quantity": 0,
+        "collateral_update_quantity": 0,
+        "t1_quantity": h.t1_quantity,
+        "exchange": inst.segment.exchange(),
+    })
+}
