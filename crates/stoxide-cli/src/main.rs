@@ -1,1 +1,104 @@
-fn main() {}
+//! `stoxide`: the command line of the stoxide workspace — the simulator, the demo, and the
+//! everyday Upstox calls (profile, funds, quotes, orders, positions, holdings, instruments),
+//! against the embedded simulator by default and the real Upstox when configured.
+
+mod cmd;
+mod output;
+mod settings;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Trading through the Upstox API, with an embedded Upstox-compatible simulator.
+#[derive(Debug, Parser)]
+#[command(name = "stoxide", version, about, long_about = None)]
+struct Cli {
+    /// Print machine-readable JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Config file (default: $XDG_CONFIG_HOME/stoxide/config.toml when it exists).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
+    /// Upstox base URL (default: an embedded simulator). Env: UPSTOX_BASE_URL.
+    #[arg(long, global = true, value_name = "URL")]
+    base_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the Upstox-compatible simulator (first stdout line: JSON for scripts).
+    Sim(cmd::sim::SimArgs),
+    /// Start the simulator and walk through login, quotes, an order and positions.
+    Demo(cmd::demo::DemoArgs),
+    /// Show the user's profile.
+    Profile,
+    /// Show funds and margin.
+    Funds,
+    /// Quotes of one or more instrument keys (e.g. "NSE_INDEX|Nifty 50").
+    Quote {
+        #[arg(required = true, value_name = "KEY")]
+        keys: Vec<String>,
+    },
+    /// Place, modify, cancel and list orders.
+    #[command(subcommand)]
+    Order(cmd::order::OrderCommand),
+    /// Show today's positions.
+    Positions,
+    /// Show long-term holdings.
+    Holdings,
+    /// Search the instrument master.
+    #[command(subcommand)]
+    Instruments(cmd::instruments::InstrumentsCommand),
+}
+
+fn main() -> ExitCode {
+    // One TLS provider for every HTTPS client in the process.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STOXIDE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let out = output::Output { json: cli.json };
+    let globals = settings::Globals {
+        config: cli.config,
+        base_url: cli.base_url,
+    };
+    match cli.command {
+        Command::Sim(args) => cmd::sim::run(args, &globals).await,
+        Command::Demo(args) => cmd::demo::run(args, &out).await,
+        Command::Profile => cmd::account::profile(&globals, &out).await,
+        Command::Funds => cmd::account::funds(&globals, &out).await,
+        Command::Quote { keys } => cmd::quote::run(&globals, &out, &keys).await,
+        Command::Order(c) => cmd::order::run(&globals, &out, c).await,
+        Command::Positions => cmd::account::positions(&globals, &out).await,
+        Command::Holdings => cmd::account::holdings(&globals, &out).await,
+        Command::Instruments(c) => cmd::instruments::run(&globals, &out, c).await,
+    }
+}

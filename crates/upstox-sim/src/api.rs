@@ -32,9 +32,15 @@ pub use instruments::build_instrument_files;
 pub fn app(state: AppState) -> Router {
     Router::new()
         // Login
-        .route("/v2/login/authorization/dialog", get(login::dialog).post(login::dialog_submit))
+        .route(
+            "/v2/login/authorization/dialog",
+            get(login::dialog).post(login::dialog_submit),
+        )
         .route("/v2/login/authorization/token", post(login::token))
-        .route("/v3/login/auth/token/request/{client_id}", post(login::token_request))
+        .route(
+            "/v3/login/auth/token/request/{client_id}",
+            post(login::token_request),
+        )
         .route("/v2/logout", delete(login::logout))
         // User
         .route("/v2/user/profile", get(user::profile))
@@ -53,10 +59,16 @@ pub fn app(state: AppState) -> Router {
         .route("/v2/order/retrieve-all", get(orders::order_book))
         .route("/v2/order/details", get(orders::details))
         .route("/v2/order/history", get(orders::history))
-        .route("/v2/order/trades/get-trades-for-day", get(orders::trades_for_day))
+        .route(
+            "/v2/order/trades/get-trades-for-day",
+            get(orders::trades_for_day),
+        )
         .route("/v2/order/trades", get(orders::trades_by_order))
         // Portfolio
-        .route("/v2/portfolio/short-term-positions", get(portfolio::positions))
+        .route(
+            "/v2/portfolio/short-term-positions",
+            get(portfolio::positions),
+        )
         .route("/v2/portfolio/long-term-holdings", get(portfolio::holdings))
         // Quotes
         .route("/v2/market-quote/ltp", get(quotes::ltp_v2))
@@ -67,23 +79,47 @@ pub fn app(state: AppState) -> Router {
         .route("/v3/market-quote/option-greek", get(quotes::option_greeks))
         .route("/v2/market/status/{exchange}", get(quotes::market_status))
         // History
-        .route("/v2/historical-candle/intraday/{key}/{interval}", get(history::intraday_v2))
-        .route("/v2/historical-candle/{key}/{interval}/{to}", get(history::historical_v2_to))
-        .route("/v2/historical-candle/{key}/{interval}/{to}/{from}", get(history::historical_v2))
-        .route("/v3/historical-candle/intraday/{key}/{unit}/{interval}", get(history::intraday_v3))
-        .route("/v3/historical-candle/{key}/{unit}/{interval}/{to}", get(history::historical_v3_to))
-        .route("/v3/historical-candle/{key}/{unit}/{interval}/{to}/{from}", get(history::historical_v3))
+        .route(
+            "/v2/historical-candle/intraday/{key}/{interval}",
+            get(history::intraday_v2),
+        )
+        .route(
+            "/v2/historical-candle/{key}/{interval}/{to}",
+            get(history::historical_v2_to),
+        )
+        .route(
+            "/v2/historical-candle/{key}/{interval}/{to}/{from}",
+            get(history::historical_v2),
+        )
+        .route(
+            "/v3/historical-candle/intraday/{key}/{unit}/{interval}",
+            get(history::intraday_v3),
+        )
+        .route(
+            "/v3/historical-candle/{key}/{unit}/{interval}/{to}",
+            get(history::historical_v3_to),
+        )
+        .route(
+            "/v3/historical-candle/{key}/{unit}/{interval}/{to}/{from}",
+            get(history::historical_v3),
+        )
         // Options
         .route("/v2/option/contract", get(options::contracts))
         .route("/v2/option/chain", get(options::chain))
         // Instrument master (same layout as the BOD files on the assets host)
-        .route("/market-quote/instruments/exchange/{file}", get(instruments::file))
+        .route(
+            "/market-quote/instruments/exchange/{file}",
+            get(instruments::file),
+        )
         // Control
         .route("/sim/state", get(control::state))
         .route("/sim/clock", post(control::clock))
         .route("/sim/faults", post(control::faults))
         .route("/sim/token-requests", get(control::token_requests))
-        .route("/sim/token-requests/{id}/{action}", post(control::token_request_action))
+        .route(
+            "/sim/token-requests/{id}/{action}",
+            post(control::token_request_action),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), inject_faults))
@@ -95,7 +131,11 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, error_code::NOT_SUPPORTED, "Request method not supported")
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        error_code::NOT_SUPPORTED,
+        "Request method not supported",
+    )
 }
 
 /// Latency and failure injection for API paths (never for control paths or instrument files).
@@ -105,23 +145,41 @@ async fn inject_faults(State(state): State<AppState>, req: Request, next: Next) 
         return next.run(req).await;
     }
     let faults = state.faults.read().clone();
-    let (delay, roll_error, roll_hang, roll_lost) = {
+    let is_write = req.method() != axum::http::Method::GET;
+    let (delay, roll_error, roll_hang, roll_lost, roll_write) = {
         let mut rng = rand::rng();
-        let jitter = if faults.latency_jitter_ms > 0 { rng.random_range(0..faults.latency_jitter_ms) } else { 0 };
-        (faults.latency_ms + jitter, rng.random::<f64>(), rng.random::<f64>(), rng.random::<f64>())
+        let jitter = if faults.latency_jitter_ms > 0 {
+            rng.random_range(0..faults.latency_jitter_ms)
+        } else {
+            0
+        };
+        (
+            faults.latency_ms + jitter,
+            rng.random::<f64>(),
+            rng.random::<f64>(),
+            rng.random::<f64>(),
+            rng.random::<f64>(),
+        )
     };
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
-    if roll_error < faults.error_rate {
+    if roll_error < faults.error_rate || (is_write && roll_write < faults.write_error_rate) {
         return ApiError::internal().into_response();
     }
     if roll_hang < faults.timeout_rate {
         tokio::time::sleep(Duration::from_millis(faults.timeout_hang_ms.max(1))).await;
-        return ApiError::new(StatusCode::GATEWAY_TIMEOUT, error_code::INTERNAL, "Gateway timeout").into_response();
+        return ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            error_code::INTERNAL,
+            "Gateway timeout",
+        )
+        .into_response();
     }
     let response = next.run(req).await;
-    if roll_lost < faults.lost_response_rate {
+    // Lost answers are injected on writes only: they model a place/modify/cancel whose outcome
+    // the caller cannot know, which the caller then checks with (working) reads.
+    if is_write && roll_lost < faults.lost_response_rate {
         // The work is done; the caller only learns that something failed.
         return ApiError::internal().into_response();
     }
@@ -133,8 +191,17 @@ pub(crate) type QueryMap = axum::extract::Query<HashMap<String, String>>;
 
 /// The comma-separated instrument keys of a quote request (`instrument_key` or `symbol`).
 pub(crate) fn quote_keys(q: &HashMap<String, String>, max: usize) -> Result<Vec<String>, ApiError> {
-    let raw = q.get("instrument_key").or_else(|| q.get("symbol")).map(String::as_str).unwrap_or("");
-    let keys: Vec<String> = raw.split(',').map(str::trim).filter(|k| !k.is_empty()).map(str::to_owned).collect();
+    let raw = q
+        .get("instrument_key")
+        .or_else(|| q.get("symbol"))
+        .map(String::as_str)
+        .unwrap_or("");
+    let keys: Vec<String> = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(str::to_owned)
+        .collect();
     if keys.is_empty() {
         return Err(ApiError::bad_request(
             error_code::INVALID_QUOTE_KEY,
@@ -143,13 +210,19 @@ pub(crate) fn quote_keys(q: &HashMap<String, String>, max: usize) -> Result<Vec<
         .with_property("instrument_key", None));
     }
     if keys.len() > max {
-        return Err(ApiError::bad_request(error_code::INVALID_INPUT, format!("At most {max} instrument keys per request"))
-            .with_property("instrument_key", None));
+        return Err(ApiError::bad_request(
+            error_code::INVALID_INPUT,
+            format!("At most {max} instrument keys per request"),
+        )
+        .with_property("instrument_key", None));
     }
     for k in &keys {
         if k.parse::<upstox_types::InstrumentKey>().is_err() {
-            return Err(ApiError::bad_request(error_code::INVALID_INSTRUMENT_KEY, "Invalid Instrument key")
-                .with_property("instrument_key", Some(k.clone().into())));
+            return Err(ApiError::bad_request(
+                error_code::INVALID_INSTRUMENT_KEY,
+                "Invalid Instrument key",
+            )
+            .with_property("instrument_key", Some(k.clone().into())));
         }
     }
     Ok(keys)

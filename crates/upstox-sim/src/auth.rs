@@ -69,7 +69,9 @@ pub struct AuthStore {
 
 fn random_token(prefix: &str, bytes: usize) -> String {
     let mut rng = rand::rng();
-    let body: String = (0..bytes).map(|_| format!("{:02x}", rng.random::<u8>())).collect();
+    let body: String = (0..bytes)
+        .map(|_| format!("{:02x}", rng.random::<u8>()))
+        .collect();
     format!("{prefix}{body}")
 }
 
@@ -78,8 +80,16 @@ const CODE_TTL_SECS: i64 = 600;
 impl AuthStore {
     pub fn new(config: &SimConfig) -> Self {
         Self {
-            apps: config.apps.iter().map(|a| (a.client_id.clone(), a.clone())).collect(),
-            users: config.users.iter().map(|u| (u.user_id.clone(), u.clone())).collect(),
+            apps: config
+                .apps
+                .iter()
+                .map(|a| (a.client_id.clone(), a.clone()))
+                .collect(),
+            users: config
+                .users
+                .iter()
+                .map(|u| (u.user_id.clone(), u.clone()))
+                .collect(),
             tokens: HashMap::new(),
             codes: HashMap::new(),
             requests: HashMap::new(),
@@ -98,7 +108,12 @@ impl AuthStore {
     ///
     /// # Errors
     /// `UDAPI100068` as the real dialog answers.
-    pub fn check_dialog(&self, client_id: &str, redirect_uri: &str, response_type: &str) -> Result<&AppConfig, ApiError> {
+    pub fn check_dialog(
+        &self,
+        client_id: &str,
+        redirect_uri: &str,
+        response_type: &str,
+    ) -> Result<&AppConfig, ApiError> {
         match self.apps.get(client_id) {
             Some(app) if app.redirect_uri == redirect_uri && response_type == "code" => Ok(app),
             _ => Err(ApiError::bad_request(
@@ -112,16 +127,34 @@ impl AuthStore {
     ///
     /// # Errors
     /// `UDAPI100016` for a wrong user id or PIN.
-    pub fn login(&mut self, client_id: &str, redirect_uri: &str, user_id: &str, pin: &str, now: DateTime<Utc>) -> Result<String, ApiError> {
+    pub fn login(
+        &mut self,
+        client_id: &str,
+        redirect_uri: &str,
+        user_id: &str,
+        pin: &str,
+        now: DateTime<Utc>,
+    ) -> Result<String, ApiError> {
         self.check_dialog(client_id, redirect_uri, "code")?;
         match self.users.get(user_id) {
             Some(u) if u.pin == pin => {}
-            _ => return Err(ApiError::new(StatusCode::UNAUTHORIZED, error_code::INVALID_CREDENTIALS, "Invalid Credentials")),
+            _ => {
+                return Err(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    error_code::INVALID_CREDENTIALS,
+                    "Invalid Credentials",
+                ));
+            }
         }
         let code = random_token("", 4);
         self.codes.insert(
             code.clone(),
-            CodeRecord { user_id: user_id.into(), client_id: client_id.into(), redirect_uri: redirect_uri.into(), issued_at: now },
+            CodeRecord {
+                user_id: user_id.into(),
+                client_id: client_id.into(),
+                redirect_uri: redirect_uri.into(),
+                issued_at: now,
+            },
         );
         Ok(code)
     }
@@ -142,20 +175,39 @@ impl AuthStore {
     ) -> Result<IssuedTokens, ApiError> {
         let record = self.codes.remove(code);
         if grant_type != "authorization_code" {
-            return Err(ApiError::bad_request(error_code::INVALID_INPUT, "grant_type must be authorization_code")
-                .with_property("grant_type", Some(grant_type.into())));
+            return Err(ApiError::bad_request(
+                error_code::INVALID_INPUT,
+                "grant_type must be authorization_code",
+            )
+            .with_property("grant_type", Some(grant_type.into())));
         }
         let record = match record {
             Some(r) if (now - r.issued_at).num_seconds() <= CODE_TTL_SECS => r,
-            _ => return Err(ApiError::bad_request(error_code::INVALID_AUTH_CODE, "Invalid Auth code").with_property("code", None)),
+            _ => {
+                return Err(ApiError::bad_request(
+                    error_code::INVALID_AUTH_CODE,
+                    "Invalid Auth code",
+                )
+                .with_property("code", None));
+            }
         };
-        let app_ok = self.apps.get(client_id).is_some_and(|a| a.client_secret == client_secret);
+        let app_ok = self
+            .apps
+            .get(client_id)
+            .is_some_and(|a| a.client_secret == client_secret);
         if !app_ok || record.client_id != client_id {
-            return Err(ApiError::new(StatusCode::UNAUTHORIZED, error_code::INVALID_CLIENT_CREDENTIALS, "Invalid client credentials"));
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                error_code::INVALID_CLIENT_CREDENTIALS,
+                "Invalid client credentials",
+            ));
         }
         if record.redirect_uri != redirect_uri {
-            return Err(ApiError::bad_request(error_code::INVALID_REDIRECT_URI, "Invalid redirect_uri")
-                .with_property("redirect_uri", Some(redirect_uri.into())));
+            return Err(ApiError::bad_request(
+                error_code::INVALID_REDIRECT_URI,
+                "Invalid redirect_uri",
+            )
+            .with_property("redirect_uri", Some(redirect_uri.into())));
         }
         Ok(self.issue(&record.user_id, client_id, now))
     }
@@ -177,13 +229,25 @@ impl AuthStore {
         };
         let access_token = random_token("sim_at_", 24);
         self.tokens.insert(access_token.clone(), record.clone());
-        let extended_token = self.apps.get(client_id).filter(|a| a.extended_token).map(|_| {
-            let t = random_token("sim_et_", 24);
-            let ext = TokenRecord { expires_at: now + chrono::Duration::days(365), extended: true, ..record.clone() };
-            self.tokens.insert(t.clone(), ext);
-            t
-        });
-        IssuedTokens { access_token, extended_token, record }
+        let extended_token = self
+            .apps
+            .get(client_id)
+            .filter(|a| a.extended_token)
+            .map(|_| {
+                let t = random_token("sim_et_", 24);
+                let ext = TokenRecord {
+                    expires_at: now + chrono::Duration::days(365),
+                    extended: true,
+                    ..record.clone()
+                };
+                self.tokens.insert(t.clone(), ext);
+                t
+            });
+        IssuedTokens {
+            access_token,
+            extended_token,
+            record,
+        }
     }
 
     /// The live record of a bearer token.
@@ -208,16 +272,40 @@ impl AuthStore {
     ///
     /// # Errors
     /// `UDAPI100069` for an unknown app or wrong secret; `UDAPI100038` when no user owns the app.
-    pub fn request_token(&mut self, client_id: &str, client_secret: &str, now: DateTime<Utc>) -> Result<(String, TokenRequest), ApiError> {
-        if !self.apps.get(client_id).is_some_and(|a| a.client_secret == client_secret) {
-            return Err(ApiError::new(StatusCode::UNAUTHORIZED, error_code::INVALID_CLIENT_CREDENTIALS, "Invalid client credentials"));
+    pub fn request_token(
+        &mut self,
+        client_id: &str,
+        client_secret: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(String, TokenRequest), ApiError> {
+        if !self
+            .apps
+            .get(client_id)
+            .is_some_and(|a| a.client_secret == client_secret)
+        {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                error_code::INVALID_CLIENT_CREDENTIALS,
+                "Invalid client credentials",
+            ));
         }
-        let mut owners: Vec<&UserConfig> = self.users.values().filter(|u| u.app.as_deref() == Some(client_id)).collect();
+        let mut owners: Vec<&UserConfig> = self
+            .users
+            .values()
+            .filter(|u| u.app.as_deref() == Some(client_id))
+            .collect();
         owners.sort_by(|a, b| a.user_id.cmp(&b.user_id));
-        let user = owners
-            .first()
-            .ok_or_else(|| ApiError::bad_request(error_code::INVALID_INPUT, "No user has this app; set `app` on a user in the simulator config"))?;
-        let request = TokenRequest { client_id: client_id.into(), user_id: user.user_id.clone(), expires_at: token_expiry(now) };
+        let user = owners.first().ok_or_else(|| {
+            ApiError::bad_request(
+                error_code::INVALID_INPUT,
+                "No user has this app; set `app` on a user in the simulator config",
+            )
+        })?;
+        let request = TokenRequest {
+            client_id: client_id.into(),
+            user_id: user.user_id.clone(),
+            expires_at: token_expiry(now),
+        };
         let id = random_token("req_", 8);
         self.requests.insert(id.clone(), request.clone());
         Ok((id, request))
@@ -244,15 +332,40 @@ mod tests {
         let mut store = AuthStore::new(&config);
         let now = Utc::now();
         let app = &config.apps[0];
-        let code = store.login(&app.client_id, &app.redirect_uri, "SIM001", "123456", now).expect("login");
-        let first = store.exchange(&code, &app.client_id, &app.client_secret, &app.redirect_uri, "authorization_code", now).expect("exchange");
-        let again = store.exchange(&code, &app.client_id, &app.client_secret, &app.redirect_uri, "authorization_code", now);
-        assert_eq!(again.expect_err("reused").code, error_code::INVALID_AUTH_CODE);
+        let code = store
+            .login(&app.client_id, &app.redirect_uri, "SIM001", "123456", now)
+            .expect("login");
+        let first = store
+            .exchange(
+                &code,
+                &app.client_id,
+                &app.client_secret,
+                &app.redirect_uri,
+                "authorization_code",
+                now,
+            )
+            .expect("exchange");
+        let again = store.exchange(
+            &code,
+            &app.client_id,
+            &app.client_secret,
+            &app.redirect_uri,
+            "authorization_code",
+            now,
+        );
+        assert_eq!(
+            again.expect_err("reused").code,
+            error_code::INVALID_AUTH_CODE
+        );
         assert!(store.check(&first.access_token, now).is_ok());
         let second = store.issue("SIM001", &app.client_id, now);
         assert!(store.check(&first.access_token, now).is_err());
         assert!(store.check(&second.access_token, now).is_ok());
-        assert!(store.check(&second.access_token, second.record.expires_at).is_err());
+        assert!(
+            store
+                .check(&second.access_token, second.record.expires_at)
+                .is_err()
+        );
     }
 
     #[test]
@@ -261,10 +374,29 @@ mod tests {
         let mut store = AuthStore::new(&config);
         let now = Utc::now();
         let app = &config.apps[0];
-        let code = store.login(&app.client_id, &app.redirect_uri, "SIM001", "123456", now).expect("login");
-        let bad = store.exchange(&code, &app.client_id, "nope", &app.redirect_uri, "authorization_code", now);
-        assert_eq!(bad.expect_err("bad secret").code, error_code::INVALID_CLIENT_CREDENTIALS);
-        let good = store.exchange(&code, &app.client_id, &app.client_secret, &app.redirect_uri, "authorization_code", now);
+        let code = store
+            .login(&app.client_id, &app.redirect_uri, "SIM001", "123456", now)
+            .expect("login");
+        let bad = store.exchange(
+            &code,
+            &app.client_id,
+            "nope",
+            &app.redirect_uri,
+            "authorization_code",
+            now,
+        );
+        assert_eq!(
+            bad.expect_err("bad secret").code,
+            error_code::INVALID_CLIENT_CREDENTIALS
+        );
+        let good = store.exchange(
+            &code,
+            &app.client_id,
+            &app.client_secret,
+            &app.redirect_uri,
+            "authorization_code",
+            now,
+        );
         assert!(good.is_err());
     }
 }

@@ -37,9 +37,18 @@ impl SimClock {
             ClockMode::Session => session_anchor(now, &config.session_start)?,
         };
         if !(config.speed.is_finite() && config.speed > 0.0) {
-            return Err(SimError::Config(format!("clock.speed must be a positive number, not {}", config.speed)));
+            return Err(SimError::Config(format!(
+                "clock.speed must be a positive number, not {}",
+                config.speed
+            )));
         }
-        Ok(Self { inner: Mutex::new(ClockState { sim_anchor, real_anchor: Instant::now(), speed: config.speed }) })
+        Ok(Self {
+            inner: Mutex::new(ClockState {
+                sim_anchor,
+                real_anchor: Instant::now(),
+                speed: config.speed,
+            }),
+        })
     }
 
     /// The simulated now.
@@ -70,8 +79,9 @@ impl SimClock {
 
 /// `HH:MM` IST on the latest weekday at or before `now`'s IST date.
 fn session_anchor(now: DateTime<Utc>, start: &str) -> Result<DateTime<Utc>, SimError> {
-    let time = NaiveTime::parse_from_str(start, "%H:%M")
-        .map_err(|_| SimError::Config(format!("clock.session_start must be HH:MM, not {start:?}")))?;
+    let time = NaiveTime::parse_from_str(start, "%H:%M").map_err(|_| {
+        SimError::Config(format!("clock.session_start must be HH:MM, not {start:?}"))
+    })?;
     let mut date = now.with_timezone(&IST).date_naive();
     while matches!(date.weekday(), Weekday::Sat | Weekday::Sun) {
         date = date - Days::new(1);
@@ -79,7 +89,11 @@ fn session_anchor(now: DateTime<Utc>, start: &str) -> Result<DateTime<Utc>, SimE
     IST.from_local_datetime(&date.and_time(time))
         .single()
         .map(|t| t.with_timezone(&Utc))
-        .ok_or_else(|| SimError::Config(format!("clock.session_start {start:?} is not a valid IST time")))
+        .ok_or_else(|| {
+            SimError::Config(format!(
+                "clock.session_start {start:?} is not a valid IST time"
+            ))
+        })
 }
 
 #[cfg(test)]
@@ -93,12 +107,18 @@ mod tests {
         assert!(!matches!(now.weekday(), Weekday::Sat | Weekday::Sun));
         assert_eq!(now.format("%H:%M").to_string(), "10:00");
         clock.advance(chrono::Duration::hours(2));
-        assert_eq!(clock.now().with_timezone(&IST).format("%H:%M").to_string(), "12:00");
+        assert_eq!(
+            clock.now().with_timezone(&IST).format("%H:%M").to_string(),
+            "12:00"
+        );
     }
 
     #[test]
     fn bad_session_start_is_a_config_error() {
-        let config = ClockConfig { session_start: "ten".into(), ..ClockConfig::default() };
+        let config = ClockConfig {
+            session_start: "ten".into(),
+            ..ClockConfig::default()
+        };
         assert!(SimClock::new(&config).is_err());
     }
 }

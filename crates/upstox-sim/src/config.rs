@@ -51,9 +51,27 @@ impl Default for SimConfig {
                 },
             ],
             users: vec![
-                UserConfig::new("SIM001", "Asha Rao", "123456", 1_000_000.0, Some("sim-app-1")),
-                UserConfig::new("SIM002", "Vikram Shah", "234567", 250_000.0, Some("sim-vendor-app")),
-                UserConfig::new("SIM003", "Meera Iyer", "345678", 50_000.0, Some("sim-vendor-app")),
+                UserConfig::new(
+                    "SIM001",
+                    "Asha Rao",
+                    "123456",
+                    1_000_000.0,
+                    Some("sim-app-1"),
+                ),
+                UserConfig::new(
+                    "SIM002",
+                    "Vikram Shah",
+                    "234567",
+                    250_000.0,
+                    Some("sim-vendor-app"),
+                ),
+                UserConfig::new(
+                    "SIM003",
+                    "Meera Iyer",
+                    "345678",
+                    50_000.0,
+                    Some("sim-vendor-app"),
+                ),
             ],
             faults: FaultConfig::default(),
             rate_limits: RateLimits::published(),
@@ -81,7 +99,8 @@ impl SimConfig {
     /// # Errors
     /// When the text is not valid configuration.
     pub fn from_toml(text: &str) -> Result<Self, SimError> {
-        let config: SimConfig = toml::from_str(text).map_err(|e| SimError::Config(e.message().to_owned()))?;
+        let config: SimConfig =
+            toml::from_str(text).map_err(|e| SimError::Config(e.message().to_owned()))?;
         config.validate()?;
         Ok(config)
     }
@@ -95,17 +114,26 @@ impl SimConfig {
             if let Some(app) = &user.app
                 && !self.apps.iter().any(|a| &a.client_id == app)
             {
-                return Err(SimError::Config(format!("user {} names app {app:?}, which is not in [[apps]]", user.user_id)));
+                return Err(SimError::Config(format!(
+                    "user {} names app {app:?}, which is not in [[apps]]",
+                    user.user_id
+                )));
             }
         }
         for (i, a) in self.apps.iter().enumerate() {
             if self.apps[..i].iter().any(|b| b.client_id == a.client_id) {
-                return Err(SimError::Config(format!("app {:?} is defined twice", a.client_id)));
+                return Err(SimError::Config(format!(
+                    "app {:?} is defined twice",
+                    a.client_id
+                )));
             }
         }
         for (i, u) in self.users.iter().enumerate() {
             if self.users[..i].iter().any(|b| b.user_id == u.user_id) {
-                return Err(SimError::Config(format!("user {:?} is defined twice", u.user_id)));
+                return Err(SimError::Config(format!(
+                    "user {:?} is defined twice",
+                    u.user_id
+                )));
             }
         }
         Ok(())
@@ -127,7 +155,11 @@ pub struct ClockConfig {
 
 impl Default for ClockConfig {
     fn default() -> Self {
-        Self { mode: ClockMode::Session, session_start: "10:00".into(), speed: 1.0 }
+        Self {
+            mode: ClockMode::Session,
+            session_start: "10:00".into(),
+            speed: 1.0,
+        }
     }
 }
 
@@ -227,9 +259,12 @@ pub struct FaultConfig {
     pub error_rate: f64,
     /// Fraction of API requests that hang (until `timeout_hang_ms`) before any processing.
     pub timeout_rate: f64,
-    /// Fraction of API requests processed but whose response is lost (500 after the work is done):
+    /// Fraction of write requests (POST/PUT/DELETE) processed but whose response is lost (500 after the work is done):
     /// the case where a client cannot know whether its order was placed.
     pub lost_response_rate: f64,
+    /// Fraction of write requests (POST/PUT/DELETE) answered 500 before any processing: an order
+    /// that never reached the exchange, while reads keep working.
+    pub write_error_rate: f64,
     /// How long a hanging request hangs.
     pub timeout_hang_ms: u64,
 }
@@ -335,7 +370,11 @@ mod tests {
     #[test]
     fn bundled_market_data_parses() {
         let m: MarketConfig = toml::from_str(DEFAULT_MARKET_TOML).expect("bundled market.toml");
-        assert!(m.indices.iter().any(|i| i.key == "NSE_INDEX|Nifty 50" && i.lot == Some(65)));
+        assert!(
+            m.indices
+                .iter()
+                .any(|i| i.key == "NSE_INDEX|Nifty 50" && i.lot == Some(65))
+        );
     }
 
     #[test]
@@ -351,6 +390,9 @@ mod tests {
     fn debug_hides_secrets() {
         let c = SimConfig::default();
         let dbg = format!("{c:?}");
-        assert!(!dbg.contains("sim-secret-1") && !dbg.contains("123456"), "{dbg}");
+        assert!(
+            !dbg.contains("sim-secret-1") && !dbg.contains("123456"),
+            "{dbg}"
+        );
     }
 }

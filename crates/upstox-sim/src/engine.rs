@@ -90,13 +90,25 @@ impl Position {
         self.buy_qty as i64 - self.sell_qty as i64
     }
     fn buy_avg(&self) -> f64 {
-        if self.buy_qty == 0 { 0.0 } else { self.buy_value / self.buy_qty as f64 }
+        if self.buy_qty == 0 {
+            0.0
+        } else {
+            self.buy_value / self.buy_qty as f64
+        }
     }
     fn sell_avg(&self) -> f64 {
-        if self.sell_qty == 0 { 0.0 } else { self.sell_value / self.sell_qty as f64 }
+        if self.sell_qty == 0 {
+            0.0
+        } else {
+            self.sell_value / self.sell_qty as f64
+        }
     }
     fn open_avg(&self) -> f64 {
-        if self.net() >= 0 { self.buy_avg() } else { self.sell_avg() }
+        if self.net() >= 0 {
+            self.buy_avg()
+        } else {
+            self.sell_avg()
+        }
     }
     fn realised(&self, mult: f64) -> f64 {
         let matched = self.buy_qty.min(self.sell_qty) as f64;
@@ -145,13 +157,18 @@ pub enum OrderError {
 }
 
 fn r2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
+    // `+ 0.0` turns -0.0 into 0.0 so JSON never shows "-0".
+    (x * 100.0).round() / 100.0 + 0.0
 }
 
 /// Quantity multiplier: MCX quantities are lots.
 fn multiplier(market: &Market, idx: u32) -> f64 {
     let inst = market.get(idx);
-    if inst.segment == Segment::McxFo { f64::from(inst.lot()) } else { 1.0 }
+    if inst.segment == Segment::McxFo {
+        f64::from(inst.lot())
+    } else {
+        1.0
+    }
 }
 
 impl Engine {
@@ -162,12 +179,22 @@ impl Engine {
         for (u, user) in config.users.iter().enumerate() {
             let mut holdings = BTreeMap::new();
             for k in 0..3u32 {
-                let key = market.instruments().iter().position(|i| i.segment == Segment::NseEq).map(|p| p as u32 + 2 * (k + u as u32));
+                let key = market
+                    .instruments()
+                    .iter()
+                    .position(|i| i.segment == Segment::NseEq)
+                    .map(|p| p as u32 + 2 * (k + u as u32));
                 if let Some(idx) = key {
                     let price = market.ltp(idx, Utc::now());
                     holdings.insert(
                         idx,
-                        Holding { instrument: idx, quantity: 10 * u64::from(k + 1), t1_quantity: 0, cnc_used_quantity: 0, average_price: r2(price * 0.95) },
+                        Holding {
+                            instrument: idx,
+                            quantity: 10 * u64::from(k + 1),
+                            t1_quantity: 0,
+                            cnc_used_quantity: 0,
+                            average_price: r2(price * 0.95),
+                        },
                     );
                 }
             }
@@ -183,7 +210,13 @@ impl Engine {
                 },
             );
         }
-        Self { accounts, margins: config.market.margins.clone(), next_order: 1, next_trade: 1, updates }
+        Self {
+            accounts,
+            margins: config.market.margins.clone(),
+            next_order: 1,
+            next_trade: 1,
+            updates,
+        }
     }
 
     /// Subscribes to portfolio updates of every user.
@@ -195,14 +228,26 @@ impl Engine {
         self.accounts.get(user)
     }
 
-    fn margin_fraction(&self, market: &Market, idx: u32, product: Product, net_after: i64) -> (f64, bool) {
+    fn margin_fraction(
+        &self,
+        market: &Market,
+        idx: u32,
+        product: Product,
+        net_after: i64,
+    ) -> (f64, bool) {
         let inst = market.get(idx);
         match inst.kind {
             Kind::Spot { .. } => (
-                if product == Product::Intraday { self.margins.intraday_equity } else { self.margins.delivery_equity },
+                if product == Product::Intraday {
+                    self.margins.intraday_equity
+                } else {
+                    self.margins.delivery_equity
+                },
                 false,
             ),
-            Kind::Future { .. } if inst.segment == Segment::McxFo => (self.margins.commodity, false),
+            Kind::Future { .. } if inst.segment == Segment::McxFo => {
+                (self.margins.commodity, false)
+            }
             Kind::Future { .. } => (self.margins.futures, false),
             Kind::Option { .. } if net_after < 0 => (self.margins.option_sell, true),
             Kind::Option { .. } => (self.margins.option_buy, false),
@@ -210,7 +255,15 @@ impl Engine {
     }
 
     /// Margin held by a net position of `net` units at `price`.
-    fn position_margin(&self, market: &Market, idx: u32, product: Product, net: i64, price: f64, now: DateTime<Utc>) -> f64 {
+    fn position_margin(
+        &self,
+        market: &Market,
+        idx: u32,
+        product: Product,
+        net: i64,
+        price: f64,
+        now: DateTime<Utc>,
+    ) -> f64 {
         if net == 0 {
             return 0.0;
         }
@@ -220,7 +273,11 @@ impl Engine {
             // Selling delivery stock from holdings blocks no margin.
             return 0.0;
         }
-        let ref_price = if on_underlying { market.underlying_price(idx, market.calendar.market_time(inst.segment, now)) } else { price };
+        let ref_price = if on_underlying {
+            market.underlying_price(idx, market.calendar.market_time(inst.segment, now))
+        } else {
+            price
+        };
         net.unsigned_abs() as f64 * ref_price * frac * multiplier(market, idx)
     }
 
@@ -243,44 +300,83 @@ impl Engine {
     }
 
     /// Extra margin an order needs on top of what its position already holds.
-    fn order_margin(&self, market: &Market, acct: &Account, req: &OrderRequest, now: DateTime<Utc>) -> f64 {
-        let pos = acct.positions.get(&(req.instrument, req.product.as_str())).cloned().unwrap_or_default();
+    fn order_margin(
+        &self,
+        market: &Market,
+        acct: &Account,
+        req: &OrderRequest,
+        now: DateTime<Utc>,
+    ) -> f64 {
+        let pos = acct
+            .positions
+            .get(&(req.instrument, req.product.as_str()))
+            .cloned()
+            .unwrap_or_default();
         let price = if req.order_type == OrderType::Limit || req.order_type == OrderType::StopLoss {
             req.price
         } else {
             market.ltp(req.instrument, now)
         };
-        let before = self.position_margin(market, req.instrument, req.product, pos.net(), price, now);
+        let before =
+            self.position_margin(market, req.instrument, req.product, pos.net(), price, now);
         let after_net = pos.net() + req.transaction_type.sign() * req.quantity as i64;
-        let after = self.position_margin(market, req.instrument, req.product, after_net, price, now);
+        let after =
+            self.position_margin(market, req.instrument, req.product, after_net, price, now);
         (after - before).max(0.0)
     }
 
     fn realised(market: &Market, acct: &Account) -> f64 {
-        acct.positions.iter().map(|((idx, _), p)| p.realised(multiplier(market, *idx))).sum()
+        acct.positions
+            .iter()
+            .map(|((idx, _), p)| p.realised(multiplier(market, *idx)))
+            .sum()
     }
 
     /// (available margin, used margin, opening balance) of a user.
-    pub fn funds(&self, market: &Market, user: &str, now: DateTime<Utc>) -> Option<(f64, f64, f64)> {
+    pub fn funds(
+        &self,
+        market: &Market,
+        user: &str,
+        now: DateTime<Utc>,
+    ) -> Option<(f64, f64, f64)> {
         let acct = self.accounts.get(user)?;
         let used = self.used_margin(market, acct, now);
-        Some((r2(acct.opening_cash + Self::realised(market, acct) - used), r2(used), acct.opening_cash))
+        Some((
+            r2(acct.opening_cash + Self::realised(market, acct) - used),
+            r2(used),
+            acct.opening_cash,
+        ))
     }
 
     fn next_order_id(&mut self, now: DateTime<Utc>) -> String {
-        let id = format!("{}01{:07}", now.with_timezone(&upstox_types::IST).format("%y%m%d"), self.next_order);
+        let id = format!(
+            "{}01{:07}",
+            now.with_timezone(&upstox_types::IST).format("%y%m%d"),
+            self.next_order
+        );
         self.next_order += 1;
         id
     }
 
     /// Places an order; answers its id. Rejections (margin, holdings, freeze) are order states,
     /// as on the real API, not request errors.
-    pub fn place(&mut self, market: &Market, user: &str, req: OrderRequest, now: DateTime<Utc>, freeze_checked: bool) -> Option<String> {
+    pub fn place(
+        &mut self,
+        market: &Market,
+        user: &str,
+        req: OrderRequest,
+        now: DateTime<Utc>,
+        freeze_checked: bool,
+    ) -> Option<String> {
         let order_id = self.next_order_id(now);
         let acct = self.accounts.get(user)?;
         let mut rejection = None;
         let inst = market.get(req.instrument);
-        if !freeze_checked && inst.freeze_quantity.is_some_and(|f| req.quantity as f64 > f) {
+        if !freeze_checked
+            && inst
+                .freeze_quantity
+                .is_some_and(|f| req.quantity as f64 > f)
+        {
             rejection = Some(format!(
                 "Order quantity {} exceeds the freeze quantity {} of {}; place it with slice=true or in smaller orders.",
                 req.quantity,
@@ -288,12 +384,25 @@ impl Engine {
                 inst.trading_symbol
             ));
         }
-        if rejection.is_none() && matches!(inst.kind, Kind::Spot { .. }) && req.product == Product::Delivery && req.transaction_type == TransactionType::Sell {
-            let held = acct.holdings.get(&req.instrument).map_or(0, |h| h.quantity + h.t1_quantity - h.cnc_used_quantity) as i64;
+        if rejection.is_none()
+            && matches!(inst.kind, Kind::Spot { .. })
+            && req.product == Product::Delivery
+            && req.transaction_type == TransactionType::Sell
+        {
+            let held = acct
+                .holdings
+                .get(&req.instrument)
+                .map_or(0, |h| h.quantity + h.t1_quantity - h.cnc_used_quantity)
+                as i64;
             let pending: i64 = acct
                 .orders
                 .iter()
-                .filter(|o| !o.status.is_terminal() && o.req.instrument == req.instrument && o.req.product == Product::Delivery && o.req.transaction_type == TransactionType::Sell)
+                .filter(|o| {
+                    !o.status.is_terminal()
+                        && o.req.instrument == req.instrument
+                        && o.req.product == Product::Delivery
+                        && o.req.transaction_type == TransactionType::Sell
+                })
                 .map(|o| (o.req.quantity - o.filled_quantity) as i64)
                 .sum();
             if (req.quantity as i64) > held - pending {
@@ -309,13 +418,19 @@ impl Engine {
             let used = self.used_margin(market, acct, now);
             let available = acct.opening_cash + Self::realised(market, acct) - used;
             if required > available {
-                rejection = Some(format!("You need to add Rs. {:.2} in your account to place this trade.", required - available));
+                rejection = Some(format!(
+                    "You need to add Rs. {:.2} in your account to place this trade.",
+                    required - available
+                ));
             }
         }
         let is_open = market.is_open(inst.segment, now);
         let mut order = Order {
             order_id: order_id.clone(),
-            req: OrderRequest { is_amo: !is_open, ..req },
+            req: OrderRequest {
+                is_amo: !is_open,
+                ..req
+            },
             status: OrderStatus::PutOrderReqReceived,
             status_message: None,
             filled_quantity: 0,
@@ -340,14 +455,20 @@ impl Engine {
             order.exchange_time = Some(now);
             order.status = if !is_open {
                 OrderStatus::AfterMarketOrderReqReceived
-            } else if matches!(order.req.order_type, OrderType::StopLoss | OrderType::StopLossMarket) {
+            } else if matches!(
+                order.req.order_type,
+                OrderType::StopLoss | OrderType::StopLossMarket
+            ) {
                 OrderStatus::TriggerPending
             } else {
                 OrderStatus::Open
             };
         }
         order.history.push(order_json(market, &order));
-        let _ = self.updates.send((user.to_owned(), portfolio_order_update(market, user, &order)));
+        let _ = self.updates.send((
+            user.to_owned(),
+            portfolio_order_update(market, user, &order),
+        ));
         acct.by_id.insert(order_id.clone(), acct.orders.len());
         acct.orders.push(order);
         self.match_user(market, user, now);
@@ -363,7 +484,14 @@ impl Engine {
     ///
     /// # Errors
     /// Unknown order, or one already complete, rejected or cancelled.
-    pub fn modify(&mut self, market: &Market, user: &str, order_id: &str, change: OrderChange, now: DateTime<Utc>) -> Result<(), OrderError> {
+    pub fn modify(
+        &mut self,
+        market: &Market,
+        user: &str,
+        order_id: &str,
+        change: OrderChange,
+        now: DateTime<Utc>,
+    ) -> Result<(), OrderError> {
         let acct = self.accounts.get_mut(user).ok_or(OrderError::NotFound)?;
         let order = Self::order_mut(acct, order_id)?;
         if order.status.is_terminal() {
@@ -394,7 +522,11 @@ impl Engine {
         order.history.push(order_json(market, order));
         order.status = if order.req.is_amo {
             OrderStatus::AfterMarketOrderReqReceived
-        } else if matches!(order.req.order_type, OrderType::StopLoss | OrderType::StopLossMarket) && !order.triggered {
+        } else if matches!(
+            order.req.order_type,
+            OrderType::StopLoss | OrderType::StopLossMarket
+        ) && !order.triggered
+        {
             OrderStatus::TriggerPending
         } else {
             OrderStatus::Open
@@ -410,7 +542,12 @@ impl Engine {
     ///
     /// # Errors
     /// Unknown order, or one already complete, rejected or cancelled.
-    pub fn cancel(&mut self, market: &Market, user: &str, order_id: &str) -> Result<(), OrderError> {
+    pub fn cancel(
+        &mut self,
+        market: &Market,
+        user: &str,
+        order_id: &str,
+    ) -> Result<(), OrderError> {
         let acct = self.accounts.get_mut(user).ok_or(OrderError::NotFound)?;
         let order = Self::order_mut(acct, order_id)?;
         if order.status.is_terminal() {
@@ -426,7 +563,13 @@ impl Engine {
     }
 
     /// Ids of a user's open orders, optionally filtered by segment and tag.
-    pub fn open_orders(&self, market: &Market, user: &str, segment: Option<Segment>, tag: Option<&str>) -> Vec<String> {
+    pub fn open_orders(
+        &self,
+        market: &Market,
+        user: &str,
+        segment: Option<Segment>,
+        tag: Option<&str>,
+    ) -> Vec<String> {
         self.accounts.get(user).map_or_else(Vec::new, |a| {
             a.orders
                 .iter()
@@ -458,7 +601,9 @@ impl Engine {
     }
 
     fn match_user(&mut self, market: &Market, user: &str, now: DateTime<Utc>) {
-        let Some(acct) = self.accounts.get_mut(user) else { return };
+        let Some(acct) = self.accounts.get_mut(user) else {
+            return;
+        };
         let mut fills = Vec::new();
         for (i, order) in acct.orders.iter_mut().enumerate() {
             if order.status.is_terminal() {
@@ -470,7 +615,10 @@ impl Engine {
             }
             if order.req.is_amo {
                 order.req.is_amo = false;
-                order.status = if matches!(order.req.order_type, OrderType::StopLoss | OrderType::StopLossMarket) {
+                order.status = if matches!(
+                    order.req.order_type,
+                    OrderType::StopLoss | OrderType::StopLossMarket
+                ) {
                     OrderStatus::TriggerPending
                 } else {
                     OrderStatus::Open
@@ -479,10 +627,21 @@ impl Engine {
             }
             let tick = inst.tick();
             let ltp = market.ltp(order.req.instrument, now);
-            let (bid, ask) = (((ltp - tick) * 100.0).round() / 100.0, ((ltp + tick) * 100.0).round() / 100.0);
+            let (bid, ask) = (
+                ((ltp - tick) * 100.0).round() / 100.0,
+                ((ltp + tick) * 100.0).round() / 100.0,
+            );
             let buy = order.req.transaction_type == TransactionType::Buy;
-            if matches!(order.req.order_type, OrderType::StopLoss | OrderType::StopLossMarket) && !order.triggered {
-                let hit = if buy { ltp >= order.req.trigger_price } else { ltp <= order.req.trigger_price };
+            if matches!(
+                order.req.order_type,
+                OrderType::StopLoss | OrderType::StopLossMarket
+            ) && !order.triggered
+            {
+                let hit = if buy {
+                    ltp >= order.req.trigger_price
+                } else {
+                    ltp <= order.req.trigger_price
+                };
                 if !hit {
                     continue;
                 }
@@ -490,7 +649,10 @@ impl Engine {
                 order.status = OrderStatus::Open;
                 order.history.push(order_json(market, order));
             }
-            let market_like = matches!(order.req.order_type, OrderType::Market | OrderType::StopLossMarket);
+            let market_like = matches!(
+                order.req.order_type,
+                OrderType::Market | OrderType::StopLossMarket
+            );
             let fill_price = if buy {
                 (market_like || order.req.price >= ask).then_some(ask)
             } else {
@@ -500,7 +662,8 @@ impl Engine {
                 Some(price) => fills.push((i, price)),
                 None if order.req.validity == Validity::Ioc => {
                     order.status = OrderStatus::Cancelled;
-                    order.status_message = Some("IOC order cancelled: not filled on arrival".into());
+                    order.status_message =
+                        Some("IOC order cancelled: not filled on arrival".into());
                     order.history.push(order_json(market, order));
                 }
                 None => {}
@@ -514,7 +677,9 @@ impl Engine {
     fn fill(&mut self, market: &Market, user: &str, i: usize, price: f64, now: DateTime<Utc>) {
         let trade_id = format!("{:08}", self.next_trade);
         self.next_trade += 1;
-        let Some(acct) = self.accounts.get_mut(user) else { return };
+        let Some(acct) = self.accounts.get_mut(user) else {
+            return;
+        };
         let order = &mut acct.orders[i];
         let qty = order.req.quantity - order.filled_quantity;
         order.filled_quantity += qty;
@@ -538,7 +703,10 @@ impl Engine {
         };
         let order_update = portfolio_order_update(market, user, order);
         let mult = multiplier(market, req.instrument);
-        let pos = acct.positions.entry((req.instrument, req.product.as_str())).or_default();
+        let pos = acct
+            .positions
+            .entry((req.instrument, req.product.as_str()))
+            .or_default();
         match req.transaction_type {
             TransactionType::Buy => {
                 pos.buy_qty += qty;
@@ -549,7 +717,14 @@ impl Engine {
                 pos.sell_value += qty as f64 * price;
             }
         }
-        let position_update = position_json(market, req.instrument, req.product.as_str(), pos, mult, market.ltp(req.instrument, now));
+        let position_update = position_json(
+            market,
+            req.instrument,
+            req.product.as_str(),
+            pos,
+            mult,
+            market.ltp(req.instrument, now),
+        );
         let inst = market.get(req.instrument);
         let mut holding_update = None;
         if matches!(inst.kind, Kind::Spot { .. }) && req.product == Product::Delivery {
@@ -563,7 +738,8 @@ impl Engine {
             match req.transaction_type {
                 TransactionType::Buy => {
                     let total = (h.quantity + h.t1_quantity) as f64;
-                    h.average_price = r2((h.average_price * total + price * qty as f64) / (total + qty as f64));
+                    h.average_price =
+                        r2((h.average_price * total + price * qty as f64) / (total + qty as f64));
                     h.t1_quantity += qty;
                 }
                 TransactionType::Sell => h.cnc_used_quantity += qty,
@@ -571,7 +747,10 @@ impl Engine {
             holding_update = Some(holding_json(market, h, market.ltp(req.instrument, now)));
         }
         acct.trades.push(trade);
-        for update in [Some(order_update), Some(position_update), holding_update].into_iter().flatten() {
+        for update in [Some(order_update), Some(position_update), holding_update]
+            .into_iter()
+            .flatten()
+        {
             // No subscriber is not an error: the portfolio stream may simply not be open.
             let _ = self.updates.send((user.to_owned(), update));
         }
@@ -579,7 +758,9 @@ impl Engine {
 
     /// Order book of a user (order-book JSON objects).
     pub fn order_book(&self, market: &Market, user: &str) -> Vec<Value> {
-        self.accounts.get(user).map_or_else(Vec::new, |a| a.orders.iter().map(|o| order_json(market, o)).collect())
+        self.accounts.get(user).map_or_else(Vec::new, |a| {
+            a.orders.iter().map(|o| order_json(market, o)).collect()
+        })
     }
 
     pub fn order(&self, user: &str, order_id: &str) -> Option<&Order> {
@@ -588,8 +769,16 @@ impl Engine {
     }
 
     /// Orders carrying `tag`.
-    pub fn orders_by_tag<'a>(&'a self, user: &str, tag: &'a str) -> impl Iterator<Item = &'a Order> + 'a {
-        self.accounts.get(user).into_iter().flat_map(move |a| a.orders.iter().filter(move |o| o.req.tag.as_deref() == Some(tag)))
+    pub fn orders_by_tag<'a>(
+        &'a self,
+        user: &str,
+        tag: &'a str,
+    ) -> impl Iterator<Item = &'a Order> + 'a {
+        self.accounts.get(user).into_iter().flat_map(move |a| {
+            a.orders
+                .iter()
+                .filter(move |o| o.req.tag.as_deref() == Some(tag))
+        })
     }
 
     pub fn trades(&self, user: &str) -> &[Trade] {
@@ -601,7 +790,16 @@ impl Engine {
         self.accounts.get(user).map_or_else(Vec::new, |a| {
             a.positions
                 .iter()
-                .map(|((idx, prod), p)| position_json(market, *idx, prod, p, multiplier(market, *idx), market.ltp(*idx, now)))
+                .map(|((idx, prod), p)| {
+                    position_json(
+                        market,
+                        *idx,
+                        prod,
+                        p,
+                        multiplier(market, *idx),
+                        market.ltp(*idx, now),
+                    )
+                })
                 .collect()
         })
     }
@@ -609,14 +807,17 @@ impl Engine {
     /// Holdings JSON.
     pub fn holdings(&self, market: &Market, user: &str, now: DateTime<Utc>) -> Vec<Value> {
         self.accounts.get(user).map_or_else(Vec::new, |a| {
-            a.holdings.values().map(|h| {
-                let mut v = holding_json(market, h, market.ltp(h.instrument, now));
-                if let Some(o) = v.as_object_mut() {
-                    o.remove("update_type");
-                    o.remove("instrument_key");
-                }
-                v
-            }).collect()
+            a.holdings
+                .values()
+                .map(|h| {
+                    let mut v = holding_json(market, h, market.ltp(h.instrument, now));
+                    if let Some(o) = v.as_object_mut() {
+                        o.remove("update_type");
+                        o.remove("instrument_key");
+                    }
+                    v
+                })
+                .collect()
         })
     }
 }
@@ -664,13 +865,23 @@ fn portfolio_order_update(market: &Market, user: &str, o: &Order) -> Value {
         obj.insert("update_type".into(), "order".into());
         obj.insert("user_id".into(), user.into());
         obj.insert("userId".into(), user.into());
-        obj.insert("instrument_key".into(), market.get(o.req.instrument).instrument_key.clone().into());
+        obj.insert(
+            "instrument_key".into(),
+            market.get(o.req.instrument).instrument_key.clone().into(),
+        );
         obj.insert("placed_by".into(), user.into());
     }
     v
 }
 
-fn position_json(market: &Market, idx: u32, product: &str, p: &Position, mult: f64, ltp: f64) -> Value {
+fn position_json(
+    market: &Market,
+    idx: u32,
+    product: &str,
+    p: &Position,
+    mult: f64,
+    ltp: f64,
+) -> Value {
     let inst = market.get(idx);
     let net = p.net();
     let realised = r2(p.realised(mult));

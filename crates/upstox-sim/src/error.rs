@@ -14,7 +14,10 @@ pub enum SimError {
     #[error("invalid simulator configuration: {0}")]
     Config(String),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
 }
 
 /// An error answer of the API.
@@ -29,7 +32,13 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), property_path: None, invalid_value: None }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            property_path: None,
+            invalid_value: None,
+        }
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -43,19 +52,35 @@ impl ApiError {
     }
 
     pub fn invalid_token() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, error_code::INVALID_TOKEN, "Invalid token used to access API")
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            error_code::INVALID_TOKEN,
+            "Invalid token used to access API",
+        )
     }
 
     pub fn rate_limited() -> Self {
-        Self::new(StatusCode::TOO_MANY_REQUESTS, error_code::RATE_LIMITED, "Too Many Request Sent")
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            error_code::RATE_LIMITED,
+            "Too Many Request Sent",
+        )
     }
 
     pub fn internal() -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, error_code::INTERNAL, "Something went wrong")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            error_code::INTERNAL,
+            "Something went wrong",
+        )
     }
 
     pub fn not_found_path() -> Self {
-        Self::new(StatusCode::NOT_FOUND, error_code::NOT_SUPPORTED, "Request not supported")
+        Self::new(
+            StatusCode::NOT_FOUND,
+            error_code::NOT_SUPPORTED,
+            "Request not supported",
+        )
     }
 
     /// One item of an `errors` array, with both key spellings.

@@ -93,11 +93,25 @@ impl Market {
         let mut chains: HashMap<String, BTreeMap<NaiveDate, Vec<u32>>> = HashMap::new();
         for (i, inst) in universe.instruments.iter().enumerate() {
             by_key.insert(inst.instrument_key.clone(), i as u32);
-            if let (true, Some(u), Some(e)) = (inst.is_option(), &inst.underlying_key, inst.expiry_date) {
-                chains.entry(u.clone()).or_default().entry(e).or_default().push(i as u32);
+            if let (true, Some(u), Some(e)) =
+                (inst.is_option(), &inst.underlying_key, inst.expiry_date)
+            {
+                chains
+                    .entry(u.clone())
+                    .or_default()
+                    .entry(e)
+                    .or_default()
+                    .push(i as u32);
             }
         }
-        Ok(Self { config, calendar, universe, by_key, chains, seed })
+        Ok(Self {
+            config,
+            calendar,
+            universe,
+            by_key,
+            chains,
+            seed,
+        })
     }
 
     pub fn instruments(&self) -> &[Instrument] {
@@ -124,8 +138,21 @@ impl Market {
 
     /// Implied volatility of an option at `t`.
     fn option_iv(&self, kind: &Kind, t: f64) -> f64 {
-        let Kind::Option { path, strike, base_iv, vol_from_vix, .. } = *kind else { return 0.0 };
-        let base = if vol_from_vix { self.spot(self.universe.vix_path, t) / 100.0 } else { base_iv };
+        let Kind::Option {
+            path,
+            strike,
+            base_iv,
+            vol_from_vix,
+            ..
+        } = *kind
+        else {
+            return 0.0;
+        };
+        let base = if vol_from_vix {
+            self.spot(self.universe.vix_path, t) / 100.0
+        } else {
+            base_iv
+        };
         let m = (strike / self.spot(path, t)).ln();
         (base + self.config.smile_curvature * m * m + self.config.smile_skew * m).max(0.05)
     }
@@ -136,12 +163,29 @@ impl Market {
             Kind::Spot { path } => (self.spot(path, t), None, 0.0),
             Kind::Future { path, expiry } => {
                 let years = ((expiry as f64 - t) / SECS_PER_YEAR).max(0.0);
-                (self.spot(path, t) * (self.config.risk_free_rate * years).exp(), None, 0.0)
+                (
+                    self.spot(path, t) * (self.config.risk_free_rate * years).exp(),
+                    None,
+                    0.0,
+                )
             }
-            Kind::Option { path, expiry, strike, call, .. } => {
+            Kind::Option {
+                path,
+                expiry,
+                strike,
+                call,
+                ..
+            } => {
                 let years = ((expiry as f64 - t) / SECS_PER_YEAR).max(0.0);
                 let iv = self.option_iv(&inst.kind, t);
-                let g = black_scholes(call, self.spot(path, t), strike, years, self.config.risk_free_rate, iv);
+                let g = black_scholes(
+                    call,
+                    self.spot(path, t),
+                    strike,
+                    years,
+                    self.config.risk_free_rate,
+                    iv,
+                );
                 (g.price, Some(g), iv)
             }
         }
@@ -172,7 +216,9 @@ impl Market {
         let h = mix(self.seed ^ mix(u64::from(idx) ^ 0x5601));
         let per_sec = if inst.is_option() {
             let m = match inst.kind {
-                Kind::Option { path, strike, .. } => (strike / self.spot(path, t.timestamp() as f64)).ln(),
+                Kind::Option { path, strike, .. } => {
+                    (strike / self.spot(path, t.timestamp() as f64)).ln()
+                }
                 _ => 0.0,
             };
             f64::from(inst.lot()) * (0.2 + 5.0 * unit(h)) * (-m * m / 0.002).exp()
@@ -190,13 +236,23 @@ impl Market {
         let cp = self.price_at(idx, self.calendar.previous_close(inst.segment, t));
         let lot = u64::from(inst.lot());
         let h = mix(self.seed ^ mix(u64::from(idx)) ^ mix(t.timestamp() as u64));
-        let ltq = if inst.segment.is_index() { 0 } else { lot * (1 + (h >> 40) % 10) };
+        let ltq = if inst.segment.is_index() {
+            0
+        } else {
+            lot * (1 + (h >> 40) % 10)
+        };
         let oi = match inst.kind {
             Kind::Spot { .. } => 0.0,
-            Kind::Future { .. } => (lot * (20_000 + mix(self.seed ^ u64::from(idx)) % 80_000)) as f64,
+            Kind::Future { .. } => {
+                (lot * (20_000 + mix(self.seed ^ u64::from(idx)) % 80_000)) as f64
+            }
             Kind::Option { path, strike, .. } => {
                 let m = (strike / self.spot(path, t.timestamp() as f64)).ln();
-                ((lot as f64) * 5_000.0 * (0.3 + unit(mix(self.seed ^ u64::from(idx)))) * (-m * m / 0.003).exp()).round()
+                ((lot as f64)
+                    * 5_000.0
+                    * (0.3 + unit(mix(self.seed ^ u64::from(idx))))
+                    * (-m * m / 0.003).exp())
+                .round()
             }
         };
         (ltp, ltq, self.volume_at(idx, t), cp, oi)
@@ -230,17 +286,45 @@ impl Market {
         let is_index = seg.is_index();
         let level = |i: usize, side: u64| {
             if is_index {
-                return DepthLevel { quantity: 0, price: 0.0, orders: 0 };
+                return DepthLevel {
+                    quantity: 0,
+                    price: 0.0,
+                    orders: 0,
+                };
             }
             let hh = mix(h ^ (side << 8) ^ i as u64);
             let offset = (i as f64 + 1.0) * tick;
-            let price = if side == 0 { (ltp - offset).max(tick) } else { ltp + offset };
-            DepthLevel { quantity: lot * (1 + hh % 60), price: round_to_tick(price, tick), orders: 1 + (hh >> 20) as u32 % 25 }
+            let price = if side == 0 {
+                (ltp - offset).max(tick)
+            } else {
+                ltp + offset
+            };
+            DepthLevel {
+                quantity: lot * (1 + hh % 60),
+                price: round_to_tick(price, tick),
+                orders: 1 + (hh >> 20) as u32 % 25,
+            }
         };
-        let buy = [level(0, 0), level(1, 0), level(2, 0), level(3, 0), level(4, 0)];
-        let sell = [level(0, 1), level(1, 1), level(2, 1), level(3, 1), level(4, 1)];
+        let buy = [
+            level(0, 0),
+            level(1, 0),
+            level(2, 0),
+            level(3, 0),
+            level(4, 0),
+        ];
+        let sell = [
+            level(0, 1),
+            level(1, 1),
+            level(2, 1),
+            level(3, 1),
+            level(4, 1),
+        ];
         let (_, ltq, volume, _, oi) = self.snapshot_light(idx, t);
-        let band = if inst.segment.is_derivative() { 0.4 } else { [0.05_f64, 0.1, 0.2][(h % 3) as usize] };
+        let band = if inst.segment.is_derivative() {
+            0.4
+        } else {
+            [0.05_f64, 0.1, 0.2][(h % 3) as usize]
+        };
         Snapshot {
             ltp,
             cp,
@@ -285,13 +369,20 @@ mod tests {
 
     fn market() -> (Market, DateTime<Utc>) {
         let now = SimClock::new(&ClockConfig::default()).expect("clock").now();
-        (Market::new(MarketConfig::default(), 42, now).expect("market"), now)
+        (
+            Market::new(MarketConfig::default(), 42, now).expect("market"),
+            now,
+        )
     }
 
     #[test]
     fn universe_is_full_size_and_has_the_documented_keys() {
         let (m, now) = market();
-        assert!(m.instruments().len() >= 100_000, "{}", m.instruments().len());
+        assert!(
+            m.instruments().len() >= 100_000,
+            "{}",
+            m.instruments().len()
+        );
         let nifty = m.lookup("NSE_INDEX|Nifty 50").expect("nifty");
         let p = m.ltp(nifty, now);
         assert!(p > 20_000.0 && p < 32_000.0, "nifty {p}");
@@ -317,10 +408,18 @@ mod tests {
         let spot = m.ltp(m.lookup("NSE_INDEX|Nifty 50").expect("nifty"), now);
         for &o in opts {
             let inst = m.get(o);
-            let Kind::Option { strike, call, .. } = inst.kind else { panic!("not an option") };
+            let Kind::Option { strike, call, .. } = inst.kind else {
+                panic!("not an option")
+            };
             let snap = m.snapshot(o, now);
             let intrinsic = if call { spot - strike } else { strike - spot };
-            assert!(snap.ltp + 1.0 >= intrinsic.max(0.0) * 0.97, "{} {} < intrinsic {}", inst.trading_symbol, snap.ltp, intrinsic);
+            assert!(
+                snap.ltp + 1.0 >= intrinsic.max(0.0) * 0.97,
+                "{} {} < intrinsic {}",
+                inst.trading_symbol,
+                snap.ltp,
+                intrinsic
+            );
             assert!(snap.greeks.is_some());
         }
     }

@@ -56,15 +56,26 @@ impl Simulator {
         let mut auth = AuthStore::new(&config);
         let mut seeded_tokens = Vec::new();
         for user in &config.users {
-            let app = user.app.clone().or_else(|| config.apps.first().map(|a| a.client_id.clone()));
+            let app = user
+                .app
+                .clone()
+                .or_else(|| config.apps.first().map(|a| a.client_id.clone()));
             if let Some(app) = app {
                 let issued = auth.issue(&user.user_id, &app, now);
                 seeded_tokens.push((user.user_id.clone(), issued.access_token));
             }
         }
         let engine = Engine::new(&config, &market);
-        let listener = TcpListener::bind(addr).await.map_err(|source| SimError::Bind { addr: addr.to_string(), source })?;
-        let addr = listener.local_addr().map_err(|source| SimError::Bind { addr: addr.to_string(), source })?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| SimError::Bind {
+                addr: addr.to_string(),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| SimError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
         let state: AppState = Arc::new(SimState {
             faults: RwLock::new(config.faults.clone()),
             config,
@@ -83,7 +94,8 @@ impl Simulator {
         let router = app(state.clone());
         let stop = shutdown.clone();
         tasks.push(tokio::spawn(async move {
-            let serve = axum::serve(listener, router).with_graceful_shutdown(async move { stop.cancelled().await });
+            let serve = axum::serve(listener, router)
+                .with_graceful_shutdown(async move { stop.cancelled().await });
             if let Err(e) = serve.await {
                 tracing::error!(error = %e, "simulator server stopped");
             }
@@ -110,12 +122,20 @@ impl Simulator {
         let st = state.clone();
         tasks.push(tokio::spawn(async move {
             let s2 = st.clone();
-            if let Ok(files) = tokio::task::spawn_blocking(move || build_instrument_files(&s2.market)).await {
+            if let Ok(files) =
+                tokio::task::spawn_blocking(move || build_instrument_files(&s2.market)).await
+            {
                 let _ = st.instrument_files.set(files);
             }
         }));
 
-        Ok(Self { state, addr, seeded_tokens, shutdown, tasks })
+        Ok(Self {
+            state,
+            addr,
+            seeded_tokens,
+            shutdown,
+            tasks,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -133,7 +153,10 @@ impl Simulator {
 
     /// The access token pre-issued for a seeded user.
     pub fn token_of(&self, user_id: &str) -> Option<&str> {
-        self.seeded_tokens.iter().find(|(u, _)| u == user_id).map(|(_, t)| t.as_str())
+        self.seeded_tokens
+            .iter()
+            .find(|(u, _)| u == user_id)
+            .map(|(_, t)| t.as_str())
     }
 
     /// The one-line JSON description printed first on stdout by `stoxide sim`.

@@ -50,7 +50,11 @@ impl SimState {
         let window = limiter
             .entry((user.to_owned(), category))
             .or_insert_with(|| SlidingWindow::new(self.config.rate_limits.for_category(category)));
-        if window.try_admit(std::time::Instant::now()) { Ok(()) } else { Err(ApiError::rate_limited()) }
+        if window.try_admit(std::time::Instant::now()) {
+            Ok(())
+        } else {
+            Err(ApiError::rate_limited())
+        }
     }
 }
 
@@ -64,8 +68,14 @@ pub struct Authed {
 
 /// Takes the bearer token out of the headers.
 pub fn bearer(parts: &Parts) -> Option<String> {
-    let value = parts.headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
-    let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer "))?;
+    let value = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))?;
     let token = token.trim();
     (!token.is_empty()).then(|| token.to_owned())
 }
@@ -73,7 +83,10 @@ pub fn bearer(parts: &Parts) -> Option<String> {
 impl FromRequestParts<AppState> for Authed {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let token = bearer(parts).ok_or_else(ApiError::invalid_token)?;
         let now = state.now();
         let record = {
@@ -87,7 +100,14 @@ impl FromRequestParts<AppState> for Authed {
                 "The API you are trying to access is not permitted with an extended_token",
             ));
         }
-        state.admit(&record.user_id, ApiCategory::of(parts.method.as_str(), parts.uri.path()))?;
-        Ok(Authed { user_id: record.user_id, client_id: record.client_id, token })
+        state.admit(
+            &record.user_id,
+            ApiCategory::of(parts.method.as_str(), parts.uri.path()),
+        )?;
+        Ok(Authed {
+            user_id: record.user_id,
+            client_id: record.client_id,
+            token,
+        })
     }
 }

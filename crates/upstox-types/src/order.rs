@@ -139,7 +139,10 @@ impl From<String> for OrderStatus {
             OrderStatus::Rejected,
             OrderStatus::AfterMarketOrderReqReceived,
         ];
-        KNOWN.into_iter().find(|k| k.as_str() == s).unwrap_or(OrderStatus::Other(s))
+        KNOWN
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .unwrap_or(OrderStatus::Other(s))
     }
 }
 
@@ -161,9 +164,17 @@ mod tests {
 
     #[test]
     fn enums_use_wire_spellings() {
-        assert_eq!(serde_json::to_string(&OrderType::StopLossMarket).expect("ser"), "\"SL-M\"");
+        assert_eq!(
+            serde_json::to_string(&OrderType::StopLossMarket).expect("ser"),
+            "\"SL-M\""
+        );
         assert_eq!("sl-m".parse::<OrderType>(), Ok(OrderType::StopLossMarket));
-        assert!("STOP".parse::<OrderType>().unwrap_err().contains("MARKET, LIMIT, SL or SL-M"));
+        assert!(
+            "STOP"
+                .parse::<OrderType>()
+                .unwrap_err()
+                .contains("MARKET, LIMIT, SL or SL-M")
+        );
         let status: OrderStatus = serde_json::from_str("\"trigger pending\"").expect("de");
         assert_eq!(status, OrderStatus::TriggerPending);
         let odd: OrderStatus = serde_json::from_str("\"not modified\"").expect("de");

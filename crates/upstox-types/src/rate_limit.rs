@@ -23,7 +23,9 @@ impl ApiCategory {
     pub fn of(method: &str, path: &str) -> Self {
         if path.contains("/order/multi/") || path.contains("/order/positions/exit") {
             ApiCategory::MultiOrder
-        } else if (path.contains("/order/place") || path.contains("/order/modify") || path.contains("/order/cancel"))
+        } else if (path.contains("/order/place")
+            || path.contains("/order/modify")
+            || path.contains("/order/cancel"))
             || (path.contains("/order/gtt") && method != "GET")
         {
             ApiCategory::Order
@@ -66,7 +68,10 @@ pub struct RateLimits {
 impl RateLimits {
     /// The numbers Upstox publishes (post May 2025 circular; multi-order from the older page).
     pub fn published() -> Self {
-        let w = |max, secs| WindowLimit { max, window: Duration::from_secs(secs) };
+        let w = |max, secs| WindowLimit {
+            max,
+            window: Duration::from_secs(secs),
+        };
         Self {
             order: vec![w(10, 1), w(500, 60), w(2000, 1800)],
             multi_order: vec![w(4, 1), w(40, 60), w(160, 1800)],
@@ -103,7 +108,10 @@ pub struct SlidingWindow {
 impl SlidingWindow {
     /// A counter enforcing every one of `limits`.
     pub fn new(limits: &[WindowLimit]) -> Self {
-        Self { limits: limits.to_vec(), admitted: VecDeque::new() }
+        Self {
+            limits: limits.to_vec(),
+            admitted: VecDeque::new(),
+        }
     }
 
     /// How long to wait from `now` before one more request fits every window (zero when it fits now).
@@ -113,7 +121,12 @@ impl SlidingWindow {
             if limit.max == 0 {
                 return limit.window;
             }
-            let in_window = self.admitted.iter().rev().take_while(|t| now.saturating_duration_since(**t) < limit.window).count();
+            let in_window = self
+                .admitted
+                .iter()
+                .rev()
+                .take_while(|t| now.saturating_duration_since(**t) < limit.window)
+                .count();
             if in_window >= limit.max as usize {
                 // The oldest request that must leave the window before one more fits.
                 let idx = self.admitted.len() - limit.max as usize;
@@ -130,10 +143,23 @@ impl SlidingWindow {
             return false;
         }
         self.admitted.push_back(now);
-        let keep = self.limits.iter().map(|l| l.max as usize).max().unwrap_or(0);
-        let longest = self.limits.iter().map(|l| l.window).max().unwrap_or_default();
+        let keep = self
+            .limits
+            .iter()
+            .map(|l| l.max as usize)
+            .max()
+            .unwrap_or(0);
+        let longest = self
+            .limits
+            .iter()
+            .map(|l| l.window)
+            .max()
+            .unwrap_or_default();
         while self.admitted.len() > keep
-            || self.admitted.front().is_some_and(|t| now.saturating_duration_since(*t) >= longest)
+            || self
+                .admitted
+                .front()
+                .is_some_and(|t| now.saturating_duration_since(*t) >= longest)
         {
             self.admitted.pop_front();
         }
@@ -148,10 +174,22 @@ mod tests {
 
     #[test]
     fn categories_follow_the_paths() {
-        assert_eq!(ApiCategory::of("POST", "/v3/order/place"), ApiCategory::Order);
-        assert_eq!(ApiCategory::of("POST", "/v2/order/multi/place"), ApiCategory::MultiOrder);
-        assert_eq!(ApiCategory::of("GET", "/v2/order/retrieve-all"), ApiCategory::Standard);
-        assert_eq!(ApiCategory::of("GET", "/v3/market-quote/ltp"), ApiCategory::Standard);
+        assert_eq!(
+            ApiCategory::of("POST", "/v3/order/place"),
+            ApiCategory::Order
+        );
+        assert_eq!(
+            ApiCategory::of("POST", "/v2/order/multi/place"),
+            ApiCategory::MultiOrder
+        );
+        assert_eq!(
+            ApiCategory::of("GET", "/v2/order/retrieve-all"),
+            ApiCategory::Standard
+        );
+        assert_eq!(
+            ApiCategory::of("GET", "/v3/market-quote/ltp"),
+            ApiCategory::Standard
+        );
     }
 
     #[test]

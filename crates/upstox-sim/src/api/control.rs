@@ -31,8 +31,12 @@ pub(super) struct ClockChange {
 
 /// `POST /sim/clock` `{"advance_secs": N}` or `{"set": "RFC 3339"}`.
 pub(super) async fn clock(State(state): State<AppState>, body: axum::body::Bytes) -> ApiResult {
-    let change: ClockChange = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(error_code::INVALID_INPUT, format!("expected {{\"advance_secs\": N}} or {{\"set\": \"RFC 3339\"}}: {e}")))?;
+    let change: ClockChange = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(
+            error_code::INVALID_INPUT,
+            format!("expected {{\"advance_secs\": N}} or {{\"set\": \"RFC 3339\"}}: {e}"),
+        )
+    })?;
     if let Some(s) = change.advance_secs {
         state.clock.advance(chrono::Duration::seconds(s));
     }
@@ -44,14 +48,16 @@ pub(super) async fn clock(State(state): State<AppState>, body: axum::body::Bytes
 
 /// `POST /sim/faults` with a full or partial `FaultConfig`.
 pub(super) async fn faults(State(state): State<AppState>, Json(patch): Json<Value>) -> ApiResult {
-    let mut current = serde_json::to_value(state.faults.read().clone()).map_err(|_| ApiError::internal())?;
+    let mut current =
+        serde_json::to_value(state.faults.read().clone()).map_err(|_| ApiError::internal())?;
     if let (Some(cur), Some(p)) = (current.as_object_mut(), patch.as_object()) {
         for (k, v) in p {
             cur.insert(k.clone(), v.clone());
         }
     }
-    let new: FaultConfig =
-        serde_json::from_value(current).map_err(|e| ApiError::bad_request(error_code::INVALID_INPUT, format!("invalid faults: {e}")))?;
+    let new: FaultConfig = serde_json::from_value(current).map_err(|e| {
+        ApiError::bad_request(error_code::INVALID_INPUT, format!("invalid faults: {e}"))
+    })?;
     *state.faults.write() = new.clone();
     Ok(success(new))
 }
@@ -62,11 +68,21 @@ pub(super) async fn token_requests(State(state): State<AppState>) -> ApiResult {
 }
 
 /// `POST /sim/token-requests/{id}/approve|reject`.
-pub(super) async fn token_request_action(State(state): State<AppState>, Path((id, action)): Path<(String, String)>) -> ApiResult {
+pub(super) async fn token_request_action(
+    State(state): State<AppState>,
+    Path((id, action)): Path<(String, String)>,
+) -> ApiResult {
     let done = match action.as_str() {
         "approve" => super::login::approve(&state, &id).await,
         "reject" => state.auth.lock().take_request(&id).is_some(),
         _ => return Err(ApiError::not_found_path()),
     };
-    if done { Ok(success(true)) } else { Err(ApiError::bad_request(error_code::INVALID_INPUT, "no such pending request")) }
+    if done {
+        Ok(success(true))
+    } else {
+        Err(ApiError::bad_request(
+            error_code::INVALID_INPUT,
+            "no such pending request",
+        ))
+    }
 }

@@ -13,15 +13,23 @@ use crate::error::ApiError;
 use crate::market::Market;
 use crate::state::{AppState, InstrumentFiles};
 
-const FILES: [(&str, Option<&str>); 4] =
-    [("complete.json.gz", None), ("NSE.json.gz", Some("NSE")), ("BSE.json.gz", Some("BSE")), ("MCX.json.gz", Some("MCX"))];
+const FILES: [(&str, Option<&str>); 4] = [
+    ("complete.json.gz", None),
+    ("NSE.json.gz", Some("NSE")),
+    ("BSE.json.gz", Some("BSE")),
+    ("MCX.json.gz", Some("MCX")),
+];
 
 /// Serializes and gzips every file (a second or two for the full universe; done once).
 pub fn build_instrument_files(market: &Market) -> InstrumentFiles {
     FILES
         .iter()
         .map(|(name, exchange)| {
-            let records: Vec<_> = market.instruments().iter().filter(|i| exchange.is_none_or(|e| i.exchange == e)).collect();
+            let records: Vec<_> = market
+                .instruments()
+                .iter()
+                .filter(|i| exchange.is_none_or(|e| i.exchange == e))
+                .collect();
             let json = serde_json::to_vec(&records).unwrap_or_default();
             let mut gz = GzEncoder::new(Vec::with_capacity(json.len() / 6), Compression::fast());
             // Writing into a Vec cannot fail.
@@ -43,7 +51,11 @@ pub(super) async fn file(State(state): State<AppState>, Path(name): Path<String>
             let _ = state.instrument_files.set(files);
         }
     }
-    match state.instrument_files.get().and_then(|f| f.get(name.as_str())) {
+    match state
+        .instrument_files
+        .get()
+        .and_then(|f| f.get(name.as_str()))
+    {
         Some(body) => ([(header::CONTENT_TYPE, "application/gzip")], body.clone()).into_response(),
         None => ApiError::internal().into_response(),
     }

@@ -17,12 +17,18 @@ use crate::error::{ApiError, ApiResult, success};
 use crate::state::{AppState, Authed, SimState};
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }
 
 fn form_page(q: &HashMap<String, String>, error: Option<&str>) -> Html<String> {
     let field = |k: &str| escape(q.get(k).map(String::as_str).unwrap_or(""));
-    let error = error.map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e))).unwrap_or_default();
+    let error = error
+        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
+        .unwrap_or_default();
     Html(format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Upstox simulator — Login</title>
@@ -47,21 +53,40 @@ fn form_page(q: &HashMap<String, String>, error: Option<&str>) -> Html<String> {
 }
 
 /// `GET /v2/login/authorization/dialog`: the login form, or UDAPI100068 for a wrong app.
-pub(super) async fn dialog(State(state): State<AppState>, q: QueryMap) -> Result<Html<String>, ApiError> {
+pub(super) async fn dialog(
+    State(state): State<AppState>,
+    q: QueryMap,
+) -> Result<Html<String>, ApiError> {
     let get = |k: &str| q.get(k).map(String::as_str).unwrap_or("");
-    state.auth.lock().check_dialog(get("client_id"), get("redirect_uri"), get("response_type"))?;
+    state
+        .auth
+        .lock()
+        .check_dialog(get("client_id"), get("redirect_uri"), get("response_type"))?;
     Ok(form_page(&q, None))
 }
 
 /// The form submission: a 302 to the app's redirect_uri with `code` and `state`.
-pub(super) async fn dialog_submit(State(state): State<AppState>, Form(form): Form<HashMap<String, String>>) -> Response {
+pub(super) async fn dialog_submit(
+    State(state): State<AppState>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
     let get = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
     let now = state.now();
-    let result = state.auth.lock().login(get("client_id"), get("redirect_uri"), get("user_id"), get("pin"), now);
+    let result = state.auth.lock().login(
+        get("client_id"),
+        get("redirect_uri"),
+        get("user_id"),
+        get("pin"),
+        now,
+    );
     match result {
         Ok(code) => {
             let Ok(mut url) = url::Url::parse(get("redirect_uri")) else {
-                return ApiError::bad_request(error_code::BAD_CLIENT_OR_REDIRECT, "redirect_uri is not a URL").into_response();
+                return ApiError::bad_request(
+                    error_code::BAD_CLIENT_OR_REDIRECT,
+                    "redirect_uri is not a URL",
+                )
+                .into_response();
             };
             url.query_pairs_mut().append_pair("code", &code);
             if let Some(s) = form.get("state") {
@@ -69,9 +94,11 @@ pub(super) async fn dialog_submit(State(state): State<AppState>, Form(form): For
             }
             (StatusCode::FOUND, [(header::LOCATION, url.to_string())]).into_response()
         }
-        Err(e) if e.code == error_code::INVALID_CREDENTIALS => {
-            (StatusCode::UNAUTHORIZED, form_page(&form, Some("Wrong user ID or PIN."))).into_response()
-        }
+        Err(e) if e.code == error_code::INVALID_CREDENTIALS => (
+            StatusCode::UNAUTHORIZED,
+            form_page(&form, Some("Wrong user ID or PIN.")),
+        )
+            .into_response(),
         Err(e) => e.into_response(),
     }
 }
@@ -80,22 +107,40 @@ pub(super) async fn dialog_submit(State(state): State<AppState>, Form(form): For
 pub(super) async fn token(State(state): State<AppState>, body: Bytes) -> Response {
     let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
     let get = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
-    for field in ["code", "client_id", "client_secret", "redirect_uri", "grant_type"] {
+    for field in [
+        "code",
+        "client_id",
+        "client_secret",
+        "redirect_uri",
+        "grant_type",
+    ] {
         if get(field).is_empty() {
-            return ApiError::bad_request(error_code::INVALID_INPUT, format!("{field} is required"))
-                .with_property(field, None)
-                .into_response();
+            return ApiError::bad_request(
+                error_code::INVALID_INPUT,
+                format!("{field} is required"),
+            )
+            .with_property(field, None)
+            .into_response();
         }
     }
     let now = state.now();
     let issued = {
         let mut auth = state.auth.lock();
-        auth.exchange(get("code"), get("client_id"), get("client_secret"), get("redirect_uri"), get("grant_type"), now)
+        auth.exchange(
+            get("code"),
+            get("client_id"),
+            get("client_secret"),
+            get("redirect_uri"),
+            get("grant_type"),
+            now,
+        )
     };
     match issued {
         Ok(t) => {
             let user = state.auth.lock().user(&t.record.user_id).cloned();
-            let Some(user) = user else { return ApiError::internal().into_response() };
+            let Some(user) = user else {
+                return ApiError::internal().into_response();
+            };
             axum::Json(json!({
                 "email": user.email.clone().unwrap_or_else(|| format!("{}@sim.stoxide.local", user.user_id.to_lowercase())),
                 "exchanges": ["NSE", "NFO", "BSE", "CDS", "BFO", "BCD", "MCX"],
@@ -117,13 +162,28 @@ pub(super) async fn token(State(state): State<AppState>, body: Bytes) -> Respons
 }
 
 /// `POST /v3/login/auth/token/request/{client_id}`: starts a request the simulated user approves.
-pub(super) async fn token_request(State(state): State<AppState>, Path(client_id): Path<String>, body: Bytes) -> ApiResult {
-    let body: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|_| ApiError::bad_request(error_code::INVALID_INPUT, "Body must be JSON: {\"client_secret\": \"...\"}"))?;
-    let secret = body.get("client_secret").and_then(|s| s.as_str()).unwrap_or("");
+pub(super) async fn token_request(
+    State(state): State<AppState>,
+    Path(client_id): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let body: serde_json::Value = serde_json::from_slice(&body).map_err(|_| {
+        ApiError::bad_request(
+            error_code::INVALID_INPUT,
+            "Body must be JSON: {\"client_secret\": \"...\"}",
+        )
+    })?;
+    let secret = body
+        .get("client_secret")
+        .and_then(|s| s.as_str())
+        .unwrap_or("");
     let now = state.now();
     let (id, request) = state.auth.lock().request_token(&client_id, secret, now)?;
-    let notifier = state.auth.lock().app(&client_id).and_then(|a| a.notifier_url.clone());
+    let notifier = state
+        .auth
+        .lock()
+        .app(&client_id)
+        .and_then(|a| a.notifier_url.clone());
     if let Some(ms) = state.config.token_request_auto_approve_ms {
         let state = state.clone();
         let id = id.clone();
@@ -143,16 +203,23 @@ pub(crate) async fn approve(state: &SimState, id: &str) -> bool {
     let now = state.now();
     let (issued, notifier) = {
         let mut auth = state.auth.lock();
-        let Some(req) = auth.take_request(id) else { return false };
+        let Some(req) = auth.take_request(id) else {
+            return false;
+        };
         if now >= req.expires_at {
             return false;
         }
         let issued = auth.issue(&req.user_id, &req.client_id, now);
-        let notifier = auth.app(&req.client_id).and_then(|a| a.notifier_url.clone());
+        let notifier = auth
+            .app(&req.client_id)
+            .and_then(|a| a.notifier_url.clone());
         (issued, notifier)
     };
     let Some(url) = notifier else {
-        tracing::warn!(request = id, "approved token request, but the app has no notifier_url to deliver it to");
+        tracing::warn!(
+            request = id,
+            "approved token request, but the app has no notifier_url to deliver it to"
+        );
         return true;
     };
     let payload = json!({
@@ -165,7 +232,9 @@ pub(crate) async fn approve(state: &SimState, id: &str) -> bool {
         "message_type": "access_token",
     });
     crate::server::install_crypto_provider();
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build();
     match client {
         Ok(c) => {
             if let Err(e) = c.post(&url).json(&payload).send().await {

@@ -18,7 +18,9 @@ use crate::state::{AppState, Authed};
 const MAX_SLICES: u64 = 25;
 
 fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(error_code::INVALID_INPUT, format!("Invalid JSON body: {e}")))
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(error_code::INVALID_INPUT, format!("Invalid JSON body: {e}"))
+    })
 }
 
 fn invalid(code: &'static str, message: &str, field: &str, value: Option<&Value>) -> ApiError {
@@ -29,7 +31,12 @@ fn number(v: &Value, field: &str, required: bool) -> Result<Option<f64>, ApiErro
     match v.get(field) {
         None | Some(Value::Null) if !required => Ok(None),
         Some(x) if x.is_number() => Ok(x.as_f64()),
-        other => Err(invalid(error_code::INVALID_INPUT, &format!("{field} must be a number"), field, other)),
+        other => Err(invalid(
+            error_code::INVALID_INPUT,
+            &format!("{field} must be a number"),
+            field,
+            other,
+        )),
     }
 }
 
@@ -37,84 +44,205 @@ fn integer(v: &Value, field: &str, required: bool) -> Result<Option<u64>, ApiErr
     match v.get(field) {
         None | Some(Value::Null) if !required => Ok(None),
         Some(x) if x.as_u64().is_some() => Ok(x.as_u64()),
-        other => Err(invalid(error_code::INVALID_INPUT, &format!("{field} must be a non-negative integer"), field, other)),
+        other => Err(invalid(
+            error_code::INVALID_INPUT,
+            &format!("{field} must be a non-negative integer"),
+            field,
+            other,
+        )),
     }
 }
 
-fn enum_field<T: std::str::FromStr>(v: &Value, field: &str, missing: &'static str, bad: &'static str) -> Result<Option<T>, ApiError> {
+fn enum_field<T: std::str::FromStr>(
+    v: &Value,
+    field: &str,
+    missing: &'static str,
+    bad: &'static str,
+) -> Result<Option<T>, ApiError> {
     match v.get(field) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => s.parse().map(Some).map_err(|_| invalid(bad, &format!("Invalid {field}"), field, v.get(field))),
+        Some(Value::String(s)) => s
+            .parse()
+            .map(Some)
+            .map_err(|_| invalid(bad, &format!("Invalid {field}"), field, v.get(field))),
         other => Err(invalid(missing, &format!("Invalid {field}"), field, other)),
     }
 }
 
-fn required<T>(x: Option<T>, code: &'static str, message: &str, field: &str) -> Result<T, ApiError> {
+fn required<T>(
+    x: Option<T>,
+    code: &'static str,
+    message: &str,
+    field: &str,
+) -> Result<T, ApiError> {
     x.ok_or_else(|| ApiError::bad_request(code, message).with_property(field, None))
 }
 
 fn check_price_tick(price: f64, tick: f64, field: &str) -> Result<(), ApiError> {
     let steps = price / tick;
     if price > 0.0 && (steps - steps.round()).abs() > 1e-6 {
-        return Err(ApiError::bad_request(error_code::INVALID_INPUT, format!("{field} must be a multiple of the tick size {tick}"))
-            .with_property(field, Some(price.into())));
+        return Err(ApiError::bad_request(
+            error_code::INVALID_INPUT,
+            format!("{field} must be a multiple of the tick size {tick}"),
+        )
+        .with_property(field, Some(price.into())));
     }
     Ok(())
 }
 
 /// Validates a place-order body into an engine request (and answers the slice flag).
 fn parse_order(state: &AppState, v: &Value) -> Result<(OrderRequest, bool), ApiError> {
-    let key = v.get("instrument_token").and_then(Value::as_str).unwrap_or("");
-    let instrument = state
-        .market
-        .lookup(key)
-        .ok_or_else(|| invalid(error_code::INVALID_INSTRUMENT_KEY, "Invalid Instrument key", "instrument_token", v.get("instrument_token")))?;
+    let key = v
+        .get("instrument_token")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let instrument = state.market.lookup(key).ok_or_else(|| {
+        invalid(
+            error_code::INVALID_INSTRUMENT_KEY,
+            "Invalid Instrument key",
+            "instrument_token",
+            v.get("instrument_token"),
+        )
+    })?;
     let inst = state.market.get(instrument);
     if inst.segment.is_index() {
-        return Err(invalid(error_code::INVALID_INSTRUMENT_KEY, "Indices cannot be traded", "instrument_token", v.get("instrument_token")));
+        return Err(invalid(
+            error_code::INVALID_INSTRUMENT_KEY,
+            "Indices cannot be traded",
+            "instrument_token",
+            v.get("instrument_token"),
+        ));
     }
-    let quantity = required(integer(v, "quantity", true)?, error_code::QUANTITY_ZERO, "Quantity cannot be zero", "quantity")?;
+    let quantity = required(
+        integer(v, "quantity", true)?,
+        error_code::QUANTITY_ZERO,
+        "Quantity cannot be zero",
+        "quantity",
+    )?;
     if quantity == 0 {
-        return Err(invalid(error_code::QUANTITY_ZERO, "Quantity cannot be zero", "quantity", v.get("quantity")));
+        return Err(invalid(
+            error_code::QUANTITY_ZERO,
+            "Quantity cannot be zero",
+            "quantity",
+            v.get("quantity"),
+        ));
     }
     // MCX quantities are lots; everything else units in multiples of the lot.
     if inst.segment != Segment::McxFo && quantity % u64::from(inst.lot()) != 0 {
         return Err(invalid(
             error_code::INVALID_INPUT,
-            &format!("Quantity should be a multiple of the lot size {}", inst.lot()),
+            &format!(
+                "Quantity should be a multiple of the lot size {}",
+                inst.lot()
+            ),
             "quantity",
             v.get("quantity"),
         ));
     }
-    let product: Product = required(enum_field(v, "product", error_code::INVALID_INPUT, error_code::INVALID_INPUT)?, error_code::INVALID_INPUT, "Product is required", "product")?;
-    let validity: Validity = required(enum_field(v, "validity", error_code::VALIDITY_REQUIRED, error_code::INVALID_VALIDITY)?, error_code::VALIDITY_REQUIRED, "Validity is required", "validity")?;
-    let order_type: OrderType = required(enum_field(v, "order_type", error_code::ORDER_TYPE_REQUIRED, error_code::INVALID_ORDER_TYPE)?, error_code::ORDER_TYPE_REQUIRED, "Please provide valid order type", "order_type")?;
-    let transaction_type: TransactionType = required(enum_field(v, "transaction_type", error_code::INVALID_INPUT, error_code::INVALID_INPUT)?, error_code::INVALID_INPUT, "transaction_type is required", "transaction_type")?;
+    let product: Product = required(
+        enum_field(
+            v,
+            "product",
+            error_code::INVALID_INPUT,
+            error_code::INVALID_INPUT,
+        )?,
+        error_code::INVALID_INPUT,
+        "Product is required",
+        "product",
+    )?;
+    let validity: Validity = required(
+        enum_field(
+            v,
+            "validity",
+            error_code::VALIDITY_REQUIRED,
+            error_code::INVALID_VALIDITY,
+        )?,
+        error_code::VALIDITY_REQUIRED,
+        "Validity is required",
+        "validity",
+    )?;
+    let order_type: OrderType = required(
+        enum_field(
+            v,
+            "order_type",
+            error_code::ORDER_TYPE_REQUIRED,
+            error_code::INVALID_ORDER_TYPE,
+        )?,
+        error_code::ORDER_TYPE_REQUIRED,
+        "Please provide valid order type",
+        "order_type",
+    )?;
+    let transaction_type: TransactionType = required(
+        enum_field(
+            v,
+            "transaction_type",
+            error_code::INVALID_INPUT,
+            error_code::INVALID_INPUT,
+        )?,
+        error_code::INVALID_INPUT,
+        "transaction_type is required",
+        "transaction_type",
+    )?;
     let price = number(v, "price", false)?.unwrap_or(0.0);
     let trigger_price = number(v, "trigger_price", false)?.unwrap_or(0.0);
     let disclosed_quantity = integer(v, "disclosed_quantity", false)?.unwrap_or(0);
     if let Some(mp) = number(v, "market_protection", false)?
         && (mp > 25.0 || (mp < 0.0 && mp != -1.0))
     {
-        return Err(invalid(error_code::MARKET_PROTECTION, "Market protection must be -1 or between 0 and 25", "market_protection", v.get("market_protection")));
+        return Err(invalid(
+            error_code::MARKET_PROTECTION,
+            "Market protection must be -1 or between 0 and 25",
+            "market_protection",
+            v.get("market_protection"),
+        ));
     }
     if matches!(order_type, OrderType::Limit | OrderType::StopLoss) && price <= 0.0 {
-        return Err(invalid(error_code::INVALID_INPUT, "Price is required for LIMIT and SL orders", "price", v.get("price")));
+        return Err(invalid(
+            error_code::INVALID_INPUT,
+            "Price is required for LIMIT and SL orders",
+            "price",
+            v.get("price"),
+        ));
     }
-    if matches!(order_type, OrderType::StopLoss | OrderType::StopLossMarket) && trigger_price <= 0.0 {
-        return Err(invalid(error_code::INVALID_INPUT, "Trigger price is required for SL and SL-M orders", "trigger_price", v.get("trigger_price")));
+    if matches!(order_type, OrderType::StopLoss | OrderType::StopLossMarket) && trigger_price <= 0.0
+    {
+        return Err(invalid(
+            error_code::INVALID_INPUT,
+            "Trigger price is required for SL and SL-M orders",
+            "trigger_price",
+            v.get("trigger_price"),
+        ));
     }
     check_price_tick(price, inst.tick(), "price")?;
     check_price_tick(trigger_price, inst.tick(), "trigger_price")?;
     let tag = match v.get("tag") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.chars().count() <= 40 => Some(s.clone()),
-        other => return Err(invalid(error_code::INVALID_INPUT, "tag must be a string of at most 40 characters", "tag", other)),
+        other => {
+            return Err(invalid(
+                error_code::INVALID_INPUT,
+                "tag must be a string of at most 40 characters",
+                "tag",
+                other,
+            ));
+        }
     };
     let slice = v.get("slice").and_then(Value::as_bool).unwrap_or(false);
     let is_amo = v.get("is_amo").and_then(Value::as_bool).unwrap_or(false);
     Ok((
-        OrderRequest { instrument, quantity, product, validity, price, trigger_price, order_type, transaction_type, disclosed_quantity, tag, is_amo },
+        OrderRequest {
+            instrument,
+            quantity,
+            product,
+            validity,
+            price,
+            trigger_price,
+            order_type,
+            transaction_type,
+            disclosed_quantity,
+            tag,
+            is_amo,
+        },
         slice,
     ))
 }
@@ -122,7 +250,11 @@ fn parse_order(state: &AppState, v: &Value) -> Result<(OrderRequest, bool), ApiE
 /// Splits a quantity by the freeze quantity, each slice a whole number of lots.
 fn slices(state: &AppState, req: &OrderRequest) -> Result<Vec<u64>, ApiError> {
     let inst = state.market.get(req.instrument);
-    let lot = if inst.segment == Segment::McxFo { 1 } else { u64::from(inst.lot()) };
+    let lot = if inst.segment == Segment::McxFo {
+        1
+    } else {
+        u64::from(inst.lot())
+    };
     let freeze = inst.freeze_quantity.unwrap_or(f64::MAX);
     let per_slice = (((freeze as u64).saturating_sub(1).max(lot)) / lot) * lot;
     if req.quantity as f64 <= freeze || per_slice == 0 {
@@ -130,17 +262,29 @@ fn slices(state: &AppState, req: &OrderRequest) -> Result<Vec<u64>, ApiError> {
     }
     let n = req.quantity.div_ceil(per_slice);
     if n > MAX_SLICES {
-        return Err(ApiError::bad_request(error_code::SLICE_LIMIT, format!("Order would need {n} slices; at most {MAX_SLICES} are allowed"))
-            .with_property("quantity", Some(req.quantity.into())));
+        return Err(ApiError::bad_request(
+            error_code::SLICE_LIMIT,
+            format!("Order would need {n} slices; at most {MAX_SLICES} are allowed"),
+        )
+        .with_property("quantity", Some(req.quantity.into())));
     }
     let mut out = vec![per_slice; (n - 1) as usize];
     out.push(req.quantity - per_slice * (n - 1));
     Ok(out)
 }
 
-fn place_one(state: &AppState, user: &str, req: OrderRequest, freeze_checked: bool) -> Result<String, ApiError> {
+fn place_one(
+    state: &AppState,
+    user: &str,
+    req: OrderRequest,
+    freeze_checked: bool,
+) -> Result<String, ApiError> {
     let now = state.now();
-    state.engine.lock().place(&state.market, user, req, now, freeze_checked).ok_or_else(ApiError::invalid_token)
+    state
+        .engine
+        .lock()
+        .place(&state.market, user, req, now, freeze_checked)
+        .ok_or_else(ApiError::invalid_token)
 }
 
 /// `POST /v2/order/place`.
@@ -152,7 +296,10 @@ pub(super) async fn place_v2(State(state): State<AppState>, who: Authed, body: B
 
 fn with_latency(mut body: Json<Value>, started: std::time::Instant) -> Json<Value> {
     if let Some(o) = body.0.as_object_mut() {
-        o.insert("metadata".into(), json!({"latency": started.elapsed().as_millis() as u64}));
+        o.insert(
+            "metadata".into(),
+            json!({"latency": started.elapsed().as_millis() as u64}),
+        );
     }
     body
 }
@@ -165,7 +312,17 @@ pub(super) async fn place_v3(State(state): State<AppState>, who: Authed, body: B
         let parts = slices(&state, &req)?;
         parts
             .into_iter()
-            .map(|q| place_one(&state, &who.user_id, OrderRequest { quantity: q, ..req.clone() }, true))
+            .map(|q| {
+                place_one(
+                    &state,
+                    &who.user_id,
+                    OrderRequest {
+                        quantity: q,
+                        ..req.clone()
+                    },
+                    true,
+                )
+            })
             .collect::<Result<Vec<_>, _>>()?
     } else {
         vec![place_one(&state, &who.user_id, req, false)?]
@@ -175,7 +332,10 @@ pub(super) async fn place_v3(State(state): State<AppState>, who: Authed, body: B
 
 fn order_error(e: OrderError, what: &str) -> ApiError {
     match e {
-        OrderError::NotFound => ApiError::bad_request(error_code::ORDER_NOT_FOUND, "Order not found").with_property("order_id", None),
+        OrderError::NotFound => {
+            ApiError::bad_request(error_code::ORDER_NOT_FOUND, "Order not found")
+                .with_property("order_id", None)
+        }
         OrderError::Terminal => ApiError::bad_request(
             error_code::ORDER_TERMINAL,
             format!("{what} of already cancelled/rejected/completed order is not allowed"),
@@ -186,11 +346,17 @@ fn order_error(e: OrderError, what: &str) -> ApiError {
 fn order_id_param(raw: Option<&str>) -> Result<String, ApiError> {
     let id = raw.unwrap_or("").trim();
     if id.is_empty() {
-        return Err(ApiError::bad_request(error_code::ORDER_ID_REQUIRED, "Order id is required").with_property("order_id", None));
+        return Err(
+            ApiError::bad_request(error_code::ORDER_ID_REQUIRED, "Order id is required")
+                .with_property("order_id", None),
+        );
     }
     if !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-        return Err(ApiError::bad_request(error_code::ORDER_ID_CHARS, "Order id accepts only alphanumeric characters and '-'")
-            .with_property("order_id", Some(id.into())));
+        return Err(ApiError::bad_request(
+            error_code::ORDER_ID_CHARS,
+            "Order id accepts only alphanumeric characters and '-'",
+        )
+        .with_property("order_id", Some(id.into())));
     }
     Ok(id.to_owned())
 }
@@ -199,48 +365,89 @@ async fn modify(state: AppState, who: Authed, body: Bytes) -> ApiResult {
     let v = parse_body(&body)?;
     let order_id = order_id_param(v.get("order_id").and_then(Value::as_str))?;
     if v.get("validity").is_none_or(Value::is_null) {
-        return Err(ApiError::bad_request(error_code::VALIDITY_REQUIRED, "Validity is required").with_property("validity", None));
+        return Err(
+            ApiError::bad_request(error_code::VALIDITY_REQUIRED, "Validity is required")
+                .with_property("validity", None),
+        );
     }
     if v.get("order_type").is_none_or(Value::is_null) {
-        return Err(ApiError::bad_request(error_code::ORDER_TYPE_REQUIRED, "Please provide valid order type").with_property("order_type", None));
+        return Err(ApiError::bad_request(
+            error_code::ORDER_TYPE_REQUIRED,
+            "Please provide valid order type",
+        )
+        .with_property("order_type", None));
     }
     let change = OrderChange {
         quantity: integer(&v, "quantity", false)?,
-        validity: enum_field(&v, "validity", error_code::VALIDITY_REQUIRED, error_code::INVALID_VALIDITY)?,
+        validity: enum_field(
+            &v,
+            "validity",
+            error_code::VALIDITY_REQUIRED,
+            error_code::INVALID_VALIDITY,
+        )?,
         price: number(&v, "price", false)?,
-        order_type: enum_field(&v, "order_type", error_code::ORDER_TYPE_REQUIRED, error_code::INVALID_ORDER_TYPE)?,
+        order_type: enum_field(
+            &v,
+            "order_type",
+            error_code::ORDER_TYPE_REQUIRED,
+            error_code::INVALID_ORDER_TYPE,
+        )?,
         trigger_price: number(&v, "trigger_price", false)?,
         disclosed_quantity: integer(&v, "disclosed_quantity", false)?,
     };
     let now = state.now();
-    state.engine.lock().modify(&state.market, &who.user_id, &order_id, change, now).map_err(|e| order_error(e, "Modify"))?;
+    state
+        .engine
+        .lock()
+        .modify(&state.market, &who.user_id, &order_id, change, now)
+        .map_err(|e| order_error(e, "Modify"))?;
     Ok(success(json!({"order_id": order_id})))
 }
 
 /// `PUT /v2/order/modify`.
-pub(super) async fn modify_v2(State(state): State<AppState>, who: Authed, body: Bytes) -> ApiResult {
+pub(super) async fn modify_v2(
+    State(state): State<AppState>,
+    who: Authed,
+    body: Bytes,
+) -> ApiResult {
     modify(state, who, body).await
 }
 
 /// `PUT /v3/order/modify`.
-pub(super) async fn modify_v3(State(state): State<AppState>, who: Authed, body: Bytes) -> ApiResult {
+pub(super) async fn modify_v3(
+    State(state): State<AppState>,
+    who: Authed,
+    body: Bytes,
+) -> ApiResult {
     let started = std::time::Instant::now();
     Ok(with_latency(modify(state, who, body).await?, started))
 }
 
 fn cancel(state: &AppState, who: &Authed, q: &QueryMap) -> ApiResult {
     let order_id = order_id_param(q.get("order_id").map(String::as_str))?;
-    state.engine.lock().cancel(&state.market, &who.user_id, &order_id).map_err(|e| order_error(e, "Cancel"))?;
+    state
+        .engine
+        .lock()
+        .cancel(&state.market, &who.user_id, &order_id)
+        .map_err(|e| order_error(e, "Cancel"))?;
     Ok(success(json!({"order_id": order_id})))
 }
 
 /// `DELETE /v2/order/cancel?order_id=`.
-pub(super) async fn cancel_v2(State(state): State<AppState>, who: Authed, q: QueryMap) -> ApiResult {
+pub(super) async fn cancel_v2(
+    State(state): State<AppState>,
+    who: Authed,
+    q: QueryMap,
+) -> ApiResult {
     cancel(&state, &who, &q)
 }
 
 /// `DELETE /v3/order/cancel?order_id=`.
-pub(super) async fn cancel_v3(State(state): State<AppState>, who: Authed, q: QueryMap) -> ApiResult {
+pub(super) async fn cancel_v3(
+    State(state): State<AppState>,
+    who: Authed,
+    q: QueryMap,
+) -> ApiResult {
     let started = std::time::Instant::now();
     Ok(with_latency(cancel(&state, &who, &q)?, started))
 }
@@ -254,28 +461,57 @@ fn multi_status(ok: usize, failed: usize) -> (StatusCode, &'static str) {
 }
 
 /// `POST /v2/order/multi/place`: up to 25 lines, 207 on partial success.
-pub(super) async fn multi_place(State(state): State<AppState>, who: Authed, body: Bytes) -> Result<Response, ApiError> {
+pub(super) async fn multi_place(
+    State(state): State<AppState>,
+    who: Authed,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let v = parse_body(&body)?;
-    let lines = v.as_array().ok_or_else(|| ApiError::bad_request(error_code::INVALID_INPUT, "Body must be a JSON array of orders"))?;
+    let lines = v.as_array().ok_or_else(|| {
+        ApiError::bad_request(
+            error_code::INVALID_INPUT,
+            "Body must be a JSON array of orders",
+        )
+    })?;
     if lines.is_empty() || lines.len() > 25 {
-        return Err(ApiError::bad_request(error_code::INVALID_INPUT, "Between 1 and 25 orders per request"));
+        return Err(ApiError::bad_request(
+            error_code::INVALID_INPUT,
+            "Between 1 and 25 orders per request",
+        ));
     }
     let mut data = Vec::new();
     let mut errors = Vec::new();
     let mut seen = std::collections::HashSet::new();
     let mut payload_errors = 0;
     for line in lines {
-        let cid = line.get("correlation_id").and_then(Value::as_str).unwrap_or("").to_owned();
+        let cid = line
+            .get("correlation_id")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
         let result = if cid.is_empty() || cid.len() > 20 || !seen.insert(cid.clone()) {
             payload_errors += 1;
-            Err(ApiError::bad_request(error_code::INVALID_INPUT, "correlation_id is required, unique and at most 20 characters")
-                .with_property("correlation_id", Some(cid.clone().into())))
+            Err(ApiError::bad_request(
+                error_code::INVALID_INPUT,
+                "correlation_id is required, unique and at most 20 characters",
+            )
+            .with_property("correlation_id", Some(cid.clone().into())))
         } else {
             parse_order(&state, line).and_then(|(req, slice)| {
                 if slice {
                     slices(&state, &req)?
                         .into_iter()
-                        .map(|q| place_one(&state, &who.user_id, OrderRequest { quantity: q, ..req.clone() }, true))
+                        .map(|q| {
+                            place_one(
+                                &state,
+                                &who.user_id,
+                                OrderRequest {
+                                    quantity: q,
+                                    ..req.clone()
+                                },
+                                true,
+                            )
+                        })
                         .collect::<Result<Vec<_>, _>>()
                 } else {
                     place_one(&state, &who.user_id, req, false).map(|id| vec![id])
@@ -283,7 +519,10 @@ pub(super) async fn multi_place(State(state): State<AppState>, who: Authed, body
             })
         };
         match result {
-            Ok(ids) => data.extend(ids.into_iter().map(|id| json!({"correlation_id": cid, "order_id": id}))),
+            Ok(ids) => data.extend(
+                ids.into_iter()
+                    .map(|id| json!({"correlation_id": cid, "order_id": id})),
+            ),
             Err(e) => {
                 let mut item = e.item();
                 if let Some(o) = item.as_object_mut() {
@@ -313,17 +552,34 @@ fn bulk_response(ids: Vec<String>, errors: Vec<Value>) -> Response {
 
 fn segment_filter(q: &QueryMap) -> Result<Option<Segment>, ApiError> {
     q.get("segment")
-        .map(|s| s.parse::<Segment>().map_err(|e| ApiError::bad_request(error_code::INVALID_INPUT, e.to_string()).with_property("segment", Some(s.clone().into()))))
+        .map(|s| {
+            s.parse::<Segment>().map_err(|e| {
+                ApiError::bad_request(error_code::INVALID_INPUT, e.to_string())
+                    .with_property("segment", Some(s.clone().into()))
+            })
+        })
         .transpose()
 }
 
 /// `DELETE /v2/order/multi/cancel[?segment=&tag=]`: cancels up to 50 open orders.
-pub(super) async fn cancel_all(State(state): State<AppState>, who: Authed, q: QueryMap) -> Result<Response, ApiError> {
+pub(super) async fn cancel_all(
+    State(state): State<AppState>,
+    who: Authed,
+    q: QueryMap,
+) -> Result<Response, ApiError> {
     let segment = segment_filter(&q)?;
     let mut engine = state.engine.lock();
-    let open = engine.open_orders(&state.market, &who.user_id, segment, q.get("tag").map(String::as_str));
+    let open = engine.open_orders(
+        &state.market,
+        &who.user_id,
+        segment,
+        q.get("tag").map(String::as_str),
+    );
     if open.is_empty() {
-        return Err(ApiError::bad_request(error_code::ORDER_NOT_FOUND, "No open orders to cancel"));
+        return Err(ApiError::bad_request(
+            error_code::ORDER_NOT_FOUND,
+            "No open orders to cancel",
+        ));
     }
     let mut ids = Vec::new();
     let mut errors = Vec::new();
@@ -344,7 +600,11 @@ pub(super) async fn cancel_all(State(state): State<AppState>, who: Authed, q: Qu
 
 /// `POST /v2/order/positions/exit[?segment=&tag=]`: market orders closing open positions
 /// (not delivery equity), buys first, then sells.
-pub(super) async fn exit_all(State(state): State<AppState>, who: Authed, q: QueryMap) -> Result<Response, ApiError> {
+pub(super) async fn exit_all(
+    State(state): State<AppState>,
+    who: Authed,
+    q: QueryMap,
+) -> Result<Response, ApiError> {
     let segment = segment_filter(&q)?;
     let now = state.now();
     let mut engine = state.engine.lock();
@@ -353,7 +613,10 @@ pub(super) async fn exit_all(State(state): State<AppState>, who: Authed, q: Quer
         .into_iter()
         .filter(|(idx, product, _)| {
             let inst = state.market.get(*idx);
-            segment.is_none_or(|s| inst.segment == s) && !(inst.segment.exchange() != "MCX" && !inst.segment.is_derivative() && *product == Product::Delivery)
+            segment.is_none_or(|s| inst.segment == s)
+                && !(inst.segment.exchange() != "MCX"
+                    && !inst.segment.is_derivative()
+                    && *product == Product::Delivery)
         })
         .take(200)
         .map(|(instrument, product, net)| OrderRequest {
@@ -364,30 +627,44 @@ pub(super) async fn exit_all(State(state): State<AppState>, who: Authed, q: Quer
             price: 0.0,
             trigger_price: 0.0,
             order_type: OrderType::Market,
-            transaction_type: if net > 0 { TransactionType::Sell } else { TransactionType::Buy },
+            transaction_type: if net > 0 {
+                TransactionType::Sell
+            } else {
+                TransactionType::Buy
+            },
             disclosed_quantity: 0,
             tag: q.get("tag").cloned(),
             is_amo: false,
         })
         .collect();
     if legs.is_empty() {
-        return Err(ApiError::bad_request(error_code::INVALID_INPUT, "No open positions to exit"));
+        return Err(ApiError::bad_request(
+            error_code::INVALID_INPUT,
+            "No open positions to exit",
+        ));
     }
     legs.sort_by_key(|l| l.transaction_type == TransactionType::Sell);
-    let ids: Vec<String> = legs.into_iter().filter_map(|l| engine.place(&state.market, &who.user_id, l, now, true)).collect();
+    let ids: Vec<String> = legs
+        .into_iter()
+        .filter_map(|l| engine.place(&state.market, &who.user_id, l, now, true))
+        .collect();
     Ok(bulk_response(ids, Vec::new()))
 }
 
 /// `GET /v2/order/retrieve-all`.
 pub(super) async fn order_book(State(state): State<AppState>, who: Authed) -> ApiResult {
-    Ok(success(state.engine.lock().order_book(&state.market, &who.user_id)))
+    Ok(success(
+        state.engine.lock().order_book(&state.market, &who.user_id),
+    ))
 }
 
 /// `GET /v2/order/details?order_id=`.
 pub(super) async fn details(State(state): State<AppState>, who: Authed, q: QueryMap) -> ApiResult {
     let id = order_id_param(q.get("order_id").map(String::as_str))?;
     let engine = state.engine.lock();
-    let order = engine.order(&who.user_id, &id).ok_or_else(|| order_error(OrderError::NotFound, ""))?;
+    let order = engine
+        .order(&who.user_id, &id)
+        .ok_or_else(|| order_error(OrderError::NotFound, ""))?;
     Ok(success(crate::engine::order_json(&state.market, order)))
 }
 
@@ -398,8 +675,12 @@ pub(super) async fn history(State(state): State<AppState>, who: Authed, q: Query
     match (q.get("order_id"), q.get("tag")) {
         (Some(id), _) => {
             let id = order_id_param(Some(id))?;
-            let order = engine.order(&who.user_id, &id).ok_or_else(|| order_error(OrderError::NotFound, ""))?;
-            if q.get("tag").is_none_or(|t| order.req.tag.as_deref() == Some(t)) {
+            let order = engine
+                .order(&who.user_id, &id)
+                .ok_or_else(|| order_error(OrderError::NotFound, ""))?;
+            if q.get("tag")
+                .is_none_or(|t| order.req.tag.as_deref() == Some(t))
+            {
                 out.extend(order.history.iter().cloned());
             }
         }
@@ -409,7 +690,11 @@ pub(super) async fn history(State(state): State<AppState>, who: Authed, q: Query
             }
         }
         (None, None) => {
-            return Err(ApiError::bad_request(error_code::ORDER_ID_REQUIRED, "order_id or tag is required").with_property("order_id", None));
+            return Err(ApiError::bad_request(
+                error_code::ORDER_ID_REQUIRED,
+                "order_id or tag is required",
+            )
+            .with_property("order_id", None));
         }
     }
     Ok(success(out))
@@ -439,15 +724,32 @@ fn trade_json(state: &AppState, t: &crate::engine::Trade) -> Value {
 /// `GET /v2/order/trades/get-trades-for-day`.
 pub(super) async fn trades_for_day(State(state): State<AppState>, who: Authed) -> ApiResult {
     let engine = state.engine.lock();
-    Ok(success(engine.trades(&who.user_id).iter().map(|t| trade_json(&state, t)).collect::<Vec<_>>()))
+    Ok(success(
+        engine
+            .trades(&who.user_id)
+            .iter()
+            .map(|t| trade_json(&state, t))
+            .collect::<Vec<_>>(),
+    ))
 }
 
 /// `GET /v2/order/trades?order_id=`.
-pub(super) async fn trades_by_order(State(state): State<AppState>, who: Authed, q: QueryMap) -> ApiResult {
+pub(super) async fn trades_by_order(
+    State(state): State<AppState>,
+    who: Authed,
+    q: QueryMap,
+) -> ApiResult {
     let id = order_id_param(q.get("order_id").map(String::as_str))?;
     let engine = state.engine.lock();
     if engine.order(&who.user_id, &id).is_none() {
         return Err(order_error(OrderError::NotFound, ""));
     }
-    Ok(success(engine.trades(&who.user_id).iter().filter(|t| t.order_id == id).map(|t| trade_json(&state, t)).collect::<Vec<_>>()))
+    Ok(success(
+        engine
+            .trades(&who.user_id)
+            .iter()
+            .filter(|t| t.order_id == id)
+            .map(|t| trade_json(&state, t))
+            .collect::<Vec<_>>(),
+    ))
 }

@@ -13,7 +13,10 @@ use crate::state::{AppState, Authed};
 
 /// Resolves the request's keys; unknown keys are left out, as the real API does.
 fn resolve(state: &AppState, q: &QueryMap, max: usize) -> Result<Vec<u32>, ApiError> {
-    Ok(quote_keys(q, max)?.iter().filter_map(|k| state.market.lookup(k)).collect())
+    Ok(quote_keys(q, max)?
+        .iter()
+        .filter_map(|k| state.market.lookup(k))
+        .collect())
 }
 
 fn map_of(state: &AppState, idxs: &[u32], f: impl Fn(u32, &str) -> Value) -> Value {
@@ -29,7 +32,11 @@ fn map_of(state: &AppState, idxs: &[u32], f: impl Fn(u32, &str) -> Value) -> Val
 pub(super) async fn ltp_v2(State(state): State<AppState>, _who: Authed, q: QueryMap) -> ApiResult {
     let idxs = resolve(&state, &q, 500)?;
     let now = state.now();
-    Ok(success(map_of(&state, &idxs, |i, key| json!({"last_price": state.market.ltp(i, now), "instrument_token": key}))))
+    Ok(success(map_of(
+        &state,
+        &idxs,
+        |i, key| json!({"last_price": state.market.ltp(i, now), "instrument_token": key}),
+    )))
 }
 
 /// `GET /v3/market-quote/ltp`.
@@ -49,13 +56,22 @@ fn interval(q: &QueryMap) -> Result<&'static str, ApiError> {
         Some("1d") => Ok("1d"),
         Some("I1") => Ok("I1"),
         Some("I30") => Ok("I30"),
-        other => Err(ApiError::bad_request(error_code::INVALID_INPUT, "interval must be one of 1d, I1, I30")
-            .with_property("interval", other.map(|s| s.to_owned().into()))),
+        other => Err(ApiError::bad_request(
+            error_code::INVALID_INPUT,
+            "interval must be one of 1d, I1, I30",
+        )
+        .with_property("interval", other.map(|s| s.to_owned().into()))),
     }
 }
 
 /// One candle `[start, start+len)` of instrument `i`, sampled on a fine grid, up to `until`.
-pub(crate) fn candle(state: &AppState, i: u32, start: DateTime<Utc>, len: Duration, until: DateTime<Utc>) -> Option<(f64, f64, f64, f64, u64)> {
+pub(crate) fn candle(
+    state: &AppState,
+    i: u32,
+    start: DateTime<Utc>,
+    len: Duration,
+    until: DateTime<Utc>,
+) -> Option<(f64, f64, f64, f64, u64)> {
     let end = (start + len).min(until);
     if end <= start {
         return None;
@@ -90,17 +106,29 @@ fn ohlc_pair(state: &AppState, i: u32, iv: &str, now: DateTime<Utc>) -> (Value, 
             (open, close - open, popen, pclose)
         }
         _ => {
-            let len = if iv == "I1" { Duration::minutes(1) } else { Duration::minutes(30) };
-            let start = (t.with_timezone(&IST) - Duration::milliseconds(1)).duration_trunc(len).map(|d| d.with_timezone(&Utc)).unwrap_or(t);
+            let len = if iv == "I1" {
+                Duration::minutes(1)
+            } else {
+                Duration::minutes(30)
+            };
+            let start = (t.with_timezone(&IST) - Duration::milliseconds(1))
+                .duration_trunc(len)
+                .map(|d| d.with_timezone(&Utc))
+                .unwrap_or(t);
             (start, len, start - len, start)
         }
     };
     let to_json = |c: Option<(f64, f64, f64, f64, u64)>, ts: DateTime<Utc>| match c {
-        Some((o, h, l, c, v)) => json!({"open": o, "high": h, "low": l, "close": c, "volume": v, "ts": ts.timestamp_millis()}),
+        Some((o, h, l, c, v)) => {
+            json!({"open": o, "high": h, "low": l, "close": c, "volume": v, "ts": ts.timestamp_millis()})
+        }
         None => Value::Null,
     };
     let live = to_json(candle(state, i, cur_start, len, t), cur_start);
-    let prev = to_json(candle(state, i, prev_start, prev_end - prev_start, prev_end), prev_start);
+    let prev = to_json(
+        candle(state, i, prev_start, prev_end - prev_start, prev_end),
+        prev_start,
+    );
     (live, prev)
 }
 
@@ -132,7 +160,10 @@ pub(super) async fn ohlc_v3(State(state): State<AppState>, _who: Authed, q: Quer
 }
 
 fn depth(levels: &[crate::market::DepthLevel; 5]) -> Value {
-    levels.iter().map(|l| json!({"quantity": l.quantity, "price": l.price, "orders": l.orders})).collect()
+    levels
+        .iter()
+        .map(|l| json!({"quantity": l.quantity, "price": l.price, "orders": l.orders}))
+        .collect()
 }
 
 /// The full-quote JSON of one snapshot.
@@ -160,19 +191,36 @@ fn full_quote_json(state: &AppState, i: u32, s: &Snapshot) -> Value {
 }
 
 /// `GET /v2/market-quote/quotes`.
-pub(super) async fn full_quote(State(state): State<AppState>, _who: Authed, q: QueryMap) -> ApiResult {
+pub(super) async fn full_quote(
+    State(state): State<AppState>,
+    _who: Authed,
+    q: QueryMap,
+) -> ApiResult {
     let idxs = resolve(&state, &q, 500)?;
     let now = state.now();
-    Ok(success(map_of(&state, &idxs, |i, _| full_quote_json(&state, i, &state.market.snapshot(i, now)))))
+    Ok(success(map_of(&state, &idxs, |i, _| {
+        full_quote_json(&state, i, &state.market.snapshot(i, now))
+    })))
 }
 
 /// `GET /v3/market-quote/option-greek` (at most 50 keys).
-pub(super) async fn option_greeks(State(state): State<AppState>, _who: Authed, q: QueryMap) -> ApiResult {
+pub(super) async fn option_greeks(
+    State(state): State<AppState>,
+    _who: Authed,
+    q: QueryMap,
+) -> ApiResult {
     let idxs = resolve(&state, &q, 50)?;
     let now = state.now();
     Ok(success(map_of(&state, &idxs, |i, key| {
         let s = state.market.snapshot(i, now);
-        let g = s.greeks.unwrap_or(crate::market::black_scholes::Greeks { price: 0.0, delta: 0.0, gamma: 0.0, theta: 0.0, vega: 0.0, rho: 0.0 });
+        let g = s.greeks.unwrap_or(crate::market::black_scholes::Greeks {
+            price: 0.0,
+            delta: 0.0,
+            gamma: 0.0,
+            theta: 0.0,
+            vega: 0.0,
+            rho: 0.0,
+        });
         let r4 = |x: f64| (x * 10_000.0).round() / 10_000.0;
         json!({
             "last_price": s.ltp, "instrument_token": key, "ltq": s.ltq, "volume": s.volume, "cp": s.cp,
@@ -182,7 +230,11 @@ pub(super) async fn option_greeks(State(state): State<AppState>, _who: Authed, q
 }
 
 /// `GET /v2/market/status/{exchange}`.
-pub(super) async fn market_status(State(state): State<AppState>, _who: Authed, Path(exchange): Path<String>) -> ApiResult {
+pub(super) async fn market_status(
+    State(state): State<AppState>,
+    _who: Authed,
+    Path(exchange): Path<String>,
+) -> ApiResult {
     let segment = match exchange.as_str() {
         "NSE" => Segment::NseEq,
         "NFO" => Segment::NseFo,
@@ -190,8 +242,11 @@ pub(super) async fn market_status(State(state): State<AppState>, _who: Authed, P
         "BFO" => Segment::BseFo,
         "MCX" => Segment::McxFo,
         _ => {
-            return Err(ApiError::bad_request(error_code::INVALID_INPUT, "exchange must be NSE, NFO, BSE, BFO or MCX")
-                .with_property("exchange", Some(exchange.into())));
+            return Err(ApiError::bad_request(
+                error_code::INVALID_INPUT,
+                "exchange must be NSE, NFO, BSE, BFO or MCX",
+            )
+            .with_property("exchange", Some(exchange.into())));
         }
     };
     let now = state.now();

@@ -11,7 +11,12 @@ use crate::state::{AppState, Authed};
 
 /// `GET /v2/user/profile`.
 pub(super) async fn profile(State(state): State<AppState>, who: Authed) -> ApiResult {
-    let user = state.auth.lock().user(&who.user_id).cloned().ok_or_else(ApiError::invalid_token)?;
+    let user = state
+        .auth
+        .lock()
+        .user(&who.user_id)
+        .cloned()
+        .ok_or_else(ApiError::invalid_token)?;
     Ok(success(json!({
         "email": user.email.clone().unwrap_or_else(|| format!("{}@sim.stoxide.local", user.user_id.to_lowercase())),
         "exchanges": ["NSE", "NFO", "BSE", "CDS", "BFO", "BCD", "MCX"],
@@ -43,7 +48,11 @@ fn funds_window_open(state: &AppState) -> Result<(), ApiError> {
 fn funds(state: &AppState, who: &Authed) -> Result<(f64, f64, f64), ApiError> {
     funds_window_open(state)?;
     let now = state.now();
-    state.engine.lock().funds(&state.market, &who.user_id, now).ok_or_else(ApiError::invalid_token)
+    state
+        .engine
+        .lock()
+        .funds(&state.market, &who.user_id, now)
+        .ok_or_else(ApiError::invalid_token)
 }
 
 /// `GET /v2/user/get-funds-and-margin[?segment=SEC|COM]`.

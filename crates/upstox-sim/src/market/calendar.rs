@@ -53,7 +53,9 @@ fn hm(s: &str, what: &str) -> Result<NaiveTime, SimError> {
 
 pub(crate) fn ist_instant(date: NaiveDate, time: NaiveTime) -> DateTime<Utc> {
     // A fixed offset has exactly one instant for every local time.
-    IST.from_local_datetime(&date.and_time(time)).single().map_or_else(|| date.and_time(time).and_utc(), |t| t.with_timezone(&Utc))
+    IST.from_local_datetime(&date.and_time(time))
+        .single()
+        .map_or_else(|| date.and_time(time).and_utc(), |t| t.with_timezone(&Utc))
 }
 
 impl Calendar {
@@ -65,8 +67,9 @@ impl Calendar {
             .holidays
             .iter()
             .map(|d| {
-                NaiveDate::parse_from_str(d, "%Y-%m-%d")
-                    .map_err(|_| SimError::Config(format!("market.holidays: {d:?} is not YYYY-MM-DD")))
+                NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| {
+                    SimError::Config(format!("market.holidays: {d:?} is not YYYY-MM-DD"))
+                })
             })
             .collect::<Result<_, _>>()?;
         Ok(Self {
@@ -97,7 +100,11 @@ impl Calendar {
 
     /// The trading day at or before `date`.
     pub fn trading_day_at_or_before(&self, date: NaiveDate) -> NaiveDate {
-        if self.is_trading_day(date) { date } else { self.previous_trading_day(date) }
+        if self.is_trading_day(date) {
+            date
+        } else {
+            self.previous_trading_day(date)
+        }
     }
 
     fn hours(&self, segment: Segment) -> (NaiveTime, NaiveTime) {
@@ -128,7 +135,9 @@ impl Calendar {
 
     /// The trading day whose session `market_time(t)` belongs to.
     pub fn session_day(&self, segment: Segment, t: DateTime<Utc>) -> NaiveDate {
-        self.market_time(segment, t).with_timezone(&IST).date_naive()
+        self.market_time(segment, t)
+            .with_timezone(&IST)
+            .date_naive()
     }
 
     /// Close of the session before the current one (the `cp` of quotes).
@@ -157,7 +166,11 @@ impl Calendar {
         let time = local.time();
         let (open, close) = self.hours(segment);
         if segment == Segment::McxFo || segment == Segment::NseCom {
-            return if time >= open && time < close { MarketStatus::NormalOpen } else { MarketStatus::NormalClose };
+            return if time >= open && time < close {
+                MarketStatus::NormalOpen
+            } else {
+                MarketStatus::NormalClose
+            };
         }
         if time < self.pre_open {
             MarketStatus::ClosingEnd
@@ -187,7 +200,10 @@ impl Calendar {
         while d.weekday() != weekday {
             d = d + Days::new(1);
         }
-        (0..n).map(|i| self.adjust(d + Days::new(7 * i as u64))).filter(|e| *e >= from).collect()
+        (0..n)
+            .map(|i| self.adjust(d + Days::new(7 * i as u64)))
+            .filter(|e| *e >= from)
+            .collect()
     }
 
     /// The next `n` monthly expiries (last `weekday` of the month), on or after `from`.
@@ -212,7 +228,8 @@ impl Calendar {
 
 /// Parses `Mon`..`Sun`.
 pub(crate) fn weekday(s: &str) -> Result<Weekday, SimError> {
-    s.parse::<Weekday>().map_err(|_| SimError::Config(format!("{s:?} is not a weekday (Mon..Sun)")))
+    s.parse::<Weekday>()
+        .map_err(|_| SimError::Config(format!("{s:?} is not a weekday (Mon..Sun)")))
 }
 
 #[cfg(test)]
@@ -236,8 +253,14 @@ mod tests {
     #[test]
     fn weekend_prices_are_fridays_close() {
         let c = cal();
-        let sat = ist_instant(date("2026-11-21"), NaiveTime::from_hms_opt(11, 0, 0).expect("t"));
-        let fri_close = ist_instant(date("2026-11-20"), NaiveTime::from_hms_opt(15, 30, 0).expect("t"));
+        let sat = ist_instant(
+            date("2026-11-21"),
+            NaiveTime::from_hms_opt(11, 0, 0).expect("t"),
+        );
+        let fri_close = ist_instant(
+            date("2026-11-20"),
+            NaiveTime::from_hms_opt(15, 30, 0).expect("t"),
+        );
         assert_eq!(c.market_time(Segment::NseEq, sat), fri_close);
         assert!(!c.is_open(Segment::NseEq, sat));
         assert_eq!(c.status(Segment::NseEq, sat), MarketStatus::ClosingEnd);

@@ -21,7 +21,9 @@ pub fn unit(h: u64) -> f64 {
 
 /// An approximately standard normal value from a hash (Irwin–Hall of four 16-bit uniforms).
 fn gaussian(h: u64) -> f64 {
-    let sum: f64 = (0..4).map(|i| ((h >> (16 * i)) & 0xFFFF) as f64 / 65536.0).sum();
+    let sum: f64 = (0..4)
+        .map(|i| ((h >> (16 * i)) & 0xFFFF) as f64 / 65536.0)
+        .sum();
     (sum - 2.0) * 3f64.sqrt()
 }
 
@@ -69,7 +71,12 @@ mod tests {
     use super::*;
 
     fn path() -> PricePath {
-        PricePath { base: 26_000.0, daily_vol: 0.01, salt: 7, levels: 27 }
+        PricePath {
+            base: 26_000.0,
+            daily_vol: 0.01,
+            salt: 7,
+            levels: 27,
+        }
     }
 
     #[test]

@@ -20,7 +20,14 @@ pub enum Kind {
     Future { path: u32, expiry: i64 },
     /// An option on path `path`; `vol_source` is the path whose level/100 is the base IV
     /// (India VIX for indices), or `None` with `base_iv` for stocks.
-    Option { path: u32, expiry: i64, strike: f64, call: bool, base_iv: f64, vol_from_vix: bool },
+    Option {
+        path: u32,
+        expiry: i64,
+        strike: f64,
+        call: bool,
+        base_iv: f64,
+        vol_from_vix: bool,
+    },
 }
 
 /// One instrument, with the fields of the real instrument master record.
@@ -109,26 +116,55 @@ const REAL_EQUITIES: [(&str, &str, &str); 6] = [
 ];
 
 const SYLLABLES: [&str; 24] = [
-    "AR", "BA", "CHA", "DEV", "EK", "GA", "HAR", "IN", "JAY", "KAM", "LAK", "MA", "NAV", "OM", "PRA", "RA", "SAN",
-    "TAR", "UMA", "VAS", "YAM", "ZEN", "SHRI", "VIR",
+    "AR", "BA", "CHA", "DEV", "EK", "GA", "HAR", "IN", "JAY", "KAM", "LAK", "MA", "NAV", "OM",
+    "PRA", "RA", "SAN", "TAR", "UMA", "VAS", "YAM", "ZEN", "SHRI", "VIR",
 ];
-const SUFFIXES: [&str; 8] =
-    ["INDUSTRIES", "FINANCE", "POWER", "PHARMA", "TEXTILES", "INFRA", "CHEMICALS", "MOTORS"];
+const SUFFIXES: [&str; 8] = [
+    "INDUSTRIES",
+    "FINANCE",
+    "POWER",
+    "PHARMA",
+    "TEXTILES",
+    "INFRA",
+    "CHEMICALS",
+    "MOTORS",
+];
 
-const MONTHS: [&str; 12] = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"];
+const MONTHS: [&str; 12] = [
+    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+];
 
 fn fmt_strike(strike: f64) -> String {
-    if strike.fract() == 0.0 { format!("{strike:.0}") } else { format!("{strike}") }
+    if strike.fract() == 0.0 {
+        format!("{strike:.0}")
+    } else {
+        format!("{strike}")
+    }
 }
 
 /// `NIFTY 26000 CE 25 NOV 26`-style record symbol and `NIFTY26N2526000CE` / `NIFTY26NOV26000CE` quote symbol.
-fn option_symbols(root: &str, strike: f64, call: bool, expiry: NaiveDate, monthly: bool) -> (String, String) {
+fn option_symbols(
+    root: &str,
+    strike: f64,
+    call: bool,
+    expiry: NaiveDate,
+    monthly: bool,
+) -> (String, String) {
     use chrono::Datelike;
     let cp = if call { "CE" } else { "PE" };
     let month = MONTHS[expiry.month0() as usize];
-    let record = format!("{root} {} {cp} {:02} {month} {:02}", fmt_strike(strike), expiry.day(), expiry.year() % 100);
+    let record = format!(
+        "{root} {} {cp} {:02} {month} {:02}",
+        fmt_strike(strike),
+        expiry.day(),
+        expiry.year() % 100
+    );
     let compact = if monthly {
-        format!("{root}{:02}{month}{}{cp}", expiry.year() % 100, fmt_strike(strike))
+        format!(
+            "{root}{:02}{month}{}{cp}",
+            expiry.year() % 100,
+            fmt_strike(strike)
+        )
     } else {
         let m = match expiry.month() {
             10 => "O".to_owned(),
@@ -136,7 +172,12 @@ fn option_symbols(root: &str, strike: f64, call: bool, expiry: NaiveDate, monthl
             12 => "D".to_owned(),
             n => n.to_string(),
         };
-        format!("{root}{:02}{m}{:02}{}{cp}", expiry.year() % 100, expiry.day(), fmt_strike(strike))
+        format!(
+            "{root}{:02}{m}{:02}{}{cp}",
+            expiry.year() % 100,
+            expiry.day(),
+            fmt_strike(strike)
+        )
     };
     (record, compact)
 }
@@ -145,7 +186,11 @@ fn future_symbols(root: &str, expiry: NaiveDate) -> (String, String) {
     use chrono::Datelike;
     let month = MONTHS[expiry.month0() as usize];
     (
-        format!("{root} FUT {:02} {month} {:02}", expiry.day(), expiry.year() % 100),
+        format!(
+            "{root} FUT {:02} {month} {:02}",
+            expiry.day(),
+            expiry.year() % 100
+        ),
         format!("{root}{:02}{month}FUT", expiry.year() % 100),
     )
 }
@@ -171,7 +216,12 @@ struct Builder {
 impl Builder {
     fn path(&mut self, base: f64, daily_vol: f64, levels: u32) -> u32 {
         let salt = mix(self.seed ^ mix(self.paths.len() as u64 + 1));
-        self.paths.push(PricePath { base, daily_vol, salt, levels });
+        self.paths.push(PricePath {
+            base,
+            daily_vol,
+            salt,
+            levels,
+        });
         (self.paths.len() - 1) as u32
     }
 
@@ -185,7 +235,10 @@ impl Builder {
         t.to_string()
     }
 
-    #[allow(clippy::too_many_arguments, reason = "one call site per derivative kind; a struct would only rename these")]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one call site per derivative kind; a struct would only rename these"
+    )]
     fn derivative(
         &mut self,
         segment: Segment,
@@ -233,7 +286,10 @@ impl Builder {
         });
     }
 
-    #[allow(clippy::too_many_arguments, reason = "mirrors the fields of an option series")]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "mirrors the fields of an option series"
+    )]
     fn option_series(
         &mut self,
         segment: Segment,
@@ -259,9 +315,28 @@ impl Builder {
                 continue;
             }
             for call in [true, false] {
-                let kind = Kind::Option { path, expiry: expiry_epoch(expiry, close), strike, call, base_iv, vol_from_vix };
+                let kind = Kind::Option {
+                    path,
+                    expiry: expiry_epoch(expiry, close),
+                    strike,
+                    call,
+                    base_iv,
+                    vol_from_vix,
+                };
                 let symbols = option_symbols(root, strike, call, expiry, !weekly);
-                self.derivative(segment, root, underlying_key, underlying_type, lot, freeze, 5.0, expiry, weekly, kind, symbols);
+                self.derivative(
+                    segment,
+                    root,
+                    underlying_key,
+                    underlying_type,
+                    lot,
+                    freeze,
+                    5.0,
+                    expiry,
+                    weekly,
+                    kind,
+                    symbols,
+                );
             }
         }
     }
@@ -272,7 +347,12 @@ impl Universe {
     ///
     /// # Errors
     /// When the market data names a bad weekday or instrument key.
-    pub fn build(config: &MarketConfig, calendar: &Calendar, seed: u64, today: NaiveDate) -> Result<Self, SimError> {
+    pub fn build(
+        config: &MarketConfig,
+        calendar: &Calendar,
+        seed: u64,
+        today: NaiveDate,
+    ) -> Result<Self, SimError> {
         let mut b = Builder {
             out: Vec::with_capacity(110_000),
             paths: Vec::new(),
@@ -287,10 +367,16 @@ impl Universe {
         let mut vix_path = None;
         let mut index_paths = Vec::new();
         for (i, idx) in config.indices.iter().enumerate() {
-            let key: upstox_types::InstrumentKey =
-                idx.key.parse().map_err(|e| SimError::Config(format!("market.indices: {e}")))?;
+            let key: upstox_types::InstrumentKey = idx
+                .key
+                .parse()
+                .map_err(|e| SimError::Config(format!("market.indices: {e}")))?;
             let is_vix = idx.name.contains("VIX");
-            let path = if is_vix { b.path(idx.base, 0.06, 14) } else { b.path(idx.base, config.index_daily_vol, 27) };
+            let path = if is_vix {
+                b.path(idx.base, 0.06, 14)
+            } else {
+                b.path(idx.base, config.index_daily_vol, 20)
+            };
             if is_vix {
                 vix_path = Some(path);
             }
@@ -321,8 +407,14 @@ impl Universe {
                 expiry_date: None,
             });
         }
-        let vix_path = vix_path.ok_or_else(|| SimError::Config("market.indices must include India VIX".into()))?;
-        let vix_level = config.indices.iter().find(|i| i.name.contains("VIX")).map_or(14.0, |i| i.base) / 100.0;
+        let vix_path = vix_path
+            .ok_or_else(|| SimError::Config("market.indices must include India VIX".into()))?;
+        let vix_level = config
+            .indices
+            .iter()
+            .find(|i| i.name.contains("VIX"))
+            .map_or(14.0, |i| i.base)
+            / 100.0;
 
         // Equities: a few real names from the API docs, the rest synthetic, each on NSE and BSE.
         let mut equities = Vec::new();
@@ -335,11 +427,16 @@ impl Universe {
                 let c = SYLLABLES[((h >> 8) % 24) as usize];
                 let suffix = SUFFIXES[((h >> 16) % 8) as usize];
                 let symbol = format!("{a}{c}{}{}", &suffix[..3], i);
-                (symbol, format!("{a}{c} {suffix} LTD"), format!("INE{:03}S01{:03}", i % 1000, i))
+                (
+                    symbol,
+                    format!("{a}{c} {suffix} LTD"),
+                    format!("INE{:03}S01{:03}", i % 1000, i),
+                )
             };
             let base = (20f64.ln() + unit(mix(h ^ 1)) * (5000f64 / 20.0).ln()).exp();
-            let vol = config.stock_daily_vol_min + unit(mix(h ^ 2)) * (config.stock_daily_vol_max - config.stock_daily_vol_min);
-            let path = b.path((base * 20.0).round() / 20.0, vol, 27);
+            let vol = config.stock_daily_vol_min
+                + unit(mix(h ^ 2)) * (config.stock_daily_vol_max - config.stock_daily_vol_min);
+            let path = b.path((base * 20.0).round() / 20.0, vol, 20);
             equities.push((symbol.clone(), isin.clone(), path, base, h));
             for (segment, token) in [(Segment::NseEq, 1_000 + i), (Segment::BseEq, 500_000 + i)] {
                 b.out.push(Instrument {
@@ -373,18 +470,40 @@ impl Universe {
         // Index derivatives.
         for (idx, &path) in config.indices.iter().zip(&index_paths) {
             let Some(lot) = idx.lot else { continue };
-            let key: upstox_types::InstrumentKey =
-                idx.key.parse().map_err(|e| SimError::Config(format!("market.indices: {e}")))?;
-            let segment = if key.segment() == Segment::BseIndex { Segment::BseFo } else { Segment::NseFo };
+            let key: upstox_types::InstrumentKey = idx
+                .key
+                .parse()
+                .map_err(|e| SimError::Config(format!("market.indices: {e}")))?;
+            let segment = if key.segment() == Segment::BseIndex {
+                Segment::BseFo
+            } else {
+                Segment::NseFo
+            };
             let freeze = f64::from(idx.freeze_quantity.unwrap_or(lot * 20));
             let step = f64::from(idx.strike_step.unwrap_or(50));
             let monthly_day = weekday(idx.monthly_weekday.as_deref().unwrap_or("Tue"))?;
             let monthlies = calendar.monthly_expiries(monthly_day, today, config.monthly_expiries);
             for &expiry in &monthlies {
-                let kind = Kind::Future { path, expiry: expiry_epoch(expiry, close) };
-                b.derivative(segment, &idx.symbol, &idx.key, "INDEX", lot, freeze, 5.0, expiry, false, kind, future_symbols(&idx.symbol, expiry));
+                let kind = Kind::Future {
+                    path,
+                    expiry: expiry_epoch(expiry, close),
+                };
+                b.derivative(
+                    segment,
+                    &idx.symbol,
+                    &idx.key,
+                    "INDEX",
+                    lot,
+                    freeze,
+                    5.0,
+                    expiry,
+                    false,
+                    kind,
+                    future_symbols(&idx.symbol, expiry),
+                );
             }
-            let mut expiries: Vec<(NaiveDate, bool)> = monthlies.iter().map(|d| (*d, false)).collect();
+            let mut expiries: Vec<(NaiveDate, bool)> =
+                monthlies.iter().map(|d| (*d, false)).collect();
             if let Some(wd) = &idx.weekly_weekday {
                 for d in calendar.weekly_expiries(weekday(wd)?, today, config.weekly_expiries) {
                     if !monthlies.contains(&d) {
@@ -395,14 +514,28 @@ impl Universe {
             expiries.sort();
             for (expiry, weekly) in expiries {
                 b.option_series(
-                    segment, &idx.symbol, &idx.key, "INDEX", path, idx.base, step, config.index_strikes_each_side, lot, freeze,
-                    expiry, weekly, vix_level, true, close,
+                    segment,
+                    &idx.symbol,
+                    &idx.key,
+                    "INDEX",
+                    path,
+                    idx.base,
+                    step,
+                    config.index_strikes_each_side,
+                    lot,
+                    freeze,
+                    expiry,
+                    weekly,
+                    vix_level,
+                    true,
+                    close,
                 );
             }
         }
 
         // Stock derivatives on the first `stock_fo_count` equities.
-        let stock_monthlies = calendar.monthly_expiries(chrono::Weekday::Tue, today, config.monthly_expiries);
+        let stock_monthlies =
+            calendar.monthly_expiries(chrono::Weekday::Tue, today, config.monthly_expiries);
         for (symbol, isin, path, base, h) in equities.iter().take(config.stock_fo_count) {
             let underlying_key = format!("NSE_EQ|{isin}");
             let lot = (((150_000.0 / base) / 25.0).round() * 25.0).max(25.0) as u32;
@@ -410,11 +543,39 @@ impl Universe {
             let step = nice_step(*base);
             let iv = 0.22 + unit(mix(h ^ 3)) * 0.25;
             for &expiry in &stock_monthlies {
-                let kind = Kind::Future { path: *path, expiry: expiry_epoch(expiry, close) };
-                b.derivative(Segment::NseFo, symbol, &underlying_key, "EQUITY", lot, freeze, 5.0, expiry, false, kind, future_symbols(symbol, expiry));
+                let kind = Kind::Future {
+                    path: *path,
+                    expiry: expiry_epoch(expiry, close),
+                };
+                b.derivative(
+                    Segment::NseFo,
+                    symbol,
+                    &underlying_key,
+                    "EQUITY",
+                    lot,
+                    freeze,
+                    5.0,
+                    expiry,
+                    false,
+                    kind,
+                    future_symbols(symbol, expiry),
+                );
                 b.option_series(
-                    Segment::NseFo, symbol, &underlying_key, "EQUITY", *path, *base, step, config.stock_strikes_each_side, lot,
-                    freeze, expiry, false, iv, false, close,
+                    Segment::NseFo,
+                    symbol,
+                    &underlying_key,
+                    "EQUITY",
+                    *path,
+                    *base,
+                    step,
+                    config.stock_strikes_each_side,
+                    lot,
+                    freeze,
+                    expiry,
+                    false,
+                    iv,
+                    false,
+                    close,
                 );
             }
         }
@@ -422,15 +583,36 @@ impl Universe {
         // MCX futures (quantity in lots for commodities).
         let mcx_close = NaiveTime::from_hms_opt(23, 30, 0).unwrap_or(NaiveTime::MIN);
         for c in &config.commodities {
-            let path = b.path(c.base, 0.015, 27);
+            let path = b.path(c.base, 0.015, 20);
             let key = format!("MCX_FO|{}", c.symbol);
-            for expiry in calendar.monthly_expiries(chrono::Weekday::Fri, today, config.monthly_expiries) {
-                let kind = Kind::Future { path, expiry: expiry_epoch(expiry, mcx_close) };
-                b.derivative(Segment::McxFo, &c.symbol, &key, "COM", c.lot, 1_000.0, c.tick_paise, expiry, false, kind, future_symbols(&c.symbol, expiry));
+            for expiry in
+                calendar.monthly_expiries(chrono::Weekday::Fri, today, config.monthly_expiries)
+            {
+                let kind = Kind::Future {
+                    path,
+                    expiry: expiry_epoch(expiry, mcx_close),
+                };
+                b.derivative(
+                    Segment::McxFo,
+                    &c.symbol,
+                    &key,
+                    "COM",
+                    c.lot,
+                    1_000.0,
+                    c.tick_paise,
+                    expiry,
+                    false,
+                    kind,
+                    future_symbols(&c.symbol, expiry),
+                );
             }
         }
 
-        Ok(Universe { instruments: b.out, paths: b.paths, vix_path })
+        Ok(Universe {
+            instruments: b.out,
+            paths: b.paths,
+            vix_path,
+        })
     }
 }
 
@@ -453,8 +635,17 @@ mod tests {
     #[test]
     fn symbols_look_like_the_exchanges() {
         let d = NaiveDate::from_ymd_opt(2026, 12, 1).expect("date");
-        assert_eq!(option_symbols("NIFTY", 26000.0, true, d, false), ("NIFTY 26000 CE 01 DEC 26".into(), "NIFTY26D0126000CE".into()));
-        assert_eq!(option_symbols("NIFTY", 26000.0, false, d, true).1, "NIFTY26DEC26000PE");
+        assert_eq!(
+            option_symbols("NIFTY", 26000.0, true, d, false),
+            (
+                "NIFTY 26000 CE 01 DEC 26".into(),
+                "NIFTY26D0126000CE".into()
+            )
+        );
+        assert_eq!(
+            option_symbols("NIFTY", 26000.0, false, d, true).1,
+            "NIFTY26DEC26000PE"
+        );
         assert_eq!(future_symbols("NIFTY", d).1, "NIFTY26DECFUT");
     }
 }

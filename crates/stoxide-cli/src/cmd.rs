@@ -1,0 +1,8 @@
+//! One module per command.
+
+pub(crate) mod account;
+pub(crate) mod demo;
+pub(crate) mod instruments;
+pub(crate) mod order;
+pub(crate) mod quote;
+pub(crate) mod sim;

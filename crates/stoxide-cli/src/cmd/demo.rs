@@ -1,0 +1,181 @@
+//! `stoxide demo`: the main job on the embedded simulator — log a user in through the
+//! simulator's OAuth dialog, show the account, quote the indices, trade, and show the result.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use upstox_client::login::AppCredentials;
+use upstox_client::orders::PlaceOrderRequest;
+use upstox_client::{ClientConfig, Hosts, UpstoxClient};
+use upstox_sim::{SimConfig, Simulator};
+use upstox_types::{Product, TransactionType};
+
+use crate::output::{Output, money, table};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct DemoArgs {
+    /// Keep the simulator running after the walk-through (Ctrl-C stops it).
+    #[arg(long)]
+    serve: bool,
+    /// Address for the simulator.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    addr: std::net::SocketAddr,
+}
+
+/// Logs in through the simulator's dialog the way a browser would: submit the form, follow
+/// nothing, read `code` from the redirect.
+async fn login(base: &str, app: &AppCredentials, user: &str, pin: &str) -> anyhow::Result<String> {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let state = upstox_client::orders::unique_tag();
+    let resp = http
+        .post(format!("{base}/v2/login/authorization/dialog"))
+        .form(&[
+            ("client_id", app.client_id.as_str()),
+            ("redirect_uri", &app.redirect_uri),
+            ("state", &state),
+            ("user_id", user),
+            ("pin", pin),
+            ("response_type", "code"),
+        ])
+        .send()
+        .await?;
+    let location = resp
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .context("the dialog did not redirect")?;
+    let url = url::Url::parse(location)?;
+    let pairs: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+    anyhow::ensure!(
+        pairs.get("state") == Some(&state),
+        "state mismatch in the redirect"
+    );
+    pairs
+        .get("code")
+        .cloned()
+        .context("no code in the redirect")
+}
+
+pub(crate) async fn run(args: DemoArgs, out: &Output) -> anyhow::Result<()> {
+    let config = SimConfig::default();
+    let app_cfg = config.apps.first().context("no app configured")?.clone();
+    let user_cfg = config.users.first().context("no user configured")?.clone();
+    let sim = Simulator::start(config, args.addr).await?;
+    let base = sim.base_url();
+    println!(
+        "simulator: {base} ({} instruments)",
+        sim.state().market.instruments().len()
+    );
+
+    let app = AppCredentials {
+        client_id: app_cfg.client_id.clone(),
+        client_secret: app_cfg.client_secret.clone().into(),
+        redirect_uri: app_cfg.redirect_uri.clone(),
+    };
+    let anon = UpstoxClient::new(ClientConfig::new(Hosts::single(&base)))?;
+    println!(
+        "1. OAuth: opening {}",
+        anon.authorize_url(&app.client_id, &app.redirect_uri, "demo")
+    );
+    let code = login(&base, &app, &user_cfg.user_id, &user_cfg.pin).await?;
+    let tokens = anon.exchange_code(&app, &code).await?;
+    println!(
+        "   logged in as {} ({}); token valid until 03:30 IST",
+        tokens.user_id,
+        tokens.user_name.clone().unwrap_or_default()
+    );
+    let client = anon.with_token(tokens.access_token.clone());
+
+    let funds = client.funds_v2(None).await?;
+    let eq = funds.equity.unwrap_or_default();
+    println!(
+        "2. funds: available ₹{}, used ₹{}",
+        money(eq.available_margin),
+        money(eq.used_margin)
+    );
+
+    let keys = [
+        "NSE_INDEX|Nifty 50",
+        "NSE_INDEX|Nifty Bank",
+        "NSE_INDEX|India VIX",
+        "NSE_EQ|INE002A01018",
+    ];
+    let quotes = client.full_quote(&keys).await?;
+    println!("3. quotes:");
+    let mut t = table(&["symbol", "ltp", "change", "open", "high", "low"]);
+    let mut names: Vec<_> = quotes.keys().cloned().collect();
+    names.sort();
+    for n in &names {
+        let q = &quotes[n];
+        let o = q.ohlc.unwrap_or_default();
+        t.add_row(vec![
+            n.clone(),
+            money(q.last_price),
+            format!("{:+.2}", q.net_change),
+            money(o.open),
+            money(o.high),
+            money(o.low),
+        ]);
+    }
+    println!("{t}");
+
+    println!("4. buying 10 RELIANCE (intraday, market) and placing a limit sell 2% above");
+    let buy = client
+        .place_order_v3(&PlaceOrderRequest::market(
+            "NSE_EQ|INE002A01018",
+            TransactionType::Buy,
+            10,
+            Product::Intraday,
+        ))
+        .await?;
+    let ltp = client
+        .ltp(&["NSE_EQ|INE002A01018"])
+        .await?
+        .into_values()
+        .next()
+        .map(|q| q.last_price)
+        .unwrap_or_default();
+    let target = rust_decimal::Decimal::try_from(((ltp * 1.02) / 0.05).round() * 0.05)?.round_dp(2);
+    let sell = client
+        .place_order_v3(&PlaceOrderRequest::limit(
+            "NSE_EQ|INE002A01018",
+            TransactionType::Sell,
+            10,
+            Product::Intraday,
+            target,
+        ))
+        .await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let book = client.order_book().await?;
+    crate::cmd::order::print_orders(&book);
+    let positions = client.positions().await?;
+    if out.json {
+        out.print_json(&serde_json::json!({"buy": buy.order_ids, "sell": sell.order_ids, "positions": positions}))?;
+    } else {
+        for p in &positions {
+            println!(
+                "5. position {} qty {} avg {} ltp {} pnl {}",
+                p.trading_symbol.clone().unwrap_or_default(),
+                p.quantity,
+                p.average_price.map(money).unwrap_or_default(),
+                money(p.last_price),
+                money(p.pnl)
+            );
+        }
+    }
+    if args.serve {
+        println!(
+            "simulator keeps running at {base}; token for {}: export UPSTOX_BASE_URL={base}",
+            tokens.user_id
+        );
+        println!(
+            "(the access token is in the simulator's `stoxide sim` banner; this demo keeps it to itself)"
+        );
+        tokio::signal::ctrl_c().await.ok();
+    }
+    sim.shutdown().await;
+    println!("done.");
+    Ok(())
+}

@@ -1,0 +1,90 @@
+//! `stoxide quote KEY...`.
+
+use upstox_types::InstrumentKey;
+
+use crate::output::{Output, money, table};
+use crate::settings::{Globals, Session};
+
+pub(crate) async fn run(globals: &Globals, out: &Output, keys: &[String]) -> anyhow::Result<()> {
+    for k in keys {
+        k.parse::<InstrumentKey>()
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let s = Session::open(globals).await?;
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let quotes = s.client.full_quote(&refs).await?;
+    let mut rows: Vec<_> = keys
+        .iter()
+        .filter_map(|k| {
+            quotes
+                .iter()
+                .find(|(_, q)| &q.instrument_token == k)
+                .map(|(name, q)| (k.clone(), name.clone(), q.clone()))
+        })
+        .collect();
+    let missing: Vec<&String> = keys
+        .iter()
+        .filter(|k| !rows.iter().any(|r| &r.0 == *k))
+        .collect();
+    if out.json {
+        let map: serde_json::Map<String, serde_json::Value> = rows
+            .iter()
+            .map(|(_, name, q)| Ok((name.clone(), serde_json::to_value(q)?)))
+            .collect::<anyhow::Result<_>>()?;
+        out.print_json(&map)?;
+    } else if !rows.is_empty() {
+        let mut t = table(&[
+            "instrument",
+            "symbol",
+            "ltp",
+            "change",
+            "change %",
+            "volume",
+            "bid",
+            "ask",
+            "oi",
+        ]);
+        rows.sort_by(|a, b| a.1.cmp(&b.1));
+        for (key, name, q) in &rows {
+            let prev = q.last_price - q.net_change;
+            let pct = if prev != 0.0 {
+                q.net_change / prev * 100.0
+            } else {
+                0.0
+            };
+            let bid = q
+                .depth
+                .as_ref()
+                .and_then(|d| d.buy.first())
+                .map(|l| money(l.price))
+                .unwrap_or_default();
+            let ask = q
+                .depth
+                .as_ref()
+                .and_then(|d| d.sell.first())
+                .map(|l| money(l.price))
+                .unwrap_or_default();
+            t.add_row(vec![
+                key.clone(),
+                name.clone(),
+                money(q.last_price),
+                format!("{:+.2}", q.net_change),
+                format!("{pct:+.2}%"),
+                q.volume.to_string(),
+                bid,
+                ask,
+                format!("{}", q.oi),
+            ]);
+        }
+        println!("{t}");
+    }
+    s.close().await;
+    if !missing.is_empty() {
+        let list: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
+        anyhow::bail!(
+            "unknown instrument key(s): {}; find the right key with `stoxide instruments search TEXT`",
+            list.join(", ")
+        );
+    }
+    Ok(())
+}

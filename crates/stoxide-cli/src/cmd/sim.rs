@@ -1,0 +1,124 @@
+//! `stoxide sim`: run the simulator until Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use upstox_sim::config::ClockMode;
+use upstox_sim::{SimConfig, Simulator};
+
+use crate::settings::Globals;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct SimArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8787")]
+    addr: SocketAddr,
+    /// Seed of the price process (same seed, same prices).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// `session`: a trading session that is open whenever you run it; `real`: the wall clock.
+    #[arg(long, value_enum)]
+    clock: Option<ClockArg>,
+    /// Simulator config file (TOML: apps, users, clock, faults, rate_limits, market).
+    #[arg(long = "sim-config", value_name = "FILE")]
+    sim_config: Option<PathBuf>,
+    /// Latency added to every API answer, ms.
+    #[arg(long)]
+    latency_ms: Option<u64>,
+    /// Fraction (0..1) of API calls answered 500.
+    #[arg(long)]
+    error_rate: Option<f64>,
+    /// Fraction (0..1) of API calls that hang.
+    #[arg(long)]
+    timeout_rate: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ClockArg {
+    Real,
+    Session,
+}
+
+fn fraction(name: &str, v: Option<f64>) -> anyhow::Result<Option<f64>> {
+    match v {
+        Some(x) if !(0.0..=1.0).contains(&x) => {
+            anyhow::bail!("--{name} must be between 0 and 1, not {x}")
+        }
+        other => Ok(other),
+    }
+}
+
+/// Builds the simulator's configuration from the file and the flags.
+pub(crate) fn build_config(args: &SimArgs) -> anyhow::Result<SimConfig> {
+    let mut config = match &args.sim_config {
+        Some(path) => SimConfig::from_file(path)?,
+        None => SimConfig::default(),
+    };
+    if let Some(s) = args.seed {
+        config.seed = s;
+    }
+    if let Some(c) = args.clock {
+        config.clock.mode = match c {
+            ClockArg::Real => ClockMode::Real,
+            ClockArg::Session => ClockMode::Session,
+        };
+    }
+    if let Some(l) = args.latency_ms {
+        config.faults.latency_ms = l;
+    }
+    if let Some(r) = fraction("error-rate", args.error_rate)? {
+        config.faults.error_rate = r;
+    }
+    if let Some(r) = fraction("timeout-rate", args.timeout_rate)? {
+        config.faults.timeout_rate = r;
+        if config.faults.timeout_hang_ms == 0 {
+            config.faults.timeout_hang_ms = 30_000;
+        }
+    }
+    Ok(config)
+}
+
+pub(crate) async fn run(args: SimArgs, _globals: &Globals) -> anyhow::Result<()> {
+    let config = build_config(&args)?;
+    let sim = Simulator::start(config, args.addr)
+        .await
+        .with_context(|| format!("starting the simulator on {}", args.addr))?;
+    // The first stdout line is for scripts: one JSON object.
+    println!("{}", sim.banner());
+    let base = sim.base_url();
+    println!("stoxide simulator listening on {base}");
+    println!("  REST and order host:  {base}");
+    println!("  instrument master:    {base}/market-quote/instruments/exchange/complete.json.gz");
+    println!("  login dialog:         {base}/v2/login/authorization/dialog");
+    println!("  control:              {base}/sim/state");
+    println!("  try: UPSTOX_BASE_URL={base} UPSTOX_ACCESS_TOKEN=<token above> stoxide profile");
+    println!("Ctrl-C stops it.");
+    shutdown_signal().await;
+    eprintln!("stopping simulator");
+    sim.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            () = term => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,148 @@
+//! Where the CLI gets its connection: flags, then `UPSTOX_*` env vars, then the config file;
+//! with no base URL at all it starts an embedded simulator and uses its seeded user.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::Deserialize;
+use upstox_client::{ClientConfig, Hosts, UpstoxClient};
+use upstox_sim::{SimConfig, Simulator};
+
+/// Global flags.
+#[derive(Debug, Default)]
+pub(crate) struct Globals {
+    pub config: Option<PathBuf>,
+    pub base_url: Option<String>,
+}
+
+/// The connection settings.
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct Settings {
+    pub base_url: Option<String>,
+    pub access_token: Option<String>,
+    pub api_key: Option<String>,
+    pub api_secret: Option<String>,
+    pub redirect_uri: Option<String>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("base_url", &self.base_url)
+            .field(
+                "access_token",
+                &self.access_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("api_key", &self.api_key)
+            .field(
+                "api_secret",
+                &self.api_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("redirect_uri", &self.redirect_uri)
+            .finish()
+    }
+}
+
+fn default_config_path() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(base.join("stoxide").join("config.toml"))
+}
+
+impl Settings {
+    /// Config file, then env (`UPSTOX_BASE_URL`, `UPSTOX_ACCESS_TOKEN`, ...), then flags.
+    pub(crate) fn load(globals: &Globals) -> anyhow::Result<Self> {
+        let mut fig = Figment::new();
+        match &globals.config {
+            Some(path) => {
+                anyhow::ensure!(
+                    path.exists(),
+                    "config file {} does not exist; fix the --config path",
+                    path.display()
+                );
+                fig = fig.merge(Toml::file_exact(path));
+            }
+            None => {
+                if let Some(path) = default_config_path().filter(|p| p.exists()) {
+                    fig = fig.merge(Toml::file_exact(path));
+                }
+            }
+        }
+        fig = fig.merge(Env::prefixed("UPSTOX_").only(&[
+            "base_url",
+            "access_token",
+            "api_key",
+            "api_secret",
+            "redirect_uri",
+        ]));
+        let mut s: Settings = fig
+            .extract()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        if let Some(b) = &globals.base_url {
+            s.base_url = Some(b.clone());
+        }
+        Ok(s)
+    }
+}
+
+/// A client ready to call, and the embedded simulator behind it when there is one.
+pub(crate) struct Session {
+    pub client: UpstoxClient,
+    pub sim: Option<Simulator>,
+}
+
+impl Session {
+    pub(crate) async fn open(globals: &Globals) -> anyhow::Result<Self> {
+        let settings = Settings::load(globals)?;
+        match settings.base_url.as_deref() {
+            None => {
+                let sim = Simulator::start(SimConfig::default(), "127.0.0.1:0".parse()?)
+                    .await
+                    .context("starting the embedded simulator")?;
+                eprintln!(
+                    "note: using an embedded simulator ({}); its state ends with this command. Run `stoxide sim` and set UPSTOX_BASE_URL to keep state, or configure the real Upstox.",
+                    sim.base_url()
+                );
+                let token = sim
+                    .token_of("SIM001")
+                    .context("the simulator has no seeded user")?
+                    .to_owned();
+                let client = UpstoxClient::new(ClientConfig::new(Hosts::single(&sim.base_url())))?
+                    .with_token(token);
+                Ok(Self {
+                    client,
+                    sim: Some(sim),
+                })
+            }
+            Some(url) => {
+                let hosts = match url {
+                    "production" | "https://api.upstox.com" => Hosts::production(),
+                    "sandbox" => Hosts::sandbox(),
+                    other => {
+                        anyhow::ensure!(
+                            other.starts_with("http://") || other.starts_with("https://"),
+                            "base URL {other:?} must start with http:// or https:// (or be `production` / `sandbox`)"
+                        );
+                        Hosts::single(other)
+                    }
+                };
+                let mut client = UpstoxClient::new(ClientConfig::new(hosts))?;
+                if let Some(t) = settings.access_token.filter(|t| !t.trim().is_empty()) {
+                    client = client.with_token(t.trim());
+                }
+                Ok(Self { client, sim: None })
+            }
+        }
+    }
+
+    /// Stops the embedded simulator, if any.
+    pub(crate) async fn close(self) {
+        if let Some(sim) = self.sim {
+            sim.shutdown().await;
+        }
+    }
+}

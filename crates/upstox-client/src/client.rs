@@ -1,0 +1,405 @@
+//! The HTTP core: hosts, the bearer token, timeouts, the client-side limiter, and retries of
+//! idempotent calls with exponential backoff and jitter.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use backon::{ExponentialBuilder, Retryable};
+use reqwest::Method;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use upstox_types::{ApiCategory, RateLimits};
+
+use crate::error::{ApiErrorItem, Error, Result};
+use crate::limiter::ClientLimiter;
+
+/// Where the client sends requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hosts {
+    /// REST for everything but place/modify/cancel (`https://api.upstox.com`).
+    pub api: String,
+    /// Place/modify/cancel (`https://api-hft.upstox.com`).
+    pub order: String,
+    /// Instrument files (`https://assets.upstox.com`).
+    pub assets: String,
+}
+
+impl Hosts {
+    /// The real Upstox.
+    pub fn production() -> Self {
+        Self {
+            api: "https://api.upstox.com".into(),
+            order: "https://api-hft.upstox.com".into(),
+            assets: "https://assets.upstox.com".into(),
+        }
+    }
+
+    /// Upstox's sandbox (orders only).
+    pub fn sandbox() -> Self {
+        Self {
+            api: "https://api-sandbox.upstox.com".into(),
+            order: "https://api-sandbox.upstox.com".into(),
+            assets: "https://assets.upstox.com".into(),
+        }
+    }
+
+    /// One base URL for everything (the simulator, a proxy).
+    pub fn single(base: &str) -> Self {
+        let base = base.trim_end_matches('/').to_owned();
+        Self {
+            api: base.clone(),
+            order: base.clone(),
+            assets: base,
+        }
+    }
+}
+
+/// Retry policy for idempotent calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub max_retries: usize,
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_retries: 3,
+            min_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Client settings.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub hosts: Hosts,
+    /// Whole-request timeout.
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub retry: RetryPolicy,
+    /// Client-side limits (`None`: no client-side limiting).
+    pub rate_limits: Option<RateLimits>,
+}
+
+impl ClientConfig {
+    pub fn new(hosts: Hosts) -> Self {
+        Self {
+            hosts,
+            timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
+            retry: RetryPolicy::default(),
+            rate_limits: Some(RateLimits::published()),
+        }
+    }
+}
+
+/// Which host a path goes to (the SDKs' rule: place/modify/cancel go to the order host).
+fn is_order_path(path: &str) -> bool {
+    path.contains("/order/place")
+        || path.contains("/order/modify")
+        || path.contains("/order/cancel")
+}
+
+/// What a request carries.
+#[derive(Debug, Clone)]
+pub(crate) enum Body {
+    None,
+    Json(serde_json::Value),
+    Form(Vec<(String, String)>),
+}
+
+/// Whether a request needs the bearer token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Auth {
+    Bearer,
+    Public,
+}
+
+/// The async Upstox REST client. Cheap to clone; clones share the connection pool and limiter.
+#[derive(Clone)]
+pub struct UpstoxClient {
+    http: reqwest::Client,
+    config: Arc<ClientConfig>,
+    token: Option<Arc<SecretString>>,
+    limiter: Option<ClientLimiter>,
+}
+
+impl std::fmt::Debug for UpstoxClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstoxClient")
+            .field("hosts", &self.config.hosts)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The success envelope `{"status": ..., "data": ...}`.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct Envelope<T> {
+    #[allow(dead_code, reason = "kept for Debug output of unexpected bodies")]
+    #[serde(default)]
+    pub status: Option<String>,
+    pub data: T,
+    #[serde(default)]
+    pub metadata: Option<serde_json::Value>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    errors: Vec<ApiErrorItem>,
+}
+
+impl UpstoxClient {
+    /// A client for `config`, without a token yet.
+    ///
+    /// # Errors
+    /// When the TLS stack cannot be set up (no rustls crypto provider installed).
+    pub fn new(config: ClientConfig) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.connect_timeout)
+            .user_agent(concat!("stoxide/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::InvalidInput(format!("cannot build HTTP client: {e}")))?;
+        let limiter = config.rate_limits.clone().map(ClientLimiter::new);
+        Ok(Self {
+            http,
+            config: Arc::new(config),
+            token: None,
+            limiter,
+        })
+    }
+
+    /// The same client acting with `token`. The token is kept as a secret: it never appears in
+    /// Debug output, errors or logs.
+    pub fn with_token(&self, token: impl Into<String>) -> Self {
+        Self {
+            token: Some(Arc::new(SecretString::from(token.into()))),
+            ..self.clone()
+        }
+    }
+
+    /// Whether a token is set.
+    pub fn has_token(&self) -> bool {
+        self.token.is_some()
+    }
+
+    pub fn hosts(&self) -> &Hosts {
+        &self.config.hosts
+    }
+
+    /// Time spent waiting in the client-side limiter.
+    pub fn rate_limit_wait(&self) -> Duration {
+        self.limiter
+            .as_ref()
+            .map_or(Duration::ZERO, ClientLimiter::total_wait)
+    }
+
+    fn url(&self, path: &str) -> String {
+        let base = if is_order_path(path) {
+            &self.config.hosts.order
+        } else {
+            &self.config.hosts.api
+        };
+        format!("{}{}", base.trim_end_matches('/'), path)
+    }
+
+    /// One attempt.
+    async fn once(
+        &self,
+        method: &Method,
+        path: &str,
+        query: &[(String, String)],
+        body: &Body,
+        auth: Auth,
+    ) -> Result<bytes::Bytes> {
+        let endpoint = format!("{method} {path}");
+        if let Some(l) = &self.limiter
+            && auth == Auth::Bearer
+        {
+            l.acquire(ApiCategory::of(method.as_str(), path)).await;
+        }
+        let mut req = self
+            .http
+            .request(method.clone(), self.url(path))
+            .header(reqwest::header::ACCEPT, "application/json");
+        if !query.is_empty() {
+            req = req.query(query);
+        }
+        if auth == Auth::Bearer {
+            let token = self.token.as_ref().ok_or(Error::NoToken)?;
+            req = req.bearer_auth(token.expose_secret());
+        }
+        req = match body {
+            Body::None => req,
+            Body::Json(v) => req.json(v),
+            Body::Form(f) => req.form(f),
+        };
+        let started = Instant::now();
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| transport(&endpoint, e, self.config.timeout))?;
+        let status = resp.status();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| transport(&endpoint, e, self.config.timeout))?;
+        tracing::debug!(%endpoint, status = status.as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "upstox call");
+        if status.is_success() {
+            return Ok(bytes);
+        }
+        let errors = serde_json::from_slice::<ErrorBody>(&bytes)
+            .map(|b| b.errors)
+            .unwrap_or_else(|_| {
+                // Not Upstox JSON (a proxy's HTML page, say): keep a short, safe excerpt.
+                let text = String::from_utf8_lossy(&bytes);
+                let excerpt: String = text.chars().take(120).collect();
+                vec![ApiErrorItem {
+                    error_code: None,
+                    message: Some(excerpt),
+                    property_path: None,
+                    invalid_value: None,
+                }]
+            });
+        Err(Error::Api {
+            endpoint,
+            status: status.as_u16(),
+            errors,
+        })
+    }
+
+    /// Sends a request; idempotent ones are retried with backoff and jitter.
+    pub(crate) async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(String, String)],
+        body: Body,
+        auth: Auth,
+        idempotent: bool,
+    ) -> Result<bytes::Bytes> {
+        let policy = self.config.retry;
+        if !idempotent || policy.max_retries == 0 {
+            return self.once(&method, path, query, &body, auth).await;
+        }
+        let backoff = ExponentialBuilder::default()
+            .with_jitter()
+            .with_min_delay(policy.min_delay)
+            .with_max_delay(policy.max_delay)
+            .with_max_times(policy.max_retries);
+        (|| self.once(&method, path, query, &body, auth))
+            .retry(backoff)
+            .when(Error::is_retryable)
+            // A rate-limited answer frees up within a second at the earliest.
+            .adjust(|e, d| {
+                d.map(|d| {
+                    if e.is_rate_limited() {
+                        d.max(Duration::from_secs(1))
+                    } else {
+                        d
+                    }
+                })
+            })
+            .notify(|e, d| tracing::info!(error = %e, delay_ms = d.as_millis() as u64, "retrying"))
+            .await
+    }
+
+    /// Sends and decodes the whole body as `T`.
+    pub(crate) async fn send<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(String, String)],
+        body: Body,
+        auth: Auth,
+        idempotent: bool,
+    ) -> Result<T> {
+        let bytes = self
+            .send_raw(method.clone(), path, query, body, auth, idempotent)
+            .await?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::Decode {
+            endpoint: format!("{method} {path}"),
+            message: e.to_string(),
+        })
+    }
+
+    /// GET a token-bearing endpoint and unwrap `data`.
+    pub(crate) async fn get_data<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(String, String)],
+    ) -> Result<T> {
+        Ok(self
+            .send::<Envelope<T>>(Method::GET, path, query, Body::None, Auth::Bearer, true)
+            .await?
+            .data)
+    }
+
+    /// A non-idempotent JSON call with the token; unwraps `data`.
+    pub(crate) async fn call_data<T: DeserializeOwned, B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(String, String)],
+        body: Option<&B>,
+    ) -> Result<Envelope<T>> {
+        let body = match body {
+            Some(b) => {
+                Body::Json(serde_json::to_value(b).map_err(|e| Error::InvalidInput(e.to_string()))?)
+            }
+            None => Body::None,
+        };
+        self.send::<Envelope<T>>(method, path, query, body, Auth::Bearer, false)
+            .await
+    }
+}
+
+fn transport(endpoint: &str, e: reqwest::Error, timeout: Duration) -> Error {
+    if e.is_timeout() {
+        return Error::Timeout {
+            endpoint: endpoint.to_owned(),
+            timeout_ms: timeout.as_millis() as u64,
+        };
+    }
+    let connect = e.is_connect();
+    let e = e.without_url();
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !message.contains(&text) {
+            message = format!("{message}: {text}");
+        }
+        source = s.source();
+    }
+    if connect {
+        message =
+            format!("cannot connect ({message}); is the server running and the base URL right?");
+    }
+    Error::Transport {
+        endpoint: endpoint.to_owned(),
+        message,
+        connect,
+    }
+}
+
+/// Percent-free query helper.
+pub(crate) fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+/// Encodes a path segment (instrument keys carry `|` and spaces).
+pub(crate) fn seg(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}

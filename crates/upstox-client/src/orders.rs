@@ -1,0 +1,551 @@
+//! Orders. Place, modify and cancel are never retried blindly: a place whose outcome is
+//! unknown (timeout, 5xx, broken connection) is first looked up in the order book by its
+//! `tag`, and only re-sent when the book shows no such order.
+
+use std::time::Duration;
+
+use rand::Rng;
+use reqwest::Method;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use upstox_types::{OrderStatus, OrderType, Product, TransactionType, Validity};
+
+use crate::client::{UpstoxClient, q};
+use crate::error::{Error, Result};
+
+/// A place-order request (v2 and v3; `slice` only matters for v3).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PlaceOrderRequest {
+    pub quantity: u64,
+    pub product: Product,
+    pub validity: Validity,
+    #[serde(with = "rust_decimal::serde::float")]
+    pub price: Decimal,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub tag: Option<String>,
+    pub instrument_token: String,
+    pub order_type: OrderType,
+    pub transaction_type: TransactionType,
+    pub disclosed_quantity: u64,
+    #[serde(with = "rust_decimal::serde::float")]
+    pub trigger_price: Decimal,
+    pub is_amo: bool,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub market_protection: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub slice: Option<bool>,
+}
+
+impl PlaceOrderRequest {
+    /// A DAY MARKET order.
+    pub fn market(
+        instrument_token: impl Into<String>,
+        side: TransactionType,
+        quantity: u64,
+        product: Product,
+    ) -> Self {
+        Self {
+            quantity,
+            product,
+            validity: Validity::Day,
+            price: Decimal::ZERO,
+            tag: None,
+            instrument_token: instrument_token.into(),
+            order_type: OrderType::Market,
+            transaction_type: side,
+            disclosed_quantity: 0,
+            trigger_price: Decimal::ZERO,
+            is_amo: false,
+            market_protection: None,
+            slice: None,
+        }
+    }
+
+    /// A DAY LIMIT order.
+    pub fn limit(
+        instrument_token: impl Into<String>,
+        side: TransactionType,
+        quantity: u64,
+        product: Product,
+        price: Decimal,
+    ) -> Self {
+        Self {
+            order_type: OrderType::Limit,
+            price,
+            ..Self::market(instrument_token, side, quantity, product)
+        }
+    }
+}
+
+/// A modify request; unset optional fields keep the order's values.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ModifyOrderRequest {
+    pub order_id: String,
+    pub validity: Validity,
+    #[serde(with = "rust_decimal::serde::float")]
+    pub price: Decimal,
+    pub order_type: OrderType,
+    #[serde(with = "rust_decimal::serde::float")]
+    pub trigger_price: Decimal,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub quantity: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub disclosed_quantity: Option<u64>,
+}
+
+/// An order as the order book, details and history show it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Order {
+    pub order_id: String,
+    #[serde(default)]
+    pub exchange: Option<String>,
+    #[serde(default)]
+    pub product: Option<String>,
+    #[serde(default)]
+    pub price: f64,
+    #[serde(default)]
+    pub quantity: u64,
+    pub status: OrderStatus,
+    #[serde(default)]
+    pub tag: Option<String>,
+    #[serde(default)]
+    pub instrument_token: Option<String>,
+    #[serde(default)]
+    pub trading_symbol: Option<String>,
+    #[serde(default)]
+    pub order_type: Option<String>,
+    #[serde(default)]
+    pub validity: Option<String>,
+    #[serde(default)]
+    pub trigger_price: f64,
+    #[serde(default)]
+    pub disclosed_quantity: u64,
+    #[serde(default)]
+    pub transaction_type: Option<String>,
+    #[serde(default)]
+    pub average_price: f64,
+    #[serde(default)]
+    pub filled_quantity: u64,
+    #[serde(default)]
+    pub pending_quantity: u64,
+    #[serde(default)]
+    pub status_message: Option<String>,
+    #[serde(default)]
+    pub exchange_order_id: Option<String>,
+    #[serde(default)]
+    pub parent_order_id: Option<String>,
+    #[serde(default)]
+    pub variety: Option<String>,
+    #[serde(default)]
+    pub order_timestamp: Option<String>,
+    #[serde(default)]
+    pub exchange_timestamp: Option<String>,
+    #[serde(default)]
+    pub is_amo: bool,
+}
+
+/// A fill.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Trade {
+    pub trade_id: String,
+    pub order_id: String,
+    #[serde(default)]
+    pub exchange: Option<String>,
+    #[serde(default)]
+    pub product: Option<String>,
+    #[serde(default)]
+    pub trading_symbol: Option<String>,
+    #[serde(default)]
+    pub instrument_token: Option<String>,
+    #[serde(default)]
+    pub order_type: Option<String>,
+    #[serde(default)]
+    pub transaction_type: Option<String>,
+    #[serde(default)]
+    pub quantity: u64,
+    #[serde(default)]
+    pub average_price: f64,
+    #[serde(default)]
+    pub exchange_timestamp: Option<String>,
+    #[serde(default)]
+    pub order_timestamp: Option<String>,
+}
+
+/// The outcome of a place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlacedOrder {
+    pub order_ids: Vec<String>,
+    /// The tag the order went out with (generated when the request had none).
+    pub tag: String,
+    /// True when the first answer was lost and the ids come from the order book.
+    pub reconciled: bool,
+    /// Upstox's `metadata.latency` (v3), ms.
+    pub latency_ms: Option<u64>,
+}
+
+/// One line of a multi-order request.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MultiOrderLine {
+    pub correlation_id: String,
+    #[serde(flatten)]
+    pub order: PlaceOrderRequest,
+}
+
+/// One placed line of a multi-order answer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MultiOrderPlaced {
+    pub correlation_id: String,
+    pub order_id: String,
+}
+
+/// Totals of a multi or bulk answer.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct Summary {
+    pub total: u64,
+    pub success: u64,
+    pub error: u64,
+    pub payload_error: u64,
+}
+
+/// `POST /v2/order/multi/place` answer (HTTP 200, 207 or 400).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MultiOrderResponse {
+    pub status: String,
+    #[serde(default)]
+    pub data: Vec<MultiOrderPlaced>,
+    #[serde(default)]
+    pub errors: Option<Vec<serde_json::Value>>,
+    #[serde(default)]
+    pub summary: Summary,
+}
+
+/// Cancel-all and exit-all answers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BulkOrderResponse {
+    pub status: String,
+    #[serde(default)]
+    pub data: Option<OrderIds>,
+    #[serde(default)]
+    pub errors: Option<Vec<serde_json::Value>>,
+    #[serde(default)]
+    pub summary: Summary,
+}
+
+/// `{"order_ids": [...]}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OrderIds {
+    #[serde(default)]
+    pub order_ids: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct OrderIdData {
+    order_id: String,
+}
+
+/// A unique tag for reconciliation: `stx` + 16 hex digits (within Upstox's 40 characters).
+pub fn unique_tag() -> String {
+    format!("stx{:016x}", rand::rng().random::<u64>())
+}
+
+/// How many times a place whose outcome stayed unknown is re-sent after the order book showed
+/// nothing (the order book is always checked first).
+const RESENDS: u32 = 1;
+
+impl UpstoxClient {
+    async fn place_reconciled(
+        &self,
+        path: &str,
+        mut req: PlaceOrderRequest,
+        v3: bool,
+    ) -> Result<PlacedOrder> {
+        let tag = req.tag.get_or_insert_with(unique_tag).clone();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let sent = if v3 {
+                self.call_data::<OrderIds, _>(Method::POST, path, &[], Some(&req))
+                    .await
+                    .map(|env| {
+                        let latency = env
+                            .metadata
+                            .as_ref()
+                            .and_then(|m| m.get("latency"))
+                            .and_then(serde_json::Value::as_u64);
+                        (env.data.order_ids, latency)
+                    })
+            } else {
+                self.call_data::<OrderIdData, _>(Method::POST, path, &[], Some(&req))
+                    .await
+                    .map(|env| (vec![env.data.order_id], None))
+            };
+            let err = match sent {
+                Ok((order_ids, latency_ms)) => {
+                    return Ok(PlacedOrder {
+                        order_ids,
+                        tag,
+                        reconciled: false,
+                        latency_ms,
+                    });
+                }
+                Err(e) if !e.outcome_unknown() => return Err(e),
+                Err(e) => e,
+            };
+            tracing::warn!(%tag, error = %err, "place-order outcome unknown; checking the order book before anything is re-sent");
+            // The order may take a moment to show up; look a few times.
+            let mut found = Vec::new();
+            for wait_ms in [0u64, 250, 750] {
+                tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+                let book = match self.order_book().await {
+                    Ok(b) => b,
+                    Err(book_err) => {
+                        return Err(Error::OrderOutcomeUnknown {
+                            tag,
+                            attempts,
+                            last: format!("{err}; order book unavailable: {book_err}"),
+                        });
+                    }
+                };
+                found = book
+                    .into_iter()
+                    .filter(|o| o.tag.as_deref() == Some(tag.as_str()))
+                    .map(|o| o.order_id)
+                    .collect();
+                if !found.is_empty() {
+                    break;
+                }
+            }
+            if !found.is_empty() {
+                return Ok(PlacedOrder {
+                    order_ids: found,
+                    tag,
+                    reconciled: true,
+                    latency_ms: None,
+                });
+            }
+            if attempts > RESENDS {
+                return Err(Error::OrderOutcomeUnknown {
+                    tag,
+                    attempts,
+                    last: err.to_string(),
+                });
+            }
+            tracing::info!(%tag, "order book has no such order; re-sending once");
+        }
+    }
+
+    /// Places an order (v2, deprecated upstream but served). See the module docs on retries.
+    ///
+    /// # Errors
+    /// Upstox's validation errors; [`Error::OrderOutcomeUnknown`] when neither the answer nor
+    /// the order book tells whether the order exists.
+    pub async fn place_order_v2(&self, req: &PlaceOrderRequest) -> Result<PlacedOrder> {
+        self.place_reconciled(
+            "/v2/order/place",
+            PlaceOrderRequest {
+                slice: None,
+                ..req.clone()
+            },
+            false,
+        )
+        .await
+    }
+
+    /// Places an order with v3 (optionally sliced by freeze quantity).
+    ///
+    /// # Errors
+    /// As [`UpstoxClient::place_order_v2`]; `UDAPI1118` when slicing would need over 25 orders.
+    pub async fn place_order_v3(&self, req: &PlaceOrderRequest) -> Result<PlacedOrder> {
+        self.place_reconciled("/v3/order/place", req.clone(), true)
+            .await
+    }
+
+    /// Modifies an open order (v3). Not retried.
+    ///
+    /// # Errors
+    /// `UDAPI100010` unknown order, `UDAPI100040` order already complete/cancelled/rejected.
+    pub async fn modify_order(&self, req: &ModifyOrderRequest) -> Result<String> {
+        Ok(self
+            .call_data::<OrderIdData, _>(Method::PUT, "/v3/order/modify", &[], Some(req))
+            .await?
+            .data
+            .order_id)
+    }
+
+    /// Modifies an open order (v2).
+    ///
+    /// # Errors
+    /// As [`UpstoxClient::modify_order`].
+    pub async fn modify_order_v2(&self, req: &ModifyOrderRequest) -> Result<String> {
+        Ok(self
+            .call_data::<OrderIdData, _>(Method::PUT, "/v2/order/modify", &[], Some(req))
+            .await?
+            .data
+            .order_id)
+    }
+
+    /// Cancels an order (v3). Not retried.
+    ///
+    /// # Errors
+    /// `UDAPI100010` unknown order, `UDAPI100040` order already terminal.
+    pub async fn cancel_order(&self, order_id: &str) -> Result<String> {
+        Ok(self
+            .call_data::<OrderIdData, ()>(
+                Method::DELETE,
+                "/v3/order/cancel",
+                &q(&[("order_id", order_id)]),
+                None,
+            )
+            .await?
+            .data
+            .order_id)
+    }
+
+    /// Cancels an order (v2).
+    ///
+    /// # Errors
+    /// As [`UpstoxClient::cancel_order`].
+    pub async fn cancel_order_v2(&self, order_id: &str) -> Result<String> {
+        Ok(self
+            .call_data::<OrderIdData, ()>(
+                Method::DELETE,
+                "/v2/order/cancel",
+                &q(&[("order_id", order_id)]),
+                None,
+            )
+            .await?
+            .data
+            .order_id)
+    }
+
+    async fn multi_status<T: serde::de::DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(String, String)],
+        body: Option<serde_json::Value>,
+    ) -> Result<T> {
+        let body = body.map_or(crate::client::Body::None, crate::client::Body::Json);
+        match self
+            .send_raw(
+                method.clone(),
+                path,
+                query,
+                body,
+                crate::client::Auth::Bearer,
+                false,
+            )
+            .await
+        {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::Decode {
+                endpoint: format!("{method} {path}"),
+                message: e.to_string(),
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Places up to 25 orders at once; 207 answers (partial success) are returned, not errors.
+    ///
+    /// # Errors
+    /// When every line failed (HTTP 400) or the request was malformed.
+    pub async fn place_multi_order(&self, lines: &[MultiOrderLine]) -> Result<MultiOrderResponse> {
+        let body = serde_json::to_value(lines).map_err(|e| Error::InvalidInput(e.to_string()))?;
+        self.multi_status(Method::POST, "/v2/order/multi/place", &[], Some(body))
+            .await
+    }
+
+    /// Cancels every open order (optionally of one segment or tag).
+    ///
+    /// # Errors
+    /// When there is nothing to cancel, or Upstox refuses.
+    pub async fn cancel_all_orders(
+        &self,
+        segment: Option<&str>,
+        tag: Option<&str>,
+    ) -> Result<BulkOrderResponse> {
+        let mut query = Vec::new();
+        if let Some(s) = segment {
+            query.push(("segment".to_owned(), s.to_owned()));
+        }
+        if let Some(t) = tag {
+            query.push(("tag".to_owned(), t.to_owned()));
+        }
+        self.multi_status(Method::DELETE, "/v2/order/multi/cancel", &query, None)
+            .await
+    }
+
+    /// Exits every open position with market orders (not delivery equity).
+    ///
+    /// # Errors
+    /// When there is nothing to exit, or Upstox refuses.
+    pub async fn exit_all_positions(
+        &self,
+        segment: Option<&str>,
+        tag: Option<&str>,
+    ) -> Result<BulkOrderResponse> {
+        let mut query = Vec::new();
+        if let Some(s) = segment {
+            query.push(("segment".to_owned(), s.to_owned()));
+        }
+        if let Some(t) = tag {
+            query.push(("tag".to_owned(), t.to_owned()));
+        }
+        self.multi_status(Method::POST, "/v2/order/positions/exit", &query, None)
+            .await
+    }
+
+    /// Today's orders.
+    ///
+    /// # Errors
+    /// 401 for a bad token.
+    pub async fn order_book(&self) -> Result<Vec<Order>> {
+        self.get_data("/v2/order/retrieve-all", &[]).await
+    }
+
+    /// One order's current state.
+    ///
+    /// # Errors
+    /// `UDAPI100010` unknown order.
+    pub async fn order_details(&self, order_id: &str) -> Result<Order> {
+        self.get_data("/v2/order/details", &q(&[("order_id", order_id)]))
+            .await
+    }
+
+    /// Every state an order went through.
+    ///
+    /// # Errors
+    /// `UDAPI100010` unknown order.
+    pub async fn order_history(&self, order_id: &str) -> Result<Vec<Order>> {
+        self.get_data("/v2/order/history", &q(&[("order_id", order_id)]))
+            .await
+    }
+
+    /// Every state of every order carrying `tag`.
+    ///
+    /// # Errors
+    /// 401 for a bad token.
+    pub async fn order_history_by_tag(&self, tag: &str) -> Result<Vec<Order>> {
+        self.get_data("/v2/order/history", &q(&[("tag", tag)]))
+            .await
+    }
+
+    /// Today's fills.
+    ///
+    /// # Errors
+    /// 401 for a bad token.
+    pub async fn trades_for_day(&self) -> Result<Vec<Trade>> {
+        self.get_data("/v2/order/trades/get-trades-for-day", &[])
+            .await
+    }
+
+    /// The fills of one order.
+    ///
+    /// # Errors
+    /// `UDAPI100010` unknown order.
+    pub async fn order_trades(&self, order_id: &str) -> Result<Vec<Trade>> {
+        self.get_data("/v2/order/trades", &q(&[("order_id", order_id)]))
+            .await
+    }
+}

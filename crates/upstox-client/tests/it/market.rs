@@ -1,0 +1,232 @@
+use upstox_client::Error;
+use upstox_client::market::CandleUnit;
+use upstox_sim::SimConfig;
+
+use crate::start;
+
+const RELIANCE: &str = "NSE_EQ|INE002A01018";
+const NIFTY: &str = "NSE_INDEX|Nifty 50";
+
+#[tokio::test]
+async fn quotes_are_keyed_by_symbol_and_agree_with_each_other() {
+    let (sim, c) = start(SimConfig::default()).await;
+    let v3 = c
+        .ltp(&[RELIANCE, NIFTY, "NSE_EQ|INE000X99999"])
+        .await
+        .expect("ltp v3");
+    assert_eq!(v3.len(), 2, "unknown keys are left out: {v3:?}");
+    let rel = &v3["NSE_EQ:RELIANCE"];
+    assert_eq!(rel.instrument_token, RELIANCE);
+    assert!(rel.last_price > 0.0 && rel.cp > 0.0);
+    assert_eq!(v3["NSE_INDEX:Nifty 50"].instrument_token, NIFTY);
+
+    let v2 = c.ltp_v2(&[RELIANCE]).await.expect("ltp v2");
+    let full = c.full_quote(&[RELIANCE]).await.expect("full quote");
+    let q = &full["NSE_EQ:RELIANCE"];
+    let depth = q.depth.as_ref().expect("depth");
+    assert_eq!((depth.buy.len(), depth.sell.len()), (5, 5));
+    assert!(depth.buy[0].price < depth.sell[0].price);
+    // The price path moves every second; quotes a moment apart stay within a few ticks.
+    assert!((v2["NSE_EQ:RELIANCE"].last_price - q.last_price).abs() / q.last_price < 0.002);
+    assert!(q.lower_circuit_limit < q.last_price && q.last_price < q.upper_circuit_limit);
+
+    let ohlc = c.ohlc(&[RELIANCE], "1d").await.expect("ohlc v3");
+    let live = ohlc["NSE_EQ:RELIANCE"].live_ohlc.expect("live candle");
+    assert!(
+        live.low <= live.open
+            && live.open <= live.high
+            && live.low <= live.close
+            && live.close <= live.high
+    );
+    assert!(ohlc["NSE_EQ:RELIANCE"].prev_ohlc.is_some());
+    let ohlc2 = c.ohlc_v2(&[RELIANCE], "I1").await.expect("ohlc v2");
+    assert!(ohlc2["NSE_EQ:RELIANCE"].ohlc.is_some());
+    let bad = c.ohlc(&[RELIANCE], "5m").await.expect_err("bad interval");
+    assert_eq!(bad.status(), Some(400));
+
+    // Malformed keys never leave the client.
+    assert!(matches!(
+        c.ltp(&["RELIANCE"]).await,
+        Err(Error::InvalidInput(_))
+    ));
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn malformed_keys_are_refused_by_the_server_with_udapi1026() {
+    let (sim, _) = start(SimConfig::default()).await;
+    let token = sim.token_of("SIM001").expect("token").to_owned();
+    let resp = reqwest::Client::new()
+        .get(format!(
+            "{}/v3/market-quote/ltp?instrument_key=RELIANCE",
+            sim.base_url()
+        ))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(resp.status(), 400);
+    let body: serde_json::Value = resp.json().await.expect("json");
+    assert_eq!(body["status"], "error");
+    assert_eq!(body["errors"][0]["error_code"], "UDAPI1026");
+    assert_eq!(body["errors"][0]["invalidValue"], "RELIANCE");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn candles_follow_the_same_price_path() {
+    let (sim, c) = start(SimConfig::default()).await;
+    let today = sim
+        .state()
+        .now()
+        .with_timezone(&upstox_types::IST)
+        .date_naive();
+    let from = today - chrono::Duration::days(30);
+    // Up to yesterday: today's candle is still moving.
+    let to = today - chrono::Duration::days(1);
+    let days = c
+        .historical_candles(
+            RELIANCE,
+            CandleUnit::Days,
+            &to.to_string(),
+            Some(&from.to_string()),
+        )
+        .await
+        .expect("daily");
+    assert!(days.len() >= 15, "{} daily candles", days.len());
+    assert!(days.windows(2).all(|w| w[0].0 > w[1].0), "newest first");
+    for k in &days {
+        assert!(
+            k.3 <= k.1.min(k.4) && k.2 >= k.1.max(k.4),
+            "low <= open,close <= high: {k:?}"
+        );
+    }
+    let v2 = c
+        .historical_candles_v2(RELIANCE, "day", &to.to_string(), Some(&from.to_string()))
+        .await
+        .expect("v2 daily");
+    assert_eq!(v2, days, "v2 and v3 read the same path");
+
+    let intraday = c
+        .intraday_candles(RELIANCE, CandleUnit::Minutes(1))
+        .await
+        .expect("intraday");
+    assert!(!intraday.is_empty());
+    let ltp = c.ltp(&[RELIANCE]).await.expect("ltp")["NSE_EQ:RELIANCE"].last_price;
+    let last_close = intraday[0].4;
+    assert!(
+        (last_close - ltp).abs() / ltp < 0.003,
+        "latest candle close {last_close} vs ltp {ltp}"
+    );
+    assert!(
+        !c.intraday_candles_v2(RELIANCE, "30minute")
+            .await
+            .expect("v2 intraday")
+            .is_empty()
+    );
+
+    let too_long = c
+        .historical_candles(
+            RELIANCE,
+            CandleUnit::Minutes(1),
+            &today.to_string(),
+            Some(&(today - chrono::Duration::days(90)).to_string()),
+        )
+        .await;
+    assert_eq!(too_long.expect_err("range too long").status(), Some(400));
+    let unknown = c
+        .historical_candles(
+            "NSE_EQ|INE000X99999",
+            CandleUnit::Days,
+            &today.to_string(),
+            None,
+        )
+        .await;
+    assert!(unknown.expect_err("unknown key").has_code("UDAPI1026"));
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn option_contracts_chain_and_greeks() {
+    let (sim, c) = start(SimConfig::default()).await;
+    let contracts = c.option_contracts(NIFTY, None).await.expect("contracts");
+    assert!(contracts.len() > 1000, "{}", contracts.len());
+    let expiry = contracts
+        .iter()
+        .map(|k| k.expiry.clone())
+        .min()
+        .expect("an expiry");
+    let chain = c.option_chain(NIFTY, &expiry).await.expect("chain");
+    assert!(chain.len() > 100);
+    assert!(
+        chain
+            .windows(2)
+            .all(|w| w[0].strike_price < w[1].strike_price)
+    );
+    let calls: Vec<f64> = chain
+        .iter()
+        .filter_map(|r| r.call_options.as_ref())
+        .map(|s| s.market_data.ltp)
+        .collect();
+    assert!(
+        calls.first() > calls.last(),
+        "deep ITM calls cost more than far OTM calls"
+    );
+    let spot = chain[0].underlying_spot_price;
+    let atm = chain
+        .iter()
+        .min_by(|a, b| {
+            (a.strike_price - spot)
+                .abs()
+                .total_cmp(&(b.strike_price - spot).abs())
+        })
+        .expect("atm");
+    let delta = atm.call_options.as_ref().expect("call").option_greeks.delta;
+    assert!((0.3..0.7).contains(&delta), "ATM call delta {delta}");
+
+    let key = atm
+        .put_options
+        .as_ref()
+        .expect("put")
+        .instrument_key
+        .clone();
+    let greeks = c.option_greeks(&[&key]).await.expect("greeks");
+    let g = greeks.values().next().expect("one quote");
+    assert!(g.delta < 0.0 && g.gamma > 0.0 && g.iv > 0.0);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn instrument_master_downloads_parses_and_indexes() {
+    let (sim, c) = start(SimConfig::default()).await;
+    let mut calls = 0;
+    let gz = c
+        .download_instruments("complete", |_, _| calls += 1)
+        .await
+        .expect("download");
+    assert!(calls >= 2, "progress reported");
+    let master = upstox_client::InstrumentMaster::from_gzip(&gz).expect("parse");
+    assert!(master.len() >= 100_000, "{}", master.len());
+    assert_eq!(
+        master.get(NIFTY).map(|r| r.instrument_type.as_str()),
+        Some("INDEX")
+    );
+    let expiries = master.expiries(NIFTY);
+    assert!(expiries.len() >= 8);
+    let chain = master.chain(NIFTY, expiries[0]);
+    assert!(chain.len() > 200 && chain.iter().all(|r| r.is_option()));
+    let strike = chain[chain.len() / 2].strike_price.expect("strike");
+    assert!(
+        master
+            .option(NIFTY, expiries[0], strike, upstox_client::OptionKind::Put)
+            .is_some()
+    );
+    assert_eq!(master.by_trading_symbol("RELIANCE").len(), 2, "NSE and BSE");
+    let nse = c
+        .download_instruments("NSE", |_, _| {})
+        .await
+        .expect("NSE file");
+    let nse = upstox_client::InstrumentMaster::from_gzip(&nse).expect("parse NSE");
+    assert!(nse.records().iter().all(|r| r.exchange == "NSE"));
+    sim.shutdown().await;
+}

@@ -1,0 +1,357 @@
+use rust_decimal::Decimal;
+use upstox_client::orders::{ModifyOrderRequest, MultiOrderLine, PlaceOrderRequest};
+use upstox_sim::SimConfig;
+use upstox_types::{OrderStatus, OrderType, Product, TransactionType, Validity};
+
+use crate::{client_for, start};
+
+const RELIANCE: &str = "NSE_EQ|INE002A01018";
+
+fn dec(x: f64) -> Decimal {
+    Decimal::try_from(((x / 0.05).round() * 0.05 * 100.0).round() / 100.0)
+        .expect("decimal")
+        .round_dp(2)
+}
+
+#[tokio::test]
+async fn market_order_fills_and_positions_follow() {
+    let (sim, c) = start(SimConfig::default()).await;
+    let placed = c
+        .place_order_v3(&PlaceOrderRequest::market(
+            RELIANCE,
+            TransactionType::Buy,
+            10,
+            Product::Intraday,
+        ))
+        .await
+        .expect("place");
+    assert_eq!(placed.order_ids.len(), 1);
+    assert!(!placed.reconciled && placed.tag.starts_with("stx"));
+    let order = c
+        .order_details(&placed.order_ids[0])
+        .await
+        .expect("details");
+    assert_eq!(order.status, OrderStatus::Complete);
+    assert_eq!(order.filled_quantity, 10);
+    assert_eq!(order.tag.as_deref(), Some(placed.tag.as_str()));
+    let history = c
+        .order_history(&placed.order_ids[0])
+        .await
+        .expect("history");
+    let states: Vec<String> = history.iter().map(|o| o.status.to_string()).collect();
+    assert_eq!(
+        states.first().map(String::as_str),
+        Some("put order req received")
+    );
+    assert_eq!(states.last().map(String::as_str), Some("complete"));
+    assert_eq!(
+        c.order_history_by_tag(&placed.tag)
+            .await
+            .expect("by tag")
+            .len(),
+        history.len()
+    );
+
+    let trades = c.order_trades(&placed.order_ids[0]).await.expect("trades");
+    assert_eq!(trades.len(), 1);
+    assert_eq!(trades[0].quantity, 10);
+    assert_eq!(c.trades_for_day().await.expect("day trades").len(), 1);
+
+    let positions = c.positions().await.expect("positions");
+    let p = positions
+        .iter()
+        .find(|p| p.instrument_token == RELIANCE)
+        .expect("position");
+    assert_eq!(p.quantity, 10);
+    assert_eq!(p.average_price, Some(order.average_price));
+    let funds = c
+        .funds_v2(None)
+        .await
+        .expect("funds")
+        .equity
+        .expect("equity");
+    let expected_margin = 0.2 * 10.0 * order.average_price;
+    assert!(
+        (funds.used_margin - expected_margin).abs() < 1.0,
+        "used {} vs {expected_margin}",
+        funds.used_margin
+    );
+
+    // Exit all closes it with a market sell.
+    let exit = c.exit_all_positions(None, None).await.expect("exit all");
+    assert_eq!(exit.summary.success, 1);
+    let positions = c.positions().await.expect("positions");
+    assert_eq!(
+        positions
+            .iter()
+            .find(|p| p.instrument_token == RELIANCE)
+            .expect("position")
+            .quantity,
+        0
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn limit_order_waits_then_fills_when_modified_across_the_touch() {
+    let (sim, c) = start(SimConfig::default()).await;
+    let ltp = c.ltp(&[RELIANCE]).await.expect("ltp")["NSE_EQ:RELIANCE"].last_price;
+    let placed = c
+        .place_order_v2(&PlaceOrderRequest::limit(
+            RELIANCE,
+            TransactionType::Buy,
+            5,
+            Product::Intraday,
+            dec(ltp * 0.9),
+        ))
+        .await
+        .expect("place v2");
+    let id = placed.order_ids[0].clone();
+    assert_eq!(
+        c.order_details(&id).await.expect("details").status,
+        OrderStatus::Open
+    );
+    let modify = ModifyOrderRequest {
+        order_id: id.clone(),
+        validity: Validity::Day,
+        price: dec(ltp * 1.05),
+        order_type: OrderType::Limit,
+        trigger_price: Decimal::ZERO,
+        quantity: None,
+        disclosed_quantity: None,
+    };
+    c.modify_order(&modify).await.expect("modify");
+    let order = c.order_details(&id).await.expect("details");
+    assert_eq!(order.status, OrderStatus::Complete);
+    assert!(
+        order.average_price <= ltp * 1.05,
+        "fills at the touch, not the limit"
+    );
+    let e = c
+        .cancel_order(&id)
+        .await
+        .expect_err("cancel of a complete order");
+    assert!(e.has_code("UDAPI100040"), "{e}");
+    let e = c
+        .cancel_order("999999999")
+        .await
+        .expect_err("unknown order");
+    assert!(e.has_code("UDAPI100010"), "{e}");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn cancel_stop_loss_and_cancel_all() {
+    let (sim, c) = start(SimConfig::default()).await;
+    let ltp = c.ltp(&[RELIANCE]).await.expect("ltp")["NSE_EQ:RELIANCE"].last_price;
+    let mut sl = PlaceOrderRequest::limit(
+        RELIANCE,
+        TransactionType::Buy,
+        1,
+        Product::Intraday,
+        dec(ltp * 1.3),
+    );
+    sl.order_type = OrderType::StopLoss;
+    sl.trigger_price = dec(ltp * 1.25);
+    let sl_id = c.place_order_v3(&sl).await.expect("sl").order_ids[0].clone();
+    assert_eq!(
+        c.order_details(&sl_id).await.expect("sl").status,
+        OrderStatus::TriggerPending
+    );
+    let low = c
+        .place_order_v3(&PlaceOrderRequest::limit(
+            RELIANCE,
+            TransactionType::Buy,
+            1,
+            Product::Intraday,
+            dec(ltp * 0.8),
+        ))
+        .await
+        .expect("limit");
+    c.cancel_order_v2(&low.order_ids[0]).await.expect("cancel");
+    assert_eq!(
+        c.order_details(&low.order_ids[0]).await.expect("d").status,
+        OrderStatus::Cancelled
+    );
+    let all = c.cancel_all_orders(None, None).await.expect("cancel all");
+    assert_eq!(all.data.expect("ids").order_ids, vec![sl_id.clone()]);
+    assert_eq!(
+        c.order_details(&sl_id).await.expect("d").status,
+        OrderStatus::Cancelled
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn insufficient_margin_and_holdings_reject_like_upstox() {
+    let (sim, _) = start(SimConfig::default()).await;
+    let poor = client_for(&sim, "SIM003"); // 50,000 rupees
+    let big = poor
+        .place_order_v3(&PlaceOrderRequest::market(
+            RELIANCE,
+            TransactionType::Buy,
+            1000,
+            Product::Delivery,
+        ))
+        .await
+        .expect("accepted");
+    let order = poor
+        .order_details(&big.order_ids[0])
+        .await
+        .expect("details");
+    assert_eq!(order.status, OrderStatus::Rejected);
+    let msg = order.status_message.expect("message");
+    assert!(
+        msg.starts_with("You need to add Rs. ")
+            && msg.ends_with(" in your account to place this trade."),
+        "{msg}"
+    );
+    let sell = poor
+        .place_order_v3(&PlaceOrderRequest::market(
+            "NSE_EQ|INE848E01016",
+            TransactionType::Sell,
+            100_000,
+            Product::Delivery,
+        ))
+        .await
+        .expect("accepted");
+    let order = poor
+        .order_details(&sell.order_ids[0])
+        .await
+        .expect("details");
+    assert_eq!(order.status, OrderStatus::Rejected);
+    assert!(
+        order
+            .status_message
+            .unwrap_or_default()
+            .contains("Insufficient holdings")
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_orders_get_upstox_error_codes() {
+    let (sim, c) = start(SimConfig::default()).await;
+    let mut req = PlaceOrderRequest::market(RELIANCE, TransactionType::Buy, 0, Product::Intraday);
+    assert!(
+        c.place_order_v3(&req)
+            .await
+            .expect_err("qty 0")
+            .has_code("UDAPI1052")
+    );
+    req.quantity = 1;
+    req.instrument_token = "NSE_EQ|INE000X99999".into();
+    assert!(
+        c.place_order_v3(&req)
+            .await
+            .expect_err("unknown key")
+            .has_code("UDAPI1026")
+    );
+    req.instrument_token = "NSE_INDEX|Nifty 50".into();
+    assert!(
+        c.place_order_v3(&req)
+            .await
+            .expect_err("index")
+            .has_code("UDAPI1026")
+    );
+    req.instrument_token = RELIANCE.into();
+    req.market_protection = Some(30);
+    assert!(
+        c.place_order_v3(&req)
+            .await
+            .expect_err("protection")
+            .has_code("UDAPI1159")
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn v3_slices_by_freeze_quantity_and_multi_place_reports_partial_success() {
+    let (sim, c) = start(SimConfig::default()).await;
+    let contracts = c
+        .option_contracts("NSE_INDEX|Nifty 50", None)
+        .await
+        .expect("contracts");
+    let opt = contracts
+        .iter()
+        .filter(|k| k.instrument_type == "CE")
+        .min_by(|a, b| {
+            a.expiry
+                .cmp(&b.expiry)
+                .then(b.strike_price.total_cmp(&a.strike_price))
+        })
+        .expect("far OTM call");
+    let lot = opt.lot_size;
+    let freeze = opt.freeze_quantity as u64;
+    let mut req = PlaceOrderRequest::market(
+        &opt.instrument_key,
+        TransactionType::Buy,
+        lot * (freeze / lot + 3),
+        Product::Intraday,
+    );
+    req.slice = Some(true);
+    let placed = c.place_order_v3(&req).await.expect("sliced");
+    assert_eq!(
+        placed.order_ids.len(),
+        2,
+        "{} units with freeze {freeze} → 2 slices",
+        req.quantity
+    );
+    req.quantity = lot * (freeze / lot) * 30;
+    assert!(
+        c.place_order_v3(&req)
+            .await
+            .expect_err("too many slices")
+            .has_code("UDAPI1118")
+    );
+
+    let good = PlaceOrderRequest::market(RELIANCE, TransactionType::Buy, 1, Product::Intraday);
+    let bad = PlaceOrderRequest {
+        quantity: 0,
+        ..good.clone()
+    };
+    let lines = vec![
+        MultiOrderLine {
+            correlation_id: "a".into(),
+            order: good.clone(),
+        },
+        MultiOrderLine {
+            correlation_id: "b".into(),
+            order: bad,
+        },
+    ];
+    let resp = c
+        .place_multi_order(&lines)
+        .await
+        .expect("207 is not an error");
+    assert_eq!(resp.status, "partial_success");
+    assert_eq!(resp.data.len(), 1);
+    assert_eq!(resp.data[0].correlation_id, "a");
+    assert_eq!(
+        (resp.summary.total, resp.summary.success, resp.summary.error),
+        (2, 1, 1)
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn holdings_follow_delivery_fills() {
+    let (sim, c) = start(SimConfig::default()).await;
+    let before = c.holdings().await.expect("holdings");
+    assert!(!before.is_empty(), "seeded holdings");
+    c.place_order_v3(&PlaceOrderRequest::market(
+        "NSE_EQ|INE848E01016",
+        TransactionType::Buy,
+        7,
+        Product::Delivery,
+    ))
+    .await
+    .expect("buy");
+    let after = c.holdings().await.expect("holdings");
+    let nhpc = after
+        .iter()
+        .find(|h| h.instrument_token == "NSE_EQ|INE848E01016")
+        .expect("NHPC holding");
+    assert_eq!(nhpc.t1_quantity, 7);
+    sim.shutdown().await;
+}
