@@ -17,11 +17,7 @@ impl Output {
     }
 
     /// Prints JSON when asked, else the table built by `table`.
-    pub(crate) fn show<T: Serialize>(
-        &self,
-        value: &T,
-        table: impl FnOnce() -> Table,
-    ) -> anyhow::Result<()> {
+    pub(crate) fn show<T: Serialize>(&self, value: &T, table: impl FnOnce() -> Table) -> anyhow::Result<()> {
         if self.json {
             self.print_json(value)
         } else {

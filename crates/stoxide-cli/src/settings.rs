@@ -32,18 +32,24 @@ impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Settings")
             .field("base_url", &self.base_url)
-            .field(
-                "access_token",
-                &self.access_token.as_ref().map(|_| "<redacted>"),
-            )
+            .field("access_token", &self.access_token.as_ref().map(|_| "<redacted>"))
             .field("api_key", &self.api_key)
-            .field(
-                "api_secret",
-                &self.api_secret.as_ref().map(|_| "<redacted>"),
-            )
+            .field("api_secret", &self.api_secret.as_ref().map(|_| "<redacted>"))
             .field("redirect_uri", &self.redirect_uri)
             .finish()
     }
+}
+
+/// Folds a multi-line parser message (with its source excerpt) into one line.
+pub(crate) fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with('|') && !l.starts_with('^') && !l.starts_with(|c: char| c.is_ascii_digit())
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn default_config_path() -> Option<PathBuf> {
@@ -81,7 +87,7 @@ impl Settings {
         ]));
         let mut s: Settings = fig
             .extract()
-            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {}", one_line(&e.to_string())))?;
         if let Some(b) = &globals.base_url {
             s.base_url = Some(b.clone());
         }
@@ -111,12 +117,8 @@ impl Session {
                     .token_of("SIM001")
                     .context("the simulator has no seeded user")?
                     .to_owned();
-                let client = UpstoxClient::new(ClientConfig::new(Hosts::single(&sim.base_url())))?
-                    .with_token(token);
-                Ok(Self {
-                    client,
-                    sim: Some(sim),
-                })
+                let client = UpstoxClient::new(ClientConfig::new(Hosts::single(&sim.base_url())))?.with_token(token);
+                Ok(Self { client, sim: Some(sim) })
             }
             Some(url) => {
                 let hosts = match url {

@@ -99,9 +99,7 @@ impl ClientConfig {
 
 /// Which host a path goes to (the SDKs' rule: place/modify/cancel go to the order host).
 fn is_order_path(path: &str) -> bool {
-    path.contains("/order/place")
-        || path.contains("/order/modify")
-        || path.contains("/order/cancel")
+    path.contains("/order/place") || path.contains("/order/modify") || path.contains("/order/cancel")
 }
 
 /// What a request carries.
@@ -195,9 +193,7 @@ impl UpstoxClient {
 
     /// Time spent waiting in the client-side limiter.
     pub fn rate_limit_wait(&self) -> Duration {
-        self.limiter
-            .as_ref()
-            .map_or(Duration::ZERO, ClientLimiter::total_wait)
+        self.limiter.as_ref().map_or(Duration::ZERO, ClientLimiter::total_wait)
     }
 
     fn url(&self, path: &str) -> String {
@@ -330,11 +326,7 @@ impl UpstoxClient {
     }
 
     /// GET a token-bearing endpoint and unwrap `data`.
-    pub(crate) async fn get_data<T: DeserializeOwned>(
-        &self,
-        path: &str,
-        query: &[(String, String)],
-    ) -> Result<T> {
+    pub(crate) async fn get_data<T: DeserializeOwned>(&self, path: &str, query: &[(String, String)]) -> Result<T> {
         Ok(self
             .send::<Envelope<T>>(Method::GET, path, query, Body::None, Auth::Bearer, true)
             .await?
@@ -350,9 +342,7 @@ impl UpstoxClient {
         body: Option<&B>,
     ) -> Result<Envelope<T>> {
         let body = match body {
-            Some(b) => {
-                Body::Json(serde_json::to_value(b).map_err(|e| Error::InvalidInput(e.to_string()))?)
-            }
+            Some(b) => Body::Json(serde_json::to_value(b).map_err(|e| Error::InvalidInput(e.to_string()))?),
             None => Body::None,
         };
         self.send::<Envelope<T>>(method, path, query, body, Auth::Bearer, false)
@@ -379,8 +369,7 @@ fn transport(endpoint: &str, e: reqwest::Error, timeout: Duration) -> Error {
         source = s.source();
     }
     if connect {
-        message =
-            format!("cannot connect ({message}); is the server running and the base URL right?");
+        message = format!("cannot connect ({message}); is the server running and the base URL right?");
     }
     Error::Transport {
         endpoint: endpoint.to_owned(),
@@ -391,10 +380,7 @@ fn transport(endpoint: &str, e: reqwest::Error, timeout: Duration) -> Error {
 
 /// Percent-free query helper.
 pub(crate) fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
 }
 
 /// Encodes a path segment (instrument keys carry `|` and spaces).

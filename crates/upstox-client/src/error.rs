@@ -77,11 +77,7 @@ pub enum Error {
     #[error(
         "order with tag {tag:?}: outcome unknown after {attempts} attempt(s) ({last}); check the order book before placing it again"
     )]
-    OrderOutcomeUnknown {
-        tag: String,
-        attempts: u32,
-        last: String,
-    },
+    OrderOutcomeUnknown { tag: String, attempts: u32, last: String },
     /// The caller passed something invalid before anything was sent.
     #[error("{0}")]
     InvalidInput(String),
@@ -120,10 +116,7 @@ impl Error {
     /// Upstox error codes of the answer (`UDAPI...`).
     pub fn codes(&self) -> Vec<&str> {
         match self {
-            Error::Api { errors, .. } => errors
-                .iter()
-                .filter_map(|e| e.error_code.as_deref())
-                .collect(),
+            Error::Api { errors, .. } => errors.iter().filter_map(|e| e.error_code.as_deref()).collect(),
             _ => Vec::new(),
         }
     }
@@ -175,14 +168,12 @@ mod tests {
 
     #[test]
     fn both_key_spellings_parse() {
-        let snake: ApiErrorItem = serde_json::from_str(
-            r#"{"error_code":"UDAPI100050","message":"Invalid token","property_path":null}"#,
-        )
-        .expect("snake");
-        let camel: ApiErrorItem = serde_json::from_str(
-            r#"{"errorCode":"UDAPI100050","message":"Invalid token","propertyPath":"x"}"#,
-        )
-        .expect("camel");
+        let snake: ApiErrorItem =
+            serde_json::from_str(r#"{"error_code":"UDAPI100050","message":"Invalid token","property_path":null}"#)
+                .expect("snake");
+        let camel: ApiErrorItem =
+            serde_json::from_str(r#"{"errorCode":"UDAPI100050","message":"Invalid token","propertyPath":"x"}"#)
+                .expect("camel");
         assert_eq!(snake.error_code, camel.error_code);
         assert_eq!(camel.property_path.as_deref(), Some("x"));
         let e = Error::Api {

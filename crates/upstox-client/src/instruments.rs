@@ -57,9 +57,7 @@ pub struct InstrumentRecord {
 }
 
 /// `exchange_token` is a string for most records and a number for some indices.
-fn string_or_number<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> std::result::Result<String, D::Error> {
+fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Either {
@@ -109,9 +107,8 @@ impl InstrumentMaster {
     /// # Errors
     /// When the bytes are not a JSON array of instrument records.
     pub fn from_json(json: &[u8]) -> Result<Self> {
-        let records: Vec<InstrumentRecord> = serde_json::from_slice(json).map_err(|e| {
-            Error::Instruments(format!("not a JSON array of instrument records: {e}"))
-        })?;
+        let records: Vec<InstrumentRecord> = serde_json::from_slice(json)
+            .map_err(|e| Error::Instruments(format!("not a JSON array of instrument records: {e}")))?;
         Ok(Self::index(records))
     }
 
@@ -123,11 +120,7 @@ impl InstrumentMaster {
         let mut json = Vec::with_capacity(gz.len() * 8);
         flate2::read::MultiGzDecoder::new(gz)
             .read_to_end(&mut json)
-            .map_err(|e| {
-                Error::Instruments(format!(
-                    "not a gzip file ({e}); expected complete.json.gz or similar"
-                ))
-            })?;
+            .map_err(|e| Error::Instruments(format!("not a gzip file ({e}); expected complete.json.gz or similar")))?;
         Self::from_json(&json)
     }
 
@@ -143,9 +136,7 @@ impl InstrumentMaster {
                 .entry(r.trading_symbol.to_ascii_uppercase())
                 .or_default()
                 .push(i);
-            if let (true, Some(u), Some(e), Some(s)) =
-                (r.is_option(), &r.underlying_key, r.expiry, r.strike_price)
-            {
+            if let (true, Some(u), Some(e), Some(s)) = (r.is_option(), &r.underlying_key, r.expiry, r.strike_price) {
                 let kind = if r.instrument_type == "CE" {
                     OptionKind::Call
                 } else {
@@ -202,17 +193,8 @@ impl InstrumentMaster {
     }
 
     /// One option by underlying, expiry (epoch ms), strike and kind.
-    pub fn option(
-        &self,
-        underlying: &str,
-        expiry: i64,
-        strike: f64,
-        kind: OptionKind,
-    ) -> Option<&InstrumentRecord> {
-        let i = self
-            .options
-            .get(underlying)?
-            .get(&(expiry, strike_key(strike), kind))?;
+    pub fn option(&self, underlying: &str, expiry: i64, strike: f64, kind: OptionKind) -> Option<&InstrumentRecord> {
+        let i = self.options.get(underlying)?.get(&(expiry, strike_key(strike), kind))?;
         Some(&self.records[*i as usize])
     }
 
@@ -332,25 +314,16 @@ mod tests {
         let m = InstrumentMaster::from_json(SAMPLE.as_bytes()).expect("sample");
         assert_eq!(m.len(), 3);
         assert_eq!(
-            m.get("NSE_INDEX|Nifty 50")
-                .map(|r| r.exchange_token.as_str()),
+            m.get("NSE_INDEX|Nifty 50").map(|r| r.exchange_token.as_str()),
             Some("26000")
         );
         assert_eq!(m.by_trading_symbol("reliance").len(), 1);
         let call = m
-            .option(
-                "NSE_INDEX|Nifty 50",
-                1_795_631_399_000,
-                26000.0,
-                OptionKind::Call,
-            )
+            .option("NSE_INDEX|Nifty 50", 1_795_631_399_000, 26000.0, OptionKind::Call)
             .expect("option");
         assert_eq!(call.instrument_key, "NSE_FO|43919");
         assert_eq!(m.expiries("NSE_INDEX|Nifty 50"), vec![1_795_631_399_000]);
-        assert_eq!(
-            m.search("nifty", 10)[0].instrument_key,
-            "NSE_INDEX|Nifty 50"
-        );
+        assert_eq!(m.search("nifty", 10)[0].instrument_key, "NSE_INDEX|Nifty 50");
     }
 
     #[test]

@@ -42,11 +42,7 @@ impl ClientLimiter {
                 w.wait_time(now)
             };
             *self.waited.lock() += wait;
-            tracing::debug!(
-                ?category,
-                wait_ms = wait.as_millis() as u64,
-                "rate limit: waiting"
-            );
+            tracing::debug!(?category, wait_ms = wait.as_millis() as u64, "rate limit: waiting");
             tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
         }
     }

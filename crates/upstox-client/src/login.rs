@@ -58,10 +58,7 @@ impl std::fmt::Debug for TokenResponse {
             .field("user_id", &self.user_id)
             .field("user_name", &self.user_name)
             .field("access_token", &"<redacted>")
-            .field(
-                "extended_token",
-                &self.extended_token.as_ref().map(|_| "<redacted>"),
-            )
+            .field("extended_token", &self.extended_token.as_ref().map(|_| "<redacted>"))
             .finish_non_exhaustive()
     }
 }
@@ -101,10 +98,7 @@ impl UpstoxClient {
         let form = vec![
             ("code".to_owned(), code.to_owned()),
             ("client_id".to_owned(), app.client_id.clone()),
-            (
-                "client_secret".to_owned(),
-                app.client_secret.expose_secret().to_owned(),
-            ),
+            ("client_secret".to_owned(), app.client_secret.expose_secret().to_owned()),
             ("redirect_uri".to_owned(), app.redirect_uri.clone()),
             ("grant_type".to_owned(), "authorization_code".to_owned()),
         ];
@@ -129,13 +123,9 @@ impl UpstoxClient {
         client_secret: &SecretString,
     ) -> Result<TokenRequestResponse> {
         let body = Body::Json(serde_json::json!({"client_secret": client_secret.expose_secret()}));
-        let path = format!(
-            "/v3/login/auth/token/request/{}",
-            crate::client::seg(client_id)
-        );
-        let env: crate::client::Envelope<TokenRequestResponse> = self
-            .send(Method::POST, &path, &[], body, Auth::Public, false)
-            .await?;
+        let path = format!("/v3/login/auth/token/request/{}", crate::client::seg(client_id));
+        let env: crate::client::Envelope<TokenRequestResponse> =
+            self.send(Method::POST, &path, &[], body, Auth::Public, false).await?;
         Ok(env.data)
     }
 

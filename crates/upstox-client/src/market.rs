@@ -153,15 +153,7 @@ pub struct OptionGreekQuote {
 
 /// `[timestamp, open, high, low, close, volume, oi]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Candle(
-    pub String,
-    pub f64,
-    pub f64,
-    pub f64,
-    pub f64,
-    pub u64,
-    pub f64,
-);
+pub struct Candle(pub String, pub f64, pub f64, pub f64, pub f64, pub u64, pub f64);
 
 #[derive(Debug, Deserialize)]
 struct Candles {
@@ -285,9 +277,7 @@ pub struct MarketStatus {
 
 fn keys_param(keys: &[&str]) -> Result<Vec<(String, String)>> {
     if keys.is_empty() {
-        return Err(Error::InvalidInput(
-            "give at least one instrument key".into(),
-        ));
+        return Err(Error::InvalidInput("give at least one instrument key".into()));
     }
     for k in keys {
         k.parse::<upstox_types::InstrumentKey>()
@@ -305,8 +295,7 @@ impl UpstoxClient {
     /// # Errors
     /// A malformed key (before sending), or Upstox's error.
     pub async fn ltp(&self, keys: &[&str]) -> Result<QuoteMap<LtpV3>> {
-        self.get_data("/v3/market-quote/ltp", &keys_param(keys)?)
-            .await
+        self.get_data("/v3/market-quote/ltp", &keys_param(keys)?).await
     }
 
     /// LTP v2 (deprecated upstream).
@@ -314,8 +303,7 @@ impl UpstoxClient {
     /// # Errors
     /// As [`UpstoxClient::ltp`].
     pub async fn ltp_v2(&self, keys: &[&str]) -> Result<QuoteMap<LtpV2>> {
-        self.get_data("/v2/market-quote/ltp", &keys_param(keys)?)
-            .await
+        self.get_data("/v2/market-quote/ltp", &keys_param(keys)?).await
     }
 
     /// OHLC v2; interval `1d`, `I1` or `I30`.
@@ -343,8 +331,7 @@ impl UpstoxClient {
     /// # Errors
     /// As [`UpstoxClient::ltp`].
     pub async fn full_quote(&self, keys: &[&str]) -> Result<QuoteMap<FullQuote>> {
-        self.get_data("/v2/market-quote/quotes", &keys_param(keys)?)
-            .await
+        self.get_data("/v2/market-quote/quotes", &keys_param(keys)?).await
     }
 
     /// Option greeks of up to 50 option keys.
@@ -352,8 +339,7 @@ impl UpstoxClient {
     /// # Errors
     /// As [`UpstoxClient::ltp`].
     pub async fn option_greeks(&self, keys: &[&str]) -> Result<QuoteMap<OptionGreekQuote>> {
-        self.get_data("/v3/market-quote/option-greek", &keys_param(keys)?)
-            .await
+        self.get_data("/v3/market-quote/option-greek", &keys_param(keys)?).await
     }
 
     /// Historical candles v3, newest first. Dates `YYYY-MM-DD`. Needs no token.
@@ -397,12 +383,8 @@ impl UpstoxClient {
     /// # Errors
     /// An unknown key or unit.
     pub async fn intraday_candles(&self, key: &str, unit: CandleUnit) -> Result<Vec<Candle>> {
-        self.public_candles(&format!(
-            "/v3/historical-candle/intraday/{}/{}",
-            seg(key),
-            unit.path()
-        ))
-        .await
+        self.public_candles(&format!("/v3/historical-candle/intraday/{}/{}", seg(key), unit.path()))
+            .await
     }
 
     /// Today's candles so far (v2: `1minute` or `30minute`).
@@ -410,11 +392,8 @@ impl UpstoxClient {
     /// # Errors
     /// An unknown key or interval.
     pub async fn intraday_candles_v2(&self, key: &str, interval: &str) -> Result<Vec<Candle>> {
-        self.public_candles(&format!(
-            "/v2/historical-candle/intraday/{}/{interval}",
-            seg(key)
-        ))
-        .await
+        self.public_candles(&format!("/v2/historical-candle/intraday/{}/{interval}", seg(key)))
+            .await
     }
 
     async fn public_candles(&self, path: &str) -> Result<Vec<Candle>> {
@@ -435,11 +414,7 @@ impl UpstoxClient {
     ///
     /// # Errors
     /// A malformed key.
-    pub async fn option_contracts(
-        &self,
-        underlying: &str,
-        expiry: Option<&str>,
-    ) -> Result<Vec<OptionContract>> {
+    pub async fn option_contracts(&self, underlying: &str, expiry: Option<&str>) -> Result<Vec<OptionContract>> {
         let mut query = q(&[("instrument_key", underlying)]);
         if let Some(e) = expiry {
             query.push(("expiry_date".into(), e.into()));
@@ -451,11 +426,7 @@ impl UpstoxClient {
     ///
     /// # Errors
     /// A malformed key or date.
-    pub async fn option_chain(
-        &self,
-        underlying: &str,
-        expiry: &str,
-    ) -> Result<Vec<OptionChainRow>> {
+    pub async fn option_chain(&self, underlying: &str, expiry: &str) -> Result<Vec<OptionChainRow>> {
         self.get_data(
             "/v2/option/chain",
             &q(&[("instrument_key", underlying), ("expiry_date", expiry)]),

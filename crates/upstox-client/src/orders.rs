@@ -38,12 +38,7 @@ pub struct PlaceOrderRequest {
 
 impl PlaceOrderRequest {
     /// A DAY MARKET order.
-    pub fn market(
-        instrument_token: impl Into<String>,
-        side: TransactionType,
-        quantity: u64,
-        product: Product,
-    ) -> Self {
+    pub fn market(instrument_token: impl Into<String>, side: TransactionType, quantity: u64, product: Product) -> Self {
         Self {
             quantity,
             product,
@@ -254,12 +249,7 @@ pub fn unique_tag() -> String {
 const RESENDS: u32 = 1;
 
 impl UpstoxClient {
-    async fn place_reconciled(
-        &self,
-        path: &str,
-        mut req: PlaceOrderRequest,
-        v3: bool,
-    ) -> Result<PlacedOrder> {
+    async fn place_reconciled(&self, path: &str, mut req: PlaceOrderRequest, v3: bool) -> Result<PlacedOrder> {
         let tag = req.tag.get_or_insert_with(unique_tag).clone();
         let mut attempts = 0;
         loop {
@@ -357,8 +347,7 @@ impl UpstoxClient {
     /// # Errors
     /// As [`UpstoxClient::place_order_v2`]; `UDAPI1118` when slicing would need over 25 orders.
     pub async fn place_order_v3(&self, req: &PlaceOrderRequest) -> Result<PlacedOrder> {
-        self.place_reconciled("/v3/order/place", req.clone(), true)
-            .await
+        self.place_reconciled("/v3/order/place", req.clone(), true).await
     }
 
     /// Modifies an open order (v3). Not retried.
@@ -391,12 +380,7 @@ impl UpstoxClient {
     /// `UDAPI100010` unknown order, `UDAPI100040` order already terminal.
     pub async fn cancel_order(&self, order_id: &str) -> Result<String> {
         Ok(self
-            .call_data::<OrderIdData, ()>(
-                Method::DELETE,
-                "/v3/order/cancel",
-                &q(&[("order_id", order_id)]),
-                None,
-            )
+            .call_data::<OrderIdData, ()>(Method::DELETE, "/v3/order/cancel", &q(&[("order_id", order_id)]), None)
             .await?
             .data
             .order_id)
@@ -408,12 +392,7 @@ impl UpstoxClient {
     /// As [`UpstoxClient::cancel_order`].
     pub async fn cancel_order_v2(&self, order_id: &str) -> Result<String> {
         Ok(self
-            .call_data::<OrderIdData, ()>(
-                Method::DELETE,
-                "/v2/order/cancel",
-                &q(&[("order_id", order_id)]),
-                None,
-            )
+            .call_data::<OrderIdData, ()>(Method::DELETE, "/v2/order/cancel", &q(&[("order_id", order_id)]), None)
             .await?
             .data
             .order_id)
@@ -428,14 +407,7 @@ impl UpstoxClient {
     ) -> Result<T> {
         let body = body.map_or(crate::client::Body::None, crate::client::Body::Json);
         match self
-            .send_raw(
-                method.clone(),
-                path,
-                query,
-                body,
-                crate::client::Auth::Bearer,
-                false,
-            )
+            .send_raw(method.clone(), path, query, body, crate::client::Auth::Bearer, false)
             .await
         {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::Decode {
@@ -460,11 +432,7 @@ impl UpstoxClient {
     ///
     /// # Errors
     /// When there is nothing to cancel, or Upstox refuses.
-    pub async fn cancel_all_orders(
-        &self,
-        segment: Option<&str>,
-        tag: Option<&str>,
-    ) -> Result<BulkOrderResponse> {
+    pub async fn cancel_all_orders(&self, segment: Option<&str>, tag: Option<&str>) -> Result<BulkOrderResponse> {
         let mut query = Vec::new();
         if let Some(s) = segment {
             query.push(("segment".to_owned(), s.to_owned()));
@@ -480,11 +448,7 @@ impl UpstoxClient {
     ///
     /// # Errors
     /// When there is nothing to exit, or Upstox refuses.
-    pub async fn exit_all_positions(
-        &self,
-        segment: Option<&str>,
-        tag: Option<&str>,
-    ) -> Result<BulkOrderResponse> {
+    pub async fn exit_all_positions(&self, segment: Option<&str>, tag: Option<&str>) -> Result<BulkOrderResponse> {
         let mut query = Vec::new();
         if let Some(s) = segment {
             query.push(("segment".to_owned(), s.to_owned()));
@@ -509,8 +473,7 @@ impl UpstoxClient {
     /// # Errors
     /// `UDAPI100010` unknown order.
     pub async fn order_details(&self, order_id: &str) -> Result<Order> {
-        self.get_data("/v2/order/details", &q(&[("order_id", order_id)]))
-            .await
+        self.get_data("/v2/order/details", &q(&[("order_id", order_id)])).await
     }
 
     /// Every state an order went through.
@@ -518,8 +481,7 @@ impl UpstoxClient {
     /// # Errors
     /// `UDAPI100010` unknown order.
     pub async fn order_history(&self, order_id: &str) -> Result<Vec<Order>> {
-        self.get_data("/v2/order/history", &q(&[("order_id", order_id)]))
-            .await
+        self.get_data("/v2/order/history", &q(&[("order_id", order_id)])).await
     }
 
     /// Every state of every order carrying `tag`.
@@ -527,8 +489,7 @@ impl UpstoxClient {
     /// # Errors
     /// 401 for a bad token.
     pub async fn order_history_by_tag(&self, tag: &str) -> Result<Vec<Order>> {
-        self.get_data("/v2/order/history", &q(&[("tag", tag)]))
-            .await
+        self.get_data("/v2/order/history", &q(&[("tag", tag)])).await
     }
 
     /// Today's fills.
@@ -536,8 +497,7 @@ impl UpstoxClient {
     /// # Errors
     /// 401 for a bad token.
     pub async fn trades_for_day(&self) -> Result<Vec<Trade>> {
-        self.get_data("/v2/order/trades/get-trades-for-day", &[])
-            .await
+        self.get_data("/v2/order/trades/get-trades-for-day", &[]).await
     }
 
     /// The fills of one order.
@@ -545,7 +505,6 @@ impl UpstoxClient {
     /// # Errors
     /// `UDAPI100010` unknown order.
     pub async fn order_trades(&self, order_id: &str) -> Result<Vec<Trade>> {
-        self.get_data("/v2/order/trades", &q(&[("order_id", order_id)]))
-            .await
+        self.get_data("/v2/order/trades", &q(&[("order_id", order_id)])).await
     }
 }

@@ -99,8 +99,7 @@ impl UpstoxClient {
     /// # Errors
     /// 401 for a bad token.
     pub async fn positions(&self) -> Result<Vec<Position>> {
-        self.get_data("/v2/portfolio/short-term-positions", &[])
-            .await
+        self.get_data("/v2/portfolio/short-term-positions", &[]).await
     }
 
     /// # Errors

@@ -37,10 +37,7 @@ pub fn app(state: AppState) -> Router {
             get(login::dialog).post(login::dialog_submit),
         )
         .route("/v2/login/authorization/token", post(login::token))
-        .route(
-            "/v3/login/auth/token/request/{client_id}",
-            post(login::token_request),
-        )
+        .route("/v3/login/auth/token/request/{client_id}", post(login::token_request))
         .route("/v2/logout", delete(login::logout))
         // User
         .route("/v2/user/profile", get(user::profile))
@@ -59,16 +56,10 @@ pub fn app(state: AppState) -> Router {
         .route("/v2/order/retrieve-all", get(orders::order_book))
         .route("/v2/order/details", get(orders::details))
         .route("/v2/order/history", get(orders::history))
-        .route(
-            "/v2/order/trades/get-trades-for-day",
-            get(orders::trades_for_day),
-        )
+        .route("/v2/order/trades/get-trades-for-day", get(orders::trades_for_day))
         .route("/v2/order/trades", get(orders::trades_by_order))
         // Portfolio
-        .route(
-            "/v2/portfolio/short-term-positions",
-            get(portfolio::positions),
-        )
+        .route("/v2/portfolio/short-term-positions", get(portfolio::positions))
         .route("/v2/portfolio/long-term-holdings", get(portfolio::holdings))
         // Quotes
         .route("/v2/market-quote/ltp", get(quotes::ltp_v2))
@@ -107,19 +98,13 @@ pub fn app(state: AppState) -> Router {
         .route("/v2/option/contract", get(options::contracts))
         .route("/v2/option/chain", get(options::chain))
         // Instrument master (same layout as the BOD files on the assets host)
-        .route(
-            "/market-quote/instruments/exchange/{file}",
-            get(instruments::file),
-        )
+        .route("/market-quote/instruments/exchange/{file}", get(instruments::file))
         // Control
         .route("/sim/state", get(control::state))
         .route("/sim/clock", post(control::clock))
         .route("/sim/faults", post(control::faults))
         .route("/sim/token-requests", get(control::token_requests))
-        .route(
-            "/sim/token-requests/{id}/{action}",
-            post(control::token_request_action),
-        )
+        .route("/sim/token-requests/{id}/{action}", post(control::token_request_action))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), inject_faults))
@@ -169,12 +154,7 @@ async fn inject_faults(State(state): State<AppState>, req: Request, next: Next) 
     }
     if roll_hang < faults.timeout_rate {
         tokio::time::sleep(Duration::from_millis(faults.timeout_hang_ms.max(1))).await;
-        return ApiError::new(
-            StatusCode::GATEWAY_TIMEOUT,
-            error_code::INTERNAL,
-            "Gateway timeout",
-        )
-        .into_response();
+        return ApiError::new(StatusCode::GATEWAY_TIMEOUT, error_code::INTERNAL, "Gateway timeout").into_response();
     }
     let response = next.run(req).await;
     // Lost answers are injected on writes only: they model a place/modify/cancel whose outcome
@@ -218,11 +198,10 @@ pub(crate) fn quote_keys(q: &HashMap<String, String>, max: usize) -> Result<Vec<
     }
     for k in &keys {
         if k.parse::<upstox_types::InstrumentKey>().is_err() {
-            return Err(ApiError::bad_request(
-                error_code::INVALID_INSTRUMENT_KEY,
-                "Invalid Instrument key",
-            )
-            .with_property("instrument_key", Some(k.clone().into())));
+            return Err(
+                ApiError::bad_request(error_code::INVALID_INSTRUMENT_KEY, "Invalid Instrument key")
+                    .with_property("instrument_key", Some(k.clone().into())),
+            );
         }
     }
     Ok(keys)

@@ -69,9 +69,7 @@ pub struct AuthStore {
 
 fn random_token(prefix: &str, bytes: usize) -> String {
     let mut rng = rand::rng();
-    let body: String = (0..bytes)
-        .map(|_| format!("{:02x}", rng.random::<u8>()))
-        .collect();
+    let body: String = (0..bytes).map(|_| format!("{:02x}", rng.random::<u8>())).collect();
     format!("{prefix}{body}")
 }
 
@@ -80,16 +78,8 @@ const CODE_TTL_SECS: i64 = 600;
 impl AuthStore {
     pub fn new(config: &SimConfig) -> Self {
         Self {
-            apps: config
-                .apps
-                .iter()
-                .map(|a| (a.client_id.clone(), a.clone()))
-                .collect(),
-            users: config
-                .users
-                .iter()
-                .map(|u| (u.user_id.clone(), u.clone()))
-                .collect(),
+            apps: config.apps.iter().map(|a| (a.client_id.clone(), a.clone())).collect(),
+            users: config.users.iter().map(|u| (u.user_id.clone(), u.clone())).collect(),
             tokens: HashMap::new(),
             codes: HashMap::new(),
             requests: HashMap::new(),
@@ -175,20 +165,18 @@ impl AuthStore {
     ) -> Result<IssuedTokens, ApiError> {
         let record = self.codes.remove(code);
         if grant_type != "authorization_code" {
-            return Err(ApiError::bad_request(
-                error_code::INVALID_INPUT,
-                "grant_type must be authorization_code",
-            )
-            .with_property("grant_type", Some(grant_type.into())));
+            return Err(
+                ApiError::bad_request(error_code::INVALID_INPUT, "grant_type must be authorization_code")
+                    .with_property("grant_type", Some(grant_type.into())),
+            );
         }
         let record = match record {
             Some(r) if (now - r.issued_at).num_seconds() <= CODE_TTL_SECS => r,
             _ => {
-                return Err(ApiError::bad_request(
-                    error_code::INVALID_AUTH_CODE,
-                    "Invalid Auth code",
-                )
-                .with_property("code", None));
+                return Err(
+                    ApiError::bad_request(error_code::INVALID_AUTH_CODE, "Invalid Auth code")
+                        .with_property("code", None),
+                );
             }
         };
         let app_ok = self
@@ -203,11 +191,10 @@ impl AuthStore {
             ));
         }
         if record.redirect_uri != redirect_uri {
-            return Err(ApiError::bad_request(
-                error_code::INVALID_REDIRECT_URI,
-                "Invalid redirect_uri",
-            )
-            .with_property("redirect_uri", Some(redirect_uri.into())));
+            return Err(
+                ApiError::bad_request(error_code::INVALID_REDIRECT_URI, "Invalid redirect_uri")
+                    .with_property("redirect_uri", Some(redirect_uri.into())),
+            );
         }
         Ok(self.issue(&record.user_id, client_id, now))
     }
@@ -229,20 +216,16 @@ impl AuthStore {
         };
         let access_token = random_token("sim_at_", 24);
         self.tokens.insert(access_token.clone(), record.clone());
-        let extended_token = self
-            .apps
-            .get(client_id)
-            .filter(|a| a.extended_token)
-            .map(|_| {
-                let t = random_token("sim_et_", 24);
-                let ext = TokenRecord {
-                    expires_at: now + chrono::Duration::days(365),
-                    extended: true,
-                    ..record.clone()
-                };
-                self.tokens.insert(t.clone(), ext);
-                t
-            });
+        let extended_token = self.apps.get(client_id).filter(|a| a.extended_token).map(|_| {
+            let t = random_token("sim_et_", 24);
+            let ext = TokenRecord {
+                expires_at: now + chrono::Duration::days(365),
+                extended: true,
+                ..record.clone()
+            };
+            self.tokens.insert(t.clone(), ext);
+            t
+        });
         IssuedTokens {
             access_token,
             extended_token,
@@ -278,10 +261,10 @@ impl AuthStore {
         client_secret: &str,
         now: DateTime<Utc>,
     ) -> Result<(String, TokenRequest), ApiError> {
-        if !self
+        if self
             .apps
             .get(client_id)
-            .is_some_and(|a| a.client_secret == client_secret)
+            .is_none_or(|a| a.client_secret != client_secret)
         {
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -353,19 +336,12 @@ mod tests {
             "authorization_code",
             now,
         );
-        assert_eq!(
-            again.expect_err("reused").code,
-            error_code::INVALID_AUTH_CODE
-        );
+        assert_eq!(again.expect_err("reused").code, error_code::INVALID_AUTH_CODE);
         assert!(store.check(&first.access_token, now).is_ok());
         let second = store.issue("SIM001", &app.client_id, now);
         assert!(store.check(&first.access_token, now).is_err());
         assert!(store.check(&second.access_token, now).is_ok());
-        assert!(
-            store
-                .check(&second.access_token, second.record.expires_at)
-                .is_err()
-        );
+        assert!(store.check(&second.access_token, second.record.expires_at).is_err());
     }
 
     #[test]

@@ -79,9 +79,8 @@ impl SimClock {
 
 /// `HH:MM` IST on the latest weekday at or before `now`'s IST date.
 fn session_anchor(now: DateTime<Utc>, start: &str) -> Result<DateTime<Utc>, SimError> {
-    let time = NaiveTime::parse_from_str(start, "%H:%M").map_err(|_| {
-        SimError::Config(format!("clock.session_start must be HH:MM, not {start:?}"))
-    })?;
+    let time = NaiveTime::parse_from_str(start, "%H:%M")
+        .map_err(|_| SimError::Config(format!("clock.session_start must be HH:MM, not {start:?}")))?;
     let mut date = now.with_timezone(&IST).date_naive();
     while matches!(date.weekday(), Weekday::Sat | Weekday::Sun) {
         date = date - Days::new(1);
@@ -89,11 +88,7 @@ fn session_anchor(now: DateTime<Utc>, start: &str) -> Result<DateTime<Utc>, SimE
     IST.from_local_datetime(&date.and_time(time))
         .single()
         .map(|t| t.with_timezone(&Utc))
-        .ok_or_else(|| {
-            SimError::Config(format!(
-                "clock.session_start {start:?} is not a valid IST time"
-            ))
-        })
+        .ok_or_else(|| SimError::Config(format!("clock.session_start {start:?} is not a valid IST time")))
 }
 
 #[cfg(test)]
@@ -107,10 +102,7 @@ mod tests {
         assert!(!matches!(now.weekday(), Weekday::Sat | Weekday::Sun));
         assert_eq!(now.format("%H:%M").to_string(), "10:00");
         clock.advance(chrono::Duration::hours(2));
-        assert_eq!(
-            clock.now().with_timezone(&IST).format("%H:%M").to_string(),
-            "12:00"
-        );
+        assert_eq!(clock.now().with_timezone(&IST).format("%H:%M").to_string(), "12:00");
     }
 
     #[test]

@@ -51,27 +51,9 @@ impl Default for SimConfig {
                 },
             ],
             users: vec![
-                UserConfig::new(
-                    "SIM001",
-                    "Asha Rao",
-                    "123456",
-                    1_000_000.0,
-                    Some("sim-app-1"),
-                ),
-                UserConfig::new(
-                    "SIM002",
-                    "Vikram Shah",
-                    "234567",
-                    250_000.0,
-                    Some("sim-vendor-app"),
-                ),
-                UserConfig::new(
-                    "SIM003",
-                    "Meera Iyer",
-                    "345678",
-                    50_000.0,
-                    Some("sim-vendor-app"),
-                ),
+                UserConfig::new("SIM001", "Asha Rao", "123456", 1_000_000.0, Some("sim-app-1")),
+                UserConfig::new("SIM002", "Vikram Shah", "234567", 250_000.0, Some("sim-vendor-app")),
+                UserConfig::new("SIM003", "Meera Iyer", "345678", 50_000.0, Some("sim-vendor-app")),
             ],
             faults: FaultConfig::default(),
             rate_limits: RateLimits::published(),
@@ -99,8 +81,7 @@ impl SimConfig {
     /// # Errors
     /// When the text is not valid configuration.
     pub fn from_toml(text: &str) -> Result<Self, SimError> {
-        let config: SimConfig =
-            toml::from_str(text).map_err(|e| SimError::Config(e.message().to_owned()))?;
+        let config: SimConfig = toml::from_str(text).map_err(|e| SimError::Config(e.message().to_owned()))?;
         config.validate()?;
         Ok(config)
     }
@@ -122,18 +103,12 @@ impl SimConfig {
         }
         for (i, a) in self.apps.iter().enumerate() {
             if self.apps[..i].iter().any(|b| b.client_id == a.client_id) {
-                return Err(SimError::Config(format!(
-                    "app {:?} is defined twice",
-                    a.client_id
-                )));
+                return Err(SimError::Config(format!("app {:?} is defined twice", a.client_id)));
             }
         }
         for (i, u) in self.users.iter().enumerate() {
             if self.users[..i].iter().any(|b| b.user_id == u.user_id) {
-                return Err(SimError::Config(format!(
-                    "user {:?} is defined twice",
-                    u.user_id
-                )));
+                return Err(SimError::Config(format!("user {:?} is defined twice", u.user_id)));
             }
         }
         Ok(())
@@ -390,9 +365,6 @@ mod tests {
     fn debug_hides_secrets() {
         let c = SimConfig::default();
         let dbg = format!("{c:?}");
-        assert!(
-            !dbg.contains("sim-secret-1") && !dbg.contains("123456"),
-            "{dbg}"
-        );
+        assert!(!dbg.contains("sim-secret-1") && !dbg.contains("123456"), "{dbg}");
     }
 }

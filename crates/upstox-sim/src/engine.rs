@@ -228,13 +228,7 @@ impl Engine {
         self.accounts.get(user)
     }
 
-    fn margin_fraction(
-        &self,
-        market: &Market,
-        idx: u32,
-        product: Product,
-        net_after: i64,
-    ) -> (f64, bool) {
+    fn margin_fraction(&self, market: &Market, idx: u32, product: Product, net_after: i64) -> (f64, bool) {
         let inst = market.get(idx);
         match inst.kind {
             Kind::Spot { .. } => (
@@ -245,9 +239,7 @@ impl Engine {
                 },
                 false,
             ),
-            Kind::Future { .. } if inst.segment == Segment::McxFo => {
-                (self.margins.commodity, false)
-            }
+            Kind::Future { .. } if inst.segment == Segment::McxFo => (self.margins.commodity, false),
             Kind::Future { .. } => (self.margins.futures, false),
             Kind::Option { .. } if net_after < 0 => (self.margins.option_sell, true),
             Kind::Option { .. } => (self.margins.option_buy, false),
@@ -300,13 +292,7 @@ impl Engine {
     }
 
     /// Extra margin an order needs on top of what its position already holds.
-    fn order_margin(
-        &self,
-        market: &Market,
-        acct: &Account,
-        req: &OrderRequest,
-        now: DateTime<Utc>,
-    ) -> f64 {
+    fn order_margin(&self, market: &Market, acct: &Account, req: &OrderRequest, now: DateTime<Utc>) -> f64 {
         let pos = acct
             .positions
             .get(&(req.instrument, req.product.as_str()))
@@ -317,11 +303,9 @@ impl Engine {
         } else {
             market.ltp(req.instrument, now)
         };
-        let before =
-            self.position_margin(market, req.instrument, req.product, pos.net(), price, now);
+        let before = self.position_margin(market, req.instrument, req.product, pos.net(), price, now);
         let after_net = pos.net() + req.transaction_type.sign() * req.quantity as i64;
-        let after =
-            self.position_margin(market, req.instrument, req.product, after_net, price, now);
+        let after = self.position_margin(market, req.instrument, req.product, after_net, price, now);
         (after - before).max(0.0)
     }
 
@@ -333,12 +317,7 @@ impl Engine {
     }
 
     /// (available margin, used margin, opening balance) of a user.
-    pub fn funds(
-        &self,
-        market: &Market,
-        user: &str,
-        now: DateTime<Utc>,
-    ) -> Option<(f64, f64, f64)> {
+    pub fn funds(&self, market: &Market, user: &str, now: DateTime<Utc>) -> Option<(f64, f64, f64)> {
         let acct = self.accounts.get(user)?;
         let used = self.used_margin(market, acct, now);
         Some((
@@ -372,11 +351,7 @@ impl Engine {
         let acct = self.accounts.get(user)?;
         let mut rejection = None;
         let inst = market.get(req.instrument);
-        if !freeze_checked
-            && inst
-                .freeze_quantity
-                .is_some_and(|f| req.quantity as f64 > f)
-        {
+        if !freeze_checked && inst.freeze_quantity.is_some_and(|f| req.quantity as f64 > f) {
             rejection = Some(format!(
                 "Order quantity {} exceeds the freeze quantity {} of {}; place it with slice=true or in smaller orders.",
                 req.quantity,
@@ -392,8 +367,7 @@ impl Engine {
             let held = acct
                 .holdings
                 .get(&req.instrument)
-                .map_or(0, |h| h.quantity + h.t1_quantity - h.cnc_used_quantity)
-                as i64;
+                .map_or(0, |h| h.quantity + h.t1_quantity - h.cnc_used_quantity) as i64;
             let pending: i64 = acct
                 .orders
                 .iter()
@@ -455,20 +429,16 @@ impl Engine {
             order.exchange_time = Some(now);
             order.status = if !is_open {
                 OrderStatus::AfterMarketOrderReqReceived
-            } else if matches!(
-                order.req.order_type,
-                OrderType::StopLoss | OrderType::StopLossMarket
-            ) {
+            } else if matches!(order.req.order_type, OrderType::StopLoss | OrderType::StopLossMarket) {
                 OrderStatus::TriggerPending
             } else {
                 OrderStatus::Open
             };
         }
         order.history.push(order_json(market, &order));
-        let _ = self.updates.send((
-            user.to_owned(),
-            portfolio_order_update(market, user, &order),
-        ));
+        let _ = self
+            .updates
+            .send((user.to_owned(), portfolio_order_update(market, user, &order)));
         acct.by_id.insert(order_id.clone(), acct.orders.len());
         acct.orders.push(order);
         self.match_user(market, user, now);
@@ -522,11 +492,7 @@ impl Engine {
         order.history.push(order_json(market, order));
         order.status = if order.req.is_amo {
             OrderStatus::AfterMarketOrderReqReceived
-        } else if matches!(
-            order.req.order_type,
-            OrderType::StopLoss | OrderType::StopLossMarket
-        ) && !order.triggered
-        {
+        } else if matches!(order.req.order_type, OrderType::StopLoss | OrderType::StopLossMarket) && !order.triggered {
             OrderStatus::TriggerPending
         } else {
             OrderStatus::Open
@@ -542,12 +508,7 @@ impl Engine {
     ///
     /// # Errors
     /// Unknown order, or one already complete, rejected or cancelled.
-    pub fn cancel(
-        &mut self,
-        market: &Market,
-        user: &str,
-        order_id: &str,
-    ) -> Result<(), OrderError> {
+    pub fn cancel(&mut self, market: &Market, user: &str, order_id: &str) -> Result<(), OrderError> {
         let acct = self.accounts.get_mut(user).ok_or(OrderError::NotFound)?;
         let order = Self::order_mut(acct, order_id)?;
         if order.status.is_terminal() {
@@ -563,13 +524,7 @@ impl Engine {
     }
 
     /// Ids of a user's open orders, optionally filtered by segment and tag.
-    pub fn open_orders(
-        &self,
-        market: &Market,
-        user: &str,
-        segment: Option<Segment>,
-        tag: Option<&str>,
-    ) -> Vec<String> {
+    pub fn open_orders(&self, market: &Market, user: &str, segment: Option<Segment>, tag: Option<&str>) -> Vec<String> {
         self.accounts.get(user).map_or_else(Vec::new, |a| {
             a.orders
                 .iter()
@@ -615,10 +570,7 @@ impl Engine {
             }
             if order.req.is_amo {
                 order.req.is_amo = false;
-                order.status = if matches!(
-                    order.req.order_type,
-                    OrderType::StopLoss | OrderType::StopLossMarket
-                ) {
+                order.status = if matches!(order.req.order_type, OrderType::StopLoss | OrderType::StopLossMarket) {
                     OrderStatus::TriggerPending
                 } else {
                     OrderStatus::Open
@@ -632,11 +584,7 @@ impl Engine {
                 ((ltp + tick) * 100.0).round() / 100.0,
             );
             let buy = order.req.transaction_type == TransactionType::Buy;
-            if matches!(
-                order.req.order_type,
-                OrderType::StopLoss | OrderType::StopLossMarket
-            ) && !order.triggered
-            {
+            if matches!(order.req.order_type, OrderType::StopLoss | OrderType::StopLossMarket) && !order.triggered {
                 let hit = if buy {
                     ltp >= order.req.trigger_price
                 } else {
@@ -649,10 +597,7 @@ impl Engine {
                 order.status = OrderStatus::Open;
                 order.history.push(order_json(market, order));
             }
-            let market_like = matches!(
-                order.req.order_type,
-                OrderType::Market | OrderType::StopLossMarket
-            );
+            let market_like = matches!(order.req.order_type, OrderType::Market | OrderType::StopLossMarket);
             let fill_price = if buy {
                 (market_like || order.req.price >= ask).then_some(ask)
             } else {
@@ -662,8 +607,7 @@ impl Engine {
                 Some(price) => fills.push((i, price)),
                 None if order.req.validity == Validity::Ioc => {
                     order.status = OrderStatus::Cancelled;
-                    order.status_message =
-                        Some("IOC order cancelled: not filled on arrival".into());
+                    order.status_message = Some("IOC order cancelled: not filled on arrival".into());
                     order.history.push(order_json(market, order));
                 }
                 None => {}
@@ -738,8 +682,7 @@ impl Engine {
             match req.transaction_type {
                 TransactionType::Buy => {
                     let total = (h.quantity + h.t1_quantity) as f64;
-                    h.average_price =
-                        r2((h.average_price * total + price * qty as f64) / (total + qty as f64));
+                    h.average_price = r2((h.average_price * total + price * qty as f64) / (total + qty as f64));
                     h.t1_quantity += qty;
                 }
                 TransactionType::Sell => h.cnc_used_quantity += qty,
@@ -758,9 +701,9 @@ impl Engine {
 
     /// Order book of a user (order-book JSON objects).
     pub fn order_book(&self, market: &Market, user: &str) -> Vec<Value> {
-        self.accounts.get(user).map_or_else(Vec::new, |a| {
-            a.orders.iter().map(|o| order_json(market, o)).collect()
-        })
+        self.accounts
+            .get(user)
+            .map_or_else(Vec::new, |a| a.orders.iter().map(|o| order_json(market, o)).collect())
     }
 
     pub fn order(&self, user: &str, order_id: &str) -> Option<&Order> {
@@ -769,16 +712,11 @@ impl Engine {
     }
 
     /// Orders carrying `tag`.
-    pub fn orders_by_tag<'a>(
-        &'a self,
-        user: &str,
-        tag: &'a str,
-    ) -> impl Iterator<Item = &'a Order> + 'a {
-        self.accounts.get(user).into_iter().flat_map(move |a| {
-            a.orders
-                .iter()
-                .filter(move |o| o.req.tag.as_deref() == Some(tag))
-        })
+    pub fn orders_by_tag<'a>(&'a self, user: &str, tag: &'a str) -> impl Iterator<Item = &'a Order> + 'a {
+        self.accounts
+            .get(user)
+            .into_iter()
+            .flat_map(move |a| a.orders.iter().filter(move |o| o.req.tag.as_deref() == Some(tag)))
     }
 
     pub fn trades(&self, user: &str) -> &[Trade] {
@@ -791,14 +729,7 @@ impl Engine {
             a.positions
                 .iter()
                 .map(|((idx, prod), p)| {
-                    position_json(
-                        market,
-                        *idx,
-                        prod,
-                        p,
-                        multiplier(market, *idx),
-                        market.ltp(*idx, now),
-                    )
+                    position_json(market, *idx, prod, p, multiplier(market, *idx), market.ltp(*idx, now))
                 })
                 .collect()
         })
@@ -874,14 +805,7 @@ fn portfolio_order_update(market: &Market, user: &str, o: &Order) -> Value {
     v
 }
 
-fn position_json(
-    market: &Market,
-    idx: u32,
-    product: &str,
-    p: &Position,
-    mult: f64,
-    ltp: f64,
-) -> Value {
+fn position_json(market: &Market, idx: u32, product: &str, p: &Position, mult: f64, ltp: f64) -> Value {
     let inst = market.get(idx);
     let net = p.net();
     let realised = r2(p.realised(mult));

@@ -14,10 +14,7 @@ pub enum SimError {
     #[error("invalid simulator configuration: {0}")]
     Config(String),
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: String,
-        source: std::io::Error,
-    },
+    Bind { addr: String, source: std::io::Error },
 }
 
 /// An error answer of the API.

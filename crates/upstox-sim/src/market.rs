@@ -93,9 +93,7 @@ impl Market {
         let mut chains: HashMap<String, BTreeMap<NaiveDate, Vec<u32>>> = HashMap::new();
         for (i, inst) in universe.instruments.iter().enumerate() {
             by_key.insert(inst.instrument_key.clone(), i as u32);
-            if let (true, Some(u), Some(e)) =
-                (inst.is_option(), &inst.underlying_key, inst.expiry_date)
-            {
+            if let (true, Some(u), Some(e)) = (inst.is_option(), &inst.underlying_key, inst.expiry_date) {
                 chains
                     .entry(u.clone())
                     .or_default()
@@ -178,14 +176,7 @@ impl Market {
             } => {
                 let years = ((expiry as f64 - t) / SECS_PER_YEAR).max(0.0);
                 let iv = self.option_iv(&inst.kind, t);
-                let g = black_scholes(
-                    call,
-                    self.spot(path, t),
-                    strike,
-                    years,
-                    self.config.risk_free_rate,
-                    iv,
-                );
+                let g = black_scholes(call, self.spot(path, t), strike, years, self.config.risk_free_rate, iv);
                 (g.price, Some(g), iv)
             }
         }
@@ -216,9 +207,7 @@ impl Market {
         let h = mix(self.seed ^ mix(u64::from(idx) ^ 0x5601));
         let per_sec = if inst.is_option() {
             let m = match inst.kind {
-                Kind::Option { path, strike, .. } => {
-                    (strike / self.spot(path, t.timestamp() as f64)).ln()
-                }
+                Kind::Option { path, strike, .. } => (strike / self.spot(path, t.timestamp() as f64)).ln(),
                 _ => 0.0,
             };
             f64::from(inst.lot()) * (0.2 + 5.0 * unit(h)) * (-m * m / 0.002).exp()
@@ -243,16 +232,11 @@ impl Market {
         };
         let oi = match inst.kind {
             Kind::Spot { .. } => 0.0,
-            Kind::Future { .. } => {
-                (lot * (20_000 + mix(self.seed ^ u64::from(idx)) % 80_000)) as f64
-            }
+            Kind::Future { .. } => (lot * (20_000 + mix(self.seed ^ u64::from(idx)) % 80_000)) as f64,
             Kind::Option { path, strike, .. } => {
                 let m = (strike / self.spot(path, t.timestamp() as f64)).ln();
-                ((lot as f64)
-                    * 5_000.0
-                    * (0.3 + unit(mix(self.seed ^ u64::from(idx))))
-                    * (-m * m / 0.003).exp())
-                .round()
+                ((lot as f64) * 5_000.0 * (0.3 + unit(mix(self.seed ^ u64::from(idx)))) * (-m * m / 0.003).exp())
+                    .round()
             }
         };
         (ltp, ltq, self.volume_at(idx, t), cp, oi)
@@ -305,20 +289,8 @@ impl Market {
                 orders: 1 + (hh >> 20) as u32 % 25,
             }
         };
-        let buy = [
-            level(0, 0),
-            level(1, 0),
-            level(2, 0),
-            level(3, 0),
-            level(4, 0),
-        ];
-        let sell = [
-            level(0, 1),
-            level(1, 1),
-            level(2, 1),
-            level(3, 1),
-            level(4, 1),
-        ];
+        let buy = [level(0, 0), level(1, 0), level(2, 0), level(3, 0), level(4, 0)];
+        let sell = [level(0, 1), level(1, 1), level(2, 1), level(3, 1), level(4, 1)];
         let (_, ltq, volume, _, oi) = self.snapshot_light(idx, t);
         let band = if inst.segment.is_derivative() {
             0.4
@@ -369,20 +341,13 @@ mod tests {
 
     fn market() -> (Market, DateTime<Utc>) {
         let now = SimClock::new(&ClockConfig::default()).expect("clock").now();
-        (
-            Market::new(MarketConfig::default(), 42, now).expect("market"),
-            now,
-        )
+        (Market::new(MarketConfig::default(), 42, now).expect("market"), now)
     }
 
     #[test]
     fn universe_is_full_size_and_has_the_documented_keys() {
         let (m, now) = market();
-        assert!(
-            m.instruments().len() >= 100_000,
-            "{}",
-            m.instruments().len()
-        );
+        assert!(m.instruments().len() >= 100_000, "{}", m.instruments().len());
         let nifty = m.lookup("NSE_INDEX|Nifty 50").expect("nifty");
         let p = m.ltp(nifty, now);
         assert!(p > 20_000.0 && p < 32_000.0, "nifty {p}");

@@ -66,12 +66,10 @@ impl Simulator {
             }
         }
         let engine = Engine::new(&config, &market);
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| SimError::Bind {
-                addr: addr.to_string(),
-                source,
-            })?;
+        let listener = TcpListener::bind(addr).await.map_err(|source| SimError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
         let addr = listener.local_addr().map_err(|source| SimError::Bind {
             addr: addr.to_string(),
             source,
@@ -94,8 +92,7 @@ impl Simulator {
         let router = app(state.clone());
         let stop = shutdown.clone();
         tasks.push(tokio::spawn(async move {
-            let serve = axum::serve(listener, router)
-                .with_graceful_shutdown(async move { stop.cancelled().await });
+            let serve = axum::serve(listener, router).with_graceful_shutdown(async move { stop.cancelled().await });
             if let Err(e) = serve.await {
                 tracing::error!(error = %e, "simulator server stopped");
             }
@@ -122,9 +119,7 @@ impl Simulator {
         let st = state.clone();
         tasks.push(tokio::spawn(async move {
             let s2 = st.clone();
-            if let Ok(files) =
-                tokio::task::spawn_blocking(move || build_instrument_files(&s2.market)).await
-            {
+            if let Ok(files) = tokio::task::spawn_blocking(move || build_instrument_files(&s2.market)).await {
                 let _ = st.instrument_files.set(files);
             }
         }));

@@ -67,11 +67,7 @@ impl Segment {
     /// The exchange as written in instrument records (`NSE`, `BSE`, `MCX`).
     pub const fn exchange(self) -> &'static str {
         match self {
-            Segment::NseEq
-            | Segment::NseIndex
-            | Segment::NseFo
-            | Segment::NcdFo
-            | Segment::NseCom => "NSE",
+            Segment::NseEq | Segment::NseIndex | Segment::NseFo | Segment::NcdFo | Segment::NseCom => "NSE",
             Segment::BseEq | Segment::BseIndex | Segment::BseFo | Segment::BcdFo => "BSE",
             Segment::McxFo => "MCX",
         }
@@ -86,12 +82,7 @@ impl Segment {
     pub const fn is_derivative(self) -> bool {
         matches!(
             self,
-            Segment::NseFo
-                | Segment::BseFo
-                | Segment::McxFo
-                | Segment::NcdFo
-                | Segment::BcdFo
-                | Segment::NseCom
+            Segment::NseFo | Segment::BseFo | Segment::McxFo | Segment::NcdFo | Segment::BcdFo | Segment::NseCom
         )
     }
 }
@@ -130,9 +121,7 @@ impl<'de> Deserialize<'de> for Segment {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum InstrumentKeyError {
-    #[error(
-        "instrument key {0:?} has no '|': write it as SEGMENT|ID, e.g. NSE_EQ|INE002A01018 or NSE_INDEX|Nifty 50"
-    )]
+    #[error("instrument key {0:?} has no '|': write it as SEGMENT|ID, e.g. NSE_EQ|INE002A01018 or NSE_INDEX|Nifty 50")]
     MissingPipe(String),
     #[error(
         "unknown segment {0:?}: use one of NSE_EQ, NSE_INDEX, NSE_FO, NCD_FO, BSE_EQ, BSE_INDEX, BSE_FO, BCD_FO, MCX_FO, NSE_COM"
@@ -152,10 +141,7 @@ pub struct InstrumentKey {
 impl InstrumentKey {
     /// Builds a key from its parts.
     pub fn new(segment: Segment, id: impl Into<String>) -> Self {
-        Self {
-            segment,
-            id: id.into(),
-        }
+        Self { segment, id: id.into() }
     }
 
     /// The segment part.

@@ -37,9 +37,7 @@ pub fn token_expiry(issued_at: DateTime<Utc>) -> DateTime<Utc> {
 
 /// Formats an instant as Upstox's order timestamp: `YYYY-MM-DD HH:MM:SS` in IST.
 pub fn order_timestamp(t: DateTime<Utc>) -> String {
-    t.with_timezone(&IST)
-        .format("%Y-%m-%d %H:%M:%S")
-        .to_string()
+    t.with_timezone(&IST).format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
 #[cfg(test)]
@@ -55,26 +53,17 @@ mod tests {
 
     #[test]
     fn evening_token_dies_next_morning() {
-        assert_eq!(
-            token_expiry(ist("2026-11-24 20:00:00")),
-            ist("2026-11-25 03:30:00")
-        );
+        assert_eq!(token_expiry(ist("2026-11-24 20:00:00")), ist("2026-11-25 03:30:00"));
     }
 
     #[test]
     fn early_morning_token_dies_same_morning() {
-        assert_eq!(
-            token_expiry(ist("2026-11-25 02:30:00")),
-            ist("2026-11-25 03:30:00")
-        );
+        assert_eq!(token_expiry(ist("2026-11-25 02:30:00")), ist("2026-11-25 03:30:00"));
     }
 
     #[test]
     fn token_issued_exactly_at_cutoff_lives_a_day() {
-        assert_eq!(
-            token_expiry(ist("2026-11-25 03:30:00")),
-            ist("2026-11-26 03:30:00")
-        );
+        assert_eq!(token_expiry(ist("2026-11-25 03:30:00")), ist("2026-11-26 03:30:00"));
     }
 
     proptest! {

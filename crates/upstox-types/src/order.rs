@@ -172,7 +172,7 @@ mod tests {
         assert!(
             "STOP"
                 .parse::<OrderType>()
-                .unwrap_err()
+                .expect_err("STOP is not an order type")
                 .contains("MARKET, LIMIT, SL or SL-M")
         );
         let status: OrderStatus = serde_json::from_str("\"trigger pending\"").expect("de");

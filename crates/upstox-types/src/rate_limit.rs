@@ -23,9 +23,7 @@ impl ApiCategory {
     pub fn of(method: &str, path: &str) -> Self {
         if path.contains("/order/multi/") || path.contains("/order/positions/exit") {
             ApiCategory::MultiOrder
-        } else if (path.contains("/order/place")
-            || path.contains("/order/modify")
-            || path.contains("/order/cancel"))
+        } else if (path.contains("/order/place") || path.contains("/order/modify") || path.contains("/order/cancel"))
             || (path.contains("/order/gtt") && method != "GET")
         {
             ApiCategory::Order
@@ -143,18 +141,8 @@ impl SlidingWindow {
             return false;
         }
         self.admitted.push_back(now);
-        let keep = self
-            .limits
-            .iter()
-            .map(|l| l.max as usize)
-            .max()
-            .unwrap_or(0);
-        let longest = self
-            .limits
-            .iter()
-            .map(|l| l.window)
-            .max()
-            .unwrap_or_default();
+        let keep = self.limits.iter().map(|l| l.max as usize).max().unwrap_or(0);
+        let longest = self.limits.iter().map(|l| l.window).max().unwrap_or_default();
         while self.admitted.len() > keep
             || self
                 .admitted
@@ -174,22 +162,13 @@ mod tests {
 
     #[test]
     fn categories_follow_the_paths() {
-        assert_eq!(
-            ApiCategory::of("POST", "/v3/order/place"),
-            ApiCategory::Order
-        );
+        assert_eq!(ApiCategory::of("POST", "/v3/order/place"), ApiCategory::Order);
         assert_eq!(
             ApiCategory::of("POST", "/v2/order/multi/place"),
             ApiCategory::MultiOrder
         );
-        assert_eq!(
-            ApiCategory::of("GET", "/v2/order/retrieve-all"),
-            ApiCategory::Standard
-        );
-        assert_eq!(
-            ApiCategory::of("GET", "/v3/market-quote/ltp"),
-            ApiCategory::Standard
-        );
+        assert_eq!(ApiCategory::of("GET", "/v2/order/retrieve-all"), ApiCategory::Standard);
+        assert_eq!(ApiCategory::of("GET", "/v3/market-quote/ltp"), ApiCategory::Standard);
     }
 
     #[test]

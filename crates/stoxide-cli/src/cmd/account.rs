@@ -9,18 +9,9 @@ pub(crate) async fn profile(globals: &Globals, out: &Output) -> anyhow::Result<(
     out.show(&p, || {
         let mut t = table(&["field", "value"]);
         t.add_row(vec!["user id".to_owned(), p.user_id.clone()]);
-        t.add_row(vec![
-            "name".to_owned(),
-            p.user_name.clone().unwrap_or_default(),
-        ]);
-        t.add_row(vec![
-            "email".to_owned(),
-            p.email.clone().unwrap_or_default(),
-        ]);
-        t.add_row(vec![
-            "broker".to_owned(),
-            p.broker.clone().unwrap_or_default(),
-        ]);
+        t.add_row(vec!["name".to_owned(), p.user_name.clone().unwrap_or_default()]);
+        t.add_row(vec!["email".to_owned(), p.email.clone().unwrap_or_default()]);
+        t.add_row(vec!["broker".to_owned(), p.broker.clone().unwrap_or_default()]);
         t.add_row(vec!["exchanges".to_owned(), p.exchanges.join(", ")]);
         t.add_row(vec!["products".to_owned(), p.products.join(", ")]);
         t.add_row(vec![
@@ -71,9 +62,7 @@ pub(crate) async fn positions(globals: &Globals, out: &Output) -> anyhow::Result
         ]);
         for p in &rows {
             t.add_row(vec![
-                p.trading_symbol
-                    .clone()
-                    .unwrap_or_else(|| p.instrument_token.clone()),
+                p.trading_symbol.clone().unwrap_or_else(|| p.instrument_token.clone()),
                 p.product.clone().unwrap_or_default(),
                 p.quantity.to_string(),
                 p.average_price.map(money).unwrap_or_default(),
@@ -99,9 +88,7 @@ pub(crate) async fn holdings(globals: &Globals, out: &Output) -> anyhow::Result<
         let mut t = table(&["symbol", "qty", "t1", "avg", "ltp", "pnl"]);
         for h in &rows {
             t.add_row(vec![
-                h.trading_symbol
-                    .clone()
-                    .unwrap_or_else(|| h.instrument_token.clone()),
+                h.trading_symbol.clone().unwrap_or_else(|| h.instrument_token.clone()),
                 h.quantity.to_string(),
                 h.t1_quantity.to_string(),
                 money(h.average_price),

@@ -48,14 +48,8 @@ async fn login(base: &str, app: &AppCredentials, user: &str, pin: &str) -> anyho
         .context("the dialog did not redirect")?;
     let url = url::Url::parse(location)?;
     let pairs: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
-    anyhow::ensure!(
-        pairs.get("state") == Some(&state),
-        "state mismatch in the redirect"
-    );
-    pairs
-        .get("code")
-        .cloned()
-        .context("no code in the redirect")
+    anyhow::ensure!(pairs.get("state") == Some(&state), "state mismatch in the redirect");
+    pairs.get("code").cloned().context("no code in the redirect")
 }
 
 pub(crate) async fn run(args: DemoArgs, out: &Output) -> anyhow::Result<()> {
@@ -170,9 +164,7 @@ pub(crate) async fn run(args: DemoArgs, out: &Output) -> anyhow::Result<()> {
             "simulator keeps running at {base}; token for {}: export UPSTOX_BASE_URL={base}",
             tokens.user_id
         );
-        println!(
-            "(the access token is in the simulator's `stoxide sim` banner; this demo keeps it to itself)"
-        );
+        println!("(the access token is in the simulator's `stoxide sim` banner; this demo keeps it to itself)");
         tokio::signal::ctrl_c().await.ok();
     }
     sim.shutdown().await;

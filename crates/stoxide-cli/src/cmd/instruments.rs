@@ -21,15 +21,11 @@ pub(crate) enum InstrumentsCommand {
 }
 
 /// Downloads and indexes the complete master, showing progress on stderr.
-pub(crate) async fn load_master(
-    client: &upstox_client::UpstoxClient,
-) -> anyhow::Result<InstrumentMaster> {
+pub(crate) async fn load_master(client: &upstox_client::UpstoxClient) -> anyhow::Result<InstrumentMaster> {
     let bar = ProgressBar::new(0);
     bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} instruments {bytes}/{total_bytes} {bytes_per_sec} {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template("{spinner} instruments {bytes}/{total_bytes} {bytes_per_sec} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.enable_steady_tick(Duration::from_millis(120));
     let gz = client
@@ -46,11 +42,7 @@ pub(crate) async fn load_master(
     Ok(master)
 }
 
-pub(crate) async fn run(
-    globals: &Globals,
-    out: &Output,
-    cmd: InstrumentsCommand,
-) -> anyhow::Result<()> {
+pub(crate) async fn run(globals: &Globals, out: &Output, cmd: InstrumentsCommand) -> anyhow::Result<()> {
     let InstrumentsCommand::Search { text, limit } = cmd;
     anyhow::ensure!(
         !text.trim().is_empty(),
@@ -62,14 +54,7 @@ pub(crate) async fn run(
     let master = master?;
     let hits = master.search(&text, limit);
     out.show(&hits, || {
-        let mut t = table(&[
-            "instrument key",
-            "trading symbol",
-            "name",
-            "type",
-            "lot",
-            "expiry",
-        ]);
+        let mut t = table(&["instrument key", "trading symbol", "name", "type", "lot", "expiry"]);
         for r in &hits {
             let expiry = r
                 .expiry

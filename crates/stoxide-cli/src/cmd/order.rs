@@ -95,10 +95,7 @@ pub(crate) async fn run(globals: &Globals, out: &Output, cmd: OrderCommand) -> a
                 a.order_type
             );
         }
-        if matches!(
-            a.order_type,
-            OrderType::StopLoss | OrderType::StopLossMarket
-        ) {
+        if matches!(a.order_type, OrderType::StopLoss | OrderType::StopLossMarket) {
             anyhow::ensure!(
                 a.trigger.is_some_and(|p| p > Decimal::ZERO),
                 "--trigger is required for {} orders",
@@ -106,10 +103,7 @@ pub(crate) async fn run(globals: &Globals, out: &Output, cmd: OrderCommand) -> a
             );
         }
         if let Some(t) = &a.tag {
-            anyhow::ensure!(
-                t.chars().count() <= 40,
-                "--tag must be at most 40 characters"
-            );
+            anyhow::ensure!(t.chars().count() <= 40, "--tag must be at most 40 characters");
         }
     }
     let s = Session::open(globals).await?;

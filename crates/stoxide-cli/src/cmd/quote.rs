@@ -7,8 +7,7 @@ use crate::settings::{Globals, Session};
 
 pub(crate) async fn run(globals: &Globals, out: &Output, keys: &[String]) -> anyhow::Result<()> {
     for k in keys {
-        k.parse::<InstrumentKey>()
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        k.parse::<InstrumentKey>().map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     let s = Session::open(globals).await?;
     let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
@@ -22,10 +21,7 @@ pub(crate) async fn run(globals: &Globals, out: &Output, keys: &[String]) -> any
                 .map(|(name, q)| (k.clone(), name.clone(), q.clone()))
         })
         .collect();
-    let missing: Vec<&String> = keys
-        .iter()
-        .filter(|k| !rows.iter().any(|r| &r.0 == *k))
-        .collect();
+    let missing: Vec<&String> = keys.iter().filter(|k| !rows.iter().any(|r| &r.0 == *k)).collect();
     if out.json {
         let map: serde_json::Map<String, serde_json::Value> = rows
             .iter()
@@ -47,11 +43,7 @@ pub(crate) async fn run(globals: &Globals, out: &Output, keys: &[String]) -> any
         rows.sort_by(|a, b| a.1.cmp(&b.1));
         for (key, name, q) in &rows {
             let prev = q.last_price - q.net_change;
-            let pct = if prev != 0.0 {
-                q.net_change / prev * 100.0
-            } else {
-                0.0
-            };
+            let pct = if prev != 0.0 { q.net_change / prev * 100.0 } else { 0.0 };
             let bid = q
                 .depth
                 .as_ref()

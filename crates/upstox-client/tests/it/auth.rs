@@ -57,20 +57,14 @@ async fn oauth_dialog_exchange_and_the_one_live_token_rule() {
     let config = SimConfig::default();
     let (sim, seeded) = start(config.clone()).await;
     let app = app(&config, 0);
-    let anon =
-        UpstoxClient::new(ClientConfig::new(Hosts::single(&sim.base_url()))).expect("client");
+    let anon = UpstoxClient::new(ClientConfig::new(Hosts::single(&sim.base_url()))).expect("client");
 
     // The dialog renders a form for the right app and refuses a wrong redirect_uri.
     let page = reqwest::get(anon.authorize_url(&app.client_id, &app.redirect_uri, "s1"))
         .await
         .expect("dialog");
     assert_eq!(page.status(), 200);
-    assert!(
-        page.text()
-            .await
-            .expect("html")
-            .contains("id=\"login-form\"")
-    );
+    assert!(page.text().await.expect("html").contains("id=\"login-form\""));
     let wrong = reqwest::get(anon.authorize_url(&app.client_id, "http://evil.example/cb", "s1"))
         .await
         .expect("dialog");
@@ -93,31 +87,19 @@ async fn oauth_dialog_exchange_and_the_one_live_token_rule() {
         client_secret: SecretString::from("nope"),
         ..app.clone()
     };
-    let e = anon
-        .exchange_code(&bad, &code)
-        .await
-        .expect_err("bad secret");
+    let e = anon.exchange_code(&bad, &code).await.expect_err("bad secret");
     assert!(e.has_code("UDAPI100069"), "{e}");
-    let e = anon
-        .exchange_code(&app, &code)
-        .await
-        .expect_err("burnt code");
+    let e = anon.exchange_code(&app, &code).await.expect_err("burnt code");
     assert!(e.has_code("UDAPI100057"), "{e}");
 
     let (_, q) = submit_dialog(&sim.base_url(), &app, "SIM001", "123456", "s2").await;
-    let tokens = anon
-        .exchange_code(&app, &q["code"])
-        .await
-        .expect("exchange");
+    let tokens = anon.exchange_code(&app, &q["code"]).await.expect("exchange");
     assert_eq!(tokens.user_id, "SIM001");
     assert!(
         !format!("{tokens:?}").contains(&tokens.access_token),
         "Debug must hide the token"
     );
-    let e = anon
-        .exchange_code(&app, &q["code"])
-        .await
-        .expect_err("code reuse");
+    let e = anon.exchange_code(&app, &q["code"]).await.expect_err("code reuse");
     assert!(e.has_code("UDAPI100057"));
 
     // The new login revoked the seeded token of the same app and user.
@@ -130,13 +112,7 @@ async fn oauth_dialog_exchange_and_the_one_live_token_rule() {
 
     // Logout kills the token.
     assert!(fresh.logout().await.expect("logout"));
-    assert!(
-        fresh
-            .profile()
-            .await
-            .expect_err("logged out")
-            .is_unauthorized()
-    );
+    assert!(fresh.profile().await.expect_err("logged out").is_unauthorized());
     sim.shutdown().await;
 }
 
@@ -162,26 +138,16 @@ async fn extended_token_reads_but_cannot_trade() {
     let config = SimConfig::default();
     let (sim, _) = start(config.clone()).await;
     let vendor = app(&config, 1);
-    let anon =
-        UpstoxClient::new(ClientConfig::new(Hosts::single(&sim.base_url()))).expect("client");
+    let anon = UpstoxClient::new(ClientConfig::new(Hosts::single(&sim.base_url()))).expect("client");
     let (_, q) = submit_dialog(&sim.base_url(), &vendor, "SIM002", "234567", "v").await;
-    let tokens = anon
-        .exchange_code(&vendor, &q["code"])
-        .await
-        .expect("exchange");
+    let tokens = anon.exchange_code(&vendor, &q["code"]).await.expect("exchange");
     let ext = anon.with_token(
         tokens
             .extended_token
             .clone()
             .expect("vendor app issues an extended token"),
     );
-    assert_eq!(
-        ext.profile()
-            .await
-            .expect("read with extended token")
-            .user_id,
-        "SIM002"
-    );
+    assert_eq!(ext.profile().await.expect("read with extended token").user_id, "SIM002");
     let e = ext
         .place_order_v3(&PlaceOrderRequest::market(
             "NSE_EQ|INE002A01018",
@@ -198,9 +164,7 @@ async fn extended_token_reads_but_cannot_trade() {
 #[tokio::test]
 async fn v3_token_request_is_delivered_to_the_notifier_webhook() {
     // A one-shot webhook receiver on loopback.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let hook = format!("http://{}/notify", listener.local_addr().expect("addr"));
     let (tx, rx) = tokio::sync::oneshot::channel::<serde_json::Value>();
     let tx = std::sync::Arc::new(parking_lot::Mutex::new(Some(tx)));
@@ -222,18 +186,14 @@ async fn v3_token_request_is_delivered_to_the_notifier_webhook() {
     config.apps[0].notifier_url = Some(hook);
     config.token_request_auto_approve_ms = Some(50);
     let (sim, _) = start(config.clone()).await;
-    let anon =
-        UpstoxClient::new(ClientConfig::new(Hosts::single(&sim.base_url()))).expect("client");
+    let anon = UpstoxClient::new(ClientConfig::new(Hosts::single(&sim.base_url()))).expect("client");
     let e = anon
         .request_access_token("sim-app-1", &SecretString::from("wrong"))
         .await
         .expect_err("wrong secret");
     assert!(e.has_code("UDAPI100069"));
     let started = anon
-        .request_access_token(
-            "sim-app-1",
-            &SecretString::from(config.apps[0].client_secret.clone()),
-        )
+        .request_access_token("sim-app-1", &SecretString::from(config.apps[0].client_secret.clone()))
         .await
         .expect("request");
     assert!(started.authorization_expiry.parse::<i64>().is_ok());
@@ -243,16 +203,9 @@ async fn v3_token_request_is_delivered_to_the_notifier_webhook() {
         .expect("payload");
     assert_eq!(delivered["message_type"], "access_token");
     assert_eq!(delivered["user_id"], "SIM001");
-    let token = delivered["access_token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
+    let token = delivered["access_token"].as_str().expect("token").to_owned();
     assert_eq!(
-        anon.with_token(token)
-            .profile()
-            .await
-            .expect("profile")
-            .user_id,
+        anon.with_token(token).profile().await.expect("profile").user_id,
         "SIM001"
     );
     sim.shutdown().await;
@@ -266,28 +219,12 @@ async fn funds_v2_v3_and_the_maintenance_window() {
     assert!((eq.available_margin - 1_000_000.0).abs() < 1e-6, "{eq:?}");
     let v3 = client.funds_v3().await.expect("funds v3");
     assert!((v3.available_to_trade.total - 1_000_000.0).abs() < 1e-6);
-    assert!(
-        (v3.available_to_trade
-            .cash_available_to_trade
-            .cash
-            .opening_balance
-            - 1_000_000.0)
-            .abs()
-            < 1e-6
-    );
+    assert!((v3.available_to_trade.cash_available_to_trade.cash.opening_balance - 1_000_000.0).abs() < 1e-6);
     // 10:00 IST + 16 h = 02:00 IST: the funds service is down (423) while the token still lives.
-    sim_post(
-        &sim,
-        "/sim/clock",
-        serde_json::json!({"advance_secs": 16 * 3600}),
-    )
-    .await;
+    sim_post(&sim, "/sim/clock", serde_json::json!({"advance_secs": 16 * 3600})).await;
     let e = client.funds_v3().await.expect_err("maintenance");
     assert_eq!(e.status(), Some(423));
-    client
-        .profile()
-        .await
-        .expect("profile still works at 02:00");
+    client.profile().await.expect("profile still works at 02:00");
     sim.shutdown().await;
 }
 

@@ -10,10 +10,7 @@ const NIFTY: &str = "NSE_INDEX|Nifty 50";
 #[tokio::test]
 async fn quotes_are_keyed_by_symbol_and_agree_with_each_other() {
     let (sim, c) = start(SimConfig::default()).await;
-    let v3 = c
-        .ltp(&[RELIANCE, NIFTY, "NSE_EQ|INE000X99999"])
-        .await
-        .expect("ltp v3");
+    let v3 = c.ltp(&[RELIANCE, NIFTY, "NSE_EQ|INE000X99999"]).await.expect("ltp v3");
     assert_eq!(v3.len(), 2, "unknown keys are left out: {v3:?}");
     let rel = &v3["NSE_EQ:RELIANCE"];
     assert_eq!(rel.instrument_token, RELIANCE);
@@ -32,12 +29,7 @@ async fn quotes_are_keyed_by_symbol_and_agree_with_each_other() {
 
     let ohlc = c.ohlc(&[RELIANCE], "1d").await.expect("ohlc v3");
     let live = ohlc["NSE_EQ:RELIANCE"].live_ohlc.expect("live candle");
-    assert!(
-        live.low <= live.open
-            && live.open <= live.high
-            && live.low <= live.close
-            && live.close <= live.high
-    );
+    assert!(live.low <= live.open && live.open <= live.high && live.low <= live.close && live.close <= live.high);
     assert!(ohlc["NSE_EQ:RELIANCE"].prev_ohlc.is_some());
     let ohlc2 = c.ohlc_v2(&[RELIANCE], "I1").await.expect("ohlc v2");
     assert!(ohlc2["NSE_EQ:RELIANCE"].ohlc.is_some());
@@ -45,10 +37,7 @@ async fn quotes_are_keyed_by_symbol_and_agree_with_each_other() {
     assert_eq!(bad.status(), Some(400));
 
     // Malformed keys never leave the client.
-    assert!(matches!(
-        c.ltp(&["RELIANCE"]).await,
-        Err(Error::InvalidInput(_))
-    ));
+    assert!(matches!(c.ltp(&["RELIANCE"]).await, Err(Error::InvalidInput(_))));
     sim.shutdown().await;
 }
 
@@ -76,21 +65,12 @@ async fn malformed_keys_are_refused_by_the_server_with_udapi1026() {
 #[tokio::test]
 async fn candles_follow_the_same_price_path() {
     let (sim, c) = start(SimConfig::default()).await;
-    let today = sim
-        .state()
-        .now()
-        .with_timezone(&upstox_types::IST)
-        .date_naive();
+    let today = sim.state().now().with_timezone(&upstox_types::IST).date_naive();
     let from = today - chrono::Duration::days(30);
     // Up to yesterday: today's candle is still moving.
     let to = today - chrono::Duration::days(1);
     let days = c
-        .historical_candles(
-            RELIANCE,
-            CandleUnit::Days,
-            &to.to_string(),
-            Some(&from.to_string()),
-        )
+        .historical_candles(RELIANCE, CandleUnit::Days, &to.to_string(), Some(&from.to_string()))
         .await
         .expect("daily");
     assert!(days.len() >= 15, "{} daily candles", days.len());
@@ -135,12 +115,7 @@ async fn candles_follow_the_same_price_path() {
         .await;
     assert_eq!(too_long.expect_err("range too long").status(), Some(400));
     let unknown = c
-        .historical_candles(
-            "NSE_EQ|INE000X99999",
-            CandleUnit::Days,
-            &today.to_string(),
-            None,
-        )
+        .historical_candles("NSE_EQ|INE000X99999", CandleUnit::Days, &today.to_string(), None)
         .await;
     assert!(unknown.expect_err("unknown key").has_code("UDAPI1026"));
     sim.shutdown().await;
@@ -151,18 +126,10 @@ async fn option_contracts_chain_and_greeks() {
     let (sim, c) = start(SimConfig::default()).await;
     let contracts = c.option_contracts(NIFTY, None).await.expect("contracts");
     assert!(contracts.len() > 1000, "{}", contracts.len());
-    let expiry = contracts
-        .iter()
-        .map(|k| k.expiry.clone())
-        .min()
-        .expect("an expiry");
+    let expiry = contracts.iter().map(|k| k.expiry.clone()).min().expect("an expiry");
     let chain = c.option_chain(NIFTY, &expiry).await.expect("chain");
     assert!(chain.len() > 100);
-    assert!(
-        chain
-            .windows(2)
-            .all(|w| w[0].strike_price < w[1].strike_price)
-    );
+    assert!(chain.windows(2).all(|w| w[0].strike_price < w[1].strike_price));
     let calls: Vec<f64> = chain
         .iter()
         .filter_map(|r| r.call_options.as_ref())
@@ -175,21 +142,12 @@ async fn option_contracts_chain_and_greeks() {
     let spot = chain[0].underlying_spot_price;
     let atm = chain
         .iter()
-        .min_by(|a, b| {
-            (a.strike_price - spot)
-                .abs()
-                .total_cmp(&(b.strike_price - spot).abs())
-        })
+        .min_by(|a, b| (a.strike_price - spot).abs().total_cmp(&(b.strike_price - spot).abs()))
         .expect("atm");
     let delta = atm.call_options.as_ref().expect("call").option_greeks.delta;
     assert!((0.3..0.7).contains(&delta), "ATM call delta {delta}");
 
-    let key = atm
-        .put_options
-        .as_ref()
-        .expect("put")
-        .instrument_key
-        .clone();
+    let key = atm.put_options.as_ref().expect("put").instrument_key.clone();
     let greeks = c.option_greeks(&[&key]).await.expect("greeks");
     let g = greeks.values().next().expect("one quote");
     assert!(g.delta < 0.0 && g.gamma > 0.0 && g.iv > 0.0);
@@ -207,10 +165,7 @@ async fn instrument_master_downloads_parses_and_indexes() {
     assert!(calls >= 2, "progress reported");
     let master = upstox_client::InstrumentMaster::from_gzip(&gz).expect("parse");
     assert!(master.len() >= 100_000, "{}", master.len());
-    assert_eq!(
-        master.get(NIFTY).map(|r| r.instrument_type.as_str()),
-        Some("INDEX")
-    );
+    assert_eq!(master.get(NIFTY).map(|r| r.instrument_type.as_str()), Some("INDEX"));
     let expiries = master.expiries(NIFTY);
     assert!(expiries.len() >= 8);
     let chain = master.chain(NIFTY, expiries[0]);
@@ -222,10 +177,7 @@ async fn instrument_master_downloads_parses_and_indexes() {
             .is_some()
     );
     assert_eq!(master.by_trading_symbol("RELIANCE").len(), 2, "NSE and BSE");
-    let nse = c
-        .download_instruments("NSE", |_, _| {})
-        .await
-        .expect("NSE file");
+    let nse = c.download_instruments("NSE", |_, _| {}).await.expect("NSE file");
     let nse = upstox_client::InstrumentMaster::from_gzip(&nse).expect("parse NSE");
     assert!(nse.records().iter().all(|r| r.exchange == "NSE"));
     sim.shutdown().await;

@@ -27,28 +27,16 @@ async fn market_order_fills_and_positions_follow() {
         .expect("place");
     assert_eq!(placed.order_ids.len(), 1);
     assert!(!placed.reconciled && placed.tag.starts_with("stx"));
-    let order = c
-        .order_details(&placed.order_ids[0])
-        .await
-        .expect("details");
+    let order = c.order_details(&placed.order_ids[0]).await.expect("details");
     assert_eq!(order.status, OrderStatus::Complete);
     assert_eq!(order.filled_quantity, 10);
     assert_eq!(order.tag.as_deref(), Some(placed.tag.as_str()));
-    let history = c
-        .order_history(&placed.order_ids[0])
-        .await
-        .expect("history");
+    let history = c.order_history(&placed.order_ids[0]).await.expect("history");
     let states: Vec<String> = history.iter().map(|o| o.status.to_string()).collect();
-    assert_eq!(
-        states.first().map(String::as_str),
-        Some("put order req received")
-    );
+    assert_eq!(states.first().map(String::as_str), Some("put order req received"));
     assert_eq!(states.last().map(String::as_str), Some("complete"));
     assert_eq!(
-        c.order_history_by_tag(&placed.tag)
-            .await
-            .expect("by tag")
-            .len(),
+        c.order_history_by_tag(&placed.tag).await.expect("by tag").len(),
         history.len()
     );
 
@@ -64,12 +52,7 @@ async fn market_order_fills_and_positions_follow() {
         .expect("position");
     assert_eq!(p.quantity, 10);
     assert_eq!(p.average_price, Some(order.average_price));
-    let funds = c
-        .funds_v2(None)
-        .await
-        .expect("funds")
-        .equity
-        .expect("equity");
+    let funds = c.funds_v2(None).await.expect("funds").equity.expect("equity");
     let expected_margin = 0.2 * 10.0 * order.average_price;
     assert!(
         (funds.used_margin - expected_margin).abs() < 1.0,
@@ -107,10 +90,7 @@ async fn limit_order_waits_then_fills_when_modified_across_the_touch() {
         .await
         .expect("place v2");
     let id = placed.order_ids[0].clone();
-    assert_eq!(
-        c.order_details(&id).await.expect("details").status,
-        OrderStatus::Open
-    );
+    assert_eq!(c.order_details(&id).await.expect("details").status, OrderStatus::Open);
     let modify = ModifyOrderRequest {
         order_id: id.clone(),
         validity: Validity::Day,
@@ -123,19 +103,10 @@ async fn limit_order_waits_then_fills_when_modified_across_the_touch() {
     c.modify_order(&modify).await.expect("modify");
     let order = c.order_details(&id).await.expect("details");
     assert_eq!(order.status, OrderStatus::Complete);
-    assert!(
-        order.average_price <= ltp * 1.05,
-        "fills at the touch, not the limit"
-    );
-    let e = c
-        .cancel_order(&id)
-        .await
-        .expect_err("cancel of a complete order");
+    assert!(order.average_price <= ltp * 1.05, "fills at the touch, not the limit");
+    let e = c.cancel_order(&id).await.expect_err("cancel of a complete order");
     assert!(e.has_code("UDAPI100040"), "{e}");
-    let e = c
-        .cancel_order("999999999")
-        .await
-        .expect_err("unknown order");
+    let e = c.cancel_order("999999999").await.expect_err("unknown order");
     assert!(e.has_code("UDAPI100010"), "{e}");
     sim.shutdown().await;
 }
@@ -144,13 +115,7 @@ async fn limit_order_waits_then_fills_when_modified_across_the_touch() {
 async fn cancel_stop_loss_and_cancel_all() {
     let (sim, c) = start(SimConfig::default()).await;
     let ltp = c.ltp(&[RELIANCE]).await.expect("ltp")["NSE_EQ:RELIANCE"].last_price;
-    let mut sl = PlaceOrderRequest::limit(
-        RELIANCE,
-        TransactionType::Buy,
-        1,
-        Product::Intraday,
-        dec(ltp * 1.3),
-    );
+    let mut sl = PlaceOrderRequest::limit(RELIANCE, TransactionType::Buy, 1, Product::Intraday, dec(ltp * 1.3));
     sl.order_type = OrderType::StopLoss;
     sl.trigger_price = dec(ltp * 1.25);
     let sl_id = c.place_order_v3(&sl).await.expect("sl").order_ids[0].clone();
@@ -175,10 +140,7 @@ async fn cancel_stop_loss_and_cancel_all() {
     );
     let all = c.cancel_all_orders(None, None).await.expect("cancel all");
     assert_eq!(all.data.expect("ids").order_ids, vec![sl_id.clone()]);
-    assert_eq!(
-        c.order_details(&sl_id).await.expect("d").status,
-        OrderStatus::Cancelled
-    );
+    assert_eq!(c.order_details(&sl_id).await.expect("d").status, OrderStatus::Cancelled);
     sim.shutdown().await;
 }
 
@@ -195,15 +157,11 @@ async fn insufficient_margin_and_holdings_reject_like_upstox() {
         ))
         .await
         .expect("accepted");
-    let order = poor
-        .order_details(&big.order_ids[0])
-        .await
-        .expect("details");
+    let order = poor.order_details(&big.order_ids[0]).await.expect("details");
     assert_eq!(order.status, OrderStatus::Rejected);
     let msg = order.status_message.expect("message");
     assert!(
-        msg.starts_with("You need to add Rs. ")
-            && msg.ends_with(" in your account to place this trade."),
+        msg.starts_with("You need to add Rs. ") && msg.ends_with(" in your account to place this trade."),
         "{msg}"
     );
     let sell = poor
@@ -215,10 +173,7 @@ async fn insufficient_margin_and_holdings_reject_like_upstox() {
         ))
         .await
         .expect("accepted");
-    let order = poor
-        .order_details(&sell.order_ids[0])
-        .await
-        .expect("details");
+    let order = poor.order_details(&sell.order_ids[0]).await.expect("details");
     assert_eq!(order.status, OrderStatus::Rejected);
     assert!(
         order
@@ -233,12 +188,7 @@ async fn insufficient_margin_and_holdings_reject_like_upstox() {
 async fn bad_orders_get_upstox_error_codes() {
     let (sim, c) = start(SimConfig::default()).await;
     let mut req = PlaceOrderRequest::market(RELIANCE, TransactionType::Buy, 0, Product::Intraday);
-    assert!(
-        c.place_order_v3(&req)
-            .await
-            .expect_err("qty 0")
-            .has_code("UDAPI1052")
-    );
+    assert!(c.place_order_v3(&req).await.expect_err("qty 0").has_code("UDAPI1052"));
     req.quantity = 1;
     req.instrument_token = "NSE_EQ|INE000X99999".into();
     assert!(
@@ -248,12 +198,7 @@ async fn bad_orders_get_upstox_error_codes() {
             .has_code("UDAPI1026")
     );
     req.instrument_token = "NSE_INDEX|Nifty 50".into();
-    assert!(
-        c.place_order_v3(&req)
-            .await
-            .expect_err("index")
-            .has_code("UDAPI1026")
-    );
+    assert!(c.place_order_v3(&req).await.expect_err("index").has_code("UDAPI1026"));
     req.instrument_token = RELIANCE.into();
     req.market_protection = Some(30);
     assert!(
@@ -268,18 +213,11 @@ async fn bad_orders_get_upstox_error_codes() {
 #[tokio::test]
 async fn v3_slices_by_freeze_quantity_and_multi_place_reports_partial_success() {
     let (sim, c) = start(SimConfig::default()).await;
-    let contracts = c
-        .option_contracts("NSE_INDEX|Nifty 50", None)
-        .await
-        .expect("contracts");
+    let contracts = c.option_contracts("NSE_INDEX|Nifty 50", None).await.expect("contracts");
     let opt = contracts
         .iter()
         .filter(|k| k.instrument_type == "CE")
-        .min_by(|a, b| {
-            a.expiry
-                .cmp(&b.expiry)
-                .then(b.strike_price.total_cmp(&a.strike_price))
-        })
+        .min_by(|a, b| a.expiry.cmp(&b.expiry).then(b.strike_price.total_cmp(&a.strike_price)))
         .expect("far OTM call");
     let lot = opt.lot_size;
     let freeze = opt.freeze_quantity as u64;
@@ -320,10 +258,7 @@ async fn v3_slices_by_freeze_quantity_and_multi_place_reports_partial_success() 
             order: bad,
         },
     ];
-    let resp = c
-        .place_multi_order(&lines)
-        .await
-        .expect("207 is not an error");
+    let resp = c.place_multi_order(&lines).await.expect("207 is not an error");
     assert_eq!(resp.status, "partial_success");
     assert_eq!(resp.data.len(), 1);
     assert_eq!(resp.data[0].correlation_id, "a");

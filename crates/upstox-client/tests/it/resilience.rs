@@ -90,18 +90,12 @@ async fn idempotent_calls_are_retried_through_transient_errors() {
             .await
             .expect("heal");
     });
-    let p = c
-        .profile()
-        .await
-        .expect("retried until the server recovered");
+    let p = c.profile().await.expect("retried until the server recovered");
     assert_eq!(p.user_id, "SIM001");
     heal.await.expect("heal task");
     // Without retries the same fault is reported with Upstox's 500 code.
     sim_post(&sim, "/sim/faults", serde_json::json!({"error_rate": 1.0})).await;
-    let e = client(&sim, None, 0)
-        .profile()
-        .await
-        .expect_err("no retries");
+    let e = client(&sim, None, 0).profile().await.expect_err("no retries");
     assert_eq!(e.status(), Some(500));
     assert!(e.has_code("UDAPI100500"));
     sim.shutdown().await;
@@ -111,12 +105,7 @@ async fn idempotent_calls_are_retried_through_transient_errors() {
 async fn a_lost_place_answer_is_reconciled_not_resent() {
     let (sim, _) = start(SimConfig::default()).await;
     let c = client(&sim, None, 3);
-    sim_post(
-        &sim,
-        "/sim/faults",
-        serde_json::json!({"lost_response_rate": 1.0}),
-    )
-    .await;
+    sim_post(&sim, "/sim/faults", serde_json::json!({"lost_response_rate": 1.0})).await;
     let placed = c
         .place_order_v3(&PlaceOrderRequest::market(
             "NSE_EQ|INE002A01018",
@@ -125,12 +114,7 @@ async fn a_lost_place_answer_is_reconciled_not_resent() {
             Product::Intraday,
         ))
         .await;
-    sim_post(
-        &sim,
-        "/sim/faults",
-        serde_json::json!({"lost_response_rate": 0.0}),
-    )
-    .await;
+    sim_post(&sim, "/sim/faults", serde_json::json!({"lost_response_rate": 0.0})).await;
     let placed = placed.expect("found in the order book");
     assert!(placed.reconciled);
     let book = c.order_book().await.expect("book");
@@ -171,12 +155,7 @@ async fn without_a_readable_order_book_nothing_is_resent() {
 async fn an_order_that_never_arrived_is_resent_once_then_reported_unknown() {
     let (sim, _) = start(SimConfig::default()).await;
     let c = client(&sim, None, 3);
-    sim_post(
-        &sim,
-        "/sim/faults",
-        serde_json::json!({"write_error_rate": 1.0}),
-    )
-    .await;
+    sim_post(&sim, "/sim/faults", serde_json::json!({"write_error_rate": 1.0})).await;
     let result = c
         .place_order_v3(&PlaceOrderRequest::market(
             "NSE_EQ|INE002A01018",
@@ -185,12 +164,7 @@ async fn an_order_that_never_arrived_is_resent_once_then_reported_unknown() {
             Product::Intraday,
         ))
         .await;
-    sim_post(
-        &sim,
-        "/sim/faults",
-        serde_json::json!({"write_error_rate": 0.0}),
-    )
-    .await;
+    sim_post(&sim, "/sim/faults", serde_json::json!({"write_error_rate": 0.0})).await;
     match result {
         Err(Error::OrderOutcomeUnknown { attempts, tag, .. }) => {
             assert_eq!(attempts, 2);
@@ -218,12 +192,7 @@ async fn a_hanging_server_is_a_timeout_error() {
     let e = c.profile().await.expect_err("hang");
     assert!(matches!(e, Error::Timeout { .. }), "{e:?}");
     assert!(e.is_retryable());
-    sim_post(
-        &sim,
-        "/sim/faults",
-        serde_json::json!({"timeout_rate": 0.0}),
-    )
-    .await;
+    sim_post(&sim, "/sim/faults", serde_json::json!({"timeout_rate": 0.0})).await;
     sim.shutdown().await;
 }
 

@@ -48,16 +48,14 @@ pub(super) async fn clock(State(state): State<AppState>, body: axum::body::Bytes
 
 /// `POST /sim/faults` with a full or partial `FaultConfig`.
 pub(super) async fn faults(State(state): State<AppState>, Json(patch): Json<Value>) -> ApiResult {
-    let mut current =
-        serde_json::to_value(state.faults.read().clone()).map_err(|_| ApiError::internal())?;
+    let mut current = serde_json::to_value(state.faults.read().clone()).map_err(|_| ApiError::internal())?;
     if let (Some(cur), Some(p)) = (current.as_object_mut(), patch.as_object()) {
         for (k, v) in p {
             cur.insert(k.clone(), v.clone());
         }
     }
-    let new: FaultConfig = serde_json::from_value(current).map_err(|e| {
-        ApiError::bad_request(error_code::INVALID_INPUT, format!("invalid faults: {e}"))
-    })?;
+    let new: FaultConfig = serde_json::from_value(current)
+        .map_err(|e| ApiError::bad_request(error_code::INVALID_INPUT, format!("invalid faults: {e}")))?;
     *state.faults.write() = new.clone();
     Ok(success(new))
 }

@@ -31,9 +31,7 @@ fn v3_span(unit: &str, interval: &str) -> Result<(Span, i64), ApiError> {
             .with_property("interval", Some(interval.into()))
     };
     match unit {
-        "minutes" if (1..=300).contains(&n) => {
-            Ok((Span::Minutes(n), if n <= 15 { 31 } else { 92 }))
-        }
+        "minutes" if (1..=300).contains(&n) => Ok((Span::Minutes(n), if n <= 15 { 31 } else { 92 })),
         "minutes" => Err(bad("minutes interval must be 1 to 300")),
         "hours" if (1..=5).contains(&n) => Ok((Span::Minutes(60 * n), 92)),
         "hours" => Err(bad("hours interval must be 1 to 5")),
@@ -66,11 +64,8 @@ fn v2_span(interval: &str) -> Result<(Span, i64), ApiError> {
 
 fn date(s: &str, field: &str) -> Result<NaiveDate, ApiError> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
-        ApiError::bad_request(
-            error_code::INVALID_INPUT,
-            format!("{field} must be YYYY-MM-DD"),
-        )
-        .with_property(field, Some(s.into()))
+        ApiError::bad_request(error_code::INVALID_INPUT, format!("{field} must be YYYY-MM-DD"))
+            .with_property(field, Some(s.into()))
     })
 }
 
@@ -82,9 +77,19 @@ fn instrument(state: &AppState, key: &str) -> Result<u32, ApiError> {
 }
 
 fn ts(t: DateTime<Utc>) -> String {
-    t.with_timezone(&IST)
-        .format("%Y-%m-%dT%H:%M:%S%:z")
-        .to_string()
+    t.with_timezone(&IST).format("%Y-%m-%dT%H:%M:%S%:z").to_string()
+}
+
+/// A daily, weekly or monthly candle being built from sessions.
+struct Bucket {
+    key: u32,
+    first_day: NaiveDate,
+    open: f64,
+    high: f64,
+    low: f64,
+    close: f64,
+    volume: u64,
+    last_close: DateTime<Utc>,
 }
 
 /// Candles of `i` from `from` to `to` (inclusive dates), newest first.
@@ -93,9 +98,7 @@ fn candles(state: &AppState, i: u32, span: Span, from: NaiveDate, to: NaiveDate)
     let inst = m.get(i);
     let seg = inst.segment;
     let now = state.now();
-    let today = m
-        .calendar
-        .session_day(seg, m.calendar.market_time(seg, now));
+    let today = m.calendar.session_day(seg, m.calendar.market_time(seg, now));
     let until = m.calendar.market_time(seg, now);
     let to = to.min(today);
     let oi = |t: DateTime<Utc>| match inst.kind {
@@ -127,12 +130,23 @@ fn candles(state: &AppState, i: u32, span: Span, from: NaiveDate, to: NaiveDate)
             }
         }
         Span::Days | Span::Weeks | Span::Months => {
-            let mut bucket: Option<(u32, NaiveDate, f64, f64, f64, f64, u64, DateTime<Utc>)> = None;
             let key = |d: NaiveDate| match span {
                 Span::Weeks => d.iso_week().year() as u32 * 100 + d.iso_week().week(),
                 Span::Months => d.year() as u32 * 100 + d.month(),
                 _ => d.num_days_from_ce() as u32,
             };
+            let flush = |b: &Bucket, out: &mut Vec<Value>| {
+                out.push(json!([
+                    format!("{}T00:00:00+05:30", b.first_day),
+                    b.open,
+                    b.high,
+                    b.low,
+                    b.close,
+                    b.volume,
+                    oi(b.last_close)
+                ]));
+            };
+            let mut bucket: Option<Bucket> = None;
             for day in days {
                 let (open, close) = m.calendar.session(seg, day);
                 let Some((o, h, l, c, v)) = candle(state, i, open, close - open, until) else {
@@ -140,39 +154,32 @@ fn candles(state: &AppState, i: u32, span: Span, from: NaiveDate, to: NaiveDate)
                 };
                 let k = key(day);
                 match &mut bucket {
-                    Some(b) if b.0 == k => {
-                        b.3 = b.3.max(h);
-                        b.4 = b.4.min(l);
-                        b.5 = c;
-                        b.6 += v;
-                        b.7 = close;
+                    Some(b) if b.key == k => {
+                        b.high = b.high.max(h);
+                        b.low = b.low.min(l);
+                        b.close = c;
+                        b.volume += v;
+                        b.last_close = close;
                     }
                     _ => {
                         if let Some(b) = bucket.take() {
-                            out.push(json!([
-                                format!("{}T00:00:00+05:30", b.1),
-                                b.2,
-                                b.3,
-                                b.4,
-                                b.5,
-                                b.6,
-                                oi(b.7)
-                            ]));
+                            flush(&b, &mut out);
                         }
-                        bucket = Some((k, day, o, h, l, c, v, close));
+                        bucket = Some(Bucket {
+                            key: k,
+                            first_day: day,
+                            open: o,
+                            high: h,
+                            low: l,
+                            close: c,
+                            volume: v,
+                            last_close: close,
+                        });
                     }
                 }
             }
             if let Some(b) = bucket.take() {
-                out.push(json!([
-                    format!("{}T00:00:00+05:30", b.1),
-                    b.2,
-                    b.3,
-                    b.4,
-                    b.5,
-                    b.6,
-                    oi(b.7)
-                ]));
+                flush(&b, &mut out);
             }
         }
     }
@@ -180,13 +187,7 @@ fn candles(state: &AppState, i: u32, span: Span, from: NaiveDate, to: NaiveDate)
     out
 }
 
-fn historical(
-    state: &AppState,
-    key: &str,
-    (span, max_days): (Span, i64),
-    to: &str,
-    from: Option<&str>,
-) -> ApiResult {
+fn historical(state: &AppState, key: &str, (span, max_days): (Span, i64), to: &str, from: Option<&str>) -> ApiResult {
     let i = instrument(state, key)?;
     let to = date(to, "to_date")?;
     let from = match from {
@@ -228,9 +229,7 @@ fn intraday(state: &AppState, key: &str, span: Span) -> ApiResult {
     {
         return Ok(success(json!({"candles": []})));
     }
-    Ok(success(
-        json!({"candles": candles(state, i, span, today, today)}),
-    ))
+    Ok(success(json!({"candles": candles(state, i, span, today, today)})))
 }
 
 pub(super) async fn historical_v2(

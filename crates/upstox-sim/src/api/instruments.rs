@@ -51,11 +51,7 @@ pub(super) async fn file(State(state): State<AppState>, Path(name): Path<String>
             let _ = state.instrument_files.set(files);
         }
     }
-    match state
-        .instrument_files
-        .get()
-        .and_then(|f| f.get(name.as_str()))
-    {
+    match state.instrument_files.get().and_then(|f| f.get(name.as_str())) {
         Some(body) => ([(header::CONTENT_TYPE, "application/gzip")], body.clone()).into_response(),
         None => ApiError::internal().into_response(),
     }

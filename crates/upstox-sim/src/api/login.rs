@@ -53,10 +53,7 @@ fn form_page(q: &HashMap<String, String>, error: Option<&str>) -> Html<String> {
 }
 
 /// `GET /v2/login/authorization/dialog`: the login form, or UDAPI100068 for a wrong app.
-pub(super) async fn dialog(
-    State(state): State<AppState>,
-    q: QueryMap,
-) -> Result<Html<String>, ApiError> {
+pub(super) async fn dialog(State(state): State<AppState>, q: QueryMap) -> Result<Html<String>, ApiError> {
     let get = |k: &str| q.get(k).map(String::as_str).unwrap_or("");
     state
         .auth
@@ -72,21 +69,15 @@ pub(super) async fn dialog_submit(
 ) -> Response {
     let get = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
     let now = state.now();
-    let result = state.auth.lock().login(
-        get("client_id"),
-        get("redirect_uri"),
-        get("user_id"),
-        get("pin"),
-        now,
-    );
+    let result = state
+        .auth
+        .lock()
+        .login(get("client_id"), get("redirect_uri"), get("user_id"), get("pin"), now);
     match result {
         Ok(code) => {
             let Ok(mut url) = url::Url::parse(get("redirect_uri")) else {
-                return ApiError::bad_request(
-                    error_code::BAD_CLIENT_OR_REDIRECT,
-                    "redirect_uri is not a URL",
-                )
-                .into_response();
+                return ApiError::bad_request(error_code::BAD_CLIENT_OR_REDIRECT, "redirect_uri is not a URL")
+                    .into_response();
             };
             url.query_pairs_mut().append_pair("code", &code);
             if let Some(s) = form.get("state") {
@@ -107,20 +98,11 @@ pub(super) async fn dialog_submit(
 pub(super) async fn token(State(state): State<AppState>, body: Bytes) -> Response {
     let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
     let get = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
-    for field in [
-        "code",
-        "client_id",
-        "client_secret",
-        "redirect_uri",
-        "grant_type",
-    ] {
+    for field in ["code", "client_id", "client_secret", "redirect_uri", "grant_type"] {
         if get(field).is_empty() {
-            return ApiError::bad_request(
-                error_code::INVALID_INPUT,
-                format!("{field} is required"),
-            )
-            .with_property(field, None)
-            .into_response();
+            return ApiError::bad_request(error_code::INVALID_INPUT, format!("{field} is required"))
+                .with_property(field, None)
+                .into_response();
         }
     }
     let now = state.now();
@@ -173,17 +155,10 @@ pub(super) async fn token_request(
             "Body must be JSON: {\"client_secret\": \"...\"}",
         )
     })?;
-    let secret = body
-        .get("client_secret")
-        .and_then(|s| s.as_str())
-        .unwrap_or("");
+    let secret = body.get("client_secret").and_then(|s| s.as_str()).unwrap_or("");
     let now = state.now();
     let (id, request) = state.auth.lock().request_token(&client_id, secret, now)?;
-    let notifier = state
-        .auth
-        .lock()
-        .app(&client_id)
-        .and_then(|a| a.notifier_url.clone());
+    let notifier = state.auth.lock().app(&client_id).and_then(|a| a.notifier_url.clone());
     if let Some(ms) = state.config.token_request_auto_approve_ms {
         let state = state.clone();
         let id = id.clone();
@@ -210,9 +185,7 @@ pub(crate) async fn approve(state: &SimState, id: &str) -> bool {
             return false;
         }
         let issued = auth.issue(&req.user_id, &req.client_id, now);
-        let notifier = auth
-            .app(&req.client_id)
-            .and_then(|a| a.notifier_url.clone());
+        let notifier = auth.app(&req.client_id).and_then(|a| a.notifier_url.clone());
         (issued, notifier)
     };
     let Some(url) = notifier else {
@@ -232,9 +205,7 @@ pub(crate) async fn approve(state: &SimState, id: &str) -> bool {
         "message_type": "access_token",
     });
     crate::server::install_crypto_provider();
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build();
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build();
     match client {
         Ok(c) => {
             if let Err(e) = c.post(&url).json(&payload).send().await {

@@ -13,37 +13,29 @@ use crate::state::{AppState, Authed};
 fn underlying(q: &QueryMap) -> Result<&str, ApiError> {
     match q.get("instrument_key").map(String::as_str) {
         Some(k) if k.parse::<upstox_types::InstrumentKey>().is_ok() => Ok(k),
-        other => Err(ApiError::bad_request(
-            error_code::INVALID_INSTRUMENT_KEY,
-            "Invalid Instrument key",
-        )
-        .with_property("instrument_key", other.map(|s| s.to_owned().into()))),
+        other => Err(
+            ApiError::bad_request(error_code::INVALID_INSTRUMENT_KEY, "Invalid Instrument key")
+                .with_property("instrument_key", other.map(|s| s.to_owned().into())),
+        ),
     }
 }
 
 fn expiry(q: &QueryMap, required: bool) -> Result<Option<NaiveDate>, ApiError> {
     match q.get("expiry_date") {
-        Some(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d")
-            .map(Some)
-            .map_err(|_| {
-                ApiError::bad_request(error_code::INVALID_INPUT, "expiry_date must be YYYY-MM-DD")
-                    .with_property("expiry_date", Some(s.clone().into()))
-            }),
-        None if required => Err(ApiError::bad_request(
-            error_code::INVALID_INPUT,
-            "expiry_date is required",
-        )
-        .with_property("expiry_date", None)),
+        Some(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d").map(Some).map_err(|_| {
+            ApiError::bad_request(error_code::INVALID_INPUT, "expiry_date must be YYYY-MM-DD")
+                .with_property("expiry_date", Some(s.clone().into()))
+        }),
+        None if required => Err(
+            ApiError::bad_request(error_code::INVALID_INPUT, "expiry_date is required")
+                .with_property("expiry_date", None),
+        ),
         None => Ok(None),
     }
 }
 
 /// `GET /v2/option/contract?instrument_key=&expiry_date=`.
-pub(super) async fn contracts(
-    State(state): State<AppState>,
-    _who: Authed,
-    q: QueryMap,
-) -> ApiResult {
+pub(super) async fn contracts(State(state): State<AppState>, _who: Authed, q: QueryMap) -> ApiResult {
     let key = underlying(&q)?;
     let want = expiry(&q, false)?;
     let mut out = Vec::new();
@@ -89,12 +81,8 @@ pub(super) async fn chain(State(state): State<AppState>, _who: Authed, q: QueryM
     let Some(idxs) = state.market.chain(key).and_then(|c| c.get(&want)) else {
         return Ok(success(Vec::<Value>::new()));
     };
-    let spot = state
-        .market
-        .lookup(key)
-        .map_or(0.0, |u| state.market.ltp(u, now));
-    let mut strikes: std::collections::BTreeMap<i64, (Option<u32>, Option<u32>)> =
-        std::collections::BTreeMap::new();
+    let spot = state.market.lookup(key).map_or(0.0, |u| state.market.ltp(u, now));
+    let mut strikes: std::collections::BTreeMap<i64, (Option<u32>, Option<u32>)> = std::collections::BTreeMap::new();
     for &i in idxs {
         if let Kind::Option { strike, call, .. } = state.market.get(i).kind {
             let e = strikes.entry((strike * 100.0).round() as i64).or_default();

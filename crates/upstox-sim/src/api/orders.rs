@@ -18,9 +18,8 @@ use crate::state::{AppState, Authed};
 const MAX_SLICES: u64 = 25;
 
 fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
-    serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request(error_code::INVALID_INPUT, format!("Invalid JSON body: {e}"))
-    })
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(error_code::INVALID_INPUT, format!("Invalid JSON body: {e}")))
 }
 
 fn invalid(code: &'static str, message: &str, field: &str, value: Option<&Value>) -> ApiError {
@@ -69,12 +68,7 @@ fn enum_field<T: std::str::FromStr>(
     }
 }
 
-fn required<T>(
-    x: Option<T>,
-    code: &'static str,
-    message: &str,
-    field: &str,
-) -> Result<T, ApiError> {
+fn required<T>(x: Option<T>, code: &'static str, message: &str, field: &str) -> Result<T, ApiError> {
     x.ok_or_else(|| ApiError::bad_request(code, message).with_property(field, None))
 }
 
@@ -92,10 +86,7 @@ fn check_price_tick(price: f64, tick: f64, field: &str) -> Result<(), ApiError> 
 
 /// Validates a place-order body into an engine request (and answers the slice flag).
 fn parse_order(state: &AppState, v: &Value) -> Result<(OrderRequest, bool), ApiError> {
-    let key = v
-        .get("instrument_token")
-        .and_then(Value::as_str)
-        .unwrap_or("");
+    let key = v.get("instrument_token").and_then(Value::as_str).unwrap_or("");
     let instrument = state.market.lookup(key).ok_or_else(|| {
         invalid(
             error_code::INVALID_INSTRUMENT_KEY,
@@ -131,21 +122,13 @@ fn parse_order(state: &AppState, v: &Value) -> Result<(OrderRequest, bool), ApiE
     if inst.segment != Segment::McxFo && quantity % u64::from(inst.lot()) != 0 {
         return Err(invalid(
             error_code::INVALID_INPUT,
-            &format!(
-                "Quantity should be a multiple of the lot size {}",
-                inst.lot()
-            ),
+            &format!("Quantity should be a multiple of the lot size {}", inst.lot()),
             "quantity",
             v.get("quantity"),
         ));
     }
     let product: Product = required(
-        enum_field(
-            v,
-            "product",
-            error_code::INVALID_INPUT,
-            error_code::INVALID_INPUT,
-        )?,
+        enum_field(v, "product", error_code::INVALID_INPUT, error_code::INVALID_INPUT)?,
         error_code::INVALID_INPUT,
         "Product is required",
         "product",
@@ -204,8 +187,7 @@ fn parse_order(state: &AppState, v: &Value) -> Result<(OrderRequest, bool), ApiE
             v.get("price"),
         ));
     }
-    if matches!(order_type, OrderType::StopLoss | OrderType::StopLossMarket) && trigger_price <= 0.0
-    {
+    if matches!(order_type, OrderType::StopLoss | OrderType::StopLossMarket) && trigger_price <= 0.0 {
         return Err(invalid(
             error_code::INVALID_INPUT,
             "Trigger price is required for SL and SL-M orders",
@@ -273,12 +255,7 @@ fn slices(state: &AppState, req: &OrderRequest) -> Result<Vec<u64>, ApiError> {
     Ok(out)
 }
 
-fn place_one(
-    state: &AppState,
-    user: &str,
-    req: OrderRequest,
-    freeze_checked: bool,
-) -> Result<String, ApiError> {
+fn place_one(state: &AppState, user: &str, req: OrderRequest, freeze_checked: bool) -> Result<String, ApiError> {
     let now = state.now();
     state
         .engine
@@ -333,8 +310,7 @@ pub(super) async fn place_v3(State(state): State<AppState>, who: Authed, body: B
 fn order_error(e: OrderError, what: &str) -> ApiError {
     match e {
         OrderError::NotFound => {
-            ApiError::bad_request(error_code::ORDER_NOT_FOUND, "Order not found")
-                .with_property("order_id", None)
+            ApiError::bad_request(error_code::ORDER_NOT_FOUND, "Order not found").with_property("order_id", None)
         }
         OrderError::Terminal => ApiError::bad_request(
             error_code::ORDER_TERMINAL,
@@ -371,11 +347,10 @@ async fn modify(state: AppState, who: Authed, body: Bytes) -> ApiResult {
         );
     }
     if v.get("order_type").is_none_or(Value::is_null) {
-        return Err(ApiError::bad_request(
-            error_code::ORDER_TYPE_REQUIRED,
-            "Please provide valid order type",
-        )
-        .with_property("order_type", None));
+        return Err(
+            ApiError::bad_request(error_code::ORDER_TYPE_REQUIRED, "Please provide valid order type")
+                .with_property("order_type", None),
+        );
     }
     let change = OrderChange {
         quantity: integer(&v, "quantity", false)?,
@@ -405,20 +380,12 @@ async fn modify(state: AppState, who: Authed, body: Bytes) -> ApiResult {
 }
 
 /// `PUT /v2/order/modify`.
-pub(super) async fn modify_v2(
-    State(state): State<AppState>,
-    who: Authed,
-    body: Bytes,
-) -> ApiResult {
+pub(super) async fn modify_v2(State(state): State<AppState>, who: Authed, body: Bytes) -> ApiResult {
     modify(state, who, body).await
 }
 
 /// `PUT /v3/order/modify`.
-pub(super) async fn modify_v3(
-    State(state): State<AppState>,
-    who: Authed,
-    body: Bytes,
-) -> ApiResult {
+pub(super) async fn modify_v3(State(state): State<AppState>, who: Authed, body: Bytes) -> ApiResult {
     let started = std::time::Instant::now();
     Ok(with_latency(modify(state, who, body).await?, started))
 }
@@ -434,20 +401,12 @@ fn cancel(state: &AppState, who: &Authed, q: &QueryMap) -> ApiResult {
 }
 
 /// `DELETE /v2/order/cancel?order_id=`.
-pub(super) async fn cancel_v2(
-    State(state): State<AppState>,
-    who: Authed,
-    q: QueryMap,
-) -> ApiResult {
+pub(super) async fn cancel_v2(State(state): State<AppState>, who: Authed, q: QueryMap) -> ApiResult {
     cancel(&state, &who, &q)
 }
 
 /// `DELETE /v3/order/cancel?order_id=`.
-pub(super) async fn cancel_v3(
-    State(state): State<AppState>,
-    who: Authed,
-    q: QueryMap,
-) -> ApiResult {
+pub(super) async fn cancel_v3(State(state): State<AppState>, who: Authed, q: QueryMap) -> ApiResult {
     let started = std::time::Instant::now();
     Ok(with_latency(cancel(&state, &who, &q)?, started))
 }
@@ -461,18 +420,11 @@ fn multi_status(ok: usize, failed: usize) -> (StatusCode, &'static str) {
 }
 
 /// `POST /v2/order/multi/place`: up to 25 lines, 207 on partial success.
-pub(super) async fn multi_place(
-    State(state): State<AppState>,
-    who: Authed,
-    body: Bytes,
-) -> Result<Response, ApiError> {
+pub(super) async fn multi_place(State(state): State<AppState>, who: Authed, body: Bytes) -> Result<Response, ApiError> {
     let v = parse_body(&body)?;
-    let lines = v.as_array().ok_or_else(|| {
-        ApiError::bad_request(
-            error_code::INVALID_INPUT,
-            "Body must be a JSON array of orders",
-        )
-    })?;
+    let lines = v
+        .as_array()
+        .ok_or_else(|| ApiError::bad_request(error_code::INVALID_INPUT, "Body must be a JSON array of orders"))?;
     if lines.is_empty() || lines.len() > 25 {
         return Err(ApiError::bad_request(
             error_code::INVALID_INPUT,
@@ -519,10 +471,7 @@ pub(super) async fn multi_place(
             })
         };
         match result {
-            Ok(ids) => data.extend(
-                ids.into_iter()
-                    .map(|id| json!({"correlation_id": cid, "order_id": id})),
-            ),
+            Ok(ids) => data.extend(ids.into_iter().map(|id| json!({"correlation_id": cid, "order_id": id}))),
             Err(e) => {
                 let mut item = e.item();
                 if let Some(o) = item.as_object_mut() {
@@ -562,19 +511,10 @@ fn segment_filter(q: &QueryMap) -> Result<Option<Segment>, ApiError> {
 }
 
 /// `DELETE /v2/order/multi/cancel[?segment=&tag=]`: cancels up to 50 open orders.
-pub(super) async fn cancel_all(
-    State(state): State<AppState>,
-    who: Authed,
-    q: QueryMap,
-) -> Result<Response, ApiError> {
+pub(super) async fn cancel_all(State(state): State<AppState>, who: Authed, q: QueryMap) -> Result<Response, ApiError> {
     let segment = segment_filter(&q)?;
     let mut engine = state.engine.lock();
-    let open = engine.open_orders(
-        &state.market,
-        &who.user_id,
-        segment,
-        q.get("tag").map(String::as_str),
-    );
+    let open = engine.open_orders(&state.market, &who.user_id, segment, q.get("tag").map(String::as_str));
     if open.is_empty() {
         return Err(ApiError::bad_request(
             error_code::ORDER_NOT_FOUND,
@@ -600,11 +540,7 @@ pub(super) async fn cancel_all(
 
 /// `POST /v2/order/positions/exit[?segment=&tag=]`: market orders closing open positions
 /// (not delivery equity), buys first, then sells.
-pub(super) async fn exit_all(
-    State(state): State<AppState>,
-    who: Authed,
-    q: QueryMap,
-) -> Result<Response, ApiError> {
+pub(super) async fn exit_all(State(state): State<AppState>, who: Authed, q: QueryMap) -> Result<Response, ApiError> {
     let segment = segment_filter(&q)?;
     let now = state.now();
     let mut engine = state.engine.lock();
@@ -614,9 +550,7 @@ pub(super) async fn exit_all(
         .filter(|(idx, product, _)| {
             let inst = state.market.get(*idx);
             segment.is_none_or(|s| inst.segment == s)
-                && !(inst.segment.exchange() != "MCX"
-                    && !inst.segment.is_derivative()
-                    && *product == Product::Delivery)
+                && !(inst.segment.exchange() != "MCX" && !inst.segment.is_derivative() && *product == Product::Delivery)
         })
         .take(200)
         .map(|(instrument, product, net)| OrderRequest {
@@ -653,9 +587,7 @@ pub(super) async fn exit_all(
 
 /// `GET /v2/order/retrieve-all`.
 pub(super) async fn order_book(State(state): State<AppState>, who: Authed) -> ApiResult {
-    Ok(success(
-        state.engine.lock().order_book(&state.market, &who.user_id),
-    ))
+    Ok(success(state.engine.lock().order_book(&state.market, &who.user_id)))
 }
 
 /// `GET /v2/order/details?order_id=`.
@@ -678,9 +610,7 @@ pub(super) async fn history(State(state): State<AppState>, who: Authed, q: Query
             let order = engine
                 .order(&who.user_id, &id)
                 .ok_or_else(|| order_error(OrderError::NotFound, ""))?;
-            if q.get("tag")
-                .is_none_or(|t| order.req.tag.as_deref() == Some(t))
-            {
+            if q.get("tag").is_none_or(|t| order.req.tag.as_deref() == Some(t)) {
                 out.extend(order.history.iter().cloned());
             }
         }
@@ -690,11 +620,10 @@ pub(super) async fn history(State(state): State<AppState>, who: Authed, q: Query
             }
         }
         (None, None) => {
-            return Err(ApiError::bad_request(
-                error_code::ORDER_ID_REQUIRED,
-                "order_id or tag is required",
-            )
-            .with_property("order_id", None));
+            return Err(
+                ApiError::bad_request(error_code::ORDER_ID_REQUIRED, "order_id or tag is required")
+                    .with_property("order_id", None),
+            );
         }
     }
     Ok(success(out))
@@ -734,11 +663,7 @@ pub(super) async fn trades_for_day(State(state): State<AppState>, who: Authed) -
 }
 
 /// `GET /v2/order/trades?order_id=`.
-pub(super) async fn trades_by_order(
-    State(state): State<AppState>,
-    who: Authed,
-    q: QueryMap,
-) -> ApiResult {
+pub(super) async fn trades_by_order(State(state): State<AppState>, who: Authed, q: QueryMap) -> ApiResult {
     let id = order_id_param(q.get("order_id").map(String::as_str))?;
     let engine = state.engine.lock();
     if engine.order(&who.user_id, &id).is_none() {

@@ -8,10 +8,7 @@ use crate::state::{AppState, Authed};
 /// `GET /v2/portfolio/short-term-positions`.
 pub(super) async fn positions(State(state): State<AppState>, who: Authed) -> ApiResult {
     let now = state.now();
-    let mut rows = state
-        .engine
-        .lock()
-        .positions(&state.market, &who.user_id, now);
+    let mut rows = state.engine.lock().positions(&state.market, &who.user_id, now);
     for r in &mut rows {
         if let Some(o) = r.as_object_mut() {
             o.remove("update_type");
@@ -24,9 +21,5 @@ pub(super) async fn positions(State(state): State<AppState>, who: Authed) -> Api
 /// `GET /v2/portfolio/long-term-holdings`.
 pub(super) async fn holdings(State(state): State<AppState>, who: Authed) -> ApiResult {
     let now = state.now();
-    Ok(success(state.engine.lock().holdings(
-        &state.market,
-        &who.user_id,
-        now,
-    )))
+    Ok(success(state.engine.lock().holdings(&state.market, &who.user_id, now)))
 }

@@ -56,11 +56,10 @@ fn interval(q: &QueryMap) -> Result<&'static str, ApiError> {
         Some("1d") => Ok("1d"),
         Some("I1") => Ok("I1"),
         Some("I30") => Ok("I30"),
-        other => Err(ApiError::bad_request(
-            error_code::INVALID_INPUT,
-            "interval must be one of 1d, I1, I30",
-        )
-        .with_property("interval", other.map(|s| s.to_owned().into()))),
+        other => Err(
+            ApiError::bad_request(error_code::INVALID_INPUT, "interval must be one of 1d, I1, I30")
+                .with_property("interval", other.map(|s| s.to_owned().into())),
+        ),
     }
 }
 
@@ -191,11 +190,7 @@ fn full_quote_json(state: &AppState, i: u32, s: &Snapshot) -> Value {
 }
 
 /// `GET /v2/market-quote/quotes`.
-pub(super) async fn full_quote(
-    State(state): State<AppState>,
-    _who: Authed,
-    q: QueryMap,
-) -> ApiResult {
+pub(super) async fn full_quote(State(state): State<AppState>, _who: Authed, q: QueryMap) -> ApiResult {
     let idxs = resolve(&state, &q, 500)?;
     let now = state.now();
     Ok(success(map_of(&state, &idxs, |i, _| {
@@ -204,11 +199,7 @@ pub(super) async fn full_quote(
 }
 
 /// `GET /v3/market-quote/option-greek` (at most 50 keys).
-pub(super) async fn option_greeks(
-    State(state): State<AppState>,
-    _who: Authed,
-    q: QueryMap,
-) -> ApiResult {
+pub(super) async fn option_greeks(State(state): State<AppState>, _who: Authed, q: QueryMap) -> ApiResult {
     let idxs = resolve(&state, &q, 50)?;
     let now = state.now();
     Ok(success(map_of(&state, &idxs, |i, key| {
@@ -242,11 +233,10 @@ pub(super) async fn market_status(
         "BFO" => Segment::BseFo,
         "MCX" => Segment::McxFo,
         _ => {
-            return Err(ApiError::bad_request(
-                error_code::INVALID_INPUT,
-                "exchange must be NSE, NFO, BSE, BFO or MCX",
-            )
-            .with_property("exchange", Some(exchange.into())));
+            return Err(
+                ApiError::bad_request(error_code::INVALID_INPUT, "exchange must be NSE, NFO, BSE, BFO or MCX")
+                    .with_property("exchange", Some(exchange.into())),
+            );
         }
     };
     let now = state.now();

@@ -3,10 +3,8 @@
 /// Standard normal CDF (Abramowitz & Stegun 26.2.17; absolute error below 7.5e-8).
 pub fn norm_cdf(x: f64) -> f64 {
     let t = 1.0 / (1.0 + 0.231_641_9 * x.abs());
-    let poly = t
-        * (0.319_381_530
-            + t * (-0.356_563_782
-                + t * (1.781_477_937 + t * (-1.821_255_978 + t * 1.330_274_429))));
+    let poly =
+        t * (0.319_381_530 + t * (-0.356_563_782 + t * (1.781_477_937 + t * (-1.821_255_978 + t * 1.330_274_429))));
     let tail = norm_pdf(x) * poly;
     if x >= 0.0 { 1.0 - tail } else { tail }
 }
@@ -28,11 +26,7 @@ pub struct Greeks {
 
 /// Black–Scholes for spot `s`, strike `k`, `t` years, rate `r`, volatility `sigma`.
 pub fn black_scholes(call: bool, s: f64, k: f64, t: f64, r: f64, sigma: f64) -> Greeks {
-    let intrinsic = if call {
-        (s - k).max(0.0)
-    } else {
-        (k - s).max(0.0)
-    };
+    let intrinsic = if call { (s - k).max(0.0) } else { (k - s).max(0.0) };
     if t <= 1e-9 || sigma <= 1e-9 || s <= 0.0 || k <= 0.0 {
         let itm = intrinsic > 0.0;
         let delta = match (call, itm) {

@@ -67,9 +67,8 @@ impl Calendar {
             .holidays
             .iter()
             .map(|d| {
-                NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| {
-                    SimError::Config(format!("market.holidays: {d:?} is not YYYY-MM-DD"))
-                })
+                NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                    .map_err(|_| SimError::Config(format!("market.holidays: {d:?} is not YYYY-MM-DD")))
             })
             .collect::<Result<_, _>>()?;
         Ok(Self {
@@ -135,9 +134,7 @@ impl Calendar {
 
     /// The trading day whose session `market_time(t)` belongs to.
     pub fn session_day(&self, segment: Segment, t: DateTime<Utc>) -> NaiveDate {
-        self.market_time(segment, t)
-            .with_timezone(&IST)
-            .date_naive()
+        self.market_time(segment, t).with_timezone(&IST).date_naive()
     }
 
     /// Close of the session before the current one (the `cp` of quotes).
@@ -253,14 +250,8 @@ mod tests {
     #[test]
     fn weekend_prices_are_fridays_close() {
         let c = cal();
-        let sat = ist_instant(
-            date("2026-11-21"),
-            NaiveTime::from_hms_opt(11, 0, 0).expect("t"),
-        );
-        let fri_close = ist_instant(
-            date("2026-11-20"),
-            NaiveTime::from_hms_opt(15, 30, 0).expect("t"),
-        );
+        let sat = ist_instant(date("2026-11-21"), NaiveTime::from_hms_opt(11, 0, 0).expect("t"));
+        let fri_close = ist_instant(date("2026-11-20"), NaiveTime::from_hms_opt(15, 30, 0).expect("t"));
         assert_eq!(c.market_time(Segment::NseEq, sat), fri_close);
         assert!(!c.is_open(Segment::NseEq, sat));
         assert_eq!(c.status(Segment::NseEq, sat), MarketStatus::ClosingEnd);

@@ -21,9 +21,7 @@ pub fn unit(h: u64) -> f64 {
 
 /// An approximately standard normal value from a hash (Irwin–Hall of four 16-bit uniforms).
 fn gaussian(h: u64) -> f64 {
-    let sum: f64 = (0..4)
-        .map(|i| ((h >> (16 * i)) & 0xFFFF) as f64 / 65536.0)
-        .sum();
+    let sum: f64 = (0..4).map(|i| ((h >> (16 * i)) & 0xFFFF) as f64 / 65536.0).sum();
     (sum - 2.0) * 3f64.sqrt()
 }
 

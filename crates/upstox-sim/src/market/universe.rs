@@ -116,8 +116,8 @@ const REAL_EQUITIES: [(&str, &str, &str); 6] = [
 ];
 
 const SYLLABLES: [&str; 24] = [
-    "AR", "BA", "CHA", "DEV", "EK", "GA", "HAR", "IN", "JAY", "KAM", "LAK", "MA", "NAV", "OM",
-    "PRA", "RA", "SAN", "TAR", "UMA", "VAS", "YAM", "ZEN", "SHRI", "VIR",
+    "AR", "BA", "CHA", "DEV", "EK", "GA", "HAR", "IN", "JAY", "KAM", "LAK", "MA", "NAV", "OM", "PRA", "RA", "SAN",
+    "TAR", "UMA", "VAS", "YAM", "ZEN", "SHRI", "VIR",
 ];
 const SUFFIXES: [&str; 8] = [
     "INDUSTRIES",
@@ -143,13 +143,7 @@ fn fmt_strike(strike: f64) -> String {
 }
 
 /// `NIFTY 26000 CE 25 NOV 26`-style record symbol and `NIFTY26N2526000CE` / `NIFTY26NOV26000CE` quote symbol.
-fn option_symbols(
-    root: &str,
-    strike: f64,
-    call: bool,
-    expiry: NaiveDate,
-    monthly: bool,
-) -> (String, String) {
+fn option_symbols(root: &str, strike: f64, call: bool, expiry: NaiveDate, monthly: bool) -> (String, String) {
     use chrono::Datelike;
     let cp = if call { "CE" } else { "PE" };
     let month = MONTHS[expiry.month0() as usize];
@@ -160,11 +154,7 @@ fn option_symbols(
         expiry.year() % 100
     );
     let compact = if monthly {
-        format!(
-            "{root}{:02}{month}{}{cp}",
-            expiry.year() % 100,
-            fmt_strike(strike)
-        )
+        format!("{root}{:02}{month}{}{cp}", expiry.year() % 100, fmt_strike(strike))
     } else {
         let m = match expiry.month() {
             10 => "O".to_owned(),
@@ -186,11 +176,7 @@ fn future_symbols(root: &str, expiry: NaiveDate) -> (String, String) {
     use chrono::Datelike;
     let month = MONTHS[expiry.month0() as usize];
     (
-        format!(
-            "{root} FUT {:02} {month} {:02}",
-            expiry.day(),
-            expiry.year() % 100
-        ),
+        format!("{root} FUT {:02} {month} {:02}", expiry.day(), expiry.year() % 100),
         format!("{root}{:02}{month}FUT", expiry.year() % 100),
     )
 }
@@ -286,10 +272,7 @@ impl Builder {
         });
     }
 
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "mirrors the fields of an option series"
-    )]
+    #[allow(clippy::too_many_arguments, reason = "mirrors the fields of an option series")]
     fn option_series(
         &mut self,
         segment: Segment,
@@ -347,12 +330,7 @@ impl Universe {
     ///
     /// # Errors
     /// When the market data names a bad weekday or instrument key.
-    pub fn build(
-        config: &MarketConfig,
-        calendar: &Calendar,
-        seed: u64,
-        today: NaiveDate,
-    ) -> Result<Self, SimError> {
+    pub fn build(config: &MarketConfig, calendar: &Calendar, seed: u64, today: NaiveDate) -> Result<Self, SimError> {
         let mut b = Builder {
             out: Vec::with_capacity(110_000),
             paths: Vec::new(),
@@ -407,8 +385,7 @@ impl Universe {
                 expiry_date: None,
             });
         }
-        let vix_path = vix_path
-            .ok_or_else(|| SimError::Config("market.indices must include India VIX".into()))?;
+        let vix_path = vix_path.ok_or_else(|| SimError::Config("market.indices must include India VIX".into()))?;
         let vix_level = config
             .indices
             .iter()
@@ -502,8 +479,7 @@ impl Universe {
                     future_symbols(&idx.symbol, expiry),
                 );
             }
-            let mut expiries: Vec<(NaiveDate, bool)> =
-                monthlies.iter().map(|d| (*d, false)).collect();
+            let mut expiries: Vec<(NaiveDate, bool)> = monthlies.iter().map(|d| (*d, false)).collect();
             if let Some(wd) = &idx.weekly_weekday {
                 for d in calendar.weekly_expiries(weekday(wd)?, today, config.weekly_expiries) {
                     if !monthlies.contains(&d) {
@@ -534,8 +510,7 @@ impl Universe {
         }
 
         // Stock derivatives on the first `stock_fo_count` equities.
-        let stock_monthlies =
-            calendar.monthly_expiries(chrono::Weekday::Tue, today, config.monthly_expiries);
+        let stock_monthlies = calendar.monthly_expiries(chrono::Weekday::Tue, today, config.monthly_expiries);
         for (symbol, isin, path, base, h) in equities.iter().take(config.stock_fo_count) {
             let underlying_key = format!("NSE_EQ|{isin}");
             let lot = (((150_000.0 / base) / 25.0).round() * 25.0).max(25.0) as u32;
@@ -585,9 +560,7 @@ impl Universe {
         for c in &config.commodities {
             let path = b.path(c.base, 0.015, 20);
             let key = format!("MCX_FO|{}", c.symbol);
-            for expiry in
-                calendar.monthly_expiries(chrono::Weekday::Fri, today, config.monthly_expiries)
-            {
+            for expiry in calendar.monthly_expiries(chrono::Weekday::Fri, today, config.monthly_expiries) {
                 let kind = Kind::Future {
                     path,
                     expiry: expiry_epoch(expiry, mcx_close),
@@ -637,15 +610,9 @@ mod tests {
         let d = NaiveDate::from_ymd_opt(2026, 12, 1).expect("date");
         assert_eq!(
             option_symbols("NIFTY", 26000.0, true, d, false),
-            (
-                "NIFTY 26000 CE 01 DEC 26".into(),
-                "NIFTY26D0126000CE".into()
-            )
+            ("NIFTY 26000 CE 01 DEC 26".into(), "NIFTY26D0126000CE".into())
         );
-        assert_eq!(
-            option_symbols("NIFTY", 26000.0, false, d, true).1,
-            "NIFTY26DEC26000PE"
-        );
+        assert_eq!(option_symbols("NIFTY", 26000.0, false, d, true).1, "NIFTY26DEC26000PE");
         assert_eq!(future_symbols("NIFTY", d).1, "NIFTY26DECFUT");
     }
 }

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace on a fresh machine: installs what the tests need (a Python
+# venv with the official Upstox SDK), checks formatting and lints, runs the Rust tests, then the
+# official-SDK conformance tests against our simulator. Talks to 127.0.0.1 only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "Python venv with the official Upstox SDK (tests/conformance/requirements.txt)"
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+.venv/bin/pip install --quiet --disable-pip-version-check -r tests/conformance/requirements.txt
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test"
+cargo test --workspace --locked
+
+step "official Python SDK against the simulator"
+STOXIDE_BIN="$CARGO_TARGET_DIR/debug/stoxide" .venv/bin/python -m pytest -q tests/conformance

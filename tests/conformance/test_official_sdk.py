@@ -1,0 +1,187 @@
+"""The official Upstox Python SDK (PyPI upstox-python-sdk), unchanged, against the simulator.
+
+Only Configuration.host and order_host are changed; every call below goes through the SDK's
+own request building, routing (order host for place/modify/cancel) and model deserialization.
+"""
+import datetime
+
+import pytest
+import upstox_client
+from upstox_client.rest import ApiException
+
+from conftest import login_code
+
+V = "2.0"
+RELIANCE = "NSE_EQ|INE002A01018"
+NIFTY = "NSE_INDEX|Nifty 50"
+
+
+def _body(exc):
+    body = exc.value.body
+    return body.decode() if isinstance(body, bytes) else body
+
+
+def test_login_token_exchange_and_logout(sim):
+    # The vendor app and its second user, so the first user's seeded token stays live for the
+    # other tests (a new login revokes the previous token of the same app and user).
+    app, user = sim["apps"][1], sim["users"][1]
+    code = login_code(sim, app, user)
+    config = upstox_client.Configuration()
+    config.host = sim["base_url"]
+    login = upstox_client.LoginApi(upstox_client.ApiClient(config))
+    token = login.token(
+        V, code=code, client_id=app["client_id"], client_secret=app["client_secret"],
+        redirect_uri=app["redirect_uri"], grant_type="authorization_code",
+    )
+    assert token.user_id == user["user_id"]
+    assert token.access_token
+    with pytest.raises(ApiException) as reused:
+        login.token(V, code=code, client_id=app["client_id"], client_secret=app["client_secret"],
+                    redirect_uri=app["redirect_uri"], grant_type="authorization_code")
+    assert "UDAPI100057" in _body(reused)
+
+    config.access_token = token.access_token
+    client = upstox_client.ApiClient(config)
+    assert upstox_client.UserApi(client).get_profile(V).data.user_id == user["user_id"]
+    assert upstox_client.LoginApi(client).logout(V).data is True
+    with pytest.raises(ApiException) as dead:
+        upstox_client.UserApi(client).get_profile(V)
+    assert dead.value.status == 401
+    assert "UDAPI100050" in _body(dead)
+
+
+def test_token_request_for_indie_user(sim):
+    app = sim["apps"][0]
+    config = upstox_client.Configuration()
+    config.host = sim["base_url"]
+    login = upstox_client.LoginApi(upstox_client.ApiClient(config))
+    body = upstox_client.IndieUserTokenRequest(client_secret=app["client_secret"])
+    resp = login.init_token_request_for_indie_user(body, app["client_id"])
+    assert resp.status == "success"
+    assert int(resp.data.authorization_expiry) > 0
+
+
+def test_user_profile_and_funds(api_client, sim):
+    user = upstox_client.UserApi(api_client)
+    assert user.get_profile(V).data.user_id == sim["users"][0]["user_id"]
+    funds = user.get_user_fund_margin(V)
+    assert funds.data["equity"].available_margin > 0
+    v3 = user.get_user_fund_margin_v3()
+    assert v3.status == "success"
+
+
+def test_quotes_v2_and_v3(api_client):
+    v2 = upstox_client.MarketQuoteApi(api_client)
+    ltp = v2.ltp(RELIANCE, V)
+    assert ltp.data["NSE_EQ:RELIANCE"].instrument_token == RELIANCE
+    full = v2.get_full_market_quote(RELIANCE + "," + NIFTY, V)
+    quote = full.data["NSE_EQ:RELIANCE"]
+    assert quote.last_price > 0 and len(quote.depth.buy) == 5
+    ohlc = v2.get_market_quote_ohlc(RELIANCE, "1d", V)
+    assert ohlc.data["NSE_EQ:RELIANCE"].ohlc.high >= ohlc.data["NSE_EQ:RELIANCE"].ohlc.low
+
+    v3 = upstox_client.MarketQuoteV3Api(api_client)
+    l3 = v3.get_ltp(instrument_key=RELIANCE)
+    assert l3.data["NSE_EQ:RELIANCE"].last_price > 0
+    o3 = v3.get_market_quote_ohlc("I1", instrument_key=RELIANCE)
+    assert o3.data["NSE_EQ:RELIANCE"].live_ohlc.close > 0
+
+
+def test_history_v2_and_v3(api_client):
+    today = datetime.date.today()
+    frm = (today - datetime.timedelta(days=20)).isoformat()
+    h2 = upstox_client.HistoryApi(api_client)
+    days = h2.get_historical_candle_data1(RELIANCE, "day", today.isoformat(), frm, V)
+    assert len(days.data.candles) >= 10
+    h3 = upstox_client.HistoryV3Api(api_client)
+    d3 = h3.get_historical_candle_data1(RELIANCE, "days", "1", today.isoformat(), frm)
+    assert len(d3.data.candles) >= 10
+    intraday = h3.get_intra_day_candle_data(RELIANCE, "minutes", "1")
+    assert intraday.status == "success"
+
+
+def test_options_contracts_chain_and_greeks(api_client):
+    options = upstox_client.OptionsApi(api_client)
+    contracts = options.get_option_contracts(NIFTY)
+    assert len(contracts.data) > 100
+    expiry = min(c.expiry for c in contracts.data)
+    expiry = expiry if isinstance(expiry, str) else expiry.strftime("%Y-%m-%d")
+    chain = options.get_put_call_option_chain(NIFTY, expiry)
+    assert len(chain.data) > 50
+    key = chain.data[len(chain.data) // 2].call_options.instrument_key
+    greeks = upstox_client.MarketQuoteV3Api(api_client).get_market_quote_option_greek(instrument_key=key)
+    assert next(iter(greeks.data.values())).delta > 0
+
+
+def test_orders_v3_v2_book_trades_and_portfolio(api_client):
+    v3 = upstox_client.OrderApiV3(api_client)
+    body = upstox_client.PlaceOrderV3Request(
+        quantity=2, product="I", validity="DAY", price=0, tag="conformance-1",
+        instrument_token=RELIANCE, order_type="MARKET", transaction_type="BUY",
+        disclosed_quantity=0, trigger_price=0, is_amo=False, slice=False,
+    )
+    placed = v3.place_order(body)
+    order_id = placed.data.order_ids[0]
+
+    v2 = upstox_client.OrderApi(api_client)
+    status = v2.get_order_status(order_id=order_id)
+    assert status.data.status == "complete"
+    history = v2.get_order_details(V, order_id=order_id)
+    assert history.data[-1].status == "complete"
+    trades = v2.get_trades_by_order(order_id, V)
+    assert trades.data[0].quantity == 2
+    assert any(o.order_id == order_id for o in v2.get_order_book(V).data)
+    assert len(v2.get_trade_history(V).data) >= 1
+
+    ltp = upstox_client.MarketQuoteApi(api_client).ltp(RELIANCE, V).data["NSE_EQ:RELIANCE"].last_price
+    low = round(round(ltp * 0.9 / 0.05) * 0.05, 2)
+    limit = upstox_client.PlaceOrderRequest(
+        quantity=1, product="I", validity="DAY", price=low, tag="conformance-2",
+        instrument_token=RELIANCE, order_type="LIMIT", transaction_type="BUY",
+        disclosed_quantity=0, trigger_price=0, is_amo=False,
+    )
+    open_id = v2.place_order(limit, V).data.order_id
+    modify = upstox_client.ModifyOrderRequest(
+        quantity=1, validity="DAY", price=round(low - 0.05, 2), order_id=open_id,
+        order_type="LIMIT", disclosed_quantity=0, trigger_price=0,
+    )
+    assert v3.modify_order(modify).data.order_id == open_id
+    assert v3.cancel_order(open_id).data.order_id == open_id
+    with pytest.raises(ApiException) as again:
+        v2.cancel_order(open_id, V)
+    assert "UDAPI100040" in _body(again)
+
+    portfolio = upstox_client.PortfolioApi(api_client)
+    positions = portfolio.get_positions(V)
+    assert any(p.instrument_token == RELIANCE and p.quantity == 2 for p in positions.data)
+    assert len(portfolio.get_holdings(V).data) >= 1
+
+
+def test_multi_order_cancel_all_and_exit(api_client):
+    v2 = upstox_client.OrderApi(api_client)
+    lines = [
+        upstox_client.MultiOrderRequest(
+            quantity=1, product="I", validity="DAY", price=0, tag="multi", slice=False,
+            instrument_token=RELIANCE, order_type="MARKET", transaction_type="BUY",
+            disclosed_quantity=0, trigger_price=0, is_amo=False, correlation_id="c1",
+        ),
+        upstox_client.MultiOrderRequest(
+            quantity=1, product="I", validity="DAY", price=1.0, tag="multi", slice=False,
+            instrument_token=RELIANCE, order_type="LIMIT", transaction_type="BUY",
+            disclosed_quantity=0, trigger_price=0, is_amo=False, correlation_id="c2",
+        ),
+    ]
+    resp = v2.place_multi_order(lines)
+    assert resp.status == "success" and len(resp.data) == 2
+    cancelled = v2.cancel_multi_order(tag="multi")
+    assert cancelled.status == "success"
+    exited = v2.exit_positions()
+    assert exited.status == "success"
+
+
+def test_errors_carry_upstox_codes(api_client):
+    v3 = upstox_client.MarketQuoteV3Api(api_client)
+    with pytest.raises(ApiException) as bad:
+        v3.get_ltp(instrument_key="RELIANCE")
+    assert bad.value.status == 400
+    assert "UDAPI1026" in _body(bad)
