@@ -51,7 +51,9 @@ def test_login_token_exchange_and_logout(sim):
 
 
 def test_token_request_for_indie_user(sim):
-    app = sim["apps"][0]
+    # The vendor app: the simulated approval issues a token for its first user (SIM002), which
+    # leaves SIM001's seeded token, used by the other tests, alive.
+    app = sim["apps"][1]
     config = upstox_client.Configuration()
     config.host = sim["base_url"]
     login = upstox_client.LoginApi(upstox_client.ApiClient(config))
@@ -98,6 +100,12 @@ def test_history_v2_and_v3(api_client):
     assert len(d3.data.candles) >= 10
     intraday = h3.get_intra_day_candle_data(RELIANCE, "minutes", "1")
     assert intraday.status == "success"
+    assert h2.get_intra_day_candle_data(RELIANCE, "30minute", V).status == "success"
+
+
+def test_market_status(api_client):
+    status = upstox_client.MarketHolidaysAndTimingsApi(api_client).get_market_status("NSE")
+    assert status.data.exchange == "NSE" and status.data.status
 
 
 def test_options_contracts_chain_and_greeks(api_client):
@@ -146,6 +154,7 @@ def test_orders_v3_v2_book_trades_and_portfolio(api_client):
         order_type="LIMIT", disclosed_quantity=0, trigger_price=0,
     )
     assert v3.modify_order(modify).data.order_id == open_id
+    assert v2.modify_order(modify, V).data.order_id == open_id
     assert v3.cancel_order(open_id).data.order_id == open_id
     with pytest.raises(ApiException) as again:
         v2.cancel_order(open_id, V)

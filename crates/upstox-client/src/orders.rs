@@ -508,3 +508,52 @@ impl UpstoxClient {
         self.get_data("/v2/order/trades", &q(&[("order_id", order_id)])).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn place_body_has_the_documented_field_names() {
+        let mut req = PlaceOrderRequest::limit("NSE_EQ|INE848E01016", TransactionType::Buy, 1, Product::Delivery, Decimal::new(5205, 2));
+        req.tag = Some("t".into());
+        let v = serde_json::to_value(&req).expect("serialize");
+        let doc: serde_json::Value = serde_json::from_str(
+            r#"{"quantity":1,"product":"D","validity":"DAY","price":52.05,"tag":"t","instrument_token":"NSE_EQ|INE848E01016",
+                "order_type":"LIMIT","transaction_type":"BUY","disclosed_quantity":0,"trigger_price":0.0,"is_amo":false}"#,
+        )
+        .expect("doc body");
+        assert_eq!(v, doc);
+    }
+
+    #[test]
+    fn order_book_entry_from_the_docs_parses() {
+        let o: Order = serde_json::from_str(
+            r#"{"exchange":"NSE","product":"D","price":571.0,"quantity":1,"status":"complete","guid":null,"tag":null,
+            "instrument_token":"NSE_EQ|INE062A01020","placed_by":"******","trading_symbol":"SBIN-EQ","tradingsymbol":"SBIN-EQ",
+            "order_type":"LIMIT","validity":"DAY","trigger_price":0.0,"disclosed_quantity":0,"transaction_type":"BUY",
+            "average_price":570.95,"filled_quantity":1,"pending_quantity":0,"status_message":null,"status_message_raw":null,
+            "exchange_order_id":"1300000025660919","parent_order_id":null,"order_id":"231019025562880","variety":"SIMPLE",
+            "order_timestamp":"2023-10-19 13:25:13","exchange_timestamp":"2023-10-19 13:25:13","is_amo":false,
+            "order_request_id":"1","order_ref_id":"GTT-C23191000044253"}"#,
+        )
+        .expect("doc order");
+        assert_eq!(o.status, OrderStatus::Complete);
+        assert_eq!(o.average_price, 570.95);
+        let back: Order = serde_json::from_value(serde_json::to_value(&o).expect("ser")).expect("de");
+        assert_eq!(back, o);
+    }
+
+    proptest! {
+        #[test]
+        fn place_request_round_trips(qty in 1u64..100_000, paise in 0i64..10_000_000, buy: bool, tag in proptest::option::of("[a-z0-9]{1,40}"), slice: proptest::option::Option<bool>) {
+            let side = if buy { TransactionType::Buy } else { TransactionType::Sell };
+            let mut req = PlaceOrderRequest::limit("NSE_FO|43919", side, qty, Product::Intraday, Decimal::new(paise, 2));
+            req.tag = tag;
+            req.slice = slice;
+            let back: PlaceOrderRequest = serde_json::from_str(&serde_json::to_string(&req).expect("ser")).expect("de");
+            prop_assert_eq!(back, req);
+        }
+    }
+}
