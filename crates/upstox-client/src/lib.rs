@@ -31,4 +31,4 @@ pub mod user;
 
 pub use client::{ClientConfig, Hosts, RetryPolicy, UpstoxClient};
 pub use error::{ApiErrorItem, Error, Result};
-pub use instruments::{InstrumentMaster, InstrumentRecord, OptionKind};
+pub use instruments::{Instrument, InstrumentMaster, InstrumentRecord, OptionKind};

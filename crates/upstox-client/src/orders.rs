@@ -547,7 +547,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn place_request_round_trips(qty in 1u64..100_000, paise in 0i64..10_000_000, buy: bool, tag in proptest::option::of("[a-z0-9]{1,40}"), slice: proptest::option::Option<bool>) {
+        fn place_request_round_trips(qty in 1u64..100_000, paise in 0i64..10_000_000, buy: bool, tag in proptest::option::of("[a-z0-9]{1,40}"), slice in proptest::option::of(proptest::bool::ANY)) {
             let side = if buy { TransactionType::Buy } else { TransactionType::Sell };
             let mut req = PlaceOrderRequest::limit("NSE_FO|43919", side, qty, Product::Intraday, Decimal::new(paise, 2));
             req.tag = tag;

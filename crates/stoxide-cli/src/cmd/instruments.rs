@@ -62,10 +62,10 @@ pub(crate) async fn run(globals: &Globals, out: &Output, cmd: InstrumentsCommand
                 .map(|d| d.format("%Y-%m-%d").to_string())
                 .unwrap_or_default();
             t.add_row(vec![
-                r.instrument_key.clone(),
-                r.trading_symbol.clone(),
-                r.name.clone(),
-                r.instrument_type.clone(),
+                r.instrument_key.to_owned(),
+                r.trading_symbol.to_owned(),
+                r.name.to_owned(),
+                r.instrument_type.to_owned(),
                 r.lot_size.map(|l| l.to_string()).unwrap_or_default(),
                 expiry,
             ]);

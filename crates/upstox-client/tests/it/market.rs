@@ -165,7 +165,7 @@ async fn instrument_master_downloads_parses_and_indexes() {
     assert!(calls >= 2, "progress reported");
     let master = upstox_client::InstrumentMaster::from_gzip(&gz).expect("parse");
     assert!(master.len() >= 100_000, "{}", master.len());
-    assert_eq!(master.get(NIFTY).map(|r| r.instrument_type.as_str()), Some("INDEX"));
+    assert_eq!(master.get(NIFTY).map(|r| r.instrument_type), Some("INDEX"));
     let expiries = master.expiries(NIFTY);
     assert!(expiries.len() >= 8);
     let chain = master.chain(NIFTY, expiries[0]);
@@ -179,6 +179,6 @@ async fn instrument_master_downloads_parses_and_indexes() {
     assert_eq!(master.by_trading_symbol("RELIANCE").len(), 2, "NSE and BSE");
     let nse = c.download_instruments("NSE", |_, _| {}).await.expect("NSE file");
     let nse = upstox_client::InstrumentMaster::from_gzip(&nse).expect("parse NSE");
-    assert!(nse.records().iter().all(|r| r.exchange == "NSE"));
+    assert!(nse.iter().all(|r| r.exchange == "NSE"));
     sim.shutdown().await;
 }
