@@ -327,7 +327,10 @@ fn skip_ws(b: &[u8], mut i: usize) -> usize {
 /// objects separated by commas; stops at `to` or at the closing `]`.
 fn parse_records(text: &str, from: usize, to: usize) -> Result<(Vec<Row>, String, usize)> {
     let bytes = text.as_bytes();
-    let mut maker = SpanMaker { base: text, side: String::new() };
+    let mut maker = SpanMaker {
+        base: text,
+        side: String::new(),
+    };
     let mut rows = Vec::with_capacity((to - from) / 300 + 1);
     let mut pos = from;
     loop {
@@ -338,7 +341,12 @@ fn parse_records(text: &str, from: usize, to: usize) -> Result<(Vec<Row>, String
         let mut stream = serde_json::Deserializer::from_str(&text[pos..to]).into_iter::<RawRecord<'_>>();
         let raw = match stream.next() {
             Some(Ok(r)) => r,
-            Some(Err(e)) => return Err(Error::Instruments(format!("record {} is not an instrument record: {e}", rows.len() + 1))),
+            Some(Err(e)) => {
+                return Err(Error::Instruments(format!(
+                    "record {} is not an instrument record: {e}",
+                    rows.len() + 1
+                )));
+            }
             None => return Err(Error::Instruments("the JSON array ends early".into())),
         };
         pos += stream.byte_offset();
@@ -348,7 +356,12 @@ fn parse_records(text: &str, from: usize, to: usize) -> Result<(Vec<Row>, String
             Some(b',') => pos += 1,
             Some(b']') => return Ok((rows, maker.side, pos)),
             _ if pos >= to => return Ok((rows, maker.side, pos)),
-            _ => return Err(Error::Instruments(format!("expected ',' or ']' after record {}", rows.len()))),
+            _ => {
+                return Err(Error::Instruments(format!(
+                    "expected ',' or ']' after record {}",
+                    rows.len()
+                )));
+            }
         }
     }
 }
@@ -393,7 +406,9 @@ pub struct InstrumentMaster {
 
 impl std::fmt::Debug for InstrumentMaster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InstrumentMaster").field("records", &self.rows.len()).finish_non_exhaustive()
+        f.debug_struct("InstrumentMaster")
+            .field("records", &self.rows.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -414,7 +429,11 @@ impl InstrumentMaster {
         }
         let first = start + 1;
         // Two halves on two threads when the file is big enough to be worth it.
-        let halves = if text.len() > 1 << 20 { split_point(b, text.len() / 2) } else { None };
+        let halves = if text.len() > 1 << 20 {
+            split_point(b, text.len() / 2)
+        } else {
+            None
+        };
         let parsed = match halves {
             Some(mid) => {
                 let (a, c) = std::thread::scope(|s| {
@@ -428,9 +447,19 @@ impl InstrumentMaster {
                         side.push_str(&side2);
                         rows.extend(rows2.into_iter().map(|mut r| {
                             for s in [
-                                &mut r.segment, &mut r.name, &mut r.exchange, &mut r.isin, &mut r.instrument_type,
-                                &mut r.instrument_key, &mut r.exchange_token, &mut r.trading_symbol, &mut r.short_name,
-                                &mut r.security_type, &mut r.underlying_key, &mut r.underlying_type, &mut r.underlying_symbol,
+                                &mut r.segment,
+                                &mut r.name,
+                                &mut r.exchange,
+                                &mut r.isin,
+                                &mut r.instrument_type,
+                                &mut r.instrument_key,
+                                &mut r.exchange_token,
+                                &mut r.trading_symbol,
+                                &mut r.short_name,
+                                &mut r.security_type,
+                                &mut r.underlying_key,
+                                &mut r.underlying_type,
+                                &mut r.underlying_symbol,
                             ] {
                                 if s.0 != u32::MAX && s.0 & Span::SIDE != 0 {
                                     s.0 += shift;
@@ -447,9 +476,16 @@ impl InstrumentMaster {
         };
         let (rows, side, end) = parsed?;
         if text.as_bytes().get(end) != Some(&b']') || skip_ws(b, end + 1) != b.len() {
-            return Err(Error::Instruments("not a JSON array of instrument records (trailing data or no closing ']')".into()));
+            return Err(Error::Instruments(
+                "not a JSON array of instrument records (trailing data or no closing ']')".into(),
+            ));
         }
-        let mut master = Self { text, side, rows, ..Self::default() };
+        let mut master = Self {
+            text,
+            side,
+            rows,
+            ..Self::default()
+        };
         master.build_indexes();
         Ok(master)
     }
@@ -460,14 +496,26 @@ impl InstrumentMaster {
     /// When the bytes are not gzip, or not instrument JSON.
     pub fn from_gzip(gz: &[u8]) -> Result<Self> {
         // The gzip trailer gives the size (mod 2^32); one allocation, one pass.
-        let size = gz.len().checked_sub(4).and_then(|i| gz.get(i..)).map(|t| u32::from_le_bytes([t[0], t[1], t[2], t[3]]) as usize);
-        let not_gzip = |e: &dyn std::fmt::Display| Error::Instruments(format!("not a gzip file ({e}); expected complete.json.gz or similar"));
-        let size = size.filter(|_| gz.starts_with(&[0x1f, 0x8b])).ok_or_else(|| not_gzip(&"no gzip header"))?;
+        let size = gz
+            .len()
+            .checked_sub(4)
+            .and_then(|i| gz.get(i..))
+            .map(|t| u32::from_le_bytes([t[0], t[1], t[2], t[3]]) as usize);
+        let not_gzip = |e: &dyn std::fmt::Display| {
+            Error::Instruments(format!("not a gzip file ({e}); expected complete.json.gz or similar"))
+        };
+        let size = size
+            .filter(|_| gz.starts_with(&[0x1f, 0x8b]))
+            .ok_or_else(|| not_gzip(&"no gzip header"))?;
         if size > MAX_JSON_BYTES {
-            return Err(Error::Instruments(format!("the file claims {size} bytes uncompressed, more than the {MAX_JSON_BYTES} allowed")));
+            return Err(Error::Instruments(format!(
+                "the file claims {size} bytes uncompressed, more than the {MAX_JSON_BYTES} allowed"
+            )));
         }
         let mut json = vec![0u8; size];
-        let n = libdeflater::Decompressor::new().gzip_decompress(gz, &mut json).map_err(|e| not_gzip(&e))?;
+        let n = libdeflater::Decompressor::new()
+            .gzip_decompress(gz, &mut json)
+            .map_err(|e| not_gzip(&e))?;
         json.truncate(n);
         Self::from_json(json)
     }
@@ -494,7 +542,9 @@ impl InstrumentMaster {
             match table.find_mut(hash, |&j: &u32| self.view(j as usize).instrument_key == key) {
                 Some(slot) => *slot = i as u32,
                 None => {
-                    table.insert_unique(hash, i as u32, |&j: &u32| self.key_hash(self.view(j as usize).instrument_key));
+                    table.insert_unique(hash, i as u32, |&j: &u32| {
+                        self.key_hash(self.view(j as usize).instrument_key)
+                    });
                 }
             }
         }
@@ -505,7 +555,10 @@ impl InstrumentMaster {
         self.by_symbol.get_or_init(|| {
             let mut by_symbol: HashMap<Box<str>, Vec<u32>> = HashMap::with_capacity(self.rows.len());
             for (i, r) in self.iter().enumerate() {
-                by_symbol.entry(r.trading_symbol.to_ascii_uppercase().into_boxed_str()).or_default().push(i as u32);
+                by_symbol
+                    .entry(r.trading_symbol.to_ascii_uppercase().into_boxed_str())
+                    .or_default()
+                    .push(i as u32);
             }
             by_symbol
         })
@@ -516,7 +569,11 @@ impl InstrumentMaster {
             let mut options = OptionIndex::new();
             for (i, r) in self.iter().enumerate() {
                 if let (true, Some(u), Some(e), Some(s)) = (r.is_option(), r.underlying_key, r.expiry, r.strike_price) {
-                    let kind = if r.instrument_type == "CE" { OptionKind::Call } else { OptionKind::Put };
+                    let kind = if r.instrument_type == "CE" {
+                        OptionKind::Call
+                    } else {
+                        OptionKind::Put
+                    };
                     let entry = match options.get_mut(u) {
                         Some(m) => m,
                         None => options.entry(u.into()).or_default(),
@@ -532,7 +589,11 @@ impl InstrumentMaster {
         if s == Span::NONE {
             return None;
         }
-        let (buf, start) = if s.0 & Span::SIDE != 0 { (&self.side, s.0 & !Span::SIDE) } else { (&self.text, s.0) };
+        let (buf, start) = if s.0 & Span::SIDE != 0 {
+            (&self.side, s.0 & !Span::SIDE)
+        } else {
+            (&self.text, s.0)
+        };
         buf.get(start as usize..(start + s.1) as usize)
     }
 
@@ -579,7 +640,9 @@ impl InstrumentMaster {
     /// By instrument key (`NSE_EQ|INE002A01018`).
     pub fn get(&self, key: &str) -> Option<Instrument<'_>> {
         let hash = self.key_hash(key);
-        self.by_key.find(hash, |&i| self.view(i as usize).instrument_key == key).map(|&i| self.view(i as usize))
+        self.by_key
+            .find(hash, |&i| self.view(i as usize).instrument_key == key)
+            .map(|&i| self.view(i as usize))
     }
 
     /// By trading symbol, case-insensitive (several segments may share one).
@@ -592,14 +655,21 @@ impl InstrumentMaster {
 
     /// Expiries (epoch ms) with options on `underlying`, soonest first.
     pub fn expiries(&self, underlying: &str) -> Vec<i64> {
-        let mut out: Vec<i64> = self.option_index().get(underlying).map(|m| m.keys().map(|k| k.0).collect()).unwrap_or_default();
+        let mut out: Vec<i64> = self
+            .option_index()
+            .get(underlying)
+            .map(|m| m.keys().map(|k| k.0).collect())
+            .unwrap_or_default();
         out.dedup();
         out
     }
 
     /// One option by underlying, expiry (epoch ms), strike and kind.
     pub fn option(&self, underlying: &str, expiry: i64, strike: f64, kind: OptionKind) -> Option<Instrument<'_>> {
-        let i = self.option_index().get(underlying)?.get(&(expiry, strike_key(strike), kind))?;
+        let i = self
+            .option_index()
+            .get(underlying)?
+            .get(&(expiry, strike_key(strike), kind))?;
         Some(self.view(*i as usize))
     }
 
@@ -641,7 +711,11 @@ impl InstrumentMaster {
                 Some((rank, r.expiry.is_some(), r.trading_symbol.len(), r))
             })
             .collect();
-        hits.sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)).then_with(|| a.3.trading_symbol.cmp(b.3.trading_symbol)));
+        hits.sort_by(|a, b| {
+            (a.0, a.1, a.2)
+                .cmp(&(b.0, b.1, b.2))
+                .then_with(|| a.3.trading_symbol.cmp(b.3.trading_symbol))
+        });
         hits.into_iter().take(limit).map(|h| h.3).collect()
     }
 }
@@ -713,10 +787,7 @@ mod tests {
     fn parses_and_indexes_the_real_record_shapes() {
         let m = InstrumentMaster::from_json(SAMPLE.as_bytes().to_vec()).expect("sample");
         assert_eq!(m.len(), 3);
-        assert_eq!(
-            m.get("NSE_INDEX|Nifty 50").map(|r| r.exchange_token),
-            Some("26000")
-        );
+        assert_eq!(m.get("NSE_INDEX|Nifty 50").map(|r| r.exchange_token), Some("26000"));
         assert_eq!(m.by_trading_symbol("reliance").len(), 1);
         let call = m
             .option("NSE_INDEX|Nifty 50", 1_795_631_399_000, 26000.0, OptionKind::Call)
@@ -731,7 +802,11 @@ mod tests {
     fn two_halves_escapes_and_tricky_strings_parse_like_one() {
         let mut records = Vec::new();
         for i in 0..6000 {
-            let name = if i % 1000 == 7 { format!("A \\\"quoted\\\"}},{{ name {i}") } else { format!("CO {i} LTD") };
+            let name = if i % 1000 == 7 {
+                format!("A \\\"quoted\\\"}},{{ name {i}")
+            } else {
+                format!("CO {i} LTD")
+            };
             records.push(format!(
                 r#"{{"segment":"NSE_EQ","name":"{name}","exchange":"NSE","isin":"INE{i:06}","instrument_type":"EQ","instrument_key":"NSE_EQ|INE{i:06}","lot_size":1,"exchange_token":{i},"tick_size":5.0,"trading_symbol":"SYM{i}","security_type":"NORMAL","short_name":"padding padding padding padding padding padding padding padding padding padding"}}"#
             ));
@@ -750,7 +825,13 @@ mod tests {
         assert!(parse_records(&b, guess, b.len()).is_err());
         let last = m.get("NSE_EQ|INE005999").expect("last record");
         assert_eq!(last.trading_symbol, "SYM5999");
-        assert_eq!(m.iter().map(|r| r.trading_symbol).filter(|s| s.starts_with("SYM")).count(), 6000);
+        assert_eq!(
+            m.iter()
+                .map(|r| r.trading_symbol)
+                .filter(|s| s.starts_with("SYM"))
+                .count(),
+            6000
+        );
     }
 
     fn json_for_split_test() -> String {
@@ -765,7 +846,8 @@ mod tests {
         assert!(e.to_string().contains("not a JSON array"), "{e}");
         let e = InstrumentMaster::from_json(b"[{\"segment\":\"NSE_EQ\"}]".to_vec()).expect_err("no key");
         assert!(e.to_string().contains("record 1"), "{e}");
-        let e = InstrumentMaster::from_json(b"[{\"segment\":\"NSE_EQ\",\"instrument_key\":\"NSE_EQ|X\"}".to_vec()).expect_err("truncated");
+        let e = InstrumentMaster::from_json(b"[{\"segment\":\"NSE_EQ\",\"instrument_key\":\"NSE_EQ|X\"}".to_vec())
+            .expect_err("truncated");
         assert!(e.to_string().contains("not a JSON array"), "{e}");
     }
 

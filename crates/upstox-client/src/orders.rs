@@ -516,7 +516,13 @@ mod tests {
 
     #[test]
     fn place_body_has_the_documented_field_names() {
-        let mut req = PlaceOrderRequest::limit("NSE_EQ|INE848E01016", TransactionType::Buy, 1, Product::Delivery, Decimal::new(5205, 2));
+        let mut req = PlaceOrderRequest::limit(
+            "NSE_EQ|INE848E01016",
+            TransactionType::Buy,
+            1,
+            Product::Delivery,
+            Decimal::new(5205, 2),
+        );
         req.tag = Some("t".into());
         let v = serde_json::to_value(&req).expect("serialize");
         let doc: serde_json::Value = serde_json::from_str(

@@ -37,7 +37,10 @@ enum Task {
 fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     match cli.command {
         Task::BenchInstruments { runs, python } => rt.block_on(bench_instruments(runs, &python)),
         Task::BenchClient { calls } => rt.block_on(bench_client(calls)),
@@ -86,16 +89,33 @@ async fn bench_instruments(runs: usize, python: &str) -> anyhow::Result<()> {
         "import gzip, json, time\nts=[]\nfor _ in range({runs}):\n    t=time.perf_counter()\n    with gzip.open({p:?}) as f: d=json.load(f)\n    ts.append(time.perf_counter()-t)\nts.sort()\nprint(ts[len(ts)//2])",
         p = path.display().to_string()
     );
-    let out = Command::new(python).args(["-c", &script]).output().with_context(|| format!("running {python}"))?;
-    anyhow::ensure!(out.status.success(), "python failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(python)
+        .args(["-c", &script])
+        .output()
+        .with_context(|| format!("running {python}"))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let py = Duration::from_secs_f64(String::from_utf8_lossy(&out.stdout).trim().parse()?);
 
     let ours = median(ours);
-    println!("instrument master: {records} records, {:.1} MB gzipped, {:.1} MB JSON; median of {runs} runs", gz.len() as f64 / 1e6, json_len as f64 / 1e6);
+    println!(
+        "instrument master: {records} records, {:.1} MB gzipped, {:.1} MB JSON; median of {runs} runs",
+        gz.len() as f64 / 1e6,
+        json_len as f64 / 1e6
+    );
     println!("| what | median |");
     println!("|---|---|");
-    println!("| stoxide: gunzip + parse + index (InstrumentMaster::from_gzip) | {:.0} ms |", ms(ours));
-    println!("| of which parse + index (InstrumentMaster::from_json) | {:.0} ms |", ms(parse_only));
+    println!(
+        "| stoxide: gunzip + parse + index (InstrumentMaster::from_gzip) | {:.0} ms |",
+        ms(ours)
+    );
+    println!(
+        "| of which parse + index (InstrumentMaster::from_json) | {:.0} ms |",
+        ms(parse_only)
+    );
     println!("| Python: gzip.open + json.load (no index) | {:.0} ms |", ms(py));
     println!("| ratio | {:.1}× faster |", py.as_secs_f64() / ours.as_secs_f64());
     Ok(())
@@ -108,7 +128,10 @@ fn flate2_reader(gz: &[u8]) -> impl std::io::Read + '_ {
 async fn bench_client(calls: usize) -> anyhow::Result<()> {
     let mut config = SimConfig::default();
     // Limits would measure waiting, not overhead.
-    let unlimited = upstox_types::WindowLimit { max: u32::MAX, window: Duration::from_secs(1) };
+    let unlimited = upstox_types::WindowLimit {
+        max: u32::MAX,
+        window: Duration::from_secs(1),
+    };
     config.rate_limits.standard = vec![unlimited];
     let sim = Simulator::start(config, "127.0.0.1:0".parse()?).await?;
     let token = sim.token_of("SIM001").context("token")?.to_owned();
@@ -170,9 +193,18 @@ async fn bench_client(calls: usize) -> anyhow::Result<()> {
     println!("REST client per call, GET /v2/user/profile on loopback, median of {calls} calls");
     println!("| what | median |");
     println!("|---|---|");
-    println!("| loopback floor (TCP echo of a request line) | {:.1} µs |", floor.as_secs_f64() * 1e6);
+    println!(
+        "| loopback floor (TCP echo of a request line) | {:.1} µs |",
+        floor.as_secs_f64() * 1e6
+    );
     println!("| plain reqwest → simulator | {:.1} µs |", raw.as_secs_f64() * 1e6);
-    println!("| UpstoxClient::profile → simulator | {:.1} µs |", ours.as_secs_f64() * 1e6);
-    println!("| client overhead over plain reqwest | {:.1} µs |", (ours.as_secs_f64() - raw.as_secs_f64()) * 1e6);
+    println!(
+        "| UpstoxClient::profile → simulator | {:.1} µs |",
+        ours.as_secs_f64() * 1e6
+    );
+    println!(
+        "| client overhead over plain reqwest | {:.1} µs |",
+        (ours.as_secs_f64() - raw.as_secs_f64()) * 1e6
+    );
     Ok(())
 }
