@@ -97,6 +97,26 @@ pub fn app(state: AppState) -> Router {
         // Options
         .route("/v2/option/contract", get(options::contracts))
         .route("/v2/option/chain", get(options::chain))
+        // WebSocket feeds
+        .route(
+            "/v3/feed/market-data-feed/authorize",
+            get(crate::feed::market_authorize),
+        )
+        .route("/v3/feed/market-data-feed", get(crate::feed::market_direct))
+        .route(
+            "/v3/feed/market-data-feeder/upstox-developer-api/feeds",
+            get(crate::feed::market_connect),
+        )
+        .route(
+            "/v2/feed/portfolio-stream-feed/authorize",
+            get(crate::feed::portfolio_authorize),
+        )
+        .route("/v2/feed/portfolio-stream-feed", get(crate::feed::portfolio_direct))
+        .route(
+            "/v2/feed/portfolio-stream-feeder/upstox-developer-api/feeds",
+            get(crate::feed::portfolio_connect),
+        )
+        .route("/sim/feed", get(crate::feed::status).post(crate::feed::control))
         // Instrument master (same layout as the BOD files on the assets host)
         .route("/market-quote/instruments/exchange/{file}", get(instruments::file))
         // Control

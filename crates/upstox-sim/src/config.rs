@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use upstox_types::RateLimits;
+use upstox_types::{FeedCaps, RateLimits};
 
 use crate::error::SimError;
 
@@ -25,6 +25,41 @@ pub struct SimConfig {
     pub token_request_auto_approve_ms: Option<u64>,
     /// How often the paper engine re-checks open orders against prices.
     pub matcher_interval_ms: u64,
+    pub feed: FeedConfig,
+}
+
+/// The WebSocket feeds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FeedConfig {
+    /// How often the market feed looks for changed instruments and sends a `live_feed` frame.
+    pub tick_interval_ms: u64,
+    /// At most this many instruments per `live_feed` frame (0: no limit); a smaller number
+    /// means more, smaller frames (a busy expiry day is many small frames).
+    pub max_keys_per_frame: usize,
+    /// A ping is sent after this long without any frame.
+    pub ping_idle_ms: u64,
+    /// Market-data connections per user (2 standard, 5 on Upstox Plus).
+    pub max_connections_per_user: usize,
+    /// How long an authorized URI stays usable (it is single-use in any case).
+    pub authorized_uri_ttl_secs: u64,
+    /// Probability per second that a connection is dropped without a close frame.
+    pub random_drop_per_sec: f64,
+    pub caps: FeedCaps,
+}
+
+impl Default for FeedConfig {
+    fn default() -> Self {
+        Self {
+            tick_interval_ms: 250,
+            max_keys_per_frame: 0,
+            ping_idle_ms: 10_000,
+            max_connections_per_user: 2,
+            authorized_uri_ttl_secs: 60,
+            random_drop_per_sec: 0.0,
+            caps: FeedCaps::default(),
+        }
+    }
 }
 
 impl Default for SimConfig {
@@ -60,6 +95,7 @@ impl Default for SimConfig {
             market: MarketConfig::default(),
             token_request_auto_approve_ms: Some(500),
             matcher_interval_ms: 200,
+            feed: FeedConfig::default(),
         }
     }
 }

@@ -24,7 +24,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub property_path: Option<String>,
-    pub invalid_value: Option<Value>,
+    /// Boxed: a JSON value is large, and this error travels in every handler's `Result`.
+    pub invalid_value: Option<Box<Value>>,
 }
 
 impl ApiError {
@@ -44,7 +45,7 @@ impl ApiError {
 
     pub fn with_property(mut self, path: impl Into<String>, value: Option<Value>) -> Self {
         self.property_path = Some(path.into());
-        self.invalid_value = value;
+        self.invalid_value = value.map(Box::new);
         self
     }
 

@@ -16,6 +16,7 @@ pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod feed;
 pub mod market;
 pub mod server;
 pub mod state;

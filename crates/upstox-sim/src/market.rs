@@ -28,6 +28,13 @@ pub struct DepthLevel {
     pub orders: u32,
 }
 
+/// A side of the book.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Bid = 0,
+    Ask = 1,
+}
+
 /// Everything a quote needs about one instrument at one instant.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -182,6 +189,15 @@ impl Market {
         }
     }
 
+    /// Greeks and implied volatility of an option at market instant `t` (`None` for non-options).
+    pub fn option_greeks(&self, idx: u32, t: DateTime<Utc>) -> Option<(Greeks, f64)> {
+        let inst = self.get(idx);
+        match self.theoretical(inst, t.timestamp_micros() as f64 / 1e6) {
+            (_, Some(g), iv) => Some((g, iv)),
+            _ => None,
+        }
+    }
+
     /// The traded price of `idx` at market instant `t`, on the tick grid (at least one tick).
     pub fn price_at(&self, idx: u32, t: DateTime<Utc>) -> f64 {
         let inst = self.get(idx);
@@ -242,6 +258,36 @@ impl Market {
         (ltp, ltq, self.volume_at(idx, t), cp, oi)
     }
 
+    /// `levels` of market depth on one side around `ltp` at market instant `t` (zeros for indices).
+    pub fn depth(&self, idx: u32, ltp: f64, t: DateTime<Utc>, side: Side, levels: usize) -> Vec<DepthLevel> {
+        let inst = self.get(idx);
+        let tick = inst.tick();
+        let lot = u64::from(inst.lot());
+        let h = mix(self.seed ^ mix(u64::from(idx)) ^ mix(t.timestamp() as u64));
+        (0..levels)
+            .map(|i| {
+                if inst.segment.is_index() {
+                    return DepthLevel {
+                        quantity: 0,
+                        price: 0.0,
+                        orders: 0,
+                    };
+                }
+                let hh = mix(h ^ ((side as u64) << 8) ^ i as u64);
+                let offset = (i as f64 + 1.0) * tick;
+                let price = match side {
+                    Side::Bid => (ltp - offset).max(tick),
+                    Side::Ask => ltp + offset,
+                };
+                DepthLevel {
+                    quantity: lot * (1 + hh % 60),
+                    price: round_to_tick(price, tick),
+                    orders: 1 + (hh >> 20) as u32 % 25,
+                }
+            })
+            .collect()
+    }
+
     /// A full snapshot of `idx` as of `now`.
     pub fn snapshot(&self, idx: u32, now: DateTime<Utc>) -> Snapshot {
         let inst = self.get(idx);
@@ -266,31 +312,11 @@ impl Market {
         }
         let second = t.timestamp() as u64;
         let h = mix(self.seed ^ mix(u64::from(idx)) ^ mix(second));
-        let lot = u64::from(inst.lot());
-        let is_index = seg.is_index();
-        let level = |i: usize, side: u64| {
-            if is_index {
-                return DepthLevel {
-                    quantity: 0,
-                    price: 0.0,
-                    orders: 0,
-                };
-            }
-            let hh = mix(h ^ (side << 8) ^ i as u64);
-            let offset = (i as f64 + 1.0) * tick;
-            let price = if side == 0 {
-                (ltp - offset).max(tick)
-            } else {
-                ltp + offset
-            };
-            DepthLevel {
-                quantity: lot * (1 + hh % 60),
-                price: round_to_tick(price, tick),
-                orders: 1 + (hh >> 20) as u32 % 25,
-            }
+        let depth = |side| {
+            let v = self.depth(idx, ltp, t, side, 5);
+            [v[0], v[1], v[2], v[3], v[4]]
         };
-        let buy = [level(0, 0), level(1, 0), level(2, 0), level(3, 0), level(4, 0)];
-        let sell = [level(0, 1), level(1, 1), level(2, 1), level(3, 1), level(4, 1)];
+        let (buy, sell) = (depth(Side::Bid), depth(Side::Ask));
         let (_, ltq, volume, _, oi) = self.snapshot_light(idx, t);
         let band = if inst.segment.is_derivative() {
             0.4

@@ -84,6 +84,7 @@ impl Simulator {
             limiter: Mutex::new(Default::default()),
             instrument_files: OnceLock::new(),
             base_url: RwLock::new(format!("http://{addr}")),
+            feed: crate::feed::FeedHub::default(),
         });
         let shutdown = CancellationToken::new();
         let mut tasks = Vec::new();

@@ -32,6 +32,7 @@ pub struct SimState {
     pub faults: RwLock<FaultConfig>,
     pub instrument_files: OnceLock<InstrumentFiles>,
     pub base_url: RwLock<String>,
+    pub feed: crate::feed::FeedHub,
 }
 
 pub type AppState = Arc<SimState>;

@@ -7,11 +7,13 @@
 //! with unit tests and proptest: `cargo test -p upstox-types`.
 
 pub mod error_code;
+pub mod feed;
 pub mod instrument_key;
 pub mod ist;
 pub mod order;
 pub mod rate_limit;
 
+pub use feed::{FeedCaps, FeedMode};
 pub use instrument_key::{InstrumentKey, InstrumentKeyError, Segment};
 pub use ist::{IST, token_expiry};
 pub use order::{OrderStatus, OrderType, Product, TransactionType, Validity};

@@ -1,0 +1,52 @@
+//! One portfolio-stream session: the paper engine's updates for one user as JSON text frames.
+
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket};
+use futures::{SinkExt, StreamExt};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::state::AppState;
+
+/// Runs one connection: forwards `update_types` updates of `user` until the client leaves.
+pub(super) async fn session(state: AppState, socket: WebSocket, user: String, update_types: Vec<String>) {
+    let (mut tx, mut rx) = socket.split();
+    let mut updates = state.engine.lock().subscribe();
+    let mut drops = state.feed.drops();
+    let mut stalled = state.feed.stalled();
+    let ping_idle = Duration::from_millis(state.config.feed.ping_idle_ms.max(1));
+    loop {
+        if *stalled.borrow() {
+            tokio::select! {
+                r = stalled.changed() => if r.is_err() { return },
+                _ = drops.recv() => return,
+            }
+            continue;
+        }
+        tokio::select! {
+            _ = drops.recv() => return,
+            r = stalled.changed() => if r.is_err() { return },
+            msg = rx.next() => match msg {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            },
+            update = updates.recv() => match update {
+                Ok((who, payload)) => {
+                    let kind = payload.get("update_type").and_then(|t| t.as_str()).unwrap_or("");
+                    let wanted = update_types.iter().any(|t| t == kind || (t == "gtt_order" && kind == "gtt_order"));
+                    if who == user && wanted && tx.send(Message::Text(payload.to_string().into())).await.is_err() {
+                        return;
+                    }
+                }
+                // A slow connection skips what it missed rather than holding everyone up.
+                Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return,
+            },
+            () = tokio::time::sleep(ping_idle) => {
+                if tx.send(Message::Ping(Vec::new().into())).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
