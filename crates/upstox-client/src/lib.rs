@@ -21,6 +21,7 @@
 
 pub mod client;
 pub mod error;
+pub mod feed_auth;
 pub mod instruments;
 pub mod limiter;
 pub mod login;

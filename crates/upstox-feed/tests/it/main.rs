@@ -1,0 +1,264 @@
+//! The streamer against an in-process simulator, with the simulator's faults.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use upstox_client::{ClientConfig, Hosts, UpstoxClient};
+use upstox_feed::tick::RequestMode;
+use upstox_feed::{Diagnosis, EventStream, FeedError, FeedEvent, MarketStreamer, StaticToken, StreamerConfig};
+use upstox_sim::{SimConfig, Simulator};
+use upstox_types::FeedMode;
+
+const RELIANCE: &str = "NSE_EQ|INE002A01018";
+const NIFTY: &str = "NSE_INDEX|Nifty 50";
+
+async fn sim() -> Simulator {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut config = SimConfig::default();
+    config.feed.tick_interval_ms = 50;
+    Simulator::start(config, "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("sim")
+}
+
+fn client(sim: &Simulator) -> UpstoxClient {
+    UpstoxClient::new(ClientConfig::new(Hosts::single(&sim.base_url()))).expect("client")
+}
+
+fn fast() -> StreamerConfig {
+    StreamerConfig {
+        min_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(200),
+        ..StreamerConfig::default()
+    }
+}
+
+async fn control(sim: &Simulator, body: serde_json::Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{}/sim/feed", sim.base_url()))
+        .json(&body)
+        .send()
+        .await
+        .expect("control");
+    assert!(r.status().is_success());
+}
+
+/// Waits (generously) for an event matching `f`, collecting everything seen.
+async fn until(events: &EventStream, seen: &mut Vec<FeedEvent>, f: impl Fn(&FeedEvent) -> bool) -> FeedEvent {
+    let found = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match events.next().await {
+                Some(e) => {
+                    seen.push(e.clone());
+                    if f(&e) {
+                        return e;
+                    }
+                }
+                None => panic!("stream ended; saw {seen:#?}"),
+            }
+        }
+    })
+    .await;
+    found.unwrap_or_else(|_| panic!("timed out; saw {seen:#?}"))
+}
+
+fn ticks_of<'a>(e: &'a FeedEvent, key: &str) -> Option<&'a upstox_feed::Tick> {
+    match e {
+        FeedEvent::Ticks(t) => t.iter().find(|t| t.instrument_key == key),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn streams_ticks_and_restores_every_subscription_after_a_drop() {
+    let sim = sim().await;
+    let token = sim.token_of("SIM001").expect("token").to_owned();
+    let (streamer, events) = MarketStreamer::start(client(&sim), StaticToken(token), fast());
+    streamer.subscribe(&[RELIANCE], FeedMode::Full).expect("sub full");
+    streamer.subscribe(&[NIFTY], FeedMode::Ltpc).expect("sub ltpc");
+    let mut seen = Vec::new();
+    until(&events, &mut seen, |e| matches!(e, FeedEvent::Connected { attempt: 1 })).await;
+    until(&events, &mut seen, |e| matches!(e, FeedEvent::MarketInfo(_))).await;
+    let e = until(&events, &mut seen, |e| ticks_of(e, RELIANCE).is_some()).await;
+    let t = ticks_of(&e, RELIANCE).expect("tick");
+    assert_eq!(t.mode, RequestMode::FullD5);
+    assert!(t.best().is_some_and(|q| q.bid < q.ask));
+    until(&events, &mut seen, |e| {
+        ticks_of(e, NIFTY).is_some_and(|t| t.mode == RequestMode::Ltpc)
+    })
+    .await;
+
+    // The simulator drops every connection without a close frame.
+    control(&sim, serde_json::json!({"drop": true})).await;
+    until(&events, &mut seen, |e| matches!(e, FeedEvent::Reconnecting { .. })).await;
+    until(&events, &mut seen, |e| matches!(e, FeedEvent::Connected { attempt: 2 })).await;
+    seen.clear();
+    until(&events, &mut seen, |e| {
+        ticks_of(e, RELIANCE).is_some_and(|t| t.mode == RequestMode::FullD5)
+    })
+    .await;
+    until(&events, &mut seen, |e| {
+        ticks_of(e, NIFTY).is_some_and(|t| t.mode == RequestMode::Ltpc)
+    })
+    .await;
+
+    // change_mode and unsubscribe apply on the live connection.
+    streamer.change_mode(&[NIFTY], FeedMode::Full).expect("change mode");
+    until(&events, &mut seen, |e| {
+        ticks_of(e, NIFTY).is_some_and(|t| t.mode == RequestMode::FullD5)
+    })
+    .await;
+    streamer.unsubscribe(&[RELIANCE]);
+    assert_eq!(streamer.subscriptions().len(), 1);
+    streamer.shutdown().await;
+    assert!(
+        events.next().await.is_none() || events.next().await.is_none(),
+        "stream ends after shutdown"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_stalled_connection_is_detected_and_replaced() {
+    let sim = sim().await;
+    let token = sim.token_of("SIM001").expect("token").to_owned();
+    let config = StreamerConfig {
+        stall_timeout: Duration::from_millis(800),
+        ..fast()
+    };
+    let (streamer, events) = MarketStreamer::start(client(&sim), StaticToken(token), config);
+    streamer.subscribe(&[RELIANCE], FeedMode::Ltpc).expect("sub");
+    let mut seen = Vec::new();
+    until(&events, &mut seen, |e| ticks_of(e, RELIANCE).is_some()).await;
+    control(&sim, serde_json::json!({"stall": true})).await;
+    let e = until(&events, &mut seen, |e| matches!(e, FeedEvent::Reconnecting { .. })).await;
+    let FeedEvent::Reconnecting { reason, .. } = e else {
+        unreachable!()
+    };
+    assert!(reason.contains("stalled"), "{reason}");
+    control(&sim, serde_json::json!({"stall": false})).await;
+    seen.clear();
+    until(&events, &mut seen, |e| ticks_of(e, RELIANCE).is_some()).await;
+    streamer.shutdown().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn unauthorized_and_forbidden_stop_with_a_diagnosis_instead_of_retrying() {
+    let sim = sim().await;
+    let (_s, events) = MarketStreamer::start(client(&sim), StaticToken("not-a-token".into()), fast());
+    let mut seen = Vec::new();
+    let e = until(&events, &mut seen, |e| matches!(e, FeedEvent::Stopped(_))).await;
+    assert!(matches!(e, FeedEvent::Stopped(Diagnosis::Unauthorized { .. })), "{e:?}");
+    assert!(
+        !seen.iter().any(|e| matches!(e, FeedEvent::Reconnecting { .. })),
+        "no reconnect storm: {seen:?}"
+    );
+    assert!(events.next().await.is_none());
+
+    control(&sim, serde_json::json!({"refuse": 403})).await;
+    let token = sim.token_of("SIM001").expect("token").to_owned();
+    let (_s, events) = MarketStreamer::start(client(&sim), StaticToken(token), fast());
+    let e = until(&events, &mut Vec::new(), |e| matches!(e, FeedEvent::Stopped(_))).await;
+    let FeedEvent::Stopped(d) = e else { unreachable!() };
+    assert!(matches!(d, Diagnosis::Forbidden { .. }), "{d:?}");
+    assert!(d.to_string().contains("connection limit") || d.to_string().contains("maximum number of feed connections"));
+    control(&sim, serde_json::json!({"refuse": null})).await;
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_third_connection_of_a_user_is_refused_403() {
+    let sim = sim().await;
+    let token = sim.token_of("SIM001").expect("token").to_owned();
+    let mut keep = Vec::new();
+    for _ in 0..2 {
+        let (s, events) = MarketStreamer::start(client(&sim), StaticToken(token.clone()), fast());
+        until(&events, &mut Vec::new(), |e| matches!(e, FeedEvent::MarketInfo(_))).await;
+        keep.push((s, events));
+    }
+    let (_third, events) = MarketStreamer::start(client(&sim), StaticToken(token), fast());
+    let e = until(&events, &mut Vec::new(), |e| matches!(e, FeedEvent::Stopped(_))).await;
+    assert!(
+        matches!(e, FeedEvent::Stopped(Diagnosis::Forbidden { ref detail }) if detail.contains("403")),
+        "{e:?}"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_replaced_token_is_used_on_the_next_connect() {
+    let sim = sim().await;
+    let first = sim.token_of("SIM001").expect("token").to_owned();
+    let current = Arc::new(Mutex::new(first));
+    let source = {
+        let current = current.clone();
+        move || Some(current.lock().clone())
+    };
+    let (streamer, events) = MarketStreamer::start(client(&sim), source, fast());
+    streamer.subscribe(&[RELIANCE], FeedMode::Ltpc).expect("sub");
+    let mut seen = Vec::new();
+    until(&events, &mut seen, |e| ticks_of(e, RELIANCE).is_some()).await;
+    // A new login revokes the first token; the source now answers the new one.
+    let issued = {
+        let now = sim.state().now();
+        sim.state().auth.lock().issue("SIM001", "sim-app-1", now)
+    };
+    *current.lock() = issued.access_token;
+    control(&sim, serde_json::json!({"drop": true})).await;
+    until(&events, &mut seen, |e| matches!(e, FeedEvent::Connected { attempt: 2 })).await;
+    seen.clear();
+    until(&events, &mut seen, |e| ticks_of(e, RELIANCE).is_some()).await;
+    streamer.shutdown().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn caps_are_checked_before_the_server_would_drop_keys_silently() {
+    let sim = sim().await;
+    let (streamer, _events) = MarketStreamer::start(client(&sim), StaticToken("t".into()), fast());
+    let many: Vec<String> = (0..5001).map(|i| format!("NSE_FO|{}", 100_000 + i)).collect();
+    let refs: Vec<&str> = many.iter().map(String::as_str).collect();
+    let e = streamer
+        .subscribe(&refs, FeedMode::Ltpc)
+        .expect_err("over the ltpc cap");
+    assert!(
+        matches!(
+            e,
+            FeedError::CapExceeded {
+                cap: 5000,
+                mixed: false,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    streamer
+        .subscribe(&refs[..2001], FeedMode::Ltpc)
+        .expect("2001 ltpc alone is fine");
+    let e = streamer
+        .subscribe(&[RELIANCE], FeedMode::Full)
+        .expect_err("mixing drops the ltpc cap to 2000");
+    assert!(
+        matches!(
+            e,
+            FeedError::CapExceeded {
+                cap: 2000,
+                mixed: true,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(
+        e.to_string().contains("dropped") || e.to_string().contains("drop"),
+        "{e}"
+    );
+    assert!(matches!(
+        streamer.subscribe(&["RELIANCE"], FeedMode::Ltpc),
+        Err(FeedError::InvalidKey(_))
+    ));
+    assert_eq!(streamer.subscriptions().len(), 2001, "a refused call changes nothing");
+    sim.shutdown().await;
+}
