@@ -2,7 +2,10 @@
 
 pub(crate) mod account;
 pub(crate) mod demo;
+pub(crate) mod doctor;
+pub(crate) mod feed;
 pub(crate) mod instruments;
 pub(crate) mod order;
 pub(crate) mod quote;
 pub(crate) mod sim;
+pub(crate) mod stream;

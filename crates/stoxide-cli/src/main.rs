@@ -52,6 +52,17 @@ enum Command {
     /// Search the instrument master.
     #[command(subcommand)]
     Instruments(cmd::instruments::InstrumentsCommand),
+    /// Live market data: a table updating in place (or --json: one line per tick).
+    Stream(cmd::stream::StreamArgs),
+    /// Record raw feed frames with receive timestamps to a file.
+    Record(cmd::stream::RecordArgs),
+    /// Play a recording back through the streamer's API.
+    Replay(cmd::stream::ReplayArgs),
+    /// Decode and benchmark feed frames.
+    #[command(subcommand)]
+    Feed(cmd::feed::FeedCommand),
+    /// Check, step by step, why a REST call or the feed fails (token, expiry, authorize, handshake, keys).
+    Doctor(cmd::doctor::DoctorArgs),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +85,15 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        // A reader that went away (`stoxide feed decode F | head`) is not an error.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -97,5 +117,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Positions => cmd::account::positions(&globals, &out).await,
         Command::Holdings => cmd::account::holdings(&globals, &out).await,
         Command::Instruments(c) => cmd::instruments::run(&globals, &out, c).await,
+        Command::Stream(a) => cmd::stream::stream(&globals, out.json, a).await,
+        Command::Record(a) => cmd::stream::record(&globals, a).await,
+        Command::Replay(a) => cmd::stream::replay_cmd(out.json, a).await,
+        Command::Feed(c) => cmd::feed::run(c),
+        Command::Doctor(a) => cmd::doctor::run(&globals, &out, a).await,
     }
 }

@@ -99,6 +99,8 @@ impl Settings {
 pub(crate) struct Session {
     pub client: UpstoxClient,
     pub sim: Option<Simulator>,
+    /// The access token, for the feeds (never printed).
+    pub token: Option<String>,
 }
 
 impl Session {
@@ -117,8 +119,13 @@ impl Session {
                     .token_of("SIM001")
                     .context("the simulator has no seeded user")?
                     .to_owned();
-                let client = UpstoxClient::new(ClientConfig::new(Hosts::single(&sim.base_url())))?.with_token(token);
-                Ok(Self { client, sim: Some(sim) })
+                let client =
+                    UpstoxClient::new(ClientConfig::new(Hosts::single(&sim.base_url())))?.with_token(token.clone());
+                Ok(Self {
+                    client,
+                    sim: Some(sim),
+                    token: Some(token),
+                })
             }
             Some(url) => {
                 let hosts = match url {
@@ -133,12 +140,25 @@ impl Session {
                     }
                 };
                 let mut client = UpstoxClient::new(ClientConfig::new(hosts))?;
-                if let Some(t) = settings.access_token.filter(|t| !t.trim().is_empty()) {
-                    client = client.with_token(t.trim());
+                let token = settings
+                    .access_token
+                    .map(|t| t.trim().to_owned())
+                    .filter(|t| !t.is_empty());
+                if let Some(t) = &token {
+                    client = client.with_token(t.clone());
                 }
-                Ok(Self { client, sim: None })
+                Ok(Self {
+                    client,
+                    sim: None,
+                    token,
+                })
             }
         }
+    }
+
+    /// The client without its token (the streamers add the token themselves at each connect).
+    pub(crate) fn anonymous_client(&self) -> anyhow::Result<UpstoxClient> {
+        Ok(UpstoxClient::new(ClientConfig::new(self.client.hosts().clone()))?)
     }
 
     /// Stops the embedded simulator, if any.

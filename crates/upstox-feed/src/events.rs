@@ -127,17 +127,34 @@ impl EventQueue {
     }
 }
 
-/// The consumer's end.
+/// The consumer's end: live streams coalesce (see the module docs); replays are lossless and
+/// wait for the consumer instead.
 #[derive(Debug, Clone)]
 pub struct EventStream {
     pub(crate) queue: Arc<EventQueue>,
+    pub(crate) lossless: Option<Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<FeedEvent>>>>,
 }
 
 impl EventStream {
+    pub(crate) fn coalescing(queue: Arc<EventQueue>) -> Self {
+        Self { queue, lossless: None }
+    }
+
+    /// A stream fed through a bounded channel: the producer waits for the consumer.
+    pub(crate) fn lossless(rx: tokio::sync::mpsc::Receiver<FeedEvent>) -> Self {
+        Self {
+            queue: EventQueue::new(1),
+            lossless: Some(Arc::new(tokio::sync::Mutex::new(rx))),
+        }
+    }
+
     /// The next event; `None` once the streamer has stopped and everything was taken.
     ///
     /// Cancellation safe: nothing is lost if the future is dropped.
     pub async fn next(&self) -> Option<FeedEvent> {
+        if let Some(rx) = &self.lossless {
+            return rx.lock().await.recv().await;
+        }
         loop {
             let notified = self.queue.notify.notified();
             if let Some(e) = self.queue.take() {
@@ -149,6 +166,9 @@ impl EventStream {
 
     /// An event if one is ready now.
     pub fn try_next(&self) -> Option<FeedEvent> {
+        if let Some(rx) = &self.lossless {
+            return rx.try_lock().ok().and_then(|mut r| r.try_recv().ok());
+        }
         self.queue.take().flatten()
     }
 
@@ -186,7 +206,7 @@ mod tests {
     #[test]
     fn a_slow_consumer_gets_the_latest_value_per_instrument_in_bounded_memory() {
         let q = EventQueue::new(4);
-        let s = EventStream { queue: q.clone() };
+        let s = EventStream::coalescing(q.clone());
         for i in 0..10_000 {
             q.push_ticks(vec![tick("A", f64::from(i)), tick("B", f64::from(i))]);
         }

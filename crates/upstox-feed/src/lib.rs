@@ -15,6 +15,7 @@ pub mod decode;
 pub mod error;
 pub mod events;
 pub mod market;
+pub mod recording;
 pub mod tick;
 pub mod token;
 

@@ -39,6 +39,9 @@ pub struct StreamerConfig {
     pub keys_per_request: usize,
     /// Status events kept for a consumer that falls behind.
     pub status_queue: usize,
+    /// Every raw frame is also offered here (for recording); frames are dropped, never waited
+    /// for, when the receiver falls behind.
+    pub raw_frames: Option<tokio::sync::mpsc::Sender<crate::recording::RawFrame>>,
 }
 
 impl Default for StreamerConfig {
@@ -52,6 +55,7 @@ impl Default for StreamerConfig {
             caps: FeedCaps::default(),
             keys_per_request: 1000,
             status_queue: 256,
+            raw_frames: None,
         }
     }
 }
@@ -101,7 +105,7 @@ impl MarketStreamer {
                 task: Some(task),
                 caps,
             },
-            EventStream { queue },
+            EventStream::coalescing(queue),
         )
     }
 
@@ -395,14 +399,22 @@ impl Worker {
                 msg = ws.next() => {
                     last_activity = Instant::now();
                     match msg {
-                        Some(Ok(Message::Binary(b))) => match decode(&b) {
+                        Some(Ok(Message::Binary(b))) => {
+                            if let Some(tap) = &self.config.raw_frames {
+                                let received_ns = std::time::SystemTime::now()
+                                    .duration_since(std::time::UNIX_EPOCH)
+                                    .map_or(0, |d| d.as_nanos() as u64);
+                                let _ = tap.try_send(crate::recording::RawFrame { received_ns, bytes: b.to_vec() });
+                            }
+                            match decode(&b) {
                             Ok(Frame::MarketInfo(info)) => {
                                 healthy = true;
                                 self.queue.push_status(FeedEvent::MarketInfo(info));
                             }
                             Ok(Frame::Ticks(ticks)) => self.queue.push_ticks(ticks),
                             Err(e) => tracing::warn!(error = %e, len = b.len(), "skipping an undecodable frame"),
-                        },
+                            }
+                        }
                         Some(Ok(Message::Close(frame))) => {
                             let why = frame.map(|f| format!("{} {}", u16::from(f.code), f.reason)).unwrap_or_else(|| "no reason".into());
                             return (End::Retry(format!("server closed the connection ({why})")), healthy);

@@ -181,3 +181,223 @@ fn sim_prints_its_json_banner_first_and_serves_the_cli() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// A `stoxide sim` child process; killed on drop.
+struct SimChild {
+    child: std::process::Child,
+    base: String,
+    token: String,
+}
+
+impl Drop for SimChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sim_child() -> SimChild {
+    let mut child = stoxide()
+        .args(["sim", "--addr", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sim");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut first)
+        .expect("banner");
+    let banner: serde_json::Value = serde_json::from_str(&first).expect("banner json");
+    let base = banner["base_url"].as_str().expect("base").to_owned();
+    let token = banner["users"][0]["access_token"].as_str().expect("token").to_owned();
+    SimChild { child, base, token }
+}
+
+impl SimChild {
+    fn run(&self, args: &[&str]) -> Run {
+        let out = stoxide()
+            .env("UPSTOX_BASE_URL", &self.base)
+            .env("UPSTOX_ACCESS_TOKEN", &self.token)
+            .args(args)
+            .output()
+            .expect("run");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into(),
+            stderr: String::from_utf8_lossy(&out.stderr).into(),
+        }
+    }
+
+    /// `POST /sim/feed` with a plain HTTP/1.1 request (no client library needed).
+    fn feed_fault(&self, body: &str) {
+        use std::io::{Read, Write};
+        let addr = self.base.trim_start_matches("http://");
+        let mut s = std::net::TcpStream::connect(addr).expect("connect to the simulator");
+        write!(s, "POST /sim/feed HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).expect("send");
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).expect("answer");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+}
+
+#[test]
+fn record_replay_and_decode_round_trip() {
+    let sim = sim_child();
+    let dir = tempfile::tempdir().expect("tmp");
+    let rec = dir.path().join("feed.stx");
+    let rec_s = rec.to_str().expect("utf8");
+    let r = sim.run(&[
+        "record",
+        "NSE_EQ|INE002A01018",
+        "NSE_INDEX|Nifty 50",
+        "--mode",
+        "full",
+        "--out",
+        rec_s,
+        "--duration",
+        "1.5",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("recorded"), "{}", r.stderr);
+
+    let d = run(&["feed", "decode", rec_s]);
+    assert_eq!(d.code, 0, "{}", d.stderr);
+    let frames: Vec<serde_json::Value> = d
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(frames[0]["type"], "market_info");
+    assert!(
+        frames.iter().any(|f| f.get("type").is_none()
+            && f["feeds"]["NSE_EQ|INE002A01018"]["fullFeed"]["marketFF"]["ltpc"]["ltt"].is_string()),
+        "initial_feed without a type key, int64 as strings"
+    );
+    assert!(
+        frames
+            .iter()
+            .any(|f| f["feeds"]["NSE_INDEX|Nifty 50"]["fullFeed"]["indexFF"].is_object())
+    );
+
+    let rp = run(&["--json", "replay", rec_s]);
+    assert_eq!(rp.code, 0, "{}", rp.stderr);
+    let ticks: Vec<serde_json::Value> = rp
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("tick"))
+        .collect();
+    let in_frames: usize = frames
+        .iter()
+        .map(|f| f["feeds"].as_object().map_or(0, |m| m.len()))
+        .sum();
+    assert_eq!(ticks.len(), in_frames, "a replay delivers every recorded tick");
+
+    let b = run(&["feed", "bench", rec_s, "--iterations", "2"]);
+    assert_eq!(b.code, 0, "{}", b.stderr);
+    assert!(b.stdout.contains("frames/s") && b.stdout.contains("MB/s"));
+}
+
+#[test]
+fn malformed_frames_and_recordings_get_one_line() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let bad = dir.path().join("bad.bin");
+    std::fs::write(&bad, [0x0f, 0xff, 0xff, 0xff, 0x01]).expect("write");
+    assert_one_line_error(
+        &run(&["feed", "decode", bad.to_str().expect("utf8")]),
+        "not a Market Data Feed v3 frame",
+    );
+    let truncated = dir.path().join("cut.stx");
+    let mut bytes = b"STXFEED1".to_vec();
+    bytes.extend_from_slice(&1u64.to_le_bytes());
+    bytes.extend_from_slice(&100u32.to_le_bytes());
+    bytes.extend_from_slice(&[1, 2, 3]);
+    std::fs::write(&truncated, bytes).expect("write");
+    assert_one_line_error(
+        &run(&["feed", "decode", truncated.to_str().expect("utf8")]),
+        "truncated",
+    );
+    assert_one_line_error(&run(&["replay", "/nonexistent/x.stx"]), "reading /nonexistent/x.stx");
+    assert_one_line_error(&run(&["stream", "NIFTY"]), "no '|'");
+}
+
+#[test]
+fn stream_json_prints_one_line_per_tick() {
+    let r = run(&[
+        "--json",
+        "stream",
+        "NSE_INDEX|Nifty 50",
+        "--mode",
+        "ltpc",
+        "--duration",
+        "1.5",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let first: serde_json::Value = serde_json::from_str(r.stdout.lines().next().expect("a tick")).expect("json");
+    assert_eq!(first["instrument_key"], "NSE_INDEX|Nifty 50");
+    assert!(first["data"]["ltpc"]["ltp"].as_f64().is_some_and(|p| p > 0.0));
+}
+
+#[test]
+fn doctor_names_each_injected_failure() {
+    let sim = sim_child();
+    let ok = sim.run(&["doctor", "NSE_EQ|INE002A01018"]);
+    assert_eq!(ok.code, 0, "{}{}", ok.stdout, ok.stderr);
+    assert!(
+        ok.stdout.contains("✓ feed handshake") && ok.stdout.contains("✓ market_info and first tick"),
+        "{}",
+        ok.stdout
+    );
+
+    let unknown = sim.run(&["doctor", "NSE_EQ|INE000X99999", "RELIANCE"]);
+    assert_ne!(unknown.code, 0);
+    assert!(
+        unknown
+            .stdout
+            .contains("✗ key NSE_EQ|INE000X99999: not in the instrument master"),
+        "{}",
+        unknown.stdout
+    );
+    assert!(unknown.stdout.contains("✗ key RELIANCE"), "{}", unknown.stdout);
+
+    sim.feed_fault(r#"{"refuse": 403}"#);
+    let forbidden = sim.run(&["doctor"]);
+    assert_ne!(forbidden.code, 0);
+    assert!(
+        forbidden.stdout.contains("✗ feed handshake: HTTP 403"),
+        "{}",
+        forbidden.stdout
+    );
+    assert!(
+        forbidden.stdout.contains("feed connections open"),
+        "{}",
+        forbidden.stdout
+    );
+
+    sim.feed_fault(r#"{"refuse": 401}"#);
+    let unauthorized = sim.run(&["doctor"]);
+    assert!(
+        unauthorized.stdout.contains("✗ feed handshake: HTTP 401") && unauthorized.stdout.contains("already used"),
+        "{}",
+        unauthorized.stdout
+    );
+    sim.feed_fault(r#"{"refuse": null}"#);
+
+    let bad_token = stoxide()
+        .env("UPSTOX_BASE_URL", &sim.base)
+        .env("UPSTOX_ACCESS_TOKEN", "expired-token")
+        .args(["doctor"])
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&bad_token.stdout);
+    assert!(!bad_token.status.success());
+    assert!(
+        text.contains("✗ REST profile accepts the token") && text.contains("03:30 IST"),
+        "{text}"
+    );
+    let no_token = stoxide()
+        .env("UPSTOX_BASE_URL", &sim.base)
+        .args(["doctor"])
+        .output()
+        .expect("run");
+    assert!(String::from_utf8_lossy(&no_token.stdout).contains("✗ access token present"));
+}
