@@ -11,6 +11,7 @@
 //! Tests: `cargo test -p upstox-feed` runs the streamer against an in-process simulator with
 //! injected faults.
 
+mod connection;
 pub mod decode;
 pub mod error;
 pub mod events;

@@ -3,11 +3,11 @@
 //! and a typed diagnosis (no retry) on 401/403.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -16,8 +16,9 @@ use tokio_util::sync::CancellationToken;
 use upstox_client::UpstoxClient;
 use upstox_types::{FeedCaps, FeedMode, InstrumentKey};
 
+use crate::connection::{Protocol, Worker, Ws};
 use crate::decode::{Frame, decode};
-use crate::error::{Diagnosis, FeedError};
+use crate::error::FeedError;
 use crate::events::{EventQueue, EventStream, FeedEvent};
 use crate::token::TokenSource;
 
@@ -87,11 +88,16 @@ impl MarketStreamer {
         let wake = Arc::new(Notify::new());
         let cancel = CancellationToken::new();
         let caps = config.caps.clone();
+        let protocol = MarketProtocol {
+            desired: desired.clone(),
+            keys_per_request: config.keys_per_request.max(1),
+            raw_frames: config.raw_frames.clone(),
+        };
         let worker = Worker {
             client,
             tokens: Box::new(tokens),
             config,
-            desired: desired.clone(),
+            protocol,
             wake: wake.clone(),
             cancel: cancel.clone(),
             queue: queue.clone(),
@@ -187,27 +193,12 @@ impl MarketStreamer {
     }
 }
 
-struct Worker {
-    client: UpstoxClient,
-    tokens: Box<dyn TokenSource>,
-    config: StreamerConfig,
+/// The market feed's side of the connection loop.
+struct MarketProtocol {
     desired: Arc<Mutex<Desired>>,
-    wake: Arc<Notify>,
-    cancel: CancellationToken,
-    queue: Arc<EventQueue>,
+    keys_per_request: usize,
+    raw_frames: Option<tokio::sync::mpsc::Sender<crate::recording::RawFrame>>,
 }
-
-/// How a connection attempt or a connection ended.
-enum End {
-    /// Retry after a delay.
-    Retry(String),
-    /// Stop for good.
-    Stop(Diagnosis),
-    /// The caller shut us down.
-    Cancelled,
-}
-
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 fn control(method: &str, mode: Option<FeedMode>, keys: &[String]) -> Message {
     let mut data = serde_json::json!({"instrumentKeys": keys});
@@ -218,135 +209,52 @@ fn control(method: &str, mode: Option<FeedMode>, keys: &[String]) -> Message {
     Message::Binary(body.to_string().into_bytes().into())
 }
 
-impl Worker {
-    fn backoff(&self) -> impl Iterator<Item = Duration> + use<> {
-        let mut b = ExponentialBuilder::default()
-            .with_jitter()
-            .with_min_delay(self.config.min_backoff)
-            .with_max_delay(self.config.max_backoff)
-            .without_max_times();
-        if let Some(n) = self.config.max_attempts {
-            b = b.with_max_times(n as usize);
-        }
-        b.build()
+impl Protocol for MarketProtocol {
+    type Conn = Desired;
+
+    fn authorize(&self, client: UpstoxClient) -> impl Future<Output = upstox_client::Result<String>> + Send {
+        async move { client.market_feed_authorize().await }
     }
 
-    async fn run(self) {
-        let mut attempt: u32 = 1;
-        let mut backoff = self.backoff();
-        loop {
-            let end = match self.connect().await {
-                Ok(ws) => {
-                    self.queue.push_status(FeedEvent::Connected { attempt });
-                    let (end, healthy) = self.serve(ws).await;
-                    if healthy {
-                        // A connection that got going resets the schedule.
-                        attempt = 1;
-                        backoff = self.backoff();
-                    }
-                    if let End::Retry(reason) = &end {
-                        self.queue
-                            .push_status(FeedEvent::Disconnected { reason: reason.clone() });
-                    }
-                    end
-                }
-                Err(end) => end,
-            };
-            match end {
-                End::Cancelled => {
-                    self.queue.close(None);
-                    return;
-                }
-                End::Stop(d) => {
-                    tracing::warn!(diagnosis = %d, "market feed stopped");
-                    self.queue.close(Some(d));
-                    return;
-                }
-                End::Retry(reason) => {
-                    attempt += 1;
-                    let Some(delay) = backoff.next() else {
-                        self.queue.close(Some(Diagnosis::GaveUp {
-                            attempts: attempt - 1,
-                            last: reason,
-                        }));
-                        return;
-                    };
-                    tracing::info!(attempt, delay_ms = delay.as_millis() as u64, %reason, "market feed reconnecting");
-                    self.queue
-                        .push_status(FeedEvent::Reconnecting { attempt, delay, reason });
-                    tokio::select! {
-                        () = self.cancel.cancelled() => {
-                            self.queue.close(None);
-                            return;
-                        }
-                        () = tokio::time::sleep(delay) => {}
-                    }
-                }
+    fn sync(&self, ws: &mut Ws, sent: &mut Desired) -> impl Future<Output = Result<(), tungstenite::Error>> + Send {
+        self.reconcile(ws, sent)
+    }
+
+    fn frame(&self, msg: Message, queue: &EventQueue) -> bool {
+        let Message::Binary(b) = msg else { return false };
+        if let Some(tap) = &self.raw_frames {
+            let received_ns = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            // Recording never slows the socket: a full tap drops the frame.
+            let _ = tap.try_send(crate::recording::RawFrame {
+                received_ns,
+                bytes: b.to_vec(),
+            });
+        }
+        match decode(&b) {
+            Ok(Frame::MarketInfo(info)) => {
+                queue.push_status(FeedEvent::MarketInfo(info));
+                true
+            }
+            Ok(Frame::Ticks(ticks)) => {
+                queue.push_ticks(ticks);
+                false
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, len = b.len(), "skipping an undecodable frame");
+                false
             }
         }
     }
+}
 
-    /// Authorizes (fresh URI every time) and opens the WebSocket.
-    async fn connect(&self) -> Result<Ws, End> {
-        let Some(token) = self.tokens.token() else {
-            return Err(End::Stop(Diagnosis::NoToken));
-        };
-        let client = self.client.with_token(token);
-        let attempt = async {
-            let uri = match client.market_feed_authorize().await {
-                Ok(u) => u,
-                Err(e) if e.is_unauthorized() => {
-                    return Err(End::Stop(Diagnosis::Unauthorized {
-                        detail: format!("authorize: {e}"),
-                    }));
-                }
-                Err(e) if e.status() == Some(403) => {
-                    return Err(End::Stop(Diagnosis::Forbidden {
-                        detail: format!("authorize: {e}"),
-                    }));
-                }
-                Err(e) => return Err(End::Retry(format!("authorize failed: {e}"))),
-            };
-            match tokio_tungstenite::connect_async(uri.as_str()).await {
-                Ok((ws, _)) => Ok(ws),
-                Err(tungstenite::Error::Http(resp)) => {
-                    let status = resp.status().as_u16();
-                    let body = resp
-                        .body()
-                        .as_ref()
-                        .map(|b| String::from_utf8_lossy(b).trim().to_owned())
-                        .unwrap_or_default();
-                    let detail = format!(
-                        "handshake answered {status}{}",
-                        if body.is_empty() {
-                            String::new()
-                        } else {
-                            format!(": {body}")
-                        }
-                    );
-                    match status {
-                        401 => Err(End::Stop(Diagnosis::Unauthorized { detail })),
-                        403 => Err(End::Stop(Diagnosis::Forbidden { detail })),
-                        _ => Err(End::Retry(detail)),
-                    }
-                }
-                Err(e) => Err(End::Retry(format!("connect failed: {e}"))),
-            }
-        };
-        tokio::select! {
-            () = self.cancel.cancelled() => Err(End::Cancelled),
-            r = tokio::time::timeout(self.config.connect_timeout, attempt) => match r {
-                Ok(r) => r,
-                Err(_) => Err(End::Retry(format!("no connection within {:?}", self.config.connect_timeout))),
-            },
-        }
-    }
-
+impl MarketProtocol {
     /// Brings the connection's subscriptions to the desired ones.
     async fn reconcile(&self, ws: &mut Ws, sent: &mut Desired) -> Result<(), tungstenite::Error> {
         let desired = self.desired.lock().clone();
         let gone: Vec<String> = sent.keys().filter(|k| !desired.contains_key(*k)).cloned().collect();
-        for chunk in gone.chunks(self.config.keys_per_request.max(1)) {
+        for chunk in gone.chunks(self.keys_per_request.max(1)) {
             ws.send(control("unsub", None, chunk)).await?;
         }
         for mode in FeedMode::ALL {
@@ -362,69 +270,14 @@ impl Worker {
                     Some(_) => {}
                 }
             }
-            for chunk in new.chunks(self.config.keys_per_request.max(1)) {
+            for chunk in new.chunks(self.keys_per_request.max(1)) {
                 ws.send(control("sub", Some(mode), chunk)).await?;
             }
-            for chunk in moved.chunks(self.config.keys_per_request.max(1)) {
+            for chunk in moved.chunks(self.keys_per_request.max(1)) {
                 ws.send(control("change_mode", Some(mode), chunk)).await?;
             }
         }
         *sent = desired;
         Ok(())
-    }
-
-    /// Runs one connection; answers how it ended and whether it got going (market_info seen).
-    async fn serve(&self, mut ws: Ws) -> (End, bool) {
-        let mut sent = Desired::new();
-        let mut healthy = false;
-        if let Err(e) = self.reconcile(&mut ws, &mut sent).await {
-            return (End::Retry(format!("sending subscriptions failed: {e}")), false);
-        }
-        let mut last_activity = Instant::now();
-        loop {
-            let stall_at = tokio::time::Instant::from_std(last_activity + self.config.stall_timeout);
-            tokio::select! {
-                () = self.cancel.cancelled() => {
-                    let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
-                    return (End::Cancelled, healthy);
-                }
-                () = self.wake.notified() => {
-                    if let Err(e) = self.reconcile(&mut ws, &mut sent).await {
-                        return (End::Retry(format!("sending subscriptions failed: {e}")), healthy);
-                    }
-                }
-                () = tokio::time::sleep_until(stall_at) => {
-                    return (End::Retry(format!("stalled: no frames and no pings for {:?}", self.config.stall_timeout)), healthy);
-                }
-                msg = ws.next() => {
-                    last_activity = Instant::now();
-                    match msg {
-                        Some(Ok(Message::Binary(b))) => {
-                            if let Some(tap) = &self.config.raw_frames {
-                                let received_ns = std::time::SystemTime::now()
-                                    .duration_since(std::time::UNIX_EPOCH)
-                                    .map_or(0, |d| d.as_nanos() as u64);
-                                let _ = tap.try_send(crate::recording::RawFrame { received_ns, bytes: b.to_vec() });
-                            }
-                            match decode(&b) {
-                            Ok(Frame::MarketInfo(info)) => {
-                                healthy = true;
-                                self.queue.push_status(FeedEvent::MarketInfo(info));
-                            }
-                            Ok(Frame::Ticks(ticks)) => self.queue.push_ticks(ticks),
-                            Err(e) => tracing::warn!(error = %e, len = b.len(), "skipping an undecodable frame"),
-                            }
-                        }
-                        Some(Ok(Message::Close(frame))) => {
-                            let why = frame.map(|f| format!("{} {}", u16::from(f.code), f.reason)).unwrap_or_else(|| "no reason".into());
-                            return (End::Retry(format!("server closed the connection ({why})")), healthy);
-                        }
-                        Some(Ok(_)) => {}
-                        Some(Err(e)) => return (End::Retry(format!("connection lost: {e}")), healthy),
-                        None => return (End::Retry("connection lost: end of stream".into()), healthy),
-                    }
-                }
-            }
-        }
     }
 }

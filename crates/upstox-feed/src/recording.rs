@@ -197,7 +197,7 @@ mod tests {
             }
         );
         assert!(matches!(
-            parse(&bytes[..bytes.len() - 13]),
+            parse(&bytes[..bytes.len() - 5]),
             Err(RecordingError::Truncated { index: 1, .. })
         ));
         let mut huge = MAGIC.to_vec();
