@@ -35,6 +35,8 @@ pub enum FeedEvent {
         delay: Duration,
         reason: String,
     },
+    /// An order, position, holding or GTT update (portfolio stream; never coalesced).
+    Portfolio(crate::portfolio::PortfolioUpdate),
     /// Stopped for good; no more events follow.
     Stopped(Diagnosis),
 }

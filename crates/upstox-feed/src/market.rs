@@ -212,8 +212,8 @@ fn control(method: &str, mode: Option<FeedMode>, keys: &[String]) -> Message {
 impl Protocol for MarketProtocol {
     type Conn = Desired;
 
-    fn authorize(&self, client: UpstoxClient) -> impl Future<Output = upstox_client::Result<String>> + Send {
-        async move { client.market_feed_authorize().await }
+    async fn authorize(&self, client: UpstoxClient) -> upstox_client::Result<String> {
+        client.market_feed_authorize().await
     }
 
     fn sync(&self, ws: &mut Ws, sent: &mut Desired) -> impl Future<Output = Result<(), tungstenite::Error>> + Send {

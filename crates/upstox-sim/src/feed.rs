@@ -271,7 +271,10 @@ pub(crate) async fn portfolio_connect(
     let FeedKind::Portfolio { update_types } = p.kind else {
         return refused(401, "not a portfolio URI");
     };
-    ws.on_upgrade(move |socket| portfolio::session(state, socket, p.user_id, update_types))
+    // Subscribe before answering the handshake, so no update between the 101 and the session's
+    // start is lost.
+    let updates = state.engine.lock().subscribe();
+    ws.on_upgrade(move |socket| portfolio::session(state, socket, updates, p.user_id, update_types))
 }
 
 #[derive(Debug, Deserialize)]

@@ -262,3 +262,54 @@ async fn caps_are_checked_before_the_server_would_drop_keys_silently() {
     assert_eq!(streamer.subscriptions().len(), 2001, "a refused call changes nothing");
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_portfolio_streamer_delivers_typed_order_and_position_updates_in_order() {
+    use upstox_client::orders::PlaceOrderRequest;
+    use upstox_feed::{PortfolioStreamer, PortfolioUpdate, UpdateTypes};
+    use upstox_types::{OrderStatus, Product, TransactionType};
+
+    let sim = sim().await;
+    let token = sim.token_of("SIM001").expect("token").to_owned();
+    let types = UpdateTypes {
+        position: true,
+        ..UpdateTypes::default()
+    };
+    let (streamer, events) = PortfolioStreamer::start(client(&sim), StaticToken(token.clone()), types, fast());
+    until(&events, &mut Vec::new(), |e| matches!(e, FeedEvent::Connected { .. })).await;
+    let placed = client(&sim)
+        .with_token(token)
+        .place_order_v3(&PlaceOrderRequest::market(
+            RELIANCE,
+            TransactionType::Buy,
+            2,
+            Product::Intraday,
+        ))
+        .await
+        .expect("place");
+    let mut seen = Vec::new();
+    until(
+        &events,
+        &mut seen,
+        |e| matches!(e, FeedEvent::Portfolio(PortfolioUpdate::Order(o)) if o.status == OrderStatus::Complete),
+    )
+    .await;
+    until(
+        &events,
+        &mut seen,
+        |e| matches!(e, FeedEvent::Portfolio(PortfolioUpdate::Position(p)) if p.quantity == 2),
+    )
+    .await;
+    let statuses: Vec<OrderStatus> = seen
+        .iter()
+        .filter_map(|e| match e {
+            FeedEvent::Portfolio(PortfolioUpdate::Order(o)) if o.order_id == placed.order_ids[0] => {
+                Some(o.status.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(statuses.last(), Some(&OrderStatus::Complete), "{statuses:?}");
+    streamer.shutdown().await;
+    sim.shutdown().await;
+}

@@ -9,9 +9,14 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::state::AppState;
 
 /// Runs one connection: forwards `update_types` updates of `user` until the client leaves.
-pub(super) async fn session(state: AppState, socket: WebSocket, user: String, update_types: Vec<String>) {
+pub(super) async fn session(
+    state: AppState,
+    socket: WebSocket,
+    mut updates: tokio::sync::broadcast::Receiver<crate::engine::PortfolioUpdate>,
+    user: String,
+    update_types: Vec<String>,
+) {
     let (mut tx, mut rx) = socket.split();
-    let mut updates = state.engine.lock().subscribe();
     let mut drops = state.feed.drops();
     let mut stalled = state.feed.stalled();
     let ping_idle = Duration::from_millis(state.config.feed.ping_idle_ms.max(1));
@@ -33,7 +38,7 @@ pub(super) async fn session(state: AppState, socket: WebSocket, user: String, up
             update = updates.recv() => match update {
                 Ok((who, payload)) => {
                     let kind = payload.get("update_type").and_then(|t| t.as_str()).unwrap_or("");
-                    let wanted = update_types.iter().any(|t| t == kind || (t == "gtt_order" && kind == "gtt_order"));
+                    let wanted = update_types.iter().any(|t| t == kind);
                     if who == user && wanted && tx.send(Message::Text(payload.to_string().into())).await.is_err() {
                         return;
                     }
