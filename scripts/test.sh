@@ -24,5 +24,13 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test"
 cargo test --workspace --locked
 
+step "fuzz: bounded runs of the frame decoder and the control-frame parser (cargo-fuzz)"
+command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked --quiet
+# Only stable rustc exists here; RUSTC_BOOTSTRAP lets cargo-fuzz's -Z flags through.
+# No input may panic (crash), hang (-timeout) or allocate without bound (-rss_limit_mb).
+for target in feed_frame control_frame; do
+    (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" -- -max_total_time="${FUZZ_SECONDS:-30}" -timeout=10 -rss_limit_mb=2048 2>&1 | tail -n 3)
+done
+
 step "official Python SDK against the simulator"
 STOXIDE_BIN="$CARGO_TARGET_DIR/debug/stoxide" .venv/bin/python -m pytest -q tests/conformance

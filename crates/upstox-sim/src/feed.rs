@@ -329,6 +329,29 @@ pub(crate) async fn status(State(state): State<AppState>) -> ApiResult {
     })))
 }
 
+/// A client control frame as the server reads it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ControlRequest {
+    pub method: String,
+    #[serde(default)]
+    pub data: ControlData,
+}
+
+/// The `data` of a control frame.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ControlData {
+    #[serde(default)]
+    pub mode: Option<String>,
+    #[serde(default, rename = "instrumentKeys")]
+    pub instrument_keys: Vec<String>,
+}
+
+/// Parses a binary control frame (`{"guid", "method", "data": {"mode", "instrumentKeys"}}`);
+/// anything else is `None` and ignored, as the real server does.
+pub fn parse_control(bytes: &[u8]) -> Option<ControlRequest> {
+    serde_json::from_slice(bytes).ok()
+}
+
 /// Whether to drop a connection this tick, for `random_drop_per_sec`.
 pub(crate) fn random_drop(state: &SimState, elapsed: Duration) -> bool {
     let p = state.config.feed.random_drop_per_sec * elapsed.as_secs_f64();

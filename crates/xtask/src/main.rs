@@ -18,6 +18,7 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::enum_variant_names, reason = "the subcommands are all benchmarks; `bench-*` is what users type")]
 enum Task {
     /// Parse + index of the full complete.json.gz, next to Python's json.load of the same file.
     BenchInstruments {
@@ -32,6 +33,31 @@ enum Task {
         #[arg(long, default_value_t = 2000)]
         calls: usize,
     },
+    /// The market streamer end to end against `stoxide sim` (a separate process): 5,000 ltpc +
+    /// 2,000 full subscriptions on two connections; frames/s, latency, CPU, peak RSS; then the
+    /// official Python SDK's MarketDataStreamerV3 on the same subscriptions.
+    BenchStream {
+        #[arg(long, default_value = ".venv/bin/python")]
+        python: String,
+        /// Seconds to measure each side.
+        #[arg(long, default_value_t = 15.0)]
+        seconds: f64,
+        /// Simulator tick interval (ms) and instruments per frame: together they set the frame rate.
+        #[arg(long, default_value_t = 20)]
+        tick_ms: u64,
+        #[arg(long, default_value_t = 10)]
+        keys_per_frame: usize,
+    },
+    /// Feed frame decoding: ours (typed ticks, and prost alone) next to the official Python SDK's
+    /// path (FromString + MessageToDict) and protobuf's C-accelerated FromString alone.
+    BenchDecode {
+        /// Python with upstox-python-sdk installed.
+        #[arg(long, default_value = ".venv/bin/python")]
+        python: String,
+        /// Where to keep the captured frames (recording format).
+        #[arg(long, default_value = "target/bench-frames")]
+        dir: std::path::PathBuf,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -44,6 +70,13 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Task::BenchInstruments { runs, python } => rt.block_on(bench_instruments(runs, &python)),
         Task::BenchClient { calls } => rt.block_on(bench_client(calls)),
+        Task::BenchDecode { python, dir } => rt.block_on(bench_decode(&python, &dir)),
+        Task::BenchStream {
+            python,
+            seconds,
+            tick_ms,
+            keys_per_frame,
+        } => rt.block_on(bench_stream(&python, seconds, tick_ms, keys_per_frame)),
     }
 }
 
@@ -205,6 +238,345 @@ async fn bench_client(calls: usize) -> anyhow::Result<()> {
     println!(
         "| client overhead over plain reqwest | {:.1} µs |",
         (ours.as_secs_f64() - raw.as_secs_f64()) * 1e6
+    );
+    Ok(())
+}
+
+/// Captures live frames from the simulator: `keys` subscribed in `mode`, `frames` data frames.
+async fn capture(
+    sim: &Simulator,
+    keys: &[String],
+    mode: upstox_types::FeedMode,
+    frames: usize,
+) -> anyhow::Result<Vec<upstox_feed::recording::RawFrame>> {
+    use upstox_feed::{MarketStreamer, StaticToken, StreamerConfig};
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4096);
+    let config = StreamerConfig {
+        raw_frames: Some(tx),
+        ..StreamerConfig::default()
+    };
+    let client = UpstoxClient::new(ClientConfig::new(Hosts::single(&sim.base_url())))?;
+    let token = sim.token_of("SIM001").context("token")?.to_owned();
+    let (streamer, _events) = MarketStreamer::start(client, StaticToken(token), config);
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    streamer.subscribe(&refs, mode)?;
+    let mut out = Vec::new();
+    while out.len() < frames {
+        let f = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await?
+            .context("streamer ended")?;
+        // Skip market_info and tiny frames: keep frames that carry many instruments.
+        if f.bytes.len() > 1000 {
+            out.push(f);
+        }
+    }
+    streamer.shutdown().await;
+    Ok(out)
+}
+
+fn save(path: &std::path::Path, frames: &[upstox_feed::recording::RawFrame]) -> anyhow::Result<()> {
+    let mut w = upstox_feed::recording::RecordingWriter::new(std::io::BufWriter::new(std::fs::File::create(path)?))?;
+    for f in frames {
+        w.write(f)?;
+    }
+    w.finish()?;
+    Ok(())
+}
+
+/// Decodes every frame `iterations` times with `f`; answers (frames/s, MB/s).
+fn rate(frames: &[upstox_feed::recording::RawFrame], iterations: u32, mut f: impl FnMut(&[u8]) -> usize) -> (f64, f64) {
+    let bytes: usize = frames.iter().map(|f| f.bytes.len()).sum();
+    let mut sink = 0usize;
+    let t = Instant::now();
+    for _ in 0..iterations {
+        for fr in frames {
+            sink = sink.wrapping_add(f(&fr.bytes));
+        }
+    }
+    let secs = t.elapsed().as_secs_f64();
+    std::hint::black_box(sink);
+    (
+        frames.len() as f64 * f64::from(iterations) / secs,
+        bytes as f64 * f64::from(iterations) / secs / 1e6,
+    )
+}
+
+const PY_DECODE: &str = r#"
+import sys, time, struct
+from google.protobuf import json_format
+from google.protobuf.internal import api_implementation
+from upstox_client.feeder.proto import MarketDataFeedV3_pb2 as pb
+data = open(sys.argv[1], "rb").read()
+frames, pos = [], 8
+while pos < len(data):
+    ns, n = struct.unpack_from("<QI", data, pos); pos += 12
+    frames.append(data[pos:pos+n]); pos += n
+total = sum(map(len, frames))
+def bench(fn, min_secs):
+    n, t = 0, time.perf_counter()
+    while time.perf_counter() - t < min_secs:
+        for f in frames: fn(f)
+        n += 1
+    el = time.perf_counter() - t
+    return n * len(frames) / el, n * total / el / 1e6
+fs = bench(lambda f: pb.FeedResponse.FromString(f), 2.0)
+sdk = bench(lambda f: json_format.MessageToDict(pb.FeedResponse.FromString(f)), 2.0)
+print(api_implementation.Type(), fs[0], fs[1], sdk[0], sdk[1])
+"#;
+
+async fn bench_decode(python: &str, dir: &std::path::Path) -> anyhow::Result<()> {
+    use upstox_types::{FeedMode, Segment};
+    let mut config = SimConfig::default();
+    config.feed.tick_interval_ms = 200;
+    let sim = Simulator::start(config, "127.0.0.1:0".parse()?).await?;
+    let market = &sim.state().market;
+    let options: Vec<String> = market
+        .instruments()
+        .iter()
+        .filter(|i| i.segment == Segment::NseFo && i.is_option())
+        .map(|i| i.instrument_key.clone())
+        .collect();
+    let full_keys: Vec<String> = options.iter().take(2000).cloned().collect();
+    let ltpc_keys: Vec<String> = options.iter().skip(2000).take(5000).cloned().collect();
+    std::fs::create_dir_all(dir)?;
+    let full = capture(&sim, &full_keys, FeedMode::Full, 20).await?;
+    let ltpc = capture(&sim, &ltpc_keys, FeedMode::Ltpc, 20).await?;
+    sim.shutdown().await;
+    println!("| frames (2026-11-23) | decoder | frames/s | MB/s |");
+    println!("|---|---|---|---|");
+    for (name, frames) in [("full (2,000 option keys)", &full), ("ltpc (5,000 option keys)", &ltpc)] {
+        let path = dir.join(format!("{}.stx", name.split(' ').next().unwrap_or("frames")));
+        save(&path, frames)?;
+        let avg = frames.iter().map(|f| f.bytes.len()).sum::<usize>() as f64 / frames.len() as f64 / 1e3;
+        let (fps, mbs) = rate(frames, 20, |b| match upstox_feed::decode(b) {
+            Ok(upstox_feed::Frame::Ticks(t)) => t.len(),
+            _ => 0,
+        });
+        println!("| {name}, avg {avg:.0} KB | stoxide: typed ticks (upstox_feed::decode) | {fps:.0} | {mbs:.0} |");
+        let (fps, mbs) = rate(frames, 20, |b| {
+            upstox_feed::decode::decode_wire(b).map(|m| m.feeds.len()).unwrap_or(0)
+        });
+        println!("| | stoxide: prost message only | {fps:.0} | {mbs:.0} |");
+        let out = Command::new(python)
+            .args(["-c", PY_DECODE, path.to_str().context("utf8 path")?])
+            .output()
+            .with_context(|| format!("running {python}"))?;
+        anyhow::ensure!(
+            out.status.success(),
+            "python failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let v: Vec<&str> = text.split_whitespace().collect();
+        anyhow::ensure!(v.len() == 5, "unexpected python output: {text}");
+        println!(
+            "| | Python protobuf ({}) FromString only | {:.0} | {:.0} |",
+            v[0],
+            v[1].parse::<f64>()?,
+            v[2].parse::<f64>()?
+        );
+        println!(
+            "| | official SDK path: FromString + MessageToDict | {:.0} | {:.1} |",
+            v[3].parse::<f64>()?,
+            v[4].parse::<f64>()?
+        );
+    }
+    Ok(())
+}
+
+/// (user+system CPU seconds, peak RSS in MB) of this process, from /proc.
+fn self_usage() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the ')'.
+    let cpu = (ticks(11) + ticks(12)) / 100.0;
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let hwm = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    (cpu, hwm / 1024.0)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+const PY_STREAM: &str = r#"
+import json, resource, sys, threading, time
+import upstox_client, websocket
+base, token, secs = sys.argv[1], sys.argv[2], float(sys.argv[3])
+ltpc_keys, full_keys = json.loads(sys.argv[4]), json.loads(sys.argv[5])
+real = websocket.WebSocketApp
+def patched(url, *a, **k):
+    return real(url.replace("wss://api.upstox.com", base.replace("http://", "ws://")), *a, **k)
+websocket.WebSocketApp = patched
+cfg = upstox_client.Configuration(); cfg.host = base; cfg.access_token = token
+client = upstox_client.ApiClient(cfg)
+count = [0]
+def on_message(m):
+    count[0] += 1
+streamers = []
+for keys, mode in ((ltpc_keys, "ltpc"), (full_keys, "full")):
+    s = upstox_client.MarketDataStreamerV3(client, keys, mode)
+    s.on("message", on_message)
+    s.connect()
+    streamers.append(s)
+time.sleep(3)
+c0, r0 = count[0], resource.getrusage(resource.RUSAGE_SELF)
+t0 = time.time()
+time.sleep(secs)
+c1, r1 = count[0], resource.getrusage(resource.RUSAGE_SELF)
+el = time.time() - t0
+for s in streamers: s.disconnect()
+cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+print((c1 - c0) / el, cpu / el * 100, r1.ru_maxrss / 1024)
+"#;
+
+async fn bench_stream(python: &str, seconds: f64, tick_ms: u64, keys_per_frame: usize) -> anyhow::Result<()> {
+    use upstox_feed::{FeedEvent, MarketStreamer, StaticToken, StreamerConfig};
+    use upstox_types::FeedMode;
+    // The simulator runs as its own process so its CPU is not counted as ours.
+    let dir = tempfile::tempdir()?;
+    let conf = dir.path().join("sim.toml");
+    std::fs::write(
+        &conf,
+        format!("[feed]\ntick_interval_ms = {tick_ms}\nmax_keys_per_frame = {keys_per_frame}\n"),
+    )?;
+    let exe = std::env::current_exe()?.with_file_name("stoxide");
+    anyhow::ensure!(
+        exe.exists(),
+        "build the CLI first: cargo build --release -p stoxide-cli"
+    );
+    let mut child = Command::new(&exe)
+        .args([
+            "sim",
+            "--addr",
+            "127.0.0.1:0",
+            "--sim-config",
+            conf.to_str().context("utf8")?,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().context("stdout")?),
+        &mut line,
+    )?;
+    let banner: serde_json::Value = serde_json::from_str(&line)?;
+    let base = banner["base_url"].as_str().context("base_url")?.to_owned();
+    let token = banner["users"][0]["access_token"].as_str().context("token")?.to_owned();
+
+    // Keys: NSE_FO options from the instrument master.
+    let client = UpstoxClient::new(ClientConfig::new(Hosts::single(&base)))?;
+    let gz = client.download_instruments("NSE", |_, _| {}).await?;
+    let master = InstrumentMaster::from_gzip(&gz)?;
+    let options: Vec<String> = master
+        .iter()
+        .filter(|r| r.is_option())
+        .map(|r| r.instrument_key.to_owned())
+        .collect();
+    let ltpc: Vec<String> = options.iter().take(5000).cloned().collect();
+    let full: Vec<String> = options.iter().skip(5000).take(2000).cloned().collect();
+
+    // Our side: two streamers, one per mode (the caps forbid mixing 5,000 ltpc with full).
+    let mut handles = Vec::new();
+    for (keys, mode) in [(&ltpc, FeedMode::Ltpc), (&full, FeedMode::Full)] {
+        let (s, events) = MarketStreamer::start(client.clone(), StaticToken(token.clone()), StreamerConfig::default());
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        s.subscribe(&refs, mode)?;
+        handles.push((s, events));
+    }
+    // The simulator's clock is the wall clock plus a fixed offset (session mode): measure it.
+    let state_now = reqwest::get(format!("{base}/sim/state"))
+        .await?
+        .json::<serde_json::Value>()
+        .await?;
+    let sim_now = chrono::DateTime::parse_from_rfc3339(state_now["data"]["now"].as_str().context("now")?)?;
+    let offset_ms = sim_now.timestamp_millis() - chrono::Utc::now().timestamp_millis();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (cpu0, _) = self_usage();
+    let started = Instant::now();
+    let frames_before: u64 = handles.iter().map(|(_, e)| e.ticks_received()).sum();
+    let mut latencies = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(seconds);
+    let mut consumed = 0u64;
+    loop {
+        let next = async {
+            tokio::select! {
+                e = handles[0].1.next() => e,
+                e = handles[1].1.next() => e,
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep_until(deadline) => break,
+            e = next => match e {
+                Some(FeedEvent::Ticks(t)) => {
+                    let now = chrono::Utc::now().timestamp_millis() + offset_ms;
+                    for tick in &t {
+                        latencies.push((now - tick.current_ts) as f64);
+                    }
+                    consumed += t.len() as u64;
+                }
+                Some(FeedEvent::Stopped(d)) => anyhow::bail!("stream stopped: {d}"),
+                Some(_) => {}
+                None => anyhow::bail!("stream ended"),
+            }
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let (cpu1, rss) = self_usage();
+    let ticks: u64 = handles.iter().map(|(_, e)| e.ticks_received()).sum::<u64>() - frames_before;
+    let coalesced: u64 = handles.iter().map(|(_, e)| e.coalesced()).sum();
+    for (s, _) in handles {
+        s.shutdown().await;
+    }
+    latencies.sort_by(f64::total_cmp);
+    let frames_per_sec = ticks as f64 / elapsed / keys_per_frame as f64;
+    println!(
+        "streamer end to end vs `stoxide sim` (tick {tick_ms} ms, {keys_per_frame} instruments per frame), 5,000 ltpc + 2,000 full on two connections, {seconds:.0} s"
+    );
+    println!("| client | frames/s (≈) | ticks/s | CPU % of one core | peak RSS | send→consumer p50 / p99 |");
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| stoxide MarketStreamer | {frames_per_sec:.0} | {:.0} | {:.0}% | {rss:.0} MB | {:.0} ms / {:.0} ms (ms clock; {consumed} consumed, {coalesced} coalesced) |",
+        ticks as f64 / elapsed,
+        (cpu1 - cpu0) / elapsed * 100.0,
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99)
+    );
+    let out = Command::new(python)
+        .args([
+            "-c",
+            PY_STREAM,
+            &base,
+            &token,
+            &seconds.to_string(),
+            &serde_json::to_string(&ltpc)?,
+            &serde_json::to_string(&full)?,
+        ])
+        .output()
+        .with_context(|| format!("running {python}"))?;
+    let _ = child.kill();
+    let _ = child.wait();
+    anyhow::ensure!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Vec<f64> = text.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+    anyhow::ensure!(v.len() == 3, "unexpected python output: {text}");
+    println!(
+        "| official SDK MarketDataStreamerV3 (Python) | {:.0} | – | {:.0}% | {:.0} MB | – |",
+        v[0], v[1], v[2]
     );
     Ok(())
 }

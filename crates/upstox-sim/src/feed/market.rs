@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::{Message, WebSocket};
 use chrono::{DateTime, DurationRound, NaiveDate, Utc};
 use futures::{SinkExt, StreamExt};
-use serde::Deserialize;
 use upstox_proto::Message as _;
 use upstox_proto::wire::{
     Feed, FeedResponse, FirstLevelWithGreeks, FullFeed, IndexFullFeed, Ltpc, MarketFullFeed, MarketInfo, MarketLevel,
@@ -96,27 +95,12 @@ struct Subscriptions {
     counts: [usize; 4],
 }
 
-#[derive(Debug, Deserialize)]
-struct Control {
-    method: String,
-    #[serde(default)]
-    data: ControlData,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct ControlData {
-    #[serde(default)]
-    mode: Option<String>,
-    #[serde(default, rename = "instrumentKeys")]
-    instrument_keys: Vec<String>,
-}
-
 impl Subscriptions {
     /// Applies a control frame; answers the instruments that need an `initial_feed` snapshot.
     /// Malformed frames, unknown methods, modes and keys, and keys over a cap are ignored
     /// silently, as the real server does.
     fn apply(&mut self, state: &AppState, bytes: &[u8]) -> Vec<u32> {
-        let Ok(c) = serde_json::from_slice::<Control>(bytes) else {
+        let Some(c) = super::parse_control(bytes) else {
             return Vec::new();
         };
         let keys: Vec<u32> = c
