@@ -16,6 +16,12 @@ use crate::tick::{
 #[error("not a Market Data Feed v3 frame: {0}")]
 pub struct DecodeError(String);
 
+impl DecodeError {
+    pub(crate) fn new(what: &str) -> Self {
+        Self(what.to_owned())
+    }
+}
+
 /// A decoded frame.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Frame {
@@ -124,13 +130,20 @@ pub fn decode_wire(bytes: &[u8]) -> Result<wire::FeedResponse, DecodeError> {
     wire::FeedResponse::decode(bytes).map_err(|e| DecodeError(e.to_string()))
 }
 
-/// Decodes a frame into typed ticks (or the market-info snapshot).
+/// Decodes a frame into typed ticks (or the market-info snapshot) with the hot decoder.
 ///
 /// # Errors
 /// When the bytes are not a valid `FeedResponse`.
 pub fn decode(bytes: &[u8]) -> Result<Frame, DecodeError> {
-    let msg = decode_wire(bytes)?;
-    Ok(from_wire(msg))
+    crate::fast::decode(bytes)
+}
+
+/// The same through prost's message types (the reference the hot decoder is checked against).
+///
+/// # Errors
+/// When the bytes are not a valid `FeedResponse`.
+pub fn decode_prost(bytes: &[u8]) -> Result<Frame, DecodeError> {
+    Ok(from_wire(decode_wire(bytes)?))
 }
 
 /// Turns a decoded message into a frame.

@@ -15,6 +15,7 @@ mod connection;
 pub mod decode;
 pub mod error;
 pub mod events;
+mod fast;
 pub mod market;
 pub mod portfolio;
 pub mod recording;

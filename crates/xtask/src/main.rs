@@ -18,7 +18,10 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-#[allow(clippy::enum_variant_names, reason = "the subcommands are all benchmarks; `bench-*` is what users type")]
+#[allow(
+    clippy::enum_variant_names,
+    reason = "the subcommands are all benchmarks; `bench-*` is what users type"
+)]
 enum Task {
     /// Parse + index of the full complete.json.gz, next to Python's json.load of the same file.
     BenchInstruments {
