@@ -297,6 +297,10 @@ fn candles(buf: &[u8], out: &mut Vec<Candle>) -> R<()> {
         match r.key()? {
             (1, w) => {
                 expect!(w, LEN);
+                if out.capacity() == 0 {
+                    // 1d, I1 (current and previous), I30: usually four candles.
+                    out.reserve(4);
+                }
                 out.push(candle(r.bytes()?)?);
             }
             (f, w) => r.skip_field(f, w)?,
@@ -322,6 +326,10 @@ fn market_ff(buf: &[u8], m: &mut MarketFull) -> R<()> {
                             expect!(w, LEN);
                             let mut q = Quote::default();
                             quote(level.bytes()?, &mut q)?;
+                            if m.depth.capacity() == 0 {
+                                // Five levels in full mode, thirty in full_d30: one allocation either way.
+                                m.depth.reserve(if level.buf.len() > 200 { 30 } else { 5 });
+                            }
                             m.depth.push(q);
                         }
                         (f, w) => level.skip_field(f, w)?,
@@ -578,7 +586,9 @@ fn market_info(buf: &[u8], out: &mut Vec<(String, String)>) -> R<()> {
 pub(crate) fn decode(bytes: &[u8]) -> Result<Frame, DecodeError> {
     let mut kind = 0i32;
     let mut current_ts = 0i64;
-    let mut feeds: Vec<(&str, TickData, i32)> = Vec::new();
+    // Ticks are built as the map entries arrive; `type` and `currentTs` may come after them on
+    // the wire, so those two are filled in at the end.
+    let mut ticks: Vec<Tick> = Vec::new();
     let mut info: Option<Vec<(String, String)>> = None;
     let mut r = Reader::new(bytes);
     while !r.done() {
@@ -606,7 +616,13 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Frame, DecodeError> {
                     }
                 }
                 let (data, mode) = value.unwrap_or((TickData::Empty, 0));
-                feeds.push((key, data, mode));
+                ticks.push(Tick {
+                    instrument_key: key.to_owned(),
+                    kind: FrameKind::Initial,
+                    mode: RequestMode::from_wire(mode),
+                    current_ts: 0,
+                    data,
+                });
             }
             (3, w) => {
                 expect!(w, VARINT);
@@ -632,18 +648,11 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Frame, DecodeError> {
     } else {
         FrameKind::Initial
     };
-    Ok(Frame::Ticks(
-        feeds
-            .into_iter()
-            .map(|(key, data, mode)| Tick {
-                instrument_key: key.to_owned(),
-                kind,
-                mode: RequestMode::from_wire(mode),
-                current_ts,
-                data,
-            })
-            .collect(),
-    ))
+    for t in &mut ticks {
+        t.kind = kind;
+        t.current_ts = current_ts;
+    }
+    Ok(Frame::Ticks(ticks))
 }
 
 #[cfg(test)]
