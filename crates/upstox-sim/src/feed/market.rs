@@ -362,11 +362,18 @@ fn build_feed(market: &Market, idx: u32, sub: &mut Sub, now: DateTime<Utc>) -> F
 }
 
 /// A frame of `kind` with the feeds of `idxs`.
-fn frame(state: &AppState, subs: &mut Subscriptions, idxs: &[u32], kind: Type, now: DateTime<Utc>) -> Vec<u8> {
+fn frame(
+    state: &AppState,
+    subs: &mut Subscriptions,
+    idxs: &[u32],
+    kind: Type,
+    now: DateTime<Utc>,
+    stamp: DateTime<Utc>,
+) -> Vec<u8> {
     let mut resp = FeedResponse {
         r#type: kind as i32,
         feeds: Default::default(),
-        current_ts: now.timestamp_millis(),
+        current_ts: stamp.timestamp_millis(),
         market_info: None,
     };
     for &i in idxs {
@@ -435,7 +442,7 @@ pub(super) async fn session(state: AppState, socket: WebSocket) {
                     let fresh = subs.apply(&state, &b);
                     if !fresh.is_empty() {
                         let now = state.now();
-                        let bytes = frame(&state, &mut subs, &fresh, Type::InitialFeed, now);
+                        let bytes = frame(&state, &mut subs, &fresh, Type::InitialFeed, now, now);
                         if !send(&mut tx, bytes).await {
                             return;
                         }
@@ -453,7 +460,8 @@ pub(super) async fn session(state: AppState, socket: WebSocket) {
                 let moved = changed(&state, &subs, now);
                 let per_frame = if cfg.max_keys_per_frame == 0 { moved.len().max(1) } else { cfg.max_keys_per_frame };
                 for chunk in moved.chunks(per_frame) {
-                    let bytes = frame(&state, &mut subs, chunk, Type::LiveFeed, now);
+                    // Prices are those of the tick instant; currentTs is when this frame leaves.
+                    let bytes = frame(&state, &mut subs, chunk, Type::LiveFeed, now, state.now());
                     if !send(&mut tx, bytes).await {
                         return;
                     }
