@@ -44,6 +44,13 @@ impl<'a> Reader<'a> {
 
     #[inline]
     fn varint(&mut self) -> R<u64> {
+        // Most varints on this wire (field keys, small counts) are one byte.
+        if let Some(&b) = self.buf.get(self.pos)
+            && b < 0x80
+        {
+            self.pos += 1;
+            return Ok(u64::from(b));
+        }
         let mut v = 0u64;
         for i in 0..10 {
             let b = *self.buf.get(self.pos).ok_or_else(|| err("truncated varint"))?;
