@@ -16,8 +16,28 @@ pub struct ClientLimiter {
     waited: Arc<Mutex<Duration>>,
 }
 
+/// Extra width given to every window on the client side. The server counts a request when it
+/// arrives, and arrivals jitter (the first call of a burst also pays for the connection), so a
+/// client pacing to the exact window would still meet the odd 429.
+fn widen(window: Duration) -> Duration {
+    window + (window / 10).max(Duration::from_millis(100))
+}
+
 impl ClientLimiter {
     pub fn new(limits: RateLimits) -> Self {
+        let widen_all = |v: Vec<upstox_types::WindowLimit>| -> Vec<upstox_types::WindowLimit> {
+            v.into_iter()
+                .map(|w| upstox_types::WindowLimit {
+                    max: w.max,
+                    window: widen(w.window),
+                })
+                .collect()
+        };
+        let limits = RateLimits {
+            order: widen_all(limits.order),
+            multi_order: widen_all(limits.multi_order),
+            standard: widen_all(limits.standard),
+        };
         Self {
             limits,
             windows: Arc::default(),
