@@ -25,28 +25,12 @@ impl std::fmt::Debug for AppCredentials {
     }
 }
 
-/// The token-exchange answer (not wrapped in an envelope). Debug hides the tokens.
+/// The token-exchange answer (not wrapped in an envelope): the profile's fields plus the
+/// tokens. Debug hides the tokens.
 #[derive(Clone, Serialize, Deserialize, PartialEq)]
 pub struct TokenResponse {
-    #[serde(default)]
-    pub email: Option<String>,
-    #[serde(default)]
-    pub exchanges: Vec<String>,
-    #[serde(default)]
-    pub products: Vec<String>,
-    #[serde(default)]
-    pub broker: Option<String>,
-    pub user_id: String,
-    #[serde(default)]
-    pub user_name: Option<String>,
-    #[serde(default)]
-    pub order_types: Vec<String>,
-    #[serde(default)]
-    pub user_type: Option<String>,
-    #[serde(default)]
-    pub poa: Option<bool>,
-    #[serde(default)]
-    pub is_active: Option<bool>,
+    #[serde(flatten)]
+    pub profile: crate::user::Profile,
     pub access_token: String,
     #[serde(default)]
     pub extended_token: Option<String>,
@@ -55,11 +39,10 @@ pub struct TokenResponse {
 impl std::fmt::Debug for TokenResponse {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenResponse")
-            .field("user_id", &self.user_id)
-            .field("user_name", &self.user_name)
+            .field("profile", &self.profile)
             .field("access_token", &"<redacted>")
             .field("extended_token", &self.extended_token.as_ref().map(|_| "<redacted>"))
-            .finish_non_exhaustive()
+            .finish()
     }
 }
 

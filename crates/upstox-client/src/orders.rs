@@ -239,6 +239,14 @@ struct OrderIdData {
     order_id: String,
 }
 
+/// The optional `segment` and `tag` filters of the bulk order calls.
+fn segment_and_tag(segment: Option<&str>, tag: Option<&str>) -> Vec<(String, String)> {
+    [("segment", segment), ("tag", tag)]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned())))
+        .collect()
+}
+
 /// A unique tag for reconciliation: `stx` + 16 hex digits (within Upstox's 40 characters).
 pub fn unique_tag() -> String {
     format!("stx{:016x}", rand::rng().random::<u64>())
@@ -433,13 +441,7 @@ impl UpstoxClient {
     /// # Errors
     /// When there is nothing to cancel, or Upstox refuses.
     pub async fn cancel_all_orders(&self, segment: Option<&str>, tag: Option<&str>) -> Result<BulkOrderResponse> {
-        let mut query = Vec::new();
-        if let Some(s) = segment {
-            query.push(("segment".to_owned(), s.to_owned()));
-        }
-        if let Some(t) = tag {
-            query.push(("tag".to_owned(), t.to_owned()));
-        }
+        let query = segment_and_tag(segment, tag);
         self.multi_status(Method::DELETE, "/v2/order/multi/cancel", &query, None)
             .await
     }
@@ -449,13 +451,7 @@ impl UpstoxClient {
     /// # Errors
     /// When there is nothing to exit, or Upstox refuses.
     pub async fn exit_all_positions(&self, segment: Option<&str>, tag: Option<&str>) -> Result<BulkOrderResponse> {
-        let mut query = Vec::new();
-        if let Some(s) = segment {
-            query.push(("segment".to_owned(), s.to_owned()));
-        }
-        if let Some(t) = tag {
-            query.push(("tag".to_owned(), t.to_owned()));
-        }
+        let query = segment_and_tag(segment, tag);
         self.multi_status(Method::POST, "/v2/order/positions/exit", &query, None)
             .await
     }

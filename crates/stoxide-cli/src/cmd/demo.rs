@@ -77,8 +77,8 @@ pub(crate) async fn run(args: DemoArgs, out: &Output) -> anyhow::Result<()> {
     let tokens = anon.exchange_code(&app, &code).await?;
     println!(
         "   logged in as {} ({}); token valid until 03:30 IST",
-        tokens.user_id,
-        tokens.user_name.clone().unwrap_or_default()
+        tokens.profile.user_id,
+        tokens.profile.user_name.clone().unwrap_or_default()
     );
     let client = anon.with_token(tokens.access_token.clone());
 
@@ -162,7 +162,7 @@ pub(crate) async fn run(args: DemoArgs, out: &Output) -> anyhow::Result<()> {
     if args.serve {
         println!(
             "simulator keeps running at {base}; token for {}: export UPSTOX_BASE_URL={base}",
-            tokens.user_id
+            tokens.profile.user_id
         );
         println!("(the access token is in the simulator's `stoxide sim` banner; this demo keeps it to itself)");
         tokio::signal::ctrl_c().await.ok();

@@ -94,7 +94,7 @@ async fn oauth_dialog_exchange_and_the_one_live_token_rule() {
 
     let (_, q) = submit_dialog(&sim.base_url(), &app, "SIM001", "123456", "s2").await;
     let tokens = anon.exchange_code(&app, &q["code"]).await.expect("exchange");
-    assert_eq!(tokens.user_id, "SIM001");
+    assert_eq!(tokens.profile.user_id, "SIM001");
     assert!(
         !format!("{tokens:?}").contains(&tokens.access_token),
         "Debug must hide the token"
