@@ -1,0 +1,108 @@
+//! The OAuth `state` parameter: random, single-use, valid ten minutes. A callback whose state
+//! was never issued, was already used, or is too old is refused before any code is exchanged.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use chrono::{DateTime, Duration, Utc};
+use rand::RngCore;
+
+/// How long a login link stays usable.
+pub const STATE_TTL: Duration = Duration::minutes(10);
+
+/// What a state stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingLogin {
+    pub client_id: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Why a callback's state is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum StateError {
+    #[error("the login's state is missing")]
+    Missing,
+    #[error("the login's state is unknown: this callback did not come from a login started here")]
+    Unknown,
+    #[error("the login's state was already used: a replayed callback is refused")]
+    Replayed,
+    #[error("the login link expired (10 minutes); start the login again")]
+    Expired,
+}
+
+/// The states issued by one process.
+#[derive(Debug, Default)]
+pub struct LoginStates {
+    pending: Mutex<HashMap<String, PendingLogin>>,
+    used: Mutex<HashSet<String>>,
+}
+
+impl LoginStates {
+    /// A new, empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Issues a fresh random state (32 bytes, hex) for a login with `client_id`.
+    pub fn issue(&self, client_id: &str, now: DateTime<Utc>) -> String {
+        let mut bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        let state: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        if let Ok(mut p) = self.pending.lock() {
+            p.retain(|_, v| now - v.created_at < STATE_TTL);
+            p.insert(
+                state.clone(),
+                PendingLogin {
+                    client_id: client_id.to_owned(),
+                    created_at: now,
+                },
+            );
+        }
+        state
+    }
+
+    /// Consumes a state; it can be taken once.
+    ///
+    /// # Errors
+    /// [`StateError`] for a missing, unknown, replayed or expired state.
+    pub fn take(&self, state: Option<&str>, now: DateTime<Utc>) -> Result<PendingLogin, StateError> {
+        let state = state.filter(|s| !s.is_empty()).ok_or(StateError::Missing)?;
+        let taken = self.pending.lock().ok().and_then(|mut p| p.remove(state));
+        let mut used = self.used.lock().map_err(|_| StateError::Unknown)?;
+        match taken {
+            Some(p) => {
+                used.insert(state.to_owned());
+                if now - p.created_at >= STATE_TTL {
+                    Err(StateError::Expired)
+                } else {
+                    Ok(p)
+                }
+            }
+            None if used.contains(state) => Err(StateError::Replayed),
+            None => Err(StateError::Unknown),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_use_unknown_and_expiry() {
+        let states = LoginStates::new();
+        let now = Utc::now();
+        let s = states.issue("app", now);
+        assert_eq!(s.len(), 64);
+        assert_eq!(states.take(Some(&s), now).map(|p| p.client_id), Ok("app".to_owned()));
+        assert_eq!(states.take(Some(&s), now), Err(StateError::Replayed));
+        assert_eq!(states.take(Some("nope"), now), Err(StateError::Unknown));
+        assert_eq!(states.take(None, now), Err(StateError::Missing));
+        let old = states.issue("app", now);
+        assert_eq!(
+            states.take(Some(&old), now + Duration::minutes(11)),
+            Err(StateError::Expired)
+        );
+        assert_ne!(states.issue("app", now), states.issue("app", now));
+    }
+}
