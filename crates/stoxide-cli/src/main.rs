@@ -5,6 +5,7 @@
 mod cmd;
 mod output;
 mod settings;
+mod vault;
 
 use std::process::ExitCode;
 
@@ -23,6 +24,12 @@ struct Cli {
     /// Upstox base URL (default: an embedded simulator). Env: UPSTOX_BASE_URL.
     #[arg(long, global = true, value_name = "URL")]
     base_url: Option<String>,
+    /// Where the token vault lives (default: $XDG_DATA_HOME/stoxide).
+    #[arg(long, global = true, value_name = "DIR", env = "STOXIDE_DATA_DIR")]
+    data_dir: Option<std::path::PathBuf>,
+    /// The vault account (Upstox user id) to act for (default: the vault's only account).
+    #[arg(long, global = true, value_name = "ID", env = "STOXIDE_ACCOUNT")]
+    account: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -61,6 +68,16 @@ enum Command {
     /// Decode and benchmark feed frames.
     #[command(subcommand)]
     Feed(cmd::feed::FeedCommand),
+    /// Log in to Upstox (OAuth dialog, or --request) and keep the token in the vault.
+    Login(cmd::login::LoginArgs),
+    /// Revoke the account's token at Upstox and wipe it from the vault.
+    Logout(cmd::login::LogoutArgs),
+    /// Token status, import and export.
+    #[command(subcommand)]
+    Token(cmd::token::TokenCommand),
+    /// The vault: where it is, and key rotation.
+    #[command(subcommand)]
+    Vault(cmd::token::VaultCommand),
     /// Check, step by step, why a REST call or the feed fails (token, expiry, authorize, handshake, keys).
     Doctor(cmd::doctor::DoctorArgs),
 }
@@ -106,6 +123,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let globals = settings::Globals {
         config: cli.config,
         base_url: cli.base_url,
+        data_dir: cli.data_dir.filter(|d| !d.as_os_str().is_empty()),
+        account: cli.account.filter(|a| !a.is_empty()),
     };
     match cli.command {
         Command::Sim(args) => cmd::sim::run(args, &globals).await,
@@ -121,6 +140,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Record(a) => cmd::stream::record(&globals, a).await,
         Command::Replay(a) => cmd::stream::replay_cmd(out.json, a).await,
         Command::Feed(c) => cmd::feed::run(c),
+        Command::Login(a) => cmd::login::login(&globals, &out, a).await,
+        Command::Logout(a) => cmd::login::logout(&globals, &out, a).await,
+        Command::Token(c) => cmd::token::run(&globals, &out, c).await,
+        Command::Vault(c) => cmd::token::vault_cmd(&globals, &out, c).await,
         Command::Doctor(a) => cmd::doctor::run(&globals, &out, a).await,
     }
 }

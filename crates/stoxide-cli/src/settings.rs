@@ -15,6 +15,10 @@ use upstox_sim::{SimConfig, Simulator};
 pub(crate) struct Globals {
     pub config: Option<PathBuf>,
     pub base_url: Option<String>,
+    /// The vault's directory (`--data-dir` / `STOXIDE_DATA_DIR`).
+    pub data_dir: Option<PathBuf>,
+    /// The vault account to act for (`--account` / `STOXIDE_ACCOUNT`).
+    pub account: Option<String>,
 }
 
 /// The connection settings.
@@ -101,11 +105,46 @@ pub(crate) struct Session {
     pub sim: Option<Simulator>,
     /// The access token, for the feeds (never printed).
     pub token: Option<String>,
+    /// The vault account the token came from, when it came from the vault.
+    pub account: Option<crate::vault::VaultAccount>,
+}
+
+/// `production`, `sandbox` or an http(s) URL.
+pub(crate) fn hosts_for(url: &str) -> anyhow::Result<Hosts> {
+    Ok(match url {
+        "production" | "https://api.upstox.com" => Hosts::production(),
+        "sandbox" | "https://api-sandbox.upstox.com" => Hosts::sandbox(),
+        other => {
+            anyhow::ensure!(
+                other.starts_with("http://") || other.starts_with("https://"),
+                "base URL {other:?} must start with http:// or https:// (or be `production` / `sandbox`)"
+            );
+            Hosts::single(other)
+        }
+    })
 }
 
 impl Session {
+    /// The token comes from flags/env/config first, then the vault (`--account`, or its only
+    /// account); with neither and no base URL, an embedded simulator serves.
     pub(crate) async fn open(globals: &Globals) -> anyhow::Result<Self> {
         let settings = Settings::load(globals)?;
+        if settings.access_token.as_deref().is_none_or(|t| t.trim().is_empty())
+            && let Some(account) = crate::vault::session_account(globals).await?
+        {
+            let url = globals
+                .base_url
+                .clone()
+                .unwrap_or_else(|| account.account.base_url.clone());
+            let token = account.token.clone();
+            let client = UpstoxClient::new(ClientConfig::new(hosts_for(&url)?))?.with_token(token.clone());
+            return Ok(Self {
+                client,
+                sim: None,
+                token: Some(token),
+                account: Some(account),
+            });
+        }
         match settings.base_url.as_deref() {
             None => {
                 let sim = Simulator::start(SimConfig::default(), "127.0.0.1:0".parse()?)
@@ -125,21 +164,11 @@ impl Session {
                     client,
                     sim: Some(sim),
                     token: Some(token),
+                    account: None,
                 })
             }
             Some(url) => {
-                let hosts = match url {
-                    "production" | "https://api.upstox.com" => Hosts::production(),
-                    "sandbox" => Hosts::sandbox(),
-                    other => {
-                        anyhow::ensure!(
-                            other.starts_with("http://") || other.starts_with("https://"),
-                            "base URL {other:?} must start with http:// or https:// (or be `production` / `sandbox`)"
-                        );
-                        Hosts::single(other)
-                    }
-                };
-                let mut client = UpstoxClient::new(ClientConfig::new(hosts))?;
+                let mut client = UpstoxClient::new(ClientConfig::new(hosts_for(url)?))?;
                 let token = settings
                     .access_token
                     .map(|t| t.trim().to_owned())
@@ -151,6 +180,7 @@ impl Session {
                     client,
                     sim: None,
                     token,
+                    account: None,
                 })
             }
         }

@@ -41,6 +41,9 @@ pub fn default_data_dir() -> Option<PathBuf> {
     Some(base.join("stoxide"))
 }
 
+/// An account id with its sealed access and extended tokens.
+type AccountSecrets = (String, Option<Vec<u8>>, Option<Vec<u8>>);
+
 /// What a key rotation did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rotation {
@@ -565,10 +568,9 @@ impl Vault {
                 .await?;
             count += 1;
         }
-        let accounts: Vec<(String, Option<Vec<u8>>, Option<Vec<u8>>)> =
-            sqlx::query_as("SELECT id, access_token, extended_token FROM accounts")
-                .fetch_all(&mut *tx)
-                .await?;
+        let accounts: Vec<AccountSecrets> = sqlx::query_as("SELECT id, access_token, extended_token FROM accounts")
+            .fetch_all(&mut *tx)
+            .await?;
         for (id, access, extended) in accounts {
             let mut reseal = |field: &'static str, blob: Option<Vec<u8>>| -> Result<Option<Vec<u8>>> {
                 let Some(blob) = blob else { return Ok(None) };

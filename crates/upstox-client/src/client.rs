@@ -191,6 +191,11 @@ impl UpstoxClient {
         &self.config.hosts
     }
 
+    /// The configuration the client was built with.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
     /// Time spent waiting in the client-side limiter.
     pub fn rate_limit_wait(&self) -> Duration {
         self.limiter.as_ref().map_or(Duration::ZERO, ClientLimiter::total_wait)
@@ -350,7 +355,7 @@ impl UpstoxClient {
     }
 }
 
-fn transport(endpoint: &str, e: reqwest::Error, timeout: Duration) -> Error {
+pub(crate) fn transport(endpoint: &str, e: reqwest::Error, timeout: Duration) -> Error {
     if e.is_timeout() {
         return Error::Timeout {
             endpoint: endpoint.to_owned(),

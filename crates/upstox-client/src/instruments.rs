@@ -740,15 +740,19 @@ impl UpstoxClient {
     ) -> Result<Vec<u8>> {
         let url = self.instruments_url(file);
         let endpoint = format!("GET {file}.json.gz");
-        let resp = reqwest::Client::new()
+        // No overall deadline (the file is tens of MB on a slow link), but a connect timeout and
+        // a deadline on every read, so a dead server cannot hang the download.
+        let config = self.config();
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .read_timeout(config.timeout)
+            .build()
+            .map_err(|e| Error::InvalidInput(format!("cannot build HTTP client: {e}")))?;
+        let resp = http
             .get(&url)
             .send()
             .await
-            .map_err(|e| Error::Transport {
-                endpoint: endpoint.clone(),
-                message: e.without_url().to_string(),
-                connect: true,
-            })?;
+            .map_err(|e| crate::client::transport(&endpoint, e, config.timeout))?;
         if !resp.status().is_success() {
             return Err(Error::Api {
                 endpoint,
@@ -761,11 +765,7 @@ impl UpstoxClient {
         let mut stream = resp.bytes_stream();
         progress(0, total);
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| Error::Transport {
-                endpoint: endpoint.clone(),
-                message: e.without_url().to_string(),
-                connect: false,
-            })?;
+            let chunk = chunk.map_err(|e| crate::client::transport(&endpoint, e, config.timeout))?;
             body.extend_from_slice(&chunk);
             progress(body.len() as u64, total);
         }

@@ -72,7 +72,8 @@ impl<P: Protocol> Worker<P> {
         let mut attempt: u32 = 1;
         let mut backoff = self.backoff();
         loop {
-            let end = match self.connect().await {
+            let token = self.tokens.token();
+            let end = match self.connect(token.clone()).await {
                 Ok(ws) => {
                     self.queue.push_status(FeedEvent::Connected { attempt });
                     let (end, healthy) = self.serve(ws).await;
@@ -93,6 +94,19 @@ impl<P: Protocol> Worker<P> {
                 End::Cancelled => {
                     self.queue.close(None);
                     return;
+                }
+                End::Stop(d @ (Diagnosis::Unauthorized { .. } | Diagnosis::NoToken))
+                    if self.config.await_new_token.is_some() =>
+                {
+                    tracing::warn!(diagnosis = %d, "feed waiting for a new token");
+                    self.queue
+                        .push_status(FeedEvent::WaitingForToken { reason: d.to_string() });
+                    if !self.await_new_token(token.as_deref()).await {
+                        self.queue.close(None);
+                        return;
+                    }
+                    attempt = 1;
+                    backoff = self.backoff();
                 }
                 End::Stop(d) => {
                     tracing::warn!(diagnosis = %d, "market feed stopped");
@@ -123,9 +137,24 @@ impl<P: Protocol> Worker<P> {
         }
     }
 
+    /// Polls the token source until it yields a token other than `refused`; false when cancelled.
+    async fn await_new_token(&self, refused: Option<&str>) -> bool {
+        let poll = self.config.await_new_token.unwrap_or(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                () = self.cancel.cancelled() => return false,
+                () = tokio::time::sleep(poll) => {}
+            }
+            match self.tokens.token() {
+                Some(t) if Some(t.as_str()) != refused => return true,
+                _ => {}
+            }
+        }
+    }
+
     /// Authorizes (fresh URI every time) and opens the WebSocket.
-    async fn connect(&self) -> Result<Ws, End> {
-        let Some(token) = self.tokens.token() else {
+    async fn connect(&self, token: Option<String>) -> Result<Ws, End> {
+        let Some(token) = token else {
             return Err(End::Stop(Diagnosis::NoToken));
         };
         let client = self.client.with_token(token);

@@ -37,6 +37,9 @@ pub enum FeedEvent {
     },
     /// An order, position, holding or GTT update (portfolio stream; never coalesced).
     Portfolio(crate::portfolio::PortfolioUpdate),
+    /// The token was refused (or is missing); waiting for the token source to yield a new one
+    /// (only with `StreamerConfig::await_new_token`).
+    WaitingForToken { reason: String },
     /// Stopped for good; no more events follow.
     Stopped(Diagnosis),
 }

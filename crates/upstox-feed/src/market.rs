@@ -43,6 +43,12 @@ pub struct StreamerConfig {
     /// Every raw frame is also offered here (for recording); frames are dropped, never waited
     /// for, when the receiver falls behind.
     pub raw_frames: Option<tokio::sync::mpsc::Sender<crate::recording::RawFrame>>,
+    /// On a 401 (or no token), instead of stopping: report [`FeedEvent::WaitingForToken`] and ask
+    /// the token source this often until it yields a different token, then connect with it. For
+    /// sources that change (the vault after `stoxide login`); a fixed token should stop.
+    ///
+    /// [`FeedEvent::WaitingForToken`]: crate::FeedEvent::WaitingForToken
+    pub await_new_token: Option<Duration>,
 }
 
 impl Default for StreamerConfig {
@@ -57,6 +63,7 @@ impl Default for StreamerConfig {
             keys_per_request: 1000,
             status_queue: 256,
             raw_frames: None,
+            await_new_token: None,
         }
     }
 }

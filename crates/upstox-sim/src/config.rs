@@ -72,7 +72,8 @@ impl Default for SimConfig {
                     client_id: "sim-app-1".into(),
                     client_secret: "sim-secret-1".into(),
                     redirect_uri: "http://127.0.0.1:5055/callback".into(),
-                    notifier_url: None,
+                    // Where `stoxide login --request` listens by default.
+                    notifier_url: Some("http://127.0.0.1:5057/upstox/notifier".into()),
                     feed_enabled: true,
                     extended_token: false,
                 },

@@ -84,20 +84,19 @@ async fn checks(s: &Session, args: &DoctorArgs, report: &mut Report) {
         );
         return;
     };
-    report.pass(
-        "access token present",
-        if s.sim.is_some() {
-            "the embedded simulator's seeded user"
-        } else {
-            "from flags, environment or config"
-        },
-    );
+    let source = match (&s.account, s.sim.is_some()) {
+        (Some(va), _) => format!("from the vault (account {})", va.account.id),
+        (None, true) => "the embedded simulator's seeded user".into(),
+        (None, false) => "from flags, environment or config".into(),
+    };
+    report.pass("access token present", source);
 
-    // 2. The 03:30 IST rule.
+    // 2. The 03:30 IST rule (the vault checks already judged a vault token's own expiry).
     let now = chrono::Utc::now();
-    let cutoff = token_expiry(now);
-    let left = cutoff - now;
-    report.pass(
+    if s.account.is_none() {
+        let cutoff = token_expiry(now);
+        let left = cutoff - now;
+        report.pass(
         "03:30 IST expiry",
         format!(
             "every Upstox token dies at 03:30 IST; the next cutoff is {} ({}h {:02}m from now) — a token issued before the last cutoff is already dead",
@@ -106,6 +105,7 @@ async fn checks(s: &Session, args: &DoctorArgs, report: &mut Report) {
             left.num_minutes() % 60
         ),
     );
+    }
 
     // 3. REST accepts it.
     match s.client.profile().await {
@@ -271,12 +271,116 @@ async fn key_checks(s: &Session, keys: &[String], report: &mut Report) {
     }
 }
 
-pub(crate) async fn run(globals: &Globals, out: &Output, args: DoctorArgs) -> anyhow::Result<()> {
-    let session = Session::open(globals).await?;
-    let mut report = Report::default();
-    checks(&session, &args, &mut report).await;
-    key_checks(&session, &args.keys, &mut report).await;
-    session.close().await;
+/// The vault's part: it opens with its key, the account is there, its token decrypts and is not
+/// past 03:30 IST. Answers false when the remaining checks cannot run.
+async fn vault_checks(globals: &Globals, report: &mut Report) -> bool {
+    let settings_token = crate::settings::Settings::load(globals)
+        .ok()
+        .and_then(|s| s.access_token)
+        .is_some_and(|t| !t.trim().is_empty());
+    if settings_token {
+        return true;
+    }
+    let dir = match crate::vault::data_dir(globals) {
+        Ok(d) => d,
+        Err(e) => {
+            report.fail("vault", e.to_string(), "set --data-dir or STOXIDE_DATA_DIR");
+            return false;
+        }
+    };
+    let vault = match stoxide_vault::Vault::open_existing(&dir).await {
+        Ok(Some(v)) => v,
+        Ok(None) if globals.account.is_some() => {
+            report.fail(
+                "vault present",
+                format!("no vault at {}", dir.display()),
+                "run `stoxide login` (or pass the right --data-dir)",
+            );
+            return false;
+        }
+        Ok(None) => return true,
+        Err(e) => {
+            report.fail(
+                "vault key present and right",
+                e.to_string(),
+                "the message says which key or file is wrong; `stoxide vault info` shows where the vault looks",
+            );
+            return false;
+        }
+    };
+    report.pass(
+        "vault key present and right",
+        format!(
+            "{} opens with the key from {}",
+            vault.db_path().display(),
+            vault.key_source()
+        ),
+    );
+    let account = match crate::vault::select(&vault, globals).await {
+        Ok(Some(a)) => a,
+        Ok(None) => return true,
+        Err(e) => {
+            report.fail(
+                "vault account",
+                format!("{e:#}"),
+                "pass --account ID (`stoxide token status --all` lists them)",
+            );
+            return false;
+        }
+    };
+    match vault.access_token(&account.id).await {
+        Ok(Some(_)) => report.pass("token decryptable", format!("account {}", account.id)),
+        Ok(None) => {
+            report.fail(
+                "token decryptable",
+                format!("account {} has no token (logged out)", account.id),
+                format!("run `stoxide login --account {}`", account.id),
+            );
+            return false;
+        }
+        Err(e) => {
+            report.fail(
+                "token decryptable",
+                e.to_string(),
+                format!("run `stoxide login --account {}`", account.id),
+            );
+            return false;
+        }
+    }
+    let now = chrono::Utc::now();
+    match account.expires_at {
+        Some(exp) if now >= exp => {
+            report.fail(
+                "not past its 03:30 IST expiry",
+                format!(
+                    "the token of {} expired at {} ({} ago)",
+                    account.id,
+                    exp.with_timezone(&IST).format("%Y-%m-%d %H:%M IST"),
+                    stoxide_vault::status::human(now - exp)
+                ),
+                format!(
+                    "tokens die at 03:30 IST every day; run `stoxide login --account {}`",
+                    account.id
+                ),
+            );
+            vault.close().await;
+            return false;
+        }
+        Some(exp) => report.pass(
+            "not past its 03:30 IST expiry",
+            format!(
+                "expires {} (in {})",
+                exp.with_timezone(&IST).format("%Y-%m-%d %H:%M IST"),
+                stoxide_vault::status::human(exp - now)
+            ),
+        ),
+        None => report.pass("not past its 03:30 IST expiry", "issue time unknown (imported token)"),
+    }
+    vault.close().await;
+    true
+}
+
+fn print_report(out: &Output, report: &Report) -> anyhow::Result<()> {
     if out.json {
         out.print_json(&report.checks)?;
     } else {
@@ -287,6 +391,20 @@ pub(crate) async fn run(globals: &Globals, out: &Output, args: DoctorArgs) -> an
             }
         }
     }
+    Ok(())
+}
+
+pub(crate) async fn run(globals: &Globals, out: &Output, args: DoctorArgs) -> anyhow::Result<()> {
+    let mut report = Report::default();
+    if !vault_checks(globals, &mut report).await {
+        print_report(out, &report)?;
+        anyhow::bail!("{} check(s) failed; see the fixes above", report.failed());
+    }
+    let session = Session::open(globals).await?;
+    checks(&session, &args, &mut report).await;
+    key_checks(&session, &args.keys, &mut report).await;
+    session.close().await;
+    print_report(out, &report)?;
     let failed = report.failed();
     anyhow::ensure!(failed == 0, "{failed} check(s) failed; see the fixes above");
     Ok(())

@@ -74,20 +74,64 @@ async fn until_deadline(deadline: Option<tokio::time::Instant>) {
     }
 }
 
+/// Notices from the vault watcher (expiry ahead, a new token picked up); none for a fixed token.
+struct Notices {
+    rx: Option<tokio::sync::mpsc::UnboundedReceiver<String>>,
+    cancel: tokio_util::sync::CancellationToken,
+}
+
+impl Notices {
+    async fn next(&mut self) -> Option<String> {
+        match &mut self.rx {
+            Some(rx) => rx.recv().await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+impl Drop for Notices {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
 async fn open_streamer(
     globals: &Globals,
     keys: &[&str],
     mode: FeedMode,
-    config: StreamerConfig,
-) -> anyhow::Result<(Session, MarketStreamer, EventStream)> {
+    mut config: StreamerConfig,
+) -> anyhow::Result<(Session, MarketStreamer, EventStream, Notices)> {
     let session = Session::open(globals).await?;
     let token = session
         .token
         .clone()
-        .context("no access token: set UPSTOX_ACCESS_TOKEN (or log in)")?;
-    let (streamer, events) = MarketStreamer::start(session.anonymous_client()?, StaticToken(token), config);
+        .context("no access token: log in (`stoxide login`) or set UPSTOX_ACCESS_TOKEN")?;
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let (streamer, events, rx) = match &session.account {
+        // A vault token: re-read at every connect, and after a 401 wait for a new login.
+        Some(va) => {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let source = crate::vault::watch(
+                va.data_dir.clone(),
+                va.account.id.clone(),
+                token,
+                cancel.clone(),
+                move |m| {
+                    let _ = tx.send(m);
+                },
+            )
+            .await;
+            config.await_new_token = Some(Duration::from_secs(2));
+            let (s, e) = MarketStreamer::start(session.anonymous_client()?, source, config);
+            (s, e, Some(rx))
+        }
+        None => {
+            let (s, e) = MarketStreamer::start(session.anonymous_client()?, StaticToken(token), config);
+            (s, e, None)
+        }
+    };
     streamer.subscribe(keys, mode)?;
-    Ok((session, streamer, events))
+    Ok((session, streamer, events, Notices { rx, cancel }))
 }
 
 /// What the live table shows per instrument.
@@ -157,6 +201,7 @@ async fn show(
     keys: &[&str],
     json: bool,
     deadline: Option<tokio::time::Instant>,
+    notices: &mut Notices,
 ) -> anyhow::Result<()> {
     let mut rows: BTreeMap<String, Row> = keys.iter().map(|k| ((*k).to_owned(), Row::default())).collect();
     let mut status = "connecting…".to_owned();
@@ -177,8 +222,18 @@ async fn show(
                 }
                 stdout.flush()?;
             }
+            n = notices.next() => if let Some(n) = n {
+                if json || !tty {
+                    eprintln!("{n}");
+                }
+                status = format!("{status} — {n}");
+            },
             e = events.next() => match e {
                 None => return Ok(()),
+                Some(FeedEvent::WaitingForToken { reason }) => {
+                    status = format!("waiting for a new login: {reason}");
+                    eprintln!("{status}");
+                }
                 Some(FeedEvent::Ticks(batch)) => {
                     ticks += batch.len() as u64;
                     for t in &batch {
@@ -211,8 +266,9 @@ async fn show(
 pub(crate) async fn stream(globals: &Globals, json: bool, args: StreamArgs) -> anyhow::Result<()> {
     let keys = check_keys(&args.keys)?;
     let deadline = deadline(args.duration)?;
-    let (session, streamer, events) = open_streamer(globals, &keys, args.mode, StreamerConfig::default()).await?;
-    let result = show(&events, &keys, json, deadline).await;
+    let (session, streamer, events, mut notices) =
+        open_streamer(globals, &keys, args.mode, StreamerConfig::default()).await?;
+    let result = show(&events, &keys, json, deadline, &mut notices).await;
     streamer.shutdown().await;
     session.close().await;
     result
@@ -228,7 +284,7 @@ pub(crate) async fn record(globals: &Globals, args: RecordArgs) -> anyhow::Resul
         raw_frames: Some(tx),
         ..StreamerConfig::default()
     };
-    let (session, streamer, events) = open_streamer(globals, &keys, args.mode, config).await?;
+    let (session, streamer, events, mut notices) = open_streamer(globals, &keys, args.mode, config).await?;
     let started = Instant::now();
     let mut progress = tokio::time::interval(Duration::from_millis(500));
     let result = loop {
@@ -239,8 +295,12 @@ pub(crate) async fn record(globals: &Globals, args: RecordArgs) -> anyhow::Resul
                 Some(f) => writer.write(&f)?,
                 None => break Ok(()),
             },
+            n = notices.next() => if let Some(n) = n {
+                eprintln!("\n{n}");
+            },
             e = events.next() => match e {
                 Some(FeedEvent::Stopped(d)) => break Err(anyhow::anyhow!("feed stopped: {d}")),
+                Some(FeedEvent::WaitingForToken { reason }) => eprintln!("\nwaiting for a new login: {reason}"),
                 None => break Ok(()),
                 Some(_) => {}
             },
@@ -271,7 +331,11 @@ pub(crate) async fn replay_cmd(json: bool, args: ReplayArgs) -> anyhow::Result<(
     let frames = read_frames(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
     let events = replay(frames, args.speed);
     if json {
-        return show(&events, &[], true, None).await;
+        let mut none = Notices {
+            rx: None,
+            cancel: tokio_util::sync::CancellationToken::new(),
+        };
+        return show(&events, &[], true, None, &mut none).await;
     }
     let mut rows = BTreeMap::new();
     let mut ticks = 0;

@@ -1,5 +1,7 @@
 //! The `stoxide` binary as a user runs it: output, exit codes and one-line errors.
 
+mod login;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
@@ -10,6 +12,14 @@ fn stoxide() -> Command {
     // Never pick up the developer's real configuration.
     c.env_remove("UPSTOX_BASE_URL")
         .env_remove("UPSTOX_ACCESS_TOKEN")
+        .env_remove("UPSTOX_API_KEY")
+        .env_remove("UPSTOX_API_SECRET")
+        .env_remove("UPSTOX_REDIRECT_URI")
+        .env_remove("STOXIDE_ACCOUNT")
+        .env_remove("STOXIDE_VAULT_KEY")
+        .env_remove("STOXIDE_VAULT_NEW_KEY")
+        // Nor the developer's vault: tests that need one pass their own --data-dir.
+        .env("STOXIDE_DATA_DIR", "/nonexistent-stoxide-test/data")
         .env("XDG_CONFIG_HOME", "/nonexistent-stoxide-test");
     c
 }

@@ -215,6 +215,38 @@ async fn a_replaced_token_is_used_on_the_next_connect() {
 }
 
 #[tokio::test]
+async fn a_refused_token_waits_for_a_new_one_instead_of_stopping_when_asked() {
+    let sim = sim().await;
+    let current = Arc::new(Mutex::new("revoked-or-expired".to_owned()));
+    let source = {
+        let current = current.clone();
+        move || Some(current.lock().clone())
+    };
+    let config = StreamerConfig {
+        await_new_token: Some(Duration::from_millis(50)),
+        ..fast()
+    };
+    let (streamer, events) = MarketStreamer::start(client(&sim), source, config);
+    streamer.subscribe(&[RELIANCE], FeedMode::Ltpc).expect("sub");
+    let mut seen = Vec::new();
+    let e = until(&events, &mut seen, |e| matches!(e, FeedEvent::WaitingForToken { .. })).await;
+    assert!(
+        matches!(e, FeedEvent::WaitingForToken { ref reason } if reason.contains("401")),
+        "{e:?}"
+    );
+    assert!(
+        !seen.iter().any(|e| matches!(e, FeedEvent::Reconnecting { .. })),
+        "no retries with the refused token: {seen:?}"
+    );
+    // A login elsewhere puts a new token where the source reads it.
+    *current.lock() = sim.token_of("SIM001").expect("token").to_owned();
+    seen.clear();
+    until(&events, &mut seen, |e| ticks_of(e, RELIANCE).is_some()).await;
+    streamer.shutdown().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test]
 async fn caps_are_checked_before_the_server_would_drop_keys_silently() {
     let sim = sim().await;
     let (streamer, _events) = MarketStreamer::start(client(&sim), StaticToken("t".into()), fast());
