@@ -189,13 +189,32 @@ pub(crate) async fn watch(
     cancel: tokio_util::sync::CancellationToken,
     notify: impl Fn(String) + Send + Sync + 'static,
 ) -> VaultTokenSource {
+    watch_every(
+        Duration::from_secs(5),
+        data_dir,
+        account_id,
+        first_token,
+        cancel,
+        notify,
+    )
+    .await
+}
+
+async fn watch_every(
+    poll: Duration,
+    data_dir: PathBuf,
+    account_id: String,
+    first_token: String,
+    cancel: tokio_util::sync::CancellationToken,
+    notify: impl Fn(String) + Send + Sync + 'static,
+) -> VaultTokenSource {
     let source = VaultTokenSource {
         current: Arc::new(RwLock::new(Some(first_token))),
     };
     let shared = source.current.clone();
     tokio::spawn(async move {
         let mut last_warned = None;
-        let mut interval = tokio::time::interval(Duration::from_secs(5));
+        let mut interval = tokio::time::interval(poll);
         loop {
             tokio::select! {
                 () = cancel.cancelled() => return,
@@ -236,4 +255,80 @@ pub(crate) async fn watch(
         }
     });
     source
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::SecretString;
+    use stoxide_vault::{NewToken, TokenOrigin};
+    use upstox_feed::TokenSource;
+
+    fn token(value: &str, expires_in: chrono::Duration) -> NewToken {
+        NewToken {
+            account_id: "SIM001".into(),
+            client_id: None,
+            user_name: None,
+            base_url: "http://127.0.0.1:9".into(),
+            access_token: SecretString::from(value.to_owned()),
+            extended_token: None,
+            issued_at: Utc::now(),
+            expires_at: Some(Utc::now() + expires_in),
+            origin: TokenOrigin::Oauth,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stream_picks_up_a_new_login_and_warns_ahead_of_expiry() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let vault = Vault::open(dir.path()).await.expect("vault");
+        vault
+            .store_token(&token("first-token-0123456789", chrono::Duration::hours(5)))
+            .await
+            .expect("store");
+        let notices = Arc::new(parking_lot::Mutex::new(Vec::<String>::new()));
+        let sink = notices.clone();
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let source = watch_every(
+            Duration::from_millis(20),
+            dir.path().to_owned(),
+            "SIM001".into(),
+            "first-token-0123456789".into(),
+            cancel.clone(),
+            move |m| sink.lock().push(m),
+        )
+        .await;
+        assert_eq!(source.token().as_deref(), Some("first-token-0123456789"));
+
+        // A new login that expires in ten minutes.
+        vault
+            .store_token(&token("second-token-0123456789", chrono::Duration::minutes(10)))
+            .await
+            .expect("store");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while notices.lock().len() < 2 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(source.token().as_deref(), Some("second-token-0123456789"));
+        let seen = notices.lock().clone();
+        assert!(
+            seen.iter().any(|n| n.contains("picked up a new token for SIM001")),
+            "{seen:?}"
+        );
+        assert!(
+            seen.iter().any(|n| n.contains("expires at 03:30 IST, in 9m")),
+            "{seen:?}"
+        );
+        assert_eq!(
+            seen.iter().filter(|n| n.contains("expires")).count(),
+            1,
+            "warned once: {seen:?}"
+        );
+        assert!(
+            seen.iter().all(|n| !n.contains("second-token")),
+            "no token in a notice: {seen:?}"
+        );
+        assert!(format!("{source:?}").contains("redacted"));
+        cancel.cancel();
+    }
 }
