@@ -656,3 +656,55 @@ fn broken_vaults_keys_and_token_files_get_one_line_and_nothing_is_lost() {
     );
     assert_eq!(std::fs::read(&key).expect("key"), key_bytes);
 }
+
+#[test]
+fn a_vault_keyed_from_the_environment_rotates_to_the_new_variable() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let files = tempfile::tempdir().expect("tempdir");
+    let token = files.path().join("t.json");
+    std::fs::write(
+        &token,
+        r#"{"access_token":"sim_at_env_key_0123456789abcdef","user_id":"SIM007","issued_at":"1731412800000"}"#,
+    )
+    .expect("write");
+    let (old, new) = ("1f".repeat(32), "2e".repeat(32));
+    let run = |env: &[(&str, &str)], args: &[&str]| {
+        let mut c = stoxide();
+        c.env("STOXIDE_DATA_DIR", data.path());
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let out = c.args(args).output().expect("run");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into(),
+            stderr: String::from_utf8_lossy(&out.stderr).into(),
+        }
+    };
+    let r = run(
+        &[("STOXIDE_VAULT_KEY", old.as_str())],
+        &["token", "import", "--offline", token.to_str().expect("path")],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        !data.path().join("vault.key").exists(),
+        "an environment key writes no key file"
+    );
+
+    assert_one_line_error(
+        &run(&[("STOXIDE_VAULT_KEY", old.as_str())], &["vault", "rotate-key"]),
+        "STOXIDE_VAULT_NEW_KEY",
+    );
+    let both = [
+        ("STOXIDE_VAULT_KEY", old.as_str()),
+        ("STOXIDE_VAULT_NEW_KEY", new.as_str()),
+    ];
+    let r = run(&both, &["vault", "rotate-key"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("now set STOXIDE_VAULT_KEY"), "{}", r.stdout);
+    // The old key no longer opens it, and says where the vault went.
+    assert_one_line_error(&run(&both, &["token", "export"]), "rotated to STOXIDE_VAULT_NEW_KEY");
+    let r = run(&[("STOXIDE_VAULT_KEY", new.as_str())], &["token", "export"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout.trim(), "sim_at_env_key_0123456789abcdef");
+}
