@@ -3,12 +3,10 @@
 //! long-running streams use to pick up a new login and warn ahead of 03:30 IST.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use chrono::Utc;
-use parking_lot::RwLock;
 use secrecy::ExposeSecret;
 use stoxide_vault::{Account, Check, CheckOutcome, TokenStatus, Vault, assess};
 use upstox_client::{ClientConfig, UpstoxClient};
@@ -161,174 +159,22 @@ pub(crate) async fn status(vault: &Vault, account: &Account, force: bool) -> any
     Ok(assess(&updated, now))
 }
 
-/// A token source for streams: the vault is re-read every few seconds, so a new login (or
-/// token request) is used at the next connect without a restart; ahead of 03:30 IST it warns.
-#[derive(Clone)]
-pub(crate) struct VaultTokenSource {
-    current: Arc<RwLock<Option<String>>>,
-}
-
-impl std::fmt::Debug for VaultTokenSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("VaultTokenSource(<redacted>)")
-    }
-}
-
-impl upstox_feed::TokenSource for VaultTokenSource {
-    fn token(&self) -> Option<String> {
-        self.current.read().clone()
-    }
-}
-
-/// Starts watching `account` in the vault at `data_dir`. `notify` receives the warnings (ahead
-/// of expiry, a new token picked up, a vault that cannot be read). The task ends with `cancel`.
-pub(crate) async fn watch(
+/// Starts watching `account_id` in the vault for a stream (see [`stoxide_vault::watch_token`]);
+/// the watcher is the stream's token source.
+pub(crate) fn watch(
     data_dir: PathBuf,
     account_id: String,
     first_token: String,
     cancel: tokio_util::sync::CancellationToken,
     notify: impl Fn(String) + Send + Sync + 'static,
-) -> VaultTokenSource {
-    watch_every(
-        Duration::from_secs(5),
+) -> impl upstox_feed::TokenSource {
+    let watch = stoxide_vault::watch_token(
         data_dir,
         account_id,
         first_token,
+        Duration::from_secs(5),
         cancel,
         notify,
-    )
-    .await
-}
-
-async fn watch_every(
-    poll: Duration,
-    data_dir: PathBuf,
-    account_id: String,
-    first_token: String,
-    cancel: tokio_util::sync::CancellationToken,
-    notify: impl Fn(String) + Send + Sync + 'static,
-) -> VaultTokenSource {
-    let source = VaultTokenSource {
-        current: Arc::new(RwLock::new(Some(first_token))),
-    };
-    let shared = source.current.clone();
-    tokio::spawn(async move {
-        let mut last_warned = None;
-        let mut interval = tokio::time::interval(poll);
-        loop {
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                _ = interval.tick() => {}
-            }
-            let read = async {
-                let vault = Vault::open_existing(&data_dir).await?.context("the vault is gone")?;
-                let account = vault.account(&account_id).await?;
-                let token = vault.access_token(&account_id).await?;
-                vault.close().await;
-                anyhow::Ok((account, token))
-            };
-            match read.await {
-                Ok((account, token)) => {
-                    let token = token.map(|t| t.expose_secret().to_owned());
-                    let changed = *shared.read() != token;
-                    if changed {
-                        *shared.write() = token.clone();
-                        last_warned = None;
-                        if token.is_some() {
-                            notify(format!("picked up a new token for {account_id} from the vault"));
-                        } else {
-                            notify(format!("the token of {account_id} was wiped from the vault (logout)"));
-                        }
-                    }
-                    if let Some(exp) = account.and_then(|a| a.expires_at)
-                        && let Some(w) = stoxide_vault::status::expiry_warning(exp, Utc::now(), last_warned)
-                    {
-                        last_warned = Some(w);
-                        notify(format!(
-                            "the token of {account_id} expires at 03:30 IST, in {}; run `stoxide login --account {account_id}` — this stream picks the new token up by itself",
-                            stoxide_vault::status::human(exp - Utc::now())
-                        ));
-                    }
-                }
-                Err(e) => notify(format!("cannot read the vault: {e:#}")),
-            }
-        }
-    });
-    source
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use secrecy::SecretString;
-    use stoxide_vault::{NewToken, TokenOrigin};
-    use upstox_feed::TokenSource;
-
-    fn token(value: &str, expires_in: chrono::Duration) -> NewToken {
-        NewToken {
-            account_id: "SIM001".into(),
-            client_id: None,
-            user_name: None,
-            base_url: "http://127.0.0.1:9".into(),
-            access_token: SecretString::from(value.to_owned()),
-            extended_token: None,
-            issued_at: Utc::now(),
-            expires_at: Some(Utc::now() + expires_in),
-            origin: TokenOrigin::Oauth,
-        }
-    }
-
-    #[tokio::test]
-    async fn a_stream_picks_up_a_new_login_and_warns_ahead_of_expiry() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let vault = Vault::open(dir.path()).await.expect("vault");
-        vault
-            .store_token(&token("first-token-0123456789", chrono::Duration::hours(5)))
-            .await
-            .expect("store");
-        let notices = Arc::new(parking_lot::Mutex::new(Vec::<String>::new()));
-        let sink = notices.clone();
-        let cancel = tokio_util::sync::CancellationToken::new();
-        let source = watch_every(
-            Duration::from_millis(20),
-            dir.path().to_owned(),
-            "SIM001".into(),
-            "first-token-0123456789".into(),
-            cancel.clone(),
-            move |m| sink.lock().push(m),
-        )
-        .await;
-        assert_eq!(source.token().as_deref(), Some("first-token-0123456789"));
-
-        // A new login that expires in ten minutes.
-        vault
-            .store_token(&token("second-token-0123456789", chrono::Duration::minutes(10)))
-            .await
-            .expect("store");
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while notices.lock().len() < 2 && std::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert_eq!(source.token().as_deref(), Some("second-token-0123456789"));
-        let seen = notices.lock().clone();
-        assert!(
-            seen.iter().any(|n| n.contains("picked up a new token for SIM001")),
-            "{seen:?}"
-        );
-        assert!(
-            seen.iter().any(|n| n.contains("expires at 03:30 IST, in 9m")),
-            "{seen:?}"
-        );
-        assert_eq!(
-            seen.iter().filter(|n| n.contains("expires")).count(),
-            1,
-            "warned once: {seen:?}"
-        );
-        assert!(
-            seen.iter().all(|n| !n.contains("second-token")),
-            "no token in a notice: {seen:?}"
-        );
-        assert!(format!("{source:?}").contains("redacted"));
-        cancel.cancel();
-    }
+    );
+    move || watch.current()
 }

@@ -8,6 +8,8 @@
 //!   on first use with mode 0600; [`Vault::rotate_key`] re-encrypts everything, crash-safe.
 //! - [`status`]: a token's state (valid for how long, expired at 03:30 IST, revoked, rejected)
 //!   and the next step; the warnings long-running processes give ahead of expiry.
+//! - [`watch_token`]: a long-running process's current token, re-read from the vault, with
+//!   warnings ahead of 03:30 IST.
 //! - [`LoginStates`]: single-use OAuth `state` values; [`token_file`]: plain token files for
 //!   import and export.
 //!
@@ -26,6 +28,7 @@ mod oauth_state;
 pub mod status;
 pub mod token_file;
 mod vault;
+mod watch;
 
 pub use account::{Account, AppMode, AppRecord, Check, CheckOutcome, NewApp, NewToken, TokenOrigin};
 pub use error::{Error, Result};
@@ -33,3 +36,4 @@ pub use key::{KeySource, VaultKey};
 pub use oauth_state::{LoginStates, PendingLogin, STATE_TTL, StateError};
 pub use status::{TokenState, TokenStatus, assess};
 pub use vault::{Rotation, Vault, default_data_dir};
+pub use watch::{TokenWatch, watch_token};

@@ -119,8 +119,7 @@ async fn open_streamer(
                 move |m| {
                     let _ = tx.send(m);
                 },
-            )
-            .await;
+            );
             config.await_new_token = Some(Duration::from_secs(2));
             let (s, e) = MarketStreamer::start(session.anonymous_client()?, source, config);
             (s, e, Some(rx))

@@ -106,11 +106,17 @@ async fn status(globals: &Globals, out: &Output, all: bool, refresh: bool) -> an
         }
         println!("{t}");
     }
-    let bad = statuses
+    // Scripts ask "can I trade?": anything but a confirmed valid token is a non-zero exit.
+    let unchecked = statuses
         .iter()
-        .filter(|(_, s)| !s.is_valid() && !matches!(s.state, TokenState::Unchecked { .. }))
+        .filter(|(_, s)| matches!(s.state, TokenState::Unchecked { .. }))
         .count();
+    let bad = statuses.iter().filter(|(_, s)| !s.is_valid()).count() - unchecked;
     anyhow::ensure!(bad == 0, "{bad} account(s) need a new login; see the next step above");
+    anyhow::ensure!(
+        unchecked == 0,
+        "{unchecked} account(s) could not be checked with Upstox; see the status above"
+    );
     Ok(())
 }
 
