@@ -8,6 +8,7 @@ pub(crate) mod instruments;
 pub(crate) mod login;
 pub(crate) mod order;
 pub(crate) mod quote;
+pub(crate) mod serve;
 pub(crate) mod sim;
 pub(crate) mod stream;
 pub(crate) mod token;

@@ -38,8 +38,10 @@ struct Cli {
 enum Command {
     /// Run the Upstox-compatible simulator (first stdout line: JSON for scripts).
     Sim(cmd::sim::SimArgs),
-    /// Start the simulator and walk through login, quotes, an order and positions.
+    /// The simulator and the web dashboard in one process, an account linked and streaming.
     Demo(cmd::demo::DemoArgs),
+    /// The web dashboard: token status, account linking, live prices, stream health.
+    Serve(cmd::serve::ServeArgs),
     /// Show the user's profile.
     Profile,
     /// Show funds and margin.
@@ -128,7 +130,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     match cli.command {
         Command::Sim(args) => cmd::sim::run(args, &globals).await,
-        Command::Demo(args) => cmd::demo::run(args, &out).await,
+        Command::Demo(args) => cmd::demo::run(args, &globals, &out).await,
+        Command::Serve(args) => cmd::serve::run(&globals, args).await,
         Command::Profile => cmd::account::profile(&globals, &out).await,
         Command::Funds => cmd::account::funds(&globals, &out).await,
         Command::Quote { keys } => cmd::quote::run(&globals, &out, &keys).await,

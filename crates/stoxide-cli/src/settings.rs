@@ -111,17 +111,7 @@ pub(crate) struct Session {
 
 /// `production`, `sandbox` or an http(s) URL.
 pub(crate) fn hosts_for(url: &str) -> anyhow::Result<Hosts> {
-    Ok(match url {
-        "production" | "https://api.upstox.com" => Hosts::production(),
-        "sandbox" | "https://api-sandbox.upstox.com" => Hosts::sandbox(),
-        other => {
-            anyhow::ensure!(
-                other.starts_with("http://") || other.starts_with("https://"),
-                "base URL {other:?} must start with http:// or https:// (or be `production` / `sandbox`)"
-            );
-            Hosts::single(other)
-        }
-    })
+    Ok(Hosts::from_base_url(url)?)
 }
 
 impl Session {

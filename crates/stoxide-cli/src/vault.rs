@@ -6,15 +6,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use chrono::Utc;
 use secrecy::ExposeSecret;
-use stoxide_vault::{Account, Check, CheckOutcome, TokenStatus, Vault, assess};
-use upstox_client::{ClientConfig, UpstoxClient};
+use stoxide_vault::{Account, CheckOutcome, TokenStatus, Vault};
 
-use crate::settings::{Globals, hosts_for};
-
-/// A token check younger than this is trusted without asking Upstox again.
-const CHECK_CACHE: chrono::Duration = chrono::Duration::seconds(60);
+use crate::settings::Globals;
 
 /// An account and its decrypted token, for one command. Debug hides the token.
 pub(crate) struct VaultAccount {
@@ -120,43 +115,12 @@ pub(crate) async fn probe(
     base_url: &str,
     token: &str,
 ) -> anyhow::Result<(CheckOutcome, Option<upstox_client::user::Profile>)> {
-    let mut config = ClientConfig::new(hosts_for(base_url)?);
-    config.timeout = Duration::from_secs(10);
-    let client = UpstoxClient::new(config)?.with_token(token.to_owned());
-    Ok(match client.profile().await {
-        Ok(p) => (CheckOutcome::Valid, Some(p)),
-        Err(e) => match e.status() {
-            Some(status) => (
-                CheckOutcome::Rejected {
-                    status,
-                    code: e.codes().first().map(|c| (*c).to_owned()),
-                    message: e.to_string(),
-                },
-                None,
-            ),
-            None => (CheckOutcome::Unreachable { reason: e.to_string() }, None),
-        },
-    })
+    Ok(stoxide_vault::check::probe(base_url, token).await?)
 }
 
-/// The account's status, checking with Upstox unless a check younger than a minute exists or
-/// the token is already past 03:30 IST.
+/// The account's status, checked with Upstox unless a recent check exists.
 pub(crate) async fn status(vault: &Vault, account: &Account, force: bool) -> anyhow::Result<TokenStatus> {
-    let now = Utc::now();
-    let expired = account.expires_at.is_some_and(|e| now >= e);
-    let fresh = account.last_check.as_ref().is_some_and(|c| now - c.at < CHECK_CACHE);
-    if !account.has_token || expired || (fresh && !force) {
-        return Ok(assess(account, now));
-    }
-    let Some(token) = vault.access_token(&account.id).await? else {
-        return Ok(assess(account, now));
-    };
-    let (outcome, _) = probe(&account.base_url, token.expose_secret()).await?;
-    let check = Check { at: now, outcome };
-    vault.record_check(&account.id, &check).await?;
-    let mut updated = account.clone();
-    updated.last_check = Some(check);
-    Ok(assess(&updated, now))
+    Ok(stoxide_vault::check::status(vault, account, force).await?)
 }
 
 /// Starts watching `account_id` in the vault for a stream (see [`stoxide_vault::watch_token`]);

@@ -51,6 +51,9 @@ pub enum Error {
     /// A migration failed.
     #[error("vault schema migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// An account's base URL the client cannot use.
+    #[error("{0}")]
+    BadBaseUrl(String),
     /// A token file that cannot be read as a token.
     #[error("{path}: {problem}")]
     BadTokenFile { path: PathBuf, problem: String },

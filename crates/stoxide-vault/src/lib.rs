@@ -6,6 +6,7 @@
 //!   row and column bound as associated data ([`cipher`]-level detail, private).
 //! - The key ([`key`]): `STOXIDE_VAULT_KEY` (64 hex digits) or `<data dir>/vault.key`, created
 //!   on first use with mode 0600; [`Vault::rotate_key`] re-encrypts everything, crash-safe.
+//! - [`check`]: asking Upstox (the profile endpoint) whether a stored token works, cached a minute.
 //! - [`status`]: a token's state (valid for how long, expired at 03:30 IST, revoked, rejected)
 //!   and the next step; the warnings long-running processes give ahead of expiry.
 //! - [`watch_token`]: a long-running process's current token, re-read from the vault, with
@@ -21,6 +22,7 @@
 //! Tests: `cargo test -p stoxide-vault`.
 
 mod account;
+pub mod check;
 mod cipher;
 mod error;
 pub mod key;

@@ -53,6 +53,23 @@ impl Hosts {
             assets: base,
         }
     }
+
+    /// `production`, `sandbox`, their API URLs, or any http(s) base URL (one host for all).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for anything else.
+    ///
+    /// [`Error::InvalidInput`]: crate::Error::InvalidInput
+    pub fn from_base_url(url: &str) -> crate::Result<Self> {
+        match url.trim_end_matches('/') {
+            "production" | "https://api.upstox.com" => Ok(Self::production()),
+            "sandbox" | "https://api-sandbox.upstox.com" => Ok(Self::sandbox()),
+            other if other.starts_with("http://") || other.starts_with("https://") => Ok(Self::single(other)),
+            other => Err(crate::Error::InvalidInput(format!(
+                "base URL {other:?} must start with http:// or https:// (or be `production` / `sandbox`)"
+            ))),
+        }
+    }
 }
 
 /// Retry policy for idempotent calls.

@@ -1,5 +1,7 @@
-//! `stoxide demo`: the main job on the embedded simulator — log a user in through the
-//! simulator's OAuth dialog, show the account, quote the indices, trade, and show the result.
+//! `stoxide demo`: the main job on the embedded simulator — the simulator and the web dashboard
+//! in one process, a simulated account linked through the simulator's OAuth dialog, the stream
+//! running; it prints the URL and the demo credentials. `--tour` instead walks through login,
+//! quotes and an order on the command line and exits.
 
 use std::time::Duration;
 
@@ -14,12 +16,18 @@ use crate::output::{Output, money, table};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct DemoArgs {
-    /// Keep the simulator running after the walk-through (Ctrl-C stops it).
+    /// Only walk through login, quotes and an order on the command line, then exit.
+    #[arg(long)]
+    tour: bool,
+    /// `--tour`: keep the simulator running after the walk-through (Ctrl-C stops it).
     #[arg(long)]
     serve: bool,
-    /// Address for the simulator.
-    #[arg(long, default_value = "127.0.0.1:0")]
+    /// The dashboard's address (another free port is used when this one is taken).
+    #[arg(long, default_value = "127.0.0.1:8080")]
     addr: std::net::SocketAddr,
+    /// Stop after this many seconds (default: until Ctrl-C).
+    #[arg(long)]
+    duration: Option<f64>,
 }
 
 /// Logs in through the simulator's dialog the way a browser would: submit the form, follow
@@ -52,11 +60,130 @@ async fn login(base: &str, app: &AppCredentials, user: &str, pin: &str) -> anyho
     pairs.get("code").cloned().context("no code in the redirect")
 }
 
-pub(crate) async fn run(args: DemoArgs, out: &Output) -> anyhow::Result<()> {
+pub(crate) async fn run(args: DemoArgs, globals: &crate::settings::Globals, out: &Output) -> anyhow::Result<()> {
+    if args.tour {
+        tour(args, out).await
+    } else {
+        dashboard(args, globals).await
+    }
+}
+
+/// The simulator and the dashboard in one process.
+async fn dashboard(args: DemoArgs, globals: &crate::settings::Globals) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.duration.is_none_or(|d| d.is_finite() && d > 0.0),
+        "--duration must be a positive number of seconds"
+    );
+    // The dashboard's port first: the simulated app's redirect URI points at it.
+    let listener = match tokio::net::TcpListener::bind(args.addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("note: {} is not free ({e}); using another port", args.addr);
+            tokio::net::TcpListener::bind((args.addr.ip(), 0)).await?
+        }
+    };
+    let url = format!("http://{}", listener.local_addr()?);
+    let mut config = SimConfig::default();
+    let app_cfg = config.apps.first_mut().context("no app configured")?;
+    app_cfg.redirect_uri = format!("{url}/oauth/callback");
+    let app_cfg = app_cfg.clone();
+    let user_cfg = config.users.first().context("no user configured")?.clone();
+    let sim = Simulator::start(config, "127.0.0.1:0".parse()?).await?;
+    let base = sim.base_url();
+
+    // The demo's vault: --data-dir if given, else a temporary directory removed on exit.
+    let temp;
+    let data_dir = match &globals.data_dir {
+        Some(d) => d.clone(),
+        None => {
+            temp = tempfile::Builder::new().prefix("stoxide-demo-").tempdir()?;
+            temp.path().to_owned()
+        }
+    };
+    let link = stoxide_server::LinkApp {
+        creds: AppCredentials {
+            client_id: app_cfg.client_id.clone(),
+            client_secret: app_cfg.client_secret.clone().into(),
+            redirect_uri: app_cfg.redirect_uri.clone(),
+        },
+        mode: stoxide_vault::AppMode::Individual,
+        base_url: base.clone(),
+    };
+    let vault = stoxide_vault::Vault::open(&data_dir).await?;
+    stoxide_server::remember_app(&vault, &link).await?;
+
+    // Link the simulated account through the dialog, as a browser would.
+    let anon = UpstoxClient::new(ClientConfig::new(Hosts::single(&base)))?;
+    let code = login(&base, &link.creds, &user_cfg.user_id, &user_cfg.pin).await?;
+    let tokens = anon.exchange_code(&link.creds, &code).await?;
+    vault
+        .store_token(&stoxide_vault::NewToken {
+            account_id: tokens.profile.user_id.clone(),
+            client_id: Some(link.creds.client_id.clone()),
+            user_name: tokens.profile.user_name.clone(),
+            base_url: base.clone(),
+            access_token: tokens.access_token.clone().into(),
+            extended_token: None,
+            issued_at: chrono::Utc::now(),
+            expires_at: None,
+            origin: stoxide_vault::TokenOrigin::Oauth,
+        })
+        .await?;
+    vault.close().await;
+
+    let state = stoxide_server::Shared::new(stoxide_server::ServerConfig {
+        data_dir: data_dir.clone(),
+        app: Some(link),
+        instruments: stoxide_server::DEFAULT_INSTRUMENTS
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect(),
+    })?;
+    let password = crate::cmd::serve::new_password();
+    state.admin.set("admin", &password)?;
+    state
+        .hub
+        .start(
+            anon.clone(),
+            tokens.profile.user_id.clone(),
+            tokens.access_token.clone(),
+        )
+        .await;
+
+    // First line for scripts, then words for people.
+    println!(
+        "{}",
+        serde_json::json!({"url": url, "user": "admin", "password": password, "simulator": base, "account": tokens.profile.user_id})
+    );
+    println!("stoxide demo: the simulator and the dashboard are running.");
+    println!("  open      {url}/");
+    println!("  sign in   admin / {password}");
+    println!(
+        "  account   {} is linked and streaming NIFTY 50 and BANK NIFTY",
+        tokens.profile.user_id
+    );
+    println!("  simulator {base} (users SIM001 123456, SIM002 234567, SIM003 345678)");
+    println!("Ctrl-C stops it.");
+    let duration = args.duration;
+    let stop = async move {
+        match duration {
+            Some(d) => tokio::time::sleep(Duration::from_secs_f64(d)).await,
+            None => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    };
+    stoxide_server::serve(state, listener, stop).await?;
+    sim.shutdown().await;
+    Ok(())
+}
+
+/// The command-line walk-through.
+async fn tour(args: DemoArgs, out: &Output) -> anyhow::Result<()> {
     let config = SimConfig::default();
     let app_cfg = config.apps.first().context("no app configured")?.clone();
     let user_cfg = config.users.first().context("no user configured")?.clone();
-    let sim = Simulator::start(config, args.addr).await?;
+    let sim = Simulator::start(config, "127.0.0.1:0".parse()?).await?;
     let base = sim.base_url();
     println!(
         "simulator: {base} ({} instruments)",

@@ -1,0 +1,304 @@
+//! The dashboard's own access: one local admin account (password hashed with argon2id, kept in
+//! `<data dir>/dashboard-admin.json`, mode 0600), session cookies (HttpOnly, SameSite=Lax, random
+//! 256-bit ids, 12 h), and a CSRF token per session that every form must carry. The login form
+//! itself uses a double-submit cookie.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use argon2::Argon2;
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use parking_lot::{Mutex, RwLock};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::error::{Error, Result};
+
+pub(crate) const SESSION_COOKIE: &str = "stoxide_session";
+pub(crate) const LOGIN_CSRF_COOKIE: &str = "stoxide_login_csrf";
+const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+
+/// 32 random bytes as hex.
+pub fn random_hex() -> String {
+    let mut b = [0u8; 32];
+    rand::rng().fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Compares without stopping at the first difference.
+pub(crate) fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A cookie's value from the request headers.
+pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// A `Set-Cookie` value: HttpOnly, SameSite=Lax (the OAuth callback is a top-level navigation
+/// from Upstox and must carry the session), Path=/.
+pub(crate) fn set_cookie(name: &str, value: &str, max_age: Option<Duration>) -> HeaderValue {
+    let age = max_age
+        .map(|d| format!("; Max-Age={}", d.as_secs()))
+        .unwrap_or_default();
+    HeaderValue::from_str(&format!("{name}={value}; HttpOnly; SameSite=Lax; Path=/{age}"))
+        .unwrap_or_else(|_| HeaderValue::from_static("invalid=1"))
+}
+
+#[derive(Serialize, Deserialize)]
+struct AdminRecord {
+    username: String,
+    /// PHC string, argon2id.
+    password_hash: String,
+}
+
+/// The local admin account.
+#[derive(Debug)]
+pub struct AdminStore {
+    path: PathBuf,
+    record: RwLock<Option<(String, String)>>,
+}
+
+impl AdminStore {
+    /// Reads `<data_dir>/dashboard-admin.json` if it exists.
+    ///
+    /// # Errors
+    /// A file that is not an admin record.
+    pub fn open(data_dir: &Path) -> Result<Self> {
+        let path = data_dir.join("dashboard-admin.json");
+        let record = match std::fs::read(&path) {
+            Ok(bytes) => {
+                let r: AdminRecord = serde_json::from_slice(&bytes).map_err(|e| {
+                    Error::BadRequest(format!(
+                        "{} is not a dashboard admin file ({e}); remove it and set the password again",
+                        path.display()
+                    ))
+                })?;
+                Some((r.username, r.password_hash))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::Internal(format!("cannot read {}: {e}", path.display()))),
+        };
+        Ok(Self {
+            path,
+            record: RwLock::new(record),
+        })
+    }
+
+    /// Whether an admin account exists.
+    pub fn exists(&self) -> bool {
+        self.record.read().is_some()
+    }
+
+    /// Sets (or replaces) the admin account.
+    ///
+    /// # Errors
+    /// A password shorter than 12 characters; filesystem errors.
+    pub fn set(&self, username: &str, password: &str) -> Result<()> {
+        if password.chars().count() < 12 {
+            return Err(Error::BadRequest(
+                "the admin password needs at least 12 characters".into(),
+            ));
+        }
+        if username.trim().is_empty() {
+            return Err(Error::BadRequest("the admin user name is empty".into()));
+        }
+        let hash = Argon2::default()
+            .hash_password(password.as_bytes())
+            .map_err(|e| Error::Internal(format!("argon2: {e}")))?
+            .to_string();
+        let record = AdminRecord {
+            username: username.to_owned(),
+            password_hash: hash.clone(),
+        };
+        let json = serde_json::to_vec_pretty(&record).map_err(|e| Error::Internal(e.to_string()))?;
+        write_private(&self.path, &json)?;
+        *self.record.write() = Some((username.to_owned(), hash));
+        Ok(())
+    }
+
+    /// Checks a login. Always runs argon2 (against a dummy hash for an unknown user) so the time
+    /// taken does not tell which part was wrong.
+    pub fn verify(&self, username: &str, password: &str) -> bool {
+        let record = self.record.read().clone();
+        let (user_ok, hash) = match &record {
+            Some((u, h)) => (same(u, username), h.clone()),
+            None => (false, String::new()),
+        };
+        let parsed = PasswordHash::new(&hash).ok();
+        let password_ok = match parsed {
+            Some(p) => Argon2::default().verify_password(password.as_bytes(), &p).is_ok(),
+            None => {
+                let _ = Argon2::default().hash_password(password.as_bytes());
+                false
+            }
+        };
+        user_ok && password_ok
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let write = || -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut f = opts.open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| Error::Internal(format!("cannot write {}: {e}", path.display())))
+}
+
+/// One signed-in browser.
+#[derive(Debug, Clone)]
+pub struct WebSession {
+    pub user: String,
+    pub csrf: String,
+    expires: Instant,
+}
+
+/// Signed-in browsers, in memory (a restart signs everyone out).
+#[derive(Debug, Default)]
+pub struct Sessions {
+    map: Mutex<HashMap<String, WebSession>>,
+}
+
+impl Sessions {
+    /// Starts a session; answers its id (the cookie value).
+    pub fn create(&self, user: &str) -> String {
+        let id = random_hex();
+        let mut map = self.map.lock();
+        let now = Instant::now();
+        map.retain(|_, s| s.expires > now);
+        map.insert(
+            id.clone(),
+            WebSession {
+                user: user.to_owned(),
+                csrf: random_hex(),
+                expires: now + SESSION_TTL,
+            },
+        );
+        id
+    }
+
+    /// The live session with this id.
+    pub fn get(&self, id: &str) -> Option<WebSession> {
+        let map = self.map.lock();
+        map.get(id).filter(|s| s.expires > Instant::now()).cloned()
+    }
+
+    /// Ends a session.
+    pub fn remove(&self, id: &str) {
+        self.map.lock().remove(id);
+    }
+}
+
+/// A request from a signed-in browser. Pages redirect to `/login` without one.
+#[derive(Debug, Clone)]
+pub struct Signed {
+    pub id: String,
+    pub session: WebSession,
+}
+
+impl Signed {
+    /// Checks a form's CSRF field against the session's.
+    ///
+    /// # Errors
+    /// [`Error::Csrf`].
+    pub fn check_csrf(&self, field: Option<&str>) -> Result<()> {
+        match field {
+            Some(f) if same(f, &self.session.csrf) => Ok(()),
+            _ => Err(Error::Csrf),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Signed {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let id = cookie(&parts.headers, SESSION_COOKIE);
+        match id.and_then(|id| state.sessions.get(&id).map(|s| (id, s))) {
+            Some((id, session)) => Ok(Self { id, session }),
+            None => {
+                // Pages redirect to the sign-in; data endpoints (JSON, the event stream) answer 401.
+                let data = parts
+                    .headers
+                    .get(header::ACCEPT)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|a| a.contains("application/json") || a.contains("text/event-stream"));
+                if !data && parts.method == axum::http::Method::GET {
+                    Err(Redirect::to("/login").into_response())
+                } else {
+                    Err((axum::http::StatusCode::UNAUTHORIZED, "sign in first").into_response())
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_password_is_hashed_and_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = AdminStore::open(dir.path()).expect("open");
+        assert!(!store.exists());
+        assert!(store.set("admin", "short").is_err());
+        store.set("admin", "correct horse battery").expect("set");
+        let text = std::fs::read_to_string(dir.path().join("dashboard-admin.json")).expect("read");
+        assert!(text.contains("$argon2id$") && !text.contains("correct horse"), "{text}");
+        assert!(store.verify("admin", "correct horse battery"));
+        assert!(!store.verify("admin", "correct horse batterx"));
+        assert!(!store.verify("root", "correct horse battery"));
+        let again = AdminStore::open(dir.path()).expect("reopen");
+        assert!(again.verify("admin", "correct horse battery"));
+    }
+
+    #[test]
+    fn cookies_and_sessions() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; stoxide_session=abc; b=2"),
+        );
+        assert_eq!(cookie(&h, SESSION_COOKIE).as_deref(), Some("abc"));
+        assert_eq!(cookie(&h, "zzz"), None);
+        let s = Sessions::default();
+        let id = s.create("admin");
+        assert_eq!(s.get(&id).map(|x| x.user), Some("admin".to_owned()));
+        s.remove(&id);
+        assert!(s.get(&id).is_none());
+        let v = set_cookie(SESSION_COOKIE, "x", None);
+        assert!(
+            v.to_str()
+                .is_ok_and(|v| v.contains("HttpOnly") && v.contains("SameSite=Lax"))
+        );
+    }
+}

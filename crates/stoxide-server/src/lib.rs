@@ -1,0 +1,203 @@
+//! `stoxide-server`: the web dashboard (`stoxide serve`, and the heart of `stoxide demo`).
+//!
+//! - Pages rendered on the server (askama templates in `templates/`) with a little plain
+//!   JavaScript (`static/app.js`); live data pushed over Server-Sent Events (`/events`).
+//! - Token status of every account in the vault, "Log in to Upstox" and "Refresh token" buttons
+//!   that run Upstox's OAuth dialog and come back to `/oauth/callback`.
+//! - NIFTY 50, BANK NIFTY and any instrument added by search over the instrument master: last
+//!   price, change, a live chart of the session, last-tick age ([`hub::StreamHub`]).
+//! - Stream start/stop, its health in plain words, and the doctor checklist (`/doctor`).
+//! - Access ([`auth`]): one local admin (argon2id), HttpOnly SameSite session cookies, a CSRF
+//!   token on every form, security headers on every answer. Without a session only `/login`,
+//!   `/oauth/callback` (which then asks for one), `/metrics`, `/healthz` and `/static` answer.
+//! - Prometheus metrics at `/metrics` ([`metrics`]): ticks, reconnects, REST calls, rate-limit
+//!   waits — no account data.
+//!
+//! Tests: `cargo test -p stoxide-server` (router and a real socket against the simulator); the
+//! browser test runs when `STOXIDE_BROWSER_TESTS=1` (set by `scripts/test.sh`).
+
+pub mod auth;
+mod error;
+pub mod hub;
+pub mod metrics;
+mod pages;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::routing::{get, post};
+use parking_lot::Mutex;
+use stoxide_vault::{AppMode, LoginStates};
+use upstox_client::login::AppCredentials;
+
+pub use error::{Error, Result};
+pub use pages::remember_app;
+
+/// The instruments on a fresh dashboard.
+pub const DEFAULT_INSTRUMENTS: [&str; 2] = ["NSE_INDEX|Nifty 50", "NSE_INDEX|Nifty Bank"];
+
+/// The Upstox app that accounts are linked with; its redirect URI must reach this server's
+/// `/oauth/callback`.
+#[derive(Debug, Clone)]
+pub struct LinkApp {
+    pub creds: AppCredentials,
+    pub mode: AppMode,
+    /// The API base URL (`https://api.upstox.com`, the simulator's URL, ...).
+    pub base_url: String,
+}
+
+/// How the dashboard runs.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The vault's directory (also holds `dashboard-admin.json`).
+    pub data_dir: PathBuf,
+    /// The app for "Log in to Upstox" (else an app stored in the vault whose redirect URI ends
+    /// in `/oauth/callback`).
+    pub app: Option<LinkApp>,
+    /// Instruments shown from the start.
+    pub instruments: Vec<String>,
+}
+
+/// Shared by every request.
+pub struct Shared {
+    pub config: ServerConfig,
+    pub admin: Arc<auth::AdminStore>,
+    pub sessions: auth::Sessions,
+    pub hub: Arc<hub::StreamHub>,
+    pub metrics: Arc<metrics::Metrics>,
+    login_states: LoginStates,
+    /// OAuth state → the browser session that started the login.
+    oauth_sessions: Mutex<std::collections::HashMap<String, String>>,
+    instruments: tokio::sync::OnceCell<upstox_client::InstrumentMaster>,
+    /// One client per base URL, so calls share a connection pool and the rate limiter.
+    clients: Mutex<std::collections::HashMap<String, upstox_client::UpstoxClient>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The state handlers get.
+pub type AppState = Arc<Shared>;
+
+impl Shared {
+    /// The state for `config`.
+    ///
+    /// # Errors
+    /// A broken admin file.
+    pub fn new(config: ServerConfig) -> Result<AppState> {
+        let admin = Arc::new(auth::AdminStore::open(&config.data_dir)?);
+        let metrics = Arc::new(metrics::Metrics::default());
+        let hub = hub::StreamHub::new(config.data_dir.clone(), metrics.clone(), config.instruments.clone());
+        Ok(Arc::new(Self {
+            config,
+            admin,
+            sessions: auth::Sessions::default(),
+            hub,
+            metrics,
+            login_states: LoginStates::new(),
+            oauth_sessions: Mutex::new(std::collections::HashMap::new()),
+            instruments: tokio::sync::OnceCell::new(),
+            clients: Mutex::new(std::collections::HashMap::new()),
+        }))
+    }
+
+    /// The (token-less) client for `base_url`; add a token with `with_token`.
+    ///
+    /// # Errors
+    /// A malformed base URL.
+    pub fn client(&self, base_url: &str) -> Result<upstox_client::UpstoxClient> {
+        let mut clients = self.clients.lock();
+        if let Some(c) = clients.get(base_url) {
+            return Ok(c.clone());
+        }
+        let hosts = upstox_client::Hosts::from_base_url(base_url)?;
+        let client = upstox_client::UpstoxClient::new(upstox_client::ClientConfig::new(hosts))?;
+        clients.insert(base_url.to_owned(), client.clone());
+        Ok(client)
+    }
+
+    /// Time every client waited in its rate limiter.
+    pub fn rate_limit_wait(&self) -> std::time::Duration {
+        self.clients
+            .lock()
+            .values()
+            .map(upstox_client::UpstoxClient::rate_limit_wait)
+            .sum()
+    }
+}
+
+async fn security_headers(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; form-action 'self' http: https:; base-uri 'none'",
+        ),
+    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+async fn static_js() -> impl axum::response::IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../static/app.js"),
+    )
+}
+
+async fn static_css() -> impl axum::response::IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../static/app.css"),
+    )
+}
+
+/// The dashboard's routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(pages::dashboard))
+        .route("/login", get(pages::login_page).post(pages::login_submit))
+        .route("/logout", post(pages::logout))
+        .route("/accounts/link", post(pages::link))
+        .route("/accounts/{id}/refresh", post(pages::refresh))
+        .route("/oauth/callback", get(pages::oauth_callback))
+        .route("/stream/start", post(pages::stream_start))
+        .route("/stream/stop", post(pages::stream_stop))
+        .route("/instruments", post(pages::add_instrument))
+        .route("/instruments/search", get(pages::search))
+        .route("/events", get(pages::events))
+        .route("/doctor", get(pages::doctor))
+        .route("/metrics", get(pages::metrics))
+        .route("/healthz", get(pages::healthz))
+        .route("/static/app.js", get(static_js))
+        .route("/static/app.css", get(static_css))
+        .layer(axum::middleware::from_fn(security_headers))
+        .with_state(state)
+}
+
+/// Serves the dashboard on `listener` until `shutdown` resolves; stops the stream on the way out.
+///
+/// # Errors
+/// The server failing.
+pub async fn serve(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let result = axum::serve(listener, router(state.clone()))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    state.hub.stop().await;
+    result
+}

@@ -1,0 +1,655 @@
+//! The dashboard's routes: sign-in, the dashboard page, account linking through Upstox's OAuth
+//! dialog, stream start/stop, instrument search, the live event stream, the doctor, metrics.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use chrono::Utc;
+use futures::Stream;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use stoxide_vault::{Check, CheckOutcome, NewApp, NewToken, TokenOrigin, Vault};
+use upstox_client::login::AppCredentials;
+use upstox_types::IST;
+
+use crate::AppState;
+use crate::auth::{LOGIN_CSRF_COOKIE, SESSION_COOKIE, Signed, cookie, random_hex, same, set_cookie};
+use crate::error::{Error, Result};
+use crate::hub::HubEvent;
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    status: String,
+    message: &'a str,
+}
+
+/// The page for an error.
+pub(crate) fn error_page(status: StatusCode, message: &str) -> Html<String> {
+    let page = ErrorPage {
+        status: status.to_string(),
+        message,
+    };
+    Html(page.render().unwrap_or_else(|_| message.to_owned()))
+}
+
+fn render(t: &impl Template) -> Result<Html<String>> {
+    t.render()
+        .map(Html)
+        .map_err(|e| Error::Internal(format!("template: {e}")))
+}
+
+fn see_other(to: &str) -> Response {
+    Redirect::to(to).into_response()
+}
+
+fn with_message(msg: &str) -> String {
+    let q: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("msg", msg)
+        .finish();
+    format!("/?{q}")
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    csrf: String,
+    error: Option<String>,
+}
+
+fn login_response(status: StatusCode, error: Option<String>) -> Response {
+    let csrf = random_hex();
+    let page = LoginPage {
+        csrf: csrf.clone(),
+        error,
+    };
+    match render(&page) {
+        Ok(html) => (
+            status,
+            [(header::SET_COOKIE, set_cookie(LOGIN_CSRF_COOKIE, &csrf, None))],
+            html,
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `GET /login`.
+pub(crate) async fn login_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if cookie(&headers, SESSION_COOKIE).is_some_and(|id| state.sessions.get(&id).is_some()) {
+        return see_other("/");
+    }
+    login_response(StatusCode::OK, None)
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LoginForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST /login`: double-submit CSRF, argon2 check, a fresh session.
+pub(crate) async fn login_submit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
+    if expected.is_empty() || !same(&expected, &form.csrf) {
+        return login_response(
+            StatusCode::FORBIDDEN,
+            Some("The sign-in form expired; try again.".into()),
+        );
+    }
+    let admin = state.admin.clone();
+    let (user, pass) = (form.username.clone(), form.password);
+    let ok = tokio::task::spawn_blocking(move || admin.verify(&user, &pass))
+        .await
+        .unwrap_or(false);
+    if !ok {
+        tracing::warn!("a dashboard sign-in failed");
+        return login_response(StatusCode::UNAUTHORIZED, Some("Wrong user name or password.".into()));
+    }
+    let id = state.sessions.create(&form.username);
+    let mut resp = see_other("/");
+    let headers = resp.headers_mut();
+    headers.append(
+        header::SET_COOKIE,
+        set_cookie(SESSION_COOKIE, &id, Some(std::time::Duration::from_secs(12 * 3600))),
+    );
+    headers.append(
+        header::SET_COOKIE,
+        set_cookie(LOGIN_CSRF_COOKIE, "", Some(std::time::Duration::ZERO)),
+    );
+    resp
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CsrfForm {
+    csrf: Option<String>,
+}
+
+/// `POST /logout`.
+pub(crate) async fn logout(State(state): State<AppState>, who: Signed, Form(form): Form<CsrfForm>) -> Result<Response> {
+    who.check_csrf(form.csrf.as_deref())?;
+    state.sessions.remove(&who.id);
+    let mut resp = see_other("/login");
+    resp.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(SESSION_COOKIE, "", Some(std::time::Duration::ZERO)),
+    );
+    Ok(resp)
+}
+
+struct AccountRow {
+    id: String,
+    name: String,
+    summary: String,
+    valid: bool,
+    expires: String,
+    next_step: String,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct DashboardPage {
+    csrf: String,
+    message: Option<String>,
+    accounts: Vec<AccountRow>,
+    app_ready: bool,
+    instruments: Vec<String>,
+    health_state: String,
+    reconnects: u64,
+    last_error: String,
+}
+
+async fn open_vault(state: &AppState) -> Result<Vault> {
+    Ok(Vault::open(&state.config.data_dir).await?)
+}
+
+/// `GET /`.
+pub(crate) async fn dashboard(
+    State(state): State<AppState>,
+    who: Signed,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Html<String>> {
+    let vault = open_vault(&state).await?;
+    let mut accounts = Vec::new();
+    for a in vault.accounts().await? {
+        let status = stoxide_vault::check::status(&vault, &a, false).await?;
+        state
+            .metrics
+            .rest_call("GET /v2/user/profile", if status.is_valid() { "200" } else { "other" });
+        accounts.push(AccountRow {
+            id: a.id.clone(),
+            name: a.user_name.clone().unwrap_or_default(),
+            summary: status.summary(),
+            valid: status.is_valid(),
+            expires: a
+                .expires_at
+                .map(|e| e.with_timezone(&IST).format("%d %b %H:%M IST").to_string())
+                .unwrap_or_default(),
+            next_step: status
+                .next_step
+                .clone()
+                .map(|s| {
+                    s.replace(
+                        "run `stoxide login --account",
+                        "press Refresh token, or run `stoxide login --account",
+                    )
+                })
+                .unwrap_or_default(),
+        });
+    }
+    let app_ready = link_app(&state, &vault).await?.is_some();
+    vault.close().await;
+    let (instruments, _, health) = state.hub.snapshot();
+    render(&DashboardPage {
+        csrf: who.session.csrf.clone(),
+        message: q.get("msg").cloned(),
+        accounts,
+        app_ready,
+        instruments,
+        health_state: health.state,
+        reconnects: health.reconnects,
+        last_error: health.last_error.unwrap_or_else(|| "none".into()),
+    })
+}
+
+/// The app to link accounts with: the configured one, else the vault's first with a secret.
+async fn link_app(state: &AppState, vault: &Vault) -> Result<Option<(AppCredentials, String)>> {
+    if let Some(app) = &state.config.app {
+        return Ok(Some((app.creds.clone(), app.base_url.clone())));
+    }
+    for app in vault.apps().await? {
+        if let Some(secret) = vault.app_secret(&app.client_id).await?
+            && app.redirect_uri.ends_with("/oauth/callback")
+        {
+            return Ok(Some((
+                AppCredentials {
+                    client_id: app.client_id,
+                    client_secret: secret,
+                    redirect_uri: app.redirect_uri,
+                },
+                app.base_url,
+            )));
+        }
+    }
+    Ok(None)
+}
+
+/// `POST /accounts/link` and `POST /accounts/{id}/refresh`: off to Upstox's dialog with a
+/// single-use state tied to this browser's session. (Upstox has no refresh token: refreshing is
+/// logging in again.)
+pub(crate) async fn link(State(state): State<AppState>, who: Signed, Form(form): Form<CsrfForm>) -> Result<Response> {
+    who.check_csrf(form.csrf.as_deref())?;
+    let vault = open_vault(&state).await?;
+    let app = link_app(&state, &vault).await?;
+    vault.close().await;
+    let (creds, base_url) = app.ok_or_else(|| {
+        Error::BadRequest("no Upstox app is configured for linking accounts (see the hint on the dashboard)".into())
+    })?;
+    let client = state.client(&base_url)?;
+    let st = state.login_states.issue(&creds.client_id, Utc::now());
+    state.oauth_sessions.lock().insert(st.clone(), who.id.clone());
+    Ok(see_other(&client.authorize_url(
+        &creds.client_id,
+        &creds.redirect_uri,
+        &st,
+    )))
+}
+
+/// `POST /accounts/{id}/refresh`.
+pub(crate) async fn refresh(
+    state: State<AppState>,
+    who: Signed,
+    Path(_id): Path<String>,
+    form: Form<CsrfForm>,
+) -> Result<Response> {
+    link(state, who, form).await
+}
+
+/// `GET /oauth/callback`: the state must be one this server issued to this browser's session.
+pub(crate) async fn oauth_callback(
+    State(state): State<AppState>,
+    who: Signed,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response> {
+    let st = q.get("state").map(String::as_str);
+    let owner = st.and_then(|s| state.oauth_sessions.lock().remove(s));
+    let pending = state
+        .login_states
+        .take(st, Utc::now())
+        .map_err(|e| Error::BadRequest(e.to_string()))?;
+    if owner.as_deref() != Some(who.id.as_str()) {
+        return Err(Error::BadRequest(
+            "this login was started in another browser session; start it again here".into(),
+        ));
+    }
+    if let Some(err) = q.get("error") {
+        return Ok(see_other(&with_message(&format!("Upstox refused the login: {err}"))));
+    }
+    let code = q
+        .get("code")
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| Error::BadRequest("the callback came without an authorization code; log in again".into()))?;
+    let vault = open_vault(&state).await?;
+    let (creds, base_url) = link_app(&state, &vault)
+        .await?
+        .filter(|(c, _)| c.client_id == pending.client_id)
+        .ok_or_else(|| Error::BadRequest("the app of this login is no longer configured".into()))?;
+    let client = state.client(&base_url)?;
+    let tokens = client.exchange_code(&creds, code).await;
+    state.metrics.rest_call(
+        "POST /v2/login/authorization/token",
+        if tokens.is_ok() { "200" } else { "error" },
+    );
+    let tokens = tokens?;
+    let profile = tokens.profile.clone();
+    let account = vault
+        .store_token(&NewToken {
+            account_id: profile.user_id.clone(),
+            client_id: Some(creds.client_id.clone()),
+            user_name: profile.user_name.clone(),
+            base_url,
+            access_token: SecretString::from(tokens.access_token.clone()),
+            extended_token: tokens.extended_token.clone().map(SecretString::from),
+            issued_at: Utc::now(),
+            expires_at: None,
+            origin: TokenOrigin::Oauth,
+        })
+        .await?;
+    vault
+        .record_check(
+            &account.id,
+            &Check {
+                at: Utc::now(),
+                outcome: CheckOutcome::Valid,
+            },
+        )
+        .await?;
+    vault.close().await;
+    Ok(see_other(&with_message(&format!(
+        "Linked {} ({}).",
+        account.id,
+        profile.user_name.unwrap_or_default()
+    ))))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct StartForm {
+    csrf: Option<String>,
+    account: Option<String>,
+}
+
+/// `POST /stream/start`: streams for the chosen account, else the first with a valid token.
+pub(crate) async fn stream_start(
+    State(state): State<AppState>,
+    who: Signed,
+    Form(form): Form<StartForm>,
+) -> Result<Response> {
+    who.check_csrf(form.csrf.as_deref())?;
+    let vault = open_vault(&state).await?;
+    let mut chosen = None;
+    for a in vault.accounts().await? {
+        if form.account.as_ref().is_some_and(|want| want != &a.id) {
+            continue;
+        }
+        if stoxide_vault::check::status(&vault, &a, false).await?.is_valid()
+            && let Some(t) = vault.access_token(&a.id).await?
+        {
+            chosen = Some((a, t));
+            break;
+        }
+    }
+    vault.close().await;
+    let Some((account, token)) = chosen else {
+        return Ok(see_other(&with_message(
+            "No account with a valid token: log in to Upstox first.",
+        )));
+    };
+    let client = state.client(&account.base_url)?;
+    state
+        .hub
+        .start(client, account.id.clone(), token.expose_secret().to_owned())
+        .await;
+    Ok(see_other(&with_message(&format!("Streaming for {}.", account.id))))
+}
+
+/// `POST /stream/stop`.
+pub(crate) async fn stream_stop(
+    State(state): State<AppState>,
+    who: Signed,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response> {
+    who.check_csrf(form.csrf.as_deref())?;
+    state.hub.stop().await;
+    Ok(see_other(&with_message("Stream stopped.")))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct AddForm {
+    csrf: Option<String>,
+    key: String,
+}
+
+/// `POST /instruments`: adds an instrument to the price table.
+pub(crate) async fn add_instrument(
+    State(state): State<AppState>,
+    who: Signed,
+    Form(form): Form<AddForm>,
+) -> Result<Response> {
+    who.check_csrf(form.csrf.as_deref())?;
+    state.hub.add(form.key.trim())?;
+    Ok(see_other(&with_message(&format!("Added {}.", form.key.trim()))))
+}
+
+/// `GET /instruments/search?q=`: the instrument master (downloaded once from the first
+/// account's base URL) searched by symbol and name.
+pub(crate) async fn search(
+    State(state): State<AppState>,
+    _who: Signed,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response> {
+    let text = q.get("q").map(|s| s.trim().to_owned()).unwrap_or_default();
+    if text.len() < 2 {
+        return Ok(axum::Json(Vec::<serde_json::Value>::new()).into_response());
+    }
+    let master = state
+        .instruments
+        .get_or_try_init(|| async {
+            let vault = open_vault(&state).await?;
+            let base = vault
+                .accounts()
+                .await?
+                .first()
+                .map(|a| a.base_url.clone())
+                .or_else(|| state.config.app.as_ref().map(|a| a.base_url.clone()))
+                .ok_or_else(|| {
+                    Error::BadRequest("link an account first: the instrument master comes from its Upstox host".into())
+                })?;
+            vault.close().await;
+            let client = state.client(&base)?;
+            let gz = client.download_instruments("complete", |_, _| {}).await?;
+            state.metrics.rest_call("GET complete.json.gz", "200");
+            let m = tokio::task::spawn_blocking(move || upstox_client::InstrumentMaster::from_gzip(&gz))
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))??;
+            Ok::<_, Error>(m)
+        })
+        .await?;
+    let hits: Vec<serde_json::Value> = master
+        .search(&text, 20)
+        .into_iter()
+        .map(|i| {
+            serde_json::json!({
+                "instrument_key": i.instrument_key,
+                "trading_symbol": i.trading_symbol,
+                "name": i.name,
+                "segment": i.segment,
+            })
+        })
+        .collect();
+    Ok(axum::Json(hits).into_response())
+}
+
+fn sse_event(e: &HubEvent) -> Option<Event> {
+    let (name, data) = match e {
+        HubEvent::Quotes(q) => ("quotes", serde_json::to_string(q).ok()?),
+        HubEvent::Health(h) => ("health", serde_json::to_string(h).ok()?),
+        HubEvent::Instruments(i) => ("instruments", serde_json::to_string(i).ok()?),
+    };
+    Some(Event::default().event(name).data(data))
+}
+
+/// Counts an open page for `/metrics`; uncounts it when the page goes away.
+struct ClientGuard(AppState);
+
+impl Drop for ClientGuard {
+    fn drop(&mut self) {
+        self.0.metrics.sse_clients.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// `GET /events`: the current picture, then every change, pushed.
+pub(crate) async fn events(
+    State(state): State<AppState>,
+    _who: Signed,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let rx = state.hub.subscribe();
+    let (_, quotes, health) = state.hub.snapshot();
+    state.metrics.sse_clients.fetch_add(1, Ordering::Relaxed);
+    let guard = ClientGuard(state.clone());
+    let first: Vec<Event> = [HubEvent::Health(health), HubEvent::Quotes(quotes)]
+        .iter()
+        .filter_map(sse_event)
+        .collect();
+    let live = futures::stream::unfold((rx, guard), |(mut rx, guard)| async move {
+        loop {
+            match rx.recv().await {
+                Ok(e) => {
+                    if let Some(ev) = sse_event(&e) {
+                        return Some((Ok(ev), (rx, guard)));
+                    }
+                }
+                // A page that fell behind skips to the latest picture.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    let stream = futures::StreamExt::chain(futures::stream::iter(first.into_iter().map(Ok)), live);
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+struct DoctorCheck {
+    step: String,
+    ok: bool,
+    detail: String,
+    fix: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "doctor.html")]
+struct DoctorPage {
+    checks: Vec<DoctorCheck>,
+}
+
+/// `GET /doctor`: the checklist for the streaming (or first) account.
+pub(crate) async fn doctor(State(state): State<AppState>, _who: Signed) -> Result<Html<String>> {
+    let mut checks = Vec::new();
+    let mut push = |step: &str, ok: bool, detail: String, fix: Option<String>| {
+        checks.push(DoctorCheck {
+            step: step.into(),
+            ok,
+            detail,
+            fix,
+        });
+    };
+    match Vault::open_existing(&state.config.data_dir).await {
+        Err(e) => push(
+            "vault opens with its key",
+            false,
+            e.to_string(),
+            Some("see the message; `stoxide vault info` shows where it looks".into()),
+        ),
+        Ok(None) => push(
+            "vault present",
+            false,
+            "no vault yet".into(),
+            Some("press Log in to Upstox".into()),
+        ),
+        Ok(Some(vault)) => {
+            push(
+                "vault opens with its key",
+                true,
+                format!("key from {}", vault.key_source()),
+                None,
+            );
+            let (_, _, health) = state.hub.snapshot();
+            let accounts = vault.accounts().await?;
+            let account = health
+                .account
+                .as_ref()
+                .and_then(|id| accounts.iter().find(|a| &a.id == id))
+                .or(accounts.first())
+                .cloned();
+            match account {
+                None => push(
+                    "account linked",
+                    false,
+                    "no account in the vault".into(),
+                    Some("press Log in to Upstox".into()),
+                ),
+                Some(a) => {
+                    let status = stoxide_vault::check::status(&vault, &a, true).await?;
+                    push(
+                        "token valid",
+                        status.is_valid(),
+                        format!("{}: {}", a.id, status.summary()),
+                        status.next_step.clone(),
+                    );
+                    if status.is_valid()
+                        && let Some(t) = vault.access_token(&a.id).await?
+                    {
+                        let client = state.client(&a.base_url)?.with_token(t.expose_secret().to_owned());
+                        match client.market_feed_authorize().await {
+                            Ok(_) => push("feed authorize", true, "an authorized URI was issued".into(), None),
+                            Err(e) => push(
+                                "feed authorize",
+                                false,
+                                e.to_string(),
+                                Some(if e.status() == Some(403) {
+                                    "the app has no market-data feed access, or the user's feed connections are used up"
+                                        .into()
+                                } else {
+                                    "log in again; check the base URL".into()
+                                }),
+                            ),
+                        }
+                    }
+                }
+            }
+            vault.close().await;
+            let healthy = !health.state.starts_with("stopped") || health.last_error.is_none();
+            push(
+                "stream",
+                healthy,
+                format!(
+                    "{}; {} reconnect(s); last error: {}",
+                    health.state,
+                    health.reconnects,
+                    health.last_error.clone().unwrap_or_else(|| "none".into())
+                ),
+                (!healthy).then(|| "press Start stream; if it stops again, the fix above applies".into()),
+            );
+        }
+    }
+    render(&DoctorPage { checks })
+}
+
+/// `GET /metrics` (no account data, so no sign-in).
+pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    state
+        .metrics
+        .rate_limit_wait_ms
+        .store(state.rate_limit_wait().as_millis() as u64, Ordering::Relaxed);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}
+
+/// `GET /healthz`: for supervisors.
+pub(crate) async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    let (_, _, h) = state.hub.snapshot();
+    axum::Json(serde_json::json!({"status": "ok", "stream": h.state}))
+}
+
+/// Stores an app for linking (used by `stoxide serve` and the demo).
+///
+/// # Errors
+/// Vault errors.
+pub async fn remember_app(vault: &Vault, app: &crate::LinkApp) -> Result<()> {
+    vault
+        .put_app(&NewApp {
+            client_id: app.creds.client_id.clone(),
+            secret: Some(app.creds.client_secret.clone()),
+            redirect_uri: app.creds.redirect_uri.clone(),
+            mode: app.mode,
+            base_url: app.base_url.clone(),
+        })
+        .await?;
+    Ok(())
+}
