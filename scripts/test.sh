@@ -1,13 +1,24 @@
 #!/usr/bin/env bash
-# Runs every test of the workspace on a fresh machine: installs what the tests need (a Python
-# venv with the official Upstox SDK), checks formatting and lints, runs the Rust tests, then the
-# official-SDK conformance tests against our simulator. Talks to 127.0.0.1 only.
+# Runs every test of the workspace on a fresh machine: installs what the tests need (Debian's
+# Chromium and ChromeDriver for the browser test, a Python venv with the official Upstox SDK),
+# checks formatting and lints, runs the Rust tests (the browser test included), a bounded fuzz run,
+# then the official-SDK conformance tests against our simulator. Tests talk to 127.0.0.1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 
 step() { printf '\n==> %s\n' "$*"; }
+
+step "Chromium and ChromeDriver for the browser test (Debian's chromium, chromium-driver)"
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver
+fi
+chromium --version
+export STOXIDE_BROWSER_TESTS=1
 
 step "Python venv with the official Upstox SDK (tests/conformance/requirements.txt)"
 if [ ! -x .venv/bin/python ]; then

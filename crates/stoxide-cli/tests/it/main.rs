@@ -1,5 +1,6 @@
 //! The `stoxide` binary as a user runs it: output, exit codes and one-line errors.
 
+mod browser;
 mod login;
 
 use std::io::{BufRead, BufReader};
