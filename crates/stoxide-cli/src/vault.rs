@@ -115,12 +115,14 @@ pub(crate) async fn probe(
     base_url: &str,
     token: &str,
 ) -> anyhow::Result<(CheckOutcome, Option<upstox_client::user::Profile>)> {
-    Ok(stoxide_vault::check::probe(base_url, token).await?)
+    let client = stoxide_vault::check::client_for(base_url)?;
+    Ok(stoxide_vault::check::probe(&client, token).await)
 }
 
 /// The account's status, checked with Upstox unless a recent check exists.
 pub(crate) async fn status(vault: &Vault, account: &Account, force: bool) -> anyhow::Result<TokenStatus> {
-    Ok(stoxide_vault::check::status(vault, account, force).await?)
+    let client = stoxide_vault::check::client_for(&account.base_url)?;
+    Ok(stoxide_vault::check::status(vault, account, force, &client).await?)
 }
 
 /// Starts watching `account_id` in the vault for a stream (see [`stoxide_vault::watch_token`]);

@@ -118,7 +118,13 @@ impl Shared {
             return Ok(c.clone());
         }
         let hosts = upstox_client::Hosts::from_base_url(base_url)?;
-        let client = upstox_client::UpstoxClient::new(upstox_client::ClientConfig::new(hosts))?;
+        let mut config = upstox_client::ClientConfig::new(hosts);
+        let metrics = self.metrics.clone();
+        config.observer = Some(upstox_client::CallObserver(Arc::new(move |call| {
+            let status = call.status.map_or_else(|| "no answer".to_owned(), |s| s.to_string());
+            metrics.rest_call(&metrics::endpoint_label(call.method, call.path), &status);
+        })));
+        let client = upstox_client::UpstoxClient::new(config)?;
         clients.insert(base_url.to_owned(), client.clone());
         Ok(client)
     }

@@ -6,6 +6,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
+/// An endpoint label with bounded cardinality: at most four path segments, cut at the first one
+/// that looks like an id or an instrument key (`GET /v3/historical-candle/intraday/NSE_EQ|…` →
+/// `GET /v3/historical-candle/intraday`).
+pub fn endpoint_label(method: &str, path: &str) -> String {
+    let looks_like_id = |s: &str| s.chars().any(|c| c.is_ascii_digit() || c == '|' || c == '%');
+    let kept: Vec<&str> = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .enumerate()
+        .take_while(|(i, s)| *i == 0 || !looks_like_id(s))
+        .map(|(_, s)| s)
+        .take(4)
+        .collect();
+    format!("{method} /{}", kept.join("/"))
+}
+
 /// The dashboard's counters.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -74,5 +90,34 @@ impl Metrics {
             ));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_keep_few_labels() {
+        assert_eq!(endpoint_label("GET", "/v2/user/profile"), "GET /v2/user/profile");
+        assert_eq!(
+            endpoint_label("GET", "/v3/historical-candle/intraday/NSE_EQ%7CINE/minutes/1"),
+            "GET /v3/historical-candle/intraday"
+        );
+        assert_eq!(
+            endpoint_label("POST", "/v3/login/auth/token/request/abc-123"),
+            "POST /v3/login/auth/token"
+        );
+        assert_eq!(
+            endpoint_label("POST", "/v2/login/authorization/token"),
+            "POST /v2/login/authorization/token"
+        );
+        let m = Metrics::default();
+        m.rest_call("GET /v2/user/profile", "200");
+        m.rest_call("GET /v2/user/profile", "200");
+        assert!(
+            m.render()
+                .contains("stoxide_rest_calls_total{endpoint=\"GET /v2/user/profile\",status=\"200\"} 2")
+        );
     }
 }

@@ -187,10 +187,7 @@ pub(crate) async fn dashboard(
     let vault = open_vault(&state).await?;
     let mut accounts = Vec::new();
     for a in vault.accounts().await? {
-        let status = stoxide_vault::check::status(&vault, &a, false).await?;
-        state
-            .metrics
-            .rest_call("GET /v2/user/profile", if status.is_valid() { "200" } else { "other" });
+        let status = stoxide_vault::check::status(&vault, &a, false, &state.client(&a.base_url)?).await?;
         accounts.push(AccountRow {
             id: a.id.clone(),
             name: a.user_name.clone().unwrap_or_default(),
@@ -310,12 +307,7 @@ pub(crate) async fn oauth_callback(
         .filter(|(c, _)| c.client_id == pending.client_id)
         .ok_or_else(|| Error::BadRequest("the app of this login is no longer configured".into()))?;
     let client = state.client(&base_url)?;
-    let tokens = client.exchange_code(&creds, code).await;
-    state.metrics.rest_call(
-        "POST /v2/login/authorization/token",
-        if tokens.is_ok() { "200" } else { "error" },
-    );
-    let tokens = tokens?;
+    let tokens = client.exchange_code(&creds, code).await?;
     let profile = tokens.profile.clone();
     let account = vault
         .store_token(&NewToken {
@@ -366,7 +358,9 @@ pub(crate) async fn stream_start(
         if form.account.as_ref().is_some_and(|want| want != &a.id) {
             continue;
         }
-        if stoxide_vault::check::status(&vault, &a, false).await?.is_valid()
+        if stoxide_vault::check::status(&vault, &a, false, &state.client(&a.base_url)?)
+            .await?
+            .is_valid()
             && let Some(t) = vault.access_token(&a.id).await?
         {
             chosen = Some((a, t));
@@ -573,7 +567,7 @@ pub(crate) async fn doctor(State(state): State<AppState>, _who: Signed) -> Resul
                     Some("press Log in to Upstox".into()),
                 ),
                 Some(a) => {
-                    let status = stoxide_vault::check::status(&vault, &a, true).await?;
+                    let status = stoxide_vault::check::status(&vault, &a, true, &state.client(&a.base_url)?).await?;
                     push(
                         "token valid",
                         status.is_valid(),

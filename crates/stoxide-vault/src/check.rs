@@ -16,18 +16,21 @@ use crate::vault::Vault;
 /// A check younger than this is trusted without asking Upstox again.
 pub const CHECK_CACHE: chrono::Duration = chrono::Duration::seconds(60);
 
-/// Asks the profile endpoint at `base_url` whether `token` works.
+/// A token-less client for an account's base URL (10 s timeout).
 ///
 /// # Errors
-/// A malformed base URL (a refusal or an unreachable server is an outcome, not an error).
-pub async fn probe(base_url: &str, token: &str) -> Result<(CheckOutcome, Option<Profile>)> {
+/// A malformed base URL.
+pub fn client_for(base_url: &str) -> Result<UpstoxClient> {
     let hosts = Hosts::from_base_url(base_url).map_err(|e| Error::BadBaseUrl(e.to_string()))?;
     let mut config = ClientConfig::new(hosts);
     config.timeout = Duration::from_secs(10);
-    let client = UpstoxClient::new(config)
-        .map_err(|e| Error::BadBaseUrl(e.to_string()))?
-        .with_token(token.to_owned());
-    Ok(match client.profile().await {
+    UpstoxClient::new(config).map_err(|e| Error::BadBaseUrl(e.to_string()))
+}
+
+/// Asks the profile endpoint whether `token` works, through `client` (token-less; its hosts are
+/// the account's).
+pub async fn probe(client: &UpstoxClient, token: &str) -> (CheckOutcome, Option<Profile>) {
+    match client.with_token(token.to_owned()).profile().await {
         Ok(p) => (CheckOutcome::Valid, Some(p)),
         Err(e) => match e.status() {
             Some(status) => (
@@ -40,15 +43,16 @@ pub async fn probe(base_url: &str, token: &str) -> Result<(CheckOutcome, Option<
             ),
             None => (CheckOutcome::Unreachable { reason: e.to_string() }, None),
         },
-    })
+    }
 }
 
-/// The account's status: asks Upstox unless a check younger than [`CHECK_CACHE`] exists (or
-/// `force`), or the token is already past 03:30 IST; records what Upstox said.
+/// The account's status: asks Upstox (through `client`, made for the account's base URL) unless
+/// a check younger than [`CHECK_CACHE`] exists (or `force`), or the token is already past 03:30
+/// IST; records what Upstox said.
 ///
 /// # Errors
 /// Vault errors.
-pub async fn status(vault: &Vault, account: &Account, force: bool) -> Result<TokenStatus> {
+pub async fn status(vault: &Vault, account: &Account, force: bool, client: &UpstoxClient) -> Result<TokenStatus> {
     let now = Utc::now();
     let expired = account.expires_at.is_some_and(|e| now >= e);
     let fresh = account.last_check.as_ref().is_some_and(|c| now - c.at < CHECK_CACHE);
@@ -58,7 +62,7 @@ pub async fn status(vault: &Vault, account: &Account, force: bool) -> Result<Tok
     let Some(token) = vault.access_token(&account.id).await? else {
         return Ok(assess(account, now));
     };
-    let (outcome, _) = probe(&account.base_url, token.expose_secret()).await?;
+    let (outcome, _) = probe(client, token.expose_secret()).await;
     let check = Check { at: now, outcome };
     vault.record_check(&account.id, &check).await?;
     let mut updated = account.clone();

@@ -100,6 +100,8 @@ pub struct ClientConfig {
     pub retry: RetryPolicy,
     /// Client-side limits (`None`: no client-side limiting).
     pub rate_limits: Option<RateLimits>,
+    /// Told about every HTTP attempt (for metrics); never sees tokens or bodies.
+    pub observer: Option<CallObserver>,
 }
 
 impl ClientConfig {
@@ -110,7 +112,29 @@ impl ClientConfig {
             connect_timeout: Duration::from_secs(5),
             retry: RetryPolicy::default(),
             rate_limits: Some(RateLimits::published()),
+            observer: None,
         }
+    }
+}
+
+/// One HTTP attempt, as an observer sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct CallRecord<'a> {
+    pub method: &'a str,
+    /// The path without the query (it may hold an instrument key or a client id, never a token).
+    pub path: &'a str,
+    /// `None` when no answer came (connect error, timeout).
+    pub status: Option<u16>,
+    pub elapsed: Duration,
+}
+
+/// A callback for every HTTP attempt.
+#[derive(Clone)]
+pub struct CallObserver(pub Arc<dyn Fn(&CallRecord<'_>) + Send + Sync>);
+
+impl std::fmt::Debug for CallObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CallObserver")
     }
 }
 
@@ -259,11 +283,25 @@ impl UpstoxClient {
             Body::Form(f) => req.form(f),
         };
         let started = Instant::now();
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| transport(&endpoint, e, self.config.timeout))?;
+        let observe = |status: Option<u16>| {
+            if let Some(o) = &self.config.observer {
+                (o.0)(&CallRecord {
+                    method: method.as_str(),
+                    path,
+                    status,
+                    elapsed: started.elapsed(),
+                });
+            }
+        };
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                observe(None);
+                return Err(transport(&endpoint, e, self.config.timeout));
+            }
+        };
         let status = resp.status();
+        observe(Some(status.as_u16()));
         let bytes = resp
             .bytes()
             .await

@@ -30,6 +30,6 @@ pub mod orders;
 pub mod portfolio;
 pub mod user;
 
-pub use client::{ClientConfig, Hosts, RetryPolicy, UpstoxClient};
+pub use client::{CallObserver, CallRecord, ClientConfig, Hosts, RetryPolicy, UpstoxClient};
 pub use error::{ApiErrorItem, Error, Result};
 pub use instruments::{Instrument, InstrumentMaster, InstrumentRecord, OptionKind};

@@ -319,6 +319,15 @@ async fn link_an_account_through_the_dialog_and_stream_live_quotes() {
         .await
         .expect("text");
     assert!(metrics.contains("stoxide_sse_clients 1"), "{metrics}");
+    assert!(
+        metrics.contains("stoxide_rest_calls_total{endpoint=\"POST /v2/login/authorization/token\",status=\"200\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("endpoint=\"GET /v3/feed/market-data-feed/authorize\",status=\"200\""),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("SIM002"), "no account data: {metrics}");
     let doctor = f.get(&cookie, "/doctor").await;
     assert!(doctor.contains("✓ <strong>feed authorize</strong>"), "{doctor}");
 
