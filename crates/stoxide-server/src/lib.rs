@@ -183,6 +183,7 @@ pub fn router(state: AppState) -> Router {
         .route("/instruments", post(pages::add_instrument))
         .route("/instruments/search", get(pages::search))
         .route("/events", get(pages::events))
+        .route("/chart", get(pages::chart))
         .route("/doctor", get(pages::doctor))
         .route("/metrics", get(pages::metrics))
         .route("/healthz", get(pages::healthz))

@@ -458,6 +458,36 @@ pub(crate) async fn search(
     Ok(axum::Json(hits).into_response())
 }
 
+/// `GET /chart?key=`: today's one-minute closes (oldest first), so the chart shows the session
+/// before the page opened; live ticks extend it.
+pub(crate) async fn chart(
+    State(state): State<AppState>,
+    _who: Signed,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response> {
+    let key = q.get("key").map(|k| k.trim().to_owned()).unwrap_or_default();
+    key.parse::<upstox_types::InstrumentKey>()
+        .map_err(|e| Error::BadRequest(e.to_string()))?;
+    let (_, _, health) = state.hub.snapshot();
+    let vault = open_vault(&state).await?;
+    let accounts = vault.accounts().await?;
+    vault.close().await;
+    let base = health
+        .account
+        .as_ref()
+        .and_then(|id| accounts.iter().find(|a| &a.id == id))
+        .or(accounts.first())
+        .map(|a| a.base_url.clone())
+        .ok_or_else(|| Error::BadRequest("link an account first".into()))?;
+    let mut candles = state
+        .client(&base)?
+        .intraday_candles(&key, upstox_client::market::CandleUnit::Minutes(1))
+        .await?;
+    candles.sort_by(|a, b| a.0.cmp(&b.0));
+    let closes: Vec<f64> = candles.iter().map(|c| c.4).collect();
+    Ok(axum::Json(closes).into_response())
+}
+
 fn sse_event(e: &HubEvent) -> Option<Event> {
     let (name, data) = match e {
         HubEvent::Quotes(q) => ("quotes", serde_json::to_string(q).ok()?),

@@ -50,6 +50,17 @@
       }
     });
   }, 500);
+  // The session so far (one-minute closes), then live ticks extend it.
+  document.querySelectorAll("#prices tr[data-key]").forEach(async function (tr) {
+    const key = tr.dataset.key;
+    try {
+      const r = await fetch("/chart?key=" + encodeURIComponent(key), { headers: { Accept: "application/json" } });
+      if (!r.ok) return;
+      const closes = await r.json();
+      series.set(key, closes.concat(series.get(key) || []).slice(-600));
+      draw(key);
+    } catch (_) { /* the chart starts with the live ticks */ }
+  });
   const events = new EventSource("/events");
   events.addEventListener("quotes", (e) => quotes(JSON.parse(e.data)));
   events.addEventListener("health", (e) => health(JSON.parse(e.data)));

@@ -331,6 +331,20 @@ async fn link_an_account_through_the_dialog_and_stream_live_quotes() {
     let doctor = f.get(&cookie, "/doctor").await;
     assert!(doctor.contains("✓ <strong>feed authorize</strong>"), "{doctor}");
 
+    // The chart's session so far.
+    let closes: Vec<f64> = f
+        .http
+        .get(format!("{}/chart?key=NSE_INDEX%7CNifty%2050", f.url))
+        .header("cookie", &cookie)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .expect("chart")
+        .json()
+        .await
+        .expect("json");
+    assert!(closes.len() > 5 && closes.iter().all(|c| *c > 1000.0), "{closes:?}");
+
     // Instruments: a bad key is a clear 400; a good one joins the table.
     let r = f
         .post(&cookie, "/instruments", &[("csrf", &csrf), ("key", "RELIANCE")])
