@@ -13,9 +13,9 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use chrono::Utc;
 use futures::Stream;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde::Deserialize;
-use stoxide_vault::{Check, CheckOutcome, NewApp, NewToken, TokenOrigin, Vault};
+use stoxide_vault::{NewApp, NewToken, Vault};
 use upstox_client::login::AppCredentials;
 use upstox_types::IST;
 
@@ -310,26 +310,7 @@ pub(crate) async fn oauth_callback(
     let tokens = client.exchange_code(&creds, code).await?;
     let profile = tokens.profile.clone();
     let account = vault
-        .store_token(&NewToken {
-            account_id: profile.user_id.clone(),
-            client_id: Some(creds.client_id.clone()),
-            user_name: profile.user_name.clone(),
-            base_url,
-            access_token: SecretString::from(tokens.access_token.clone()),
-            extended_token: tokens.extended_token.clone().map(SecretString::from),
-            issued_at: Utc::now(),
-            expires_at: None,
-            origin: TokenOrigin::Oauth,
-        })
-        .await?;
-    vault
-        .record_check(
-            &account.id,
-            &Check {
-                at: Utc::now(),
-                outcome: CheckOutcome::Valid,
-            },
-        )
+        .store_checked(&NewToken::from_exchange(&tokens, &creds.client_id, &base_url))
         .await?;
     vault.close().await;
     Ok(see_other(&with_message(&format!(

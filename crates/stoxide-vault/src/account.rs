@@ -108,6 +108,23 @@ pub struct NewToken {
     pub origin: TokenOrigin,
 }
 
+impl NewToken {
+    /// The tokens of an OAuth code exchange, issued now, for the user the answer names.
+    pub fn from_exchange(tokens: &upstox_client::login::TokenResponse, client_id: &str, base_url: &str) -> Self {
+        Self {
+            account_id: tokens.profile.user_id.clone(),
+            client_id: Some(client_id.to_owned()),
+            user_name: tokens.profile.user_name.clone(),
+            base_url: base_url.to_owned(),
+            access_token: SecretString::from(tokens.access_token.clone()),
+            extended_token: tokens.extended_token.clone().map(SecretString::from),
+            issued_at: chrono::Utc::now(),
+            expires_at: None,
+            origin: TokenOrigin::Oauth,
+        }
+    }
+}
+
 impl std::fmt::Debug for NewToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NewToken")

@@ -119,12 +119,23 @@ pub fn read_key_file(path: &Path) -> Result<VaultKey> {
     })
 }
 
-/// Writes a key file atomically with mode 0600: a temporary file, fsync, rename, fsync of the
-/// directory. An existing file at `path` is replaced only by the rename.
+/// Writes a key file atomically with mode 0600 (see [`write_private_file`]).
 ///
 /// # Errors
 /// Filesystem errors.
 pub fn write_key_file(path: &Path, key: &VaultKey) -> Result<()> {
+    let mut text = key.to_hex();
+    text.push('\n');
+    write_private_file(path, text.as_bytes()).map_err(|e| Error::io("cannot write the vault key file", path, e))
+}
+
+/// Writes `bytes` to `path` atomically with mode 0600: a temporary file, fsync, rename, fsync of
+/// the directory. An existing file is replaced only by the rename, so a crash leaves the old or
+/// the new content, never half of one.
+///
+/// # Errors
+/// Filesystem errors.
+pub fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = path.with_extension("tmp");
     let mut opts = std::fs::OpenOptions::new();
@@ -135,16 +146,15 @@ pub fn write_key_file(path: &Path, key: &VaultKey) -> Result<()> {
         opts.mode(0o600);
     }
     let write = || -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
         let mut f = opts.open(&tmp)?;
-        f.write_all(key.to_hex().as_bytes())?;
-        f.write_all(b"\n")?;
+        f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
         sync_dir(dir)
     };
-    write().map_err(|e| {
+    write().inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
-        Error::io("cannot write the vault key file", path, e)
     })
 }
 

@@ -405,6 +405,21 @@ impl Vault {
             .ok_or_else(|| Error::NoSuchAccount(id.to_owned()))
     }
 
+    /// Stores a token that Upstox has just issued or accepted, with a valid check dated now.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn store_checked(&self, t: &NewToken) -> Result<Account> {
+        let mut account = self.store_token(t).await?;
+        let check = Check {
+            at: Utc::now(),
+            outcome: crate::account::CheckOutcome::Valid,
+        };
+        self.record_check(&account.id, &check).await?;
+        account.last_check = Some(check);
+        Ok(account)
+    }
+
     fn account_row(row: &SqliteRow) -> Result<Account> {
         let check_at = from_ms(row.try_get("checked_at")?);
         let check_json: Option<String> = row.try_get("check_result")?;

@@ -117,17 +117,11 @@ async fn dashboard(args: DemoArgs, globals: &crate::settings::Globals) -> anyhow
     let code = login(&base, &link.creds, &user_cfg.user_id, &user_cfg.pin).await?;
     let tokens = anon.exchange_code(&link.creds, &code).await?;
     vault
-        .store_token(&stoxide_vault::NewToken {
-            account_id: tokens.profile.user_id.clone(),
-            client_id: Some(link.creds.client_id.clone()),
-            user_name: tokens.profile.user_name.clone(),
-            base_url: base.clone(),
-            access_token: tokens.access_token.clone().into(),
-            extended_token: None,
-            issued_at: chrono::Utc::now(),
-            expires_at: None,
-            origin: stoxide_vault::TokenOrigin::Oauth,
-        })
+        .store_checked(&stoxide_vault::NewToken::from_exchange(
+            &tokens,
+            &link.creds.client_id,
+            &base,
+        ))
         .await?;
     vault.close().await;
 

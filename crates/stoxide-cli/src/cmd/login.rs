@@ -12,7 +12,7 @@ use axum::http::{Method, StatusCode};
 use axum::response::Html;
 use chrono::{TimeZone, Utc};
 use secrecy::{ExposeSecret, SecretString};
-use stoxide_vault::{AppMode, Check, CheckOutcome, LoginStates, NewApp, NewToken, TokenOrigin, Vault};
+use stoxide_vault::{AppMode, CheckOutcome, LoginStates, NewApp, NewToken, TokenOrigin, Vault};
 use tokio::sync::mpsc;
 use upstox_client::login::AppCredentials;
 use upstox_client::user::Profile;
@@ -189,22 +189,6 @@ fn spinner(message: String) -> indicatif::ProgressBar {
     bar
 }
 
-/// Stores a new token and its successful check.
-async fn store(vault: &Vault, app: &App, profile: &Profile, token: NewToken) -> anyhow::Result<stoxide_vault::Account> {
-    let account = vault.store_token(&token).await?;
-    vault
-        .record_check(
-            &account.id,
-            &Check {
-                at: Utc::now(),
-                outcome: CheckOutcome::Valid,
-            },
-        )
-        .await?;
-    tracing::debug!(account = %profile.user_id, app = %app.creds.client_id, "login stored");
-    Ok(account)
-}
-
 struct OauthCtx {
     states: LoginStates,
     client: UpstoxClient,
@@ -243,24 +227,14 @@ async fn oauth_callback(
             .await
             .context("exchanging the authorization code")?;
         let profile = tokens.profile.clone();
-        let now = Utc::now();
-        let account = store(
-            &ctx.vault,
-            &ctx.app,
-            &profile,
-            NewToken {
-                account_id: profile.user_id.clone(),
-                client_id: Some(ctx.app.creds.client_id.clone()),
-                user_name: profile.user_name.clone(),
-                base_url: ctx.app.base_url.clone(),
-                access_token: SecretString::from(tokens.access_token.clone()),
-                extended_token: tokens.extended_token.clone().map(SecretString::from),
-                issued_at: now,
-                expires_at: None,
-                origin: TokenOrigin::Oauth,
-            },
-        )
-        .await?;
+        let account = ctx
+            .vault
+            .store_checked(&NewToken::from_exchange(
+                &tokens,
+                &ctx.app.creds.client_id,
+                &ctx.app.base_url,
+            ))
+            .await?;
         anyhow::Ok((profile, account))
     }
     .await;
@@ -329,11 +303,9 @@ async fn webhook(
         return (StatusCode::BAD_REQUEST, "token not accepted");
     };
     let issued_at = epoch_ms(&v, "issued_at").unwrap_or_else(Utc::now);
-    let result = store(
-        &ctx.vault,
-        &ctx.app,
-        &profile,
-        NewToken {
+    let result = ctx
+        .vault
+        .store_checked(&NewToken {
             account_id: profile.user_id.clone(),
             client_id: Some(ctx.app.creds.client_id.clone()),
             user_name: profile.user_name.clone(),
@@ -343,10 +315,10 @@ async fn webhook(
             issued_at,
             expires_at: epoch_ms(&v, "expires_at"),
             origin: TokenOrigin::TokenRequest,
-        },
-    )
-    .await
-    .map(|a| (profile, a));
+        })
+        .await
+        .map_err(anyhow::Error::from)
+        .map(|a| (profile, a));
     let ok = result.is_ok();
     let _ = ctx.done.send(result).await;
     if ok {

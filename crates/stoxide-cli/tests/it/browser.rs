@@ -4,7 +4,7 @@
 //! Runs when `STOXIDE_BROWSER_TESTS=1` (`scripts/test.sh` installs Chromium and sets it);
 //! screenshots go to `$CARGO_TARGET_DIR/browser-artifacts/`.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -54,6 +54,24 @@ fn sim_control(base: &str, path: &str, body: &str) {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
 
+async fn type_into(c: &Client, id: &str, text: &str) {
+    c.find(Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("#{id}: {e}"))
+        .send_keys(text)
+        .await
+        .unwrap_or_else(|e| panic!("typing into #{id}: {e}"));
+}
+
+async fn click(c: &Client, id: &str) {
+    c.find(Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("#{id}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("clicking #{id}: {e}"));
+}
+
 async fn text(c: &Client, css: &str) -> String {
     match c.find(Locator::Css(css)).await {
         Ok(e) => e.text().await.unwrap_or_default(),
@@ -87,19 +105,13 @@ async fn the_dashboard_in_a_real_browser() {
     }
     let data = tempfile::tempdir().expect("tempdir");
     let profile = tempfile::tempdir().expect("tempdir");
-    let mut demo = stoxide()
-        .args(["demo", "--addr", "127.0.0.1:0", "--data-dir"])
-        .arg(data.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("demo");
-    let mut first = String::new();
-    BufReader::new(demo.stdout.take().expect("stdout"))
-        .read_line(&mut first)
-        .expect("first line");
+    let (demo, info) = super::spawn_with_banner(
+        stoxide()
+            .args(["demo", "--addr", "127.0.0.1:0", "--data-dir"])
+            .arg(data.path())
+            .stderr(Stdio::inherit()),
+    );
     let demo = Killed(demo);
-    let info: serde_json::Value = serde_json::from_str(&first).expect("the demo's first line is JSON");
     let url = info["url"].as_str().expect("url").to_owned();
     let password = info["password"].as_str().expect("password").to_owned();
     let sim = info["simulator"].as_str().expect("simulator").to_owned();
@@ -150,59 +162,24 @@ async fn the_dashboard_in_a_real_browser() {
         .await
         .expect("the sign-in page");
     shot(&c, "01-sign-in").await;
-    c.find(Locator::Id("username"))
-        .await
-        .expect("user")
-        .send_keys("admin")
-        .await
-        .expect("type");
-    c.find(Locator::Id("password"))
-        .await
-        .expect("pw")
-        .send_keys(&password)
-        .await
-        .expect("type");
-    c.find(Locator::Id("login-submit"))
-        .await
-        .expect("button")
-        .click()
-        .await
-        .expect("click");
+    type_into(&c, "username", "admin").await;
+    type_into(&c, "password", &password).await;
+    click(&c, "login-submit").await;
     c.wait()
         .for_element(Locator::Id("accounts"))
         .await
         .expect("the dashboard");
 
     // Link an account through the simulator's dialog.
-    c.find(Locator::Id("link-account"))
-        .await
-        .expect("link")
-        .click()
-        .await
-        .expect("click");
+    click(&c, "link-account").await;
     c.wait()
         .for_element(Locator::Id("user_id"))
         .await
         .expect("the simulator's dialog");
     shot(&c, "02-upstox-dialog").await;
-    c.find(Locator::Id("user_id"))
-        .await
-        .expect("user")
-        .send_keys("SIM002")
-        .await
-        .expect("type");
-    c.find(Locator::Id("pin"))
-        .await
-        .expect("pin")
-        .send_keys("234567")
-        .await
-        .expect("type");
-    c.find(Locator::Id("login-submit"))
-        .await
-        .expect("button")
-        .click()
-        .await
-        .expect("click");
+    type_into(&c, "user_id", "SIM002").await;
+    type_into(&c, "pin", "234567").await;
+    click(&c, "login-submit").await;
     c.wait()
         .for_element(Locator::Id("message"))
         .await
@@ -214,12 +191,7 @@ async fn the_dashboard_in_a_real_browser() {
     shot(&c, "03-linked").await;
 
     // Start the stream (a form post and one page load), then only pushed updates.
-    c.find(Locator::Id("stream-start"))
-        .await
-        .expect("start")
-        .click()
-        .await
-        .expect("click");
+    click(&c, "stream-start").await;
     c.wait().for_element(Locator::Id("message")).await.expect("reloaded");
     c.execute("window.__noReload = 'still here';", vec![])
         .await

@@ -136,18 +136,12 @@ redirect_uri = "{vendor_redirect}"
     );
     let path = dir.path().join("sim.toml");
     std::fs::write(&path, config).expect("config");
-    let mut child = stoxide()
-        .args(["sim", "--addr", "127.0.0.1:0", "--sim-config"])
-        .arg(&path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("sim");
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut first)
-        .expect("banner");
-    let banner: serde_json::Value = serde_json::from_str(&first).expect("banner json");
+    let (child, banner) = super::spawn_with_banner(
+        stoxide()
+            .args(["sim", "--addr", "127.0.0.1:0", "--sim-config"])
+            .arg(&path)
+            .stderr(Stdio::null()),
+    );
     Sim {
         child,
         base: banner["base_url"].as_str().expect("base").to_owned(),
@@ -204,11 +198,7 @@ impl<'a> User<'a> {
         let mut c = self.cmd();
         c.env("STOXIDE_LOG", "warn");
         let out = c.args(args).output().expect("run");
-        let r = Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into(),
-            stderr: String::from_utf8_lossy(&out.stderr).into(),
-        };
+        let r = Run::from(out);
         self.printed.push(r.stdout.clone());
         self.printed.push(r.stderr.clone());
         r
@@ -216,11 +206,7 @@ impl<'a> User<'a> {
 
     fn run_keep(&mut self, args: &[&str], keep: bool) -> Run {
         let out = self.cmd().args(args).output().expect("run");
-        let r = Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into(),
-            stderr: String::from_utf8_lossy(&out.stderr).into(),
-        };
+        let r = Run::from(out);
         if keep {
             self.printed.push(r.stdout.clone());
         }
@@ -554,24 +540,22 @@ fn token_request_and_refused_callbacks() {
     assert!(r.stderr.contains("no login within 2 s"), "{}", r.stderr);
 }
 
+/// `stoxide` with the vault in `dir` and no server at all.
+fn run_offline(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Run {
+    let mut c = stoxide();
+    c.env("STOXIDE_DATA_DIR", dir);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    Run::from(c.args(args).output().expect("run"))
+}
+
 #[test]
 fn broken_vaults_keys_and_token_files_get_one_line_and_nothing_is_lost() {
     let data = tempfile::tempdir().expect("tempdir");
     let dir = data.path().join("vault");
     let files = tempfile::tempdir().expect("tempdir");
-    let run = |env: &[(&str, &str)], args: &[&str]| {
-        let mut c = stoxide();
-        c.env("STOXIDE_DATA_DIR", &dir);
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        let out = c.args(args).output().expect("run");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into(),
-            stderr: String::from_utf8_lossy(&out.stderr).into(),
-        }
-    };
+    let run = |env: &[(&str, &str)], args: &[&str]| run_offline(&dir, env, args);
     let file = |name: &str, content: &str| {
         let p = files.path().join(name);
         std::fs::write(&p, content).expect("write");
@@ -668,19 +652,7 @@ fn a_vault_keyed_from_the_environment_rotates_to_the_new_variable() {
     )
     .expect("write");
     let (old, new) = ("1f".repeat(32), "2e".repeat(32));
-    let run = |env: &[(&str, &str)], args: &[&str]| {
-        let mut c = stoxide();
-        c.env("STOXIDE_DATA_DIR", data.path());
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        let out = c.args(args).output().expect("run");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into(),
-            stderr: String::from_utf8_lossy(&out.stderr).into(),
-        }
-    };
+    let run = |env: &[(&str, &str)], args: &[&str]| run_offline(data.path(), env, args);
     let r = run(
         &[("STOXIDE_VAULT_KEY", old.as_str())],
         &["token", "import", "--offline", token.to_str().expect("path")],

@@ -31,13 +31,31 @@ struct Run {
     stderr: String,
 }
 
+impl From<std::process::Output> for Run {
+    fn from(out: std::process::Output) -> Self {
+        Self {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into(),
+            stderr: String::from_utf8_lossy(&out.stderr).into(),
+        }
+    }
+}
+
+/// Spawns `cmd` with stdout piped; answers the child and its first stdout line, parsed as the
+/// JSON banner that `stoxide sim` and `stoxide demo` print for scripts.
+fn spawn_with_banner(cmd: &mut Command) -> (std::process::Child, serde_json::Value) {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().expect("spawn");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut first)
+        .expect("banner");
+    let banner = serde_json::from_str(&first).unwrap_or_else(|e| panic!("first line is JSON ({e}): {first}"));
+    (child, banner)
+}
+
 fn run(args: &[&str]) -> Run {
     let out = stoxide().args(args).output().expect("run");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into(),
-        stderr: String::from_utf8_lossy(&out.stderr).into(),
-    }
+    Run::from(out)
 }
 
 fn assert_one_line_error(r: &Run, needle: &str) {
@@ -127,17 +145,7 @@ fn unreachable_server_says_what_to_check() {
 
 #[test]
 fn sim_prints_its_json_banner_first_and_serves_the_cli() {
-    let mut child = stoxide()
-        .args(["sim", "--addr", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("sim");
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut first)
-        .expect("banner");
-    let banner: serde_json::Value = serde_json::from_str(&first).expect("first line is JSON");
+    let (mut child, banner) = spawn_with_banner(stoxide().args(["sim", "--addr", "127.0.0.1:0"]).stderr(Stdio::null()));
     let base = banner["base_url"].as_str().expect("base_url").to_owned();
     let token = banner["users"][0]["access_token"].as_str().expect("token").to_owned();
     assert!(banner["apps"][0]["client_secret"].is_string());
@@ -208,17 +216,7 @@ impl Drop for SimChild {
 }
 
 fn sim_child() -> SimChild {
-    let mut child = stoxide()
-        .args(["sim", "--addr", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("sim");
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut first)
-        .expect("banner");
-    let banner: serde_json::Value = serde_json::from_str(&first).expect("banner json");
+    let (child, banner) = spawn_with_banner(stoxide().args(["sim", "--addr", "127.0.0.1:0"]).stderr(Stdio::null()));
     let base = banner["base_url"].as_str().expect("base").to_owned();
     let token = banner["users"][0]["access_token"].as_str().expect("token").to_owned();
     SimChild { child, base, token }
@@ -232,11 +230,7 @@ impl SimChild {
             .args(args)
             .output()
             .expect("run");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into(),
-            stderr: String::from_utf8_lossy(&out.stderr).into(),
-        }
+        Run::from(out)
     }
 
     /// `POST /sim/feed` with a plain HTTP/1.1 request (no client library needed).

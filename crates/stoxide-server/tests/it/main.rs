@@ -135,6 +135,19 @@ impl Fixture {
         resp.text().await.expect("text")
     }
 
+    async fn get_json(&self, cookie: &str, path: &str) -> String {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .header("cookie", cookie)
+            .header("accept", "application/json")
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(resp.status(), 200, "{path}");
+        resp.text().await.expect("text")
+    }
+
     async fn post(&self, cookie: &str, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
         self.http
             .post(format!("{}{path}", self.url))
@@ -332,17 +345,8 @@ async fn link_an_account_through_the_dialog_and_stream_live_quotes() {
     assert!(doctor.contains("✓ <strong>feed authorize</strong>"), "{doctor}");
 
     // The chart's session so far.
-    let closes: Vec<f64> = f
-        .http
-        .get(format!("{}/chart?key=NSE_INDEX%7CNifty%2050", f.url))
-        .header("cookie", &cookie)
-        .header("accept", "application/json")
-        .send()
-        .await
-        .expect("chart")
-        .json()
-        .await
-        .expect("json");
+    let closes: Vec<f64> =
+        serde_json::from_str(&f.get_json(&cookie, "/chart?key=NSE_INDEX%7CNifty%2050").await).expect("closes");
     assert!(closes.len() > 5 && closes.iter().all(|c| *c > 1000.0), "{closes:?}");
 
     // Instruments: a bad key is a clear 400; a good one joins the table.
@@ -359,17 +363,7 @@ async fn link_an_account_through_the_dialog_and_stream_live_quotes() {
         .await;
     assert_eq!(r.status(), 303);
     assert!(f.get(&cookie, "/").await.contains("data-key=\"NSE_EQ|INE002A01018\""));
-    let hits = f
-        .http
-        .get(format!("{}/instruments/search?q=RELIANCE", f.url))
-        .header("cookie", &cookie)
-        .header("accept", "application/json")
-        .send()
-        .await
-        .expect("search")
-        .text()
-        .await
-        .expect("json");
+    let hits = f.get_json(&cookie, "/instruments/search?q=RELIANCE").await;
     assert!(hits.contains("NSE_EQ|INE002A01018"), "{hits}");
     f.stop.cancel();
     f.sim.shutdown().await;
