@@ -130,7 +130,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     match cli.command {
         Command::Sim(args) => cmd::sim::run(args, &globals).await,
-        Command::Demo(args) => cmd::demo::run(args, &globals, &out).await,
+        Command::Demo(args) => cmd::demo::run(args, &out).await,
         Command::Serve(args) => cmd::serve::run(&globals, args).await,
         Command::Profile => cmd::account::profile(&globals, &out).await,
         Command::Funds => cmd::account::funds(&globals, &out).await,

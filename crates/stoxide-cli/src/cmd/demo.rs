@@ -28,6 +28,10 @@ pub(crate) struct DemoArgs {
     /// Stop after this many seconds (default: until Ctrl-C).
     #[arg(long)]
     duration: Option<f64>,
+    /// Keep the demo's vault here (default: a temporary directory removed on exit). The demo never
+    /// uses your own vault (`--data-dir` / `STOXIDE_DATA_DIR`): it would leave a simulated account in it.
+    #[arg(long, value_name = "DIR")]
+    vault_dir: Option<std::path::PathBuf>,
 }
 
 /// Logs in through the simulator's dialog the way a browser would: submit the form, follow
@@ -60,16 +64,16 @@ async fn login(base: &str, app: &AppCredentials, user: &str, pin: &str) -> anyho
     pairs.get("code").cloned().context("no code in the redirect")
 }
 
-pub(crate) async fn run(args: DemoArgs, globals: &crate::settings::Globals, out: &Output) -> anyhow::Result<()> {
+pub(crate) async fn run(args: DemoArgs, out: &Output) -> anyhow::Result<()> {
     if args.tour {
         tour(args, out).await
     } else {
-        dashboard(args, globals).await
+        dashboard(args).await
     }
 }
 
 /// The simulator and the dashboard in one process.
-async fn dashboard(args: DemoArgs, globals: &crate::settings::Globals) -> anyhow::Result<()> {
+async fn dashboard(args: DemoArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         args.duration.is_none_or(|d| d.is_finite() && d > 0.0),
         "--duration must be a positive number of seconds"
@@ -91,9 +95,9 @@ async fn dashboard(args: DemoArgs, globals: &crate::settings::Globals) -> anyhow
     let sim = Simulator::start(config, "127.0.0.1:0".parse()?).await?;
     let base = sim.base_url();
 
-    // The demo's vault: --data-dir if given, else a temporary directory removed on exit.
+    // The demo's vault: --vault-dir if given, else a temporary directory removed on exit.
     let temp;
-    let data_dir = match &globals.data_dir {
+    let data_dir = match &args.vault_dir {
         Some(d) => d.clone(),
         None => {
             temp = tempfile::Builder::new().prefix("stoxide-demo-").tempdir()?;

@@ -107,7 +107,7 @@ async fn the_dashboard_in_a_real_browser() {
     let profile = tempfile::tempdir().expect("tempdir");
     let (demo, info) = super::spawn_with_banner(
         stoxide()
-            .args(["demo", "--addr", "127.0.0.1:0", "--data-dir"])
+            .args(["demo", "--addr", "127.0.0.1:0", "--vault-dir"])
             .arg(data.path())
             .stderr(Stdio::inherit()),
     );
