@@ -17,7 +17,7 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver
 fi
-chromium --version
+chromium --version 2>/dev/null || true
 export STOXIDE_BROWSER_TESTS=1
 
 step "Python venv with the official Upstox SDK (tests/conformance/requirements.txt)"
