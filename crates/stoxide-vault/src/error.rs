@@ -30,6 +30,16 @@ pub enum Error {
         "the vault {path} is damaged or not a stoxide vault ({detail}); restore it from a backup, or move it away and log in again. It was left untouched"
     )]
     Corrupt { path: PathBuf, detail: String },
+    /// The file at the vault's path is not a stoxide vault.
+    #[error(
+        "{path} is not a stoxide vault ({detail}); it was left untouched: move it away, or point --data-dir / STOXIDE_DATA_DIR elsewhere"
+    )]
+    NotAVault { path: PathBuf, detail: String },
+    /// Another process held the vault's lock for too long.
+    #[error(
+        "the vault is busy: another stoxide process has held {path} for {waited:?} (a key rotation?); try again when it has finished"
+    )]
+    Locked { path: PathBuf, waited: std::time::Duration },
     /// A stored ciphertext did not decrypt (tampered with, or moved from another row).
     #[error(
         "the stored {field} of {owner} does not decrypt: it was altered or copied from another account; log in again for {owner}"
@@ -73,6 +83,9 @@ impl Error {
 
     /// Whether trying again later may help (a locked database), as opposed to a fix by the user.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)))
+        matches!(
+            self,
+            Self::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) | Self::Locked { .. }
+        )
     }
 }

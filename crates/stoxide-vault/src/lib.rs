@@ -26,6 +26,7 @@ pub mod check;
 mod cipher;
 mod error;
 pub mod key;
+mod lock;
 mod oauth_state;
 pub mod status;
 pub mod token_file;

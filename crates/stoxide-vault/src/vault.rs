@@ -4,20 +4,31 @@
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
+use parking_lot::RwLock;
 use secrecy::{ExposeSecret, SecretString};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow};
-use sqlx::{Acquire, Row};
+use sqlx::sqlite::{
+    Sqlite, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+};
+use sqlx::{Row, Transaction};
 
 use crate::account::{Account, AppMode, AppRecord, Check, NewApp, NewToken, TokenOrigin};
 use crate::cipher::{Cipher, Owner};
 use crate::error::{Error, Result};
 use crate::key::{self, KeySource, VaultKey};
+use crate::lock::{self, Mode};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 const DB_FILE: &str = "vault.db";
+/// A vault being created, until it is complete and renamed to `vault.db`.
+const NEW_DB_FILE: &str = "vault.db.new";
+/// SQLite's application id in every vault's header ("STXV"), so a database of another program
+/// at the vault's path is told apart before anything is written to it.
+const APPLICATION_ID: u32 = 0x5354_5856;
+const APPLICATION_ID_PRAGMA: &str = "PRAGMA application_id = 1398036566";
 const KEY_FILE: &str = "vault.key";
 /// The key being rotated to, until the rotation's last step renames it over `vault.key`.
 const NEXT_KEY_FILE: &str = "vault.key.next";
@@ -54,9 +65,14 @@ pub struct Rotation {
 }
 
 /// An open vault.
+///
+/// Several processes may share one vault: opening and re-reading the key hold the vault's file
+/// lock shared, rotation and recovery hold it exclusively (see [`crate::lock`]), and a handle
+/// whose key was rotated by another process re-reads it before it reads or writes a secret.
 pub struct Vault {
     pool: SqlitePool,
-    cipher: Cipher,
+    /// Replaced when another process rotates the key.
+    cipher: RwLock<Arc<Cipher>>,
     data_dir: PathBuf,
     key_source: KeySource,
 }
@@ -120,110 +136,121 @@ impl Vault {
                 return Ok(None);
             }
             create_private_dir(data_dir)?;
-            create_private_file(&db)?;
-        } else {
-            check_sqlite_header(&db)?;
         }
-        let options = SqliteConnectOptions::from_str("sqlite:")
-            .map_err(Error::Database)?
-            .filename(&db)
-            .create_if_missing(false)
-            .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(std::time::Duration::from_secs(5))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await
-            .map_err(|e| corrupt_or(&db, e))?;
-        MIGRATOR.run(&pool).await.map_err(|e| match e {
-            sqlx::migrate::MigrateError::Execute(inner) if is_corruption(&inner) => Error::Corrupt {
-                path: db.clone(),
-                detail: inner.to_string(),
-            },
-            other => Error::Migrate(other),
-        })?;
-
-        let canary: Option<Vec<u8>> = sqlx::query_scalar("SELECT value FROM vault_meta WHERE name = 'key_check'")
-            .fetch_optional(&pool)
-            .await
-            .map_err(|e| corrupt_or(&db, e))?;
-        let key_file = data_dir.join(KEY_FILE);
-        let next_file = data_dir.join(NEXT_KEY_FILE);
-
-        let (key, key_source) = match key::key_from_env(key::KEY_ENV)? {
-            Some(k) => (k, KeySource::Env),
-            None if key_file.exists() => (key::read_key_file(&key_file)?, KeySource::File(key_file.clone())),
-            None if canary.is_some() => return Err(Error::KeyMissing { db, key_file }),
-            None => {
-                create_private_dir(data_dir)?;
-                let k = VaultKey::generate();
-                key::write_key_file(&key_file, &k)?;
-                tracing::info!(key_file = %key_file.display(), "created a new vault key");
-                (k, KeySource::File(key_file.clone()))
-            }
-        };
-        let mut cipher = Cipher::new(&key);
-        match canary {
-            None => {
-                let sealed = cipher.seal(CANARY_OWNER, CANARY);
-                sqlx::query("INSERT INTO vault_meta (name, value) VALUES ('key_check', ?)")
-                    .bind(sealed)
-                    .execute(&pool)
-                    .await?;
-            }
-            Some(blob) if cipher.open(CANARY_OWNER, &blob).is_some() => {
-                if next_file.exists() {
-                    // A rotation stopped before its commit: the vault is still under this key.
-                    tracing::warn!("removing {} left by an interrupted key rotation", next_file.display());
-                    std::fs::remove_file(&next_file).map_err(|e| Error::io("cannot remove", &next_file, e))?;
-                }
-            }
-            Some(blob) => {
-                let next = match &key_source {
-                    KeySource::File(_) if next_file.exists() => Some(key::read_key_file(&next_file)?),
-                    KeySource::Env => key::key_from_env(key::NEW_KEY_ENV)?,
-                    KeySource::File(_) => None,
-                };
-                let next_cipher = next.as_ref().map(Cipher::new);
-                match (next_cipher, &key_source) {
-                    (Some(c), KeySource::File(_)) if c.open(CANARY_OWNER, &blob).is_some() => {
-                        // The rotation committed but stopped before renaming the new key into place.
-                        std::fs::rename(&next_file, &key_file)
-                            .map_err(|e| Error::io("cannot finish the key rotation by renaming", &next_file, e))?;
-                        key::sync_dir(data_dir).map_err(|e| Error::io("cannot sync", data_dir, e))?;
-                        tracing::warn!(
-                            "finished an interrupted key rotation: {} is the vault key now",
-                            key_file.display()
-                        );
-                        cipher = c;
-                    }
-                    (Some(c), KeySource::Env) if c.open(CANARY_OWNER, &blob).is_some() => {
-                        return Err(Error::WrongKey {
-                            db,
-                            source_name: format!(
-                                "{} (the vault was rotated to {}; set {} to that key)",
-                                key::KEY_ENV,
-                                key::NEW_KEY_ENV,
-                                key::KEY_ENV
-                            ),
-                        });
-                    }
-                    _ => {
-                        return Err(Error::WrongKey {
-                            db,
-                            source_name: key_source.to_string(),
-                        });
-                    }
-                }
+        // Shared first: most opens only read. Anything that must be written to settle the vault
+        // (creating it, adopting an older one, migrations, finishing or discarding an interrupted
+        // rotation) is done only under the exclusive lock, after looking again.
+        let mut mode = Mode::Shared;
+        loop {
+            let guard = lock::lock(data_dir, mode).await?;
+            let opened = Self::try_open(data_dir, &db, create, mode).await?;
+            drop(guard);
+            match opened {
+                Opened::Vault(v) => return Ok(Some(*v)),
+                Opened::Absent => return Ok(None),
+                Opened::NeedsWrite => mode = Mode::Exclusive,
             }
         }
-        Ok(Some(Self {
-            pool,
-            cipher,
-            data_dir: data_dir.to_owned(),
-            key_source,
-        }))
+    }
+
+    /// One attempt at opening under the lock held in `mode`.
+    async fn try_open(data_dir: &Path, db: &Path, create: bool, mode: Mode) -> Result<Opened> {
+        let may_write = mode == Mode::Exclusive;
+        if !db.exists() {
+            if !create {
+                return Ok(Opened::Absent);
+            }
+            if !may_write {
+                return Ok(Opened::NeedsWrite);
+            }
+            create_database(data_dir, db).await?;
+        }
+        let identity = identify(db)?;
+        if identity == Identity::Legacy && !may_write {
+            return Ok(Opened::NeedsWrite);
+        }
+        make_private(db)?;
+        let pool = connect(db).await?;
+        let settled = async {
+            if identity == Identity::Legacy {
+                adopt_legacy(&pool, db).await?;
+            }
+            if migrations_pending(&pool).await? {
+                if !may_write {
+                    return Ok(None);
+                }
+                migrate(&pool, db).await?;
+            }
+            settle_key(&pool, data_dir, may_write).await
+        }
+        .await;
+        match settled {
+            Ok(Some((cipher, key_source))) => Ok(Opened::Vault(Box::new(Self {
+                pool,
+                cipher: RwLock::new(Arc::new(cipher)),
+                data_dir: data_dir.to_owned(),
+                key_source,
+            }))),
+            Ok(None) => {
+                pool.close().await;
+                Ok(Opened::NeedsWrite)
+            }
+            Err(e) => {
+                pool.close().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The cipher the committed data is sealed under, as this handle last read it.
+    fn cipher(&self) -> Arc<Cipher> {
+        Arc::clone(&self.cipher.read())
+    }
+
+    /// Re-reads the key after another process rotated it (or crashed rotating it).
+    async fn refresh_key(&self) -> Result<()> {
+        let mut mode = Mode::Shared;
+        loop {
+            let _guard = lock::lock(&self.data_dir, mode).await?;
+            match settle_key(&self.pool, &self.data_dir, mode == Mode::Exclusive).await? {
+                Some((cipher, _)) => {
+                    *self.cipher.write() = Arc::new(cipher);
+                    return Ok(());
+                }
+                None => mode = Mode::Exclusive,
+            }
+        }
+    }
+
+    /// Whether the key changed under this handle since it last read it; re-reads it if so.
+    async fn key_changed(&self) -> Result<bool> {
+        let cipher = self.cipher();
+        let mut conn = self.pool.acquire().await?;
+        if canary_opens(&mut conn, &cipher).await? {
+            return Ok(false);
+        }
+        drop(conn);
+        self.refresh_key().await?;
+        Ok(true)
+    }
+
+    /// Begins a write transaction that holds SQLite's write lock, with the cipher the committed
+    /// data is sealed under. Checking the key inside the transaction means a handle that has not
+    /// yet seen another process's rotation can never write a value sealed under the old key.
+    async fn begin_write(&self) -> Result<(Transaction<'static, Sqlite>, Arc<Cipher>)> {
+        for _ in 0..3 {
+            let cipher = self.cipher();
+            let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+            if canary_opens(&mut tx, &cipher).await? {
+                return Ok((tx, cipher));
+            }
+            tx.rollback().await?;
+            self.refresh_key().await?;
+        }
+        Err(Error::WrongKey {
+            db: self.db_path(),
+            source_name: format!("{} (it keeps changing while this process writes)", self.key_source),
+        })
     }
 
     /// The data directory.
@@ -246,9 +273,27 @@ impl Vault {
         self.pool.close().await;
     }
 
+    /// Reads one sealed column of one row (`None`: no such row) and opens it. A value sealed
+    /// under a key this handle has not seen yet (another process rotated it) is read again
+    /// after re-reading the key; only a value that no current key opens is [`Error::Tampered`].
+    async fn read_sealed(&self, sql: &'static str, owner: Owner<'_>) -> Result<Option<Option<SecretString>>> {
+        let mut retried = false;
+        loop {
+            let blob: Option<Option<Vec<u8>>> = sqlx::query_scalar(sql)
+                .bind(owner.id)
+                .fetch_optional(&self.pool)
+                .await?;
+            let Some(blob) = blob else { return Ok(None) };
+            match self.open_secret(owner, blob) {
+                Err(Error::Tampered { .. }) if !retried && self.key_changed().await? => retried = true,
+                other => return other.map(Some),
+            }
+        }
+    }
+
     fn open_secret(&self, owner: Owner<'_>, blob: Option<Vec<u8>>) -> Result<Option<SecretString>> {
         let Some(blob) = blob else { return Ok(None) };
-        let plain = self.cipher.open(owner, &blob).ok_or_else(|| Error::Tampered {
+        let plain = self.cipher().open(owner, &blob).ok_or_else(|| Error::Tampered {
             owner: owner.id.to_owned(),
             field: owner.field,
         })?;
@@ -264,8 +309,9 @@ impl Vault {
     /// # Errors
     /// Database errors.
     pub async fn put_app(&self, app: &NewApp) -> Result<AppRecord> {
+        let (mut tx, cipher) = self.begin_write().await?;
         let sealed = app.secret.as_ref().map(|s| {
-            self.cipher.seal(
+            cipher.seal(
                 Owner {
                     table: "apps",
                     id: &app.client_id,
@@ -289,8 +335,9 @@ impl Vault {
         .bind(&app.base_url)
         .bind(now)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         self.app(&app.client_id)
             .await?
             .ok_or_else(|| Error::Database(sqlx::Error::RowNotFound))
@@ -334,18 +381,15 @@ impl Vault {
     /// # Errors
     /// [`Error::Tampered`] when it does not decrypt.
     pub async fn app_secret(&self, client_id: &str) -> Result<Option<SecretString>> {
-        let blob: Option<Option<Vec<u8>>> = sqlx::query_scalar("SELECT secret FROM apps WHERE client_id = ?")
-            .bind(client_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        self.open_secret(
-            Owner {
-                table: "apps",
-                id: client_id,
-                field: "secret",
-            },
-            blob.flatten(),
-        )
+        let owner = Owner {
+            table: "apps",
+            id: client_id,
+            field: "secret",
+        };
+        Ok(self
+            .read_sealed("SELECT secret FROM apps WHERE client_id = ?", owner)
+            .await?
+            .flatten())
     }
 
     /// Stores a token for an account (creating the account), replacing any earlier token.
@@ -354,7 +398,8 @@ impl Vault {
     /// Database errors.
     pub async fn store_token(&self, t: &NewToken) -> Result<Account> {
         let id = t.account_id.as_str();
-        let access = self.cipher.seal(
+        let (mut tx, cipher) = self.begin_write().await?;
+        let access = cipher.seal(
             Owner {
                 table: "accounts",
                 id,
@@ -363,7 +408,7 @@ impl Vault {
             t.access_token.expose_secret().as_bytes(),
         );
         let extended = t.extended_token.as_ref().map(|e| {
-            self.cipher.seal(
+            cipher.seal(
                 Owner {
                     table: "accounts",
                     id,
@@ -397,8 +442,9 @@ impl Vault {
         .bind(t.origin.as_str())
         .bind(now)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         tracing::info!(account = id, origin = t.origin.as_str(), "stored a token");
         self.account(id)
             .await?
@@ -486,16 +532,14 @@ impl Vault {
         } else {
             "SELECT access_token FROM accounts WHERE id = ?"
         };
-        let blob: Option<Option<Vec<u8>>> = sqlx::query_scalar(sql).bind(id).fetch_optional(&self.pool).await?;
-        let blob = blob.ok_or_else(|| Error::NoSuchAccount(id.to_owned()))?;
-        self.open_secret(
-            Owner {
-                table: "accounts",
-                id,
-                field,
-            },
-            blob,
-        )
+        let owner = Owner {
+            table: "accounts",
+            id,
+            field,
+        };
+        self.read_sealed(sql, owner)
+            .await?
+            .ok_or_else(|| Error::NoSuchAccount(id.to_owned()))
     }
 
     /// Records the result of checking the token with Upstox.
@@ -533,18 +577,22 @@ impl Vault {
         Ok(())
     }
 
-    /// Re-encrypts every secret under a new key, crash-safe: the new key is written to
-    /// `vault.key.next` first, every ciphertext and the key check change in one transaction, and
-    /// only then is the new key renamed over `vault.key`. Opening the vault after a crash at any
-    /// point finds the key that matches the committed data (see `open`).
+    /// Re-encrypts every secret under a new key, crash-safe and safe beside other processes.
+    ///
+    /// Under the vault's exclusive lock (other opens and rotations wait): the key is re-read
+    /// (another process may have rotated it since this handle opened), the new key is written
+    /// to `vault.key.next`, every ciphertext and the key check change in one transaction, and
+    /// only then is the new key renamed over `vault.key`; the old key stays in place until that
+    /// commit. Opening the vault after a crash at any point finds the key that matches the
+    /// committed data (see `settle_key`).
     ///
     /// With the key in `STOXIDE_VAULT_KEY`, `new_key` (from `STOXIDE_VAULT_NEW_KEY`) is required
     /// and the caller switches the variable afterwards.
     ///
     /// # Errors
-    /// A secret that does not decrypt (nothing changes then), filesystem and database errors.
-    pub async fn rotate_key(&mut self, new_key: Option<VaultKey>) -> Result<Rotation> {
-        let next_file = self.data_dir.join(NEXT_KEY_FILE);
+    /// A secret that does not decrypt (nothing changes then), [`Error::Locked`] when another
+    /// process holds the vault for over a minute, filesystem and database errors.
+    pub async fn rotate_key(&self, new_key: Option<VaultKey>) -> Result<Rotation> {
         let key = match (&self.key_source, new_key) {
             (_, Some(k)) => k,
             (KeySource::Env, None) => {
@@ -554,14 +602,54 @@ impl Vault {
             }
             (KeySource::File(_), None) => VaultKey::generate(),
         };
+        let _guard = lock::lock(&self.data_dir, Mode::Exclusive).await?;
+        let (current, _) = settle_key(&self.pool, &self.data_dir, true).await?.ok_or_else(|| {
+            Error::Database(sqlx::Error::Protocol(
+                "the key did not settle under the exclusive lock".into(),
+            ))
+        })?;
+        let current = Arc::new(current);
+        *self.cipher.write() = Arc::clone(&current);
+
+        let next_file = self.data_dir.join(NEXT_KEY_FILE);
         if let KeySource::File(_) = self.key_source {
             key::write_key_file(&next_file, &key)?;
         }
         let new_cipher = Cipher::new(&key);
-        let mut conn = self.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
-        let mut count = 0usize;
+        let resealed = self.reseal_all(&current, &new_cipher).await;
+        let count = match resealed {
+            Ok(n) => n,
+            Err(e) => {
+                // Nothing was committed: the vault stays under the current key.
+                if let KeySource::File(_) = self.key_source {
+                    let _ = std::fs::remove_file(&next_file);
+                }
+                return Err(e);
+            }
+        };
+        if let KeySource::File(key_file) = &self.key_source {
+            std::fs::rename(&next_file, key_file)
+                .map_err(|e| Error::io("cannot move the new key into place from", &next_file, e))?;
+            key::sync_dir(&self.data_dir).map_err(|e| Error::io("cannot sync", &self.data_dir, e))?;
+        }
+        *self.cipher.write() = Arc::new(new_cipher);
+        tracing::info!(secrets = count, "rotated the vault key");
+        Ok(Rotation {
+            secrets: count,
+            key_source: self.key_source.clone(),
+        })
+    }
 
+    /// Re-seals every secret and the key check from `old` to `new` in one write transaction.
+    async fn reseal_all(&self, old: &Cipher, new: &Cipher) -> Result<usize> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        if !canary_opens(&mut tx, old).await? {
+            return Err(Error::WrongKey {
+                db: self.db_path(),
+                source_name: self.key_source.to_string(),
+            });
+        }
+        let mut count = 0usize;
         let apps: Vec<(String, Option<Vec<u8>>)> = sqlx::query_as("SELECT client_id, secret FROM apps")
             .fetch_all(&mut *tx)
             .await?;
@@ -572,12 +660,12 @@ impl Vault {
                 id: &id,
                 field: "secret",
             };
-            let plain = self.cipher.open(owner, &blob).ok_or_else(|| Error::Tampered {
+            let plain = old.open(owner, &blob).ok_or_else(|| Error::Tampered {
                 owner: id.clone(),
                 field: "secret",
             })?;
             sqlx::query("UPDATE apps SET secret = ? WHERE client_id = ?")
-                .bind(new_cipher.seal(owner, &plain))
+                .bind(new.seal(owner, &plain))
                 .bind(&id)
                 .execute(&mut *tx)
                 .await?;
@@ -594,12 +682,12 @@ impl Vault {
                     id: &id,
                     field,
                 };
-                let plain = self.cipher.open(owner, &blob).ok_or_else(|| Error::Tampered {
+                let plain = old.open(owner, &blob).ok_or_else(|| Error::Tampered {
                     owner: id.clone(),
                     field,
                 })?;
                 count += 1;
-                Ok(Some(new_cipher.seal(owner, &plain)))
+                Ok(Some(new.seal(owner, &plain)))
             };
             let access = reseal("access_token", access)?;
             let extended = reseal("extended_token", extended)?;
@@ -611,23 +699,266 @@ impl Vault {
                 .await?;
         }
         sqlx::query("UPDATE vault_meta SET value = ? WHERE name = 'key_check'")
-            .bind(new_cipher.seal(CANARY_OWNER, CANARY))
+            .bind(new.seal(CANARY_OWNER, CANARY))
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        drop(conn);
+        Ok(count)
+    }
+}
 
-        if let KeySource::File(key_file) = &self.key_source {
-            std::fs::rename(&next_file, key_file)
-                .map_err(|e| Error::io("cannot move the new key into place from", &next_file, e))?;
-            key::sync_dir(&self.data_dir).map_err(|e| Error::io("cannot sync", &self.data_dir, e))?;
+/// The outcome of one attempt at opening.
+enum Opened {
+    Vault(Box<Vault>),
+    Absent,
+    /// Something must be written first: try again under the exclusive lock.
+    NeedsWrite,
+}
+
+/// What the database file's header says it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Identity {
+    /// Marked with our application id.
+    Ours,
+    /// No application id, in WAL mode: possibly a vault made before the id was set; its tables
+    /// decide.
+    Legacy,
+}
+
+/// Reads the 100-byte SQLite header and refuses a file that is not a vault: empty, not SQLite,
+/// or a SQLite database of another program. Nothing is written.
+fn identify(db: &Path) -> Result<Identity> {
+    use std::io::Read;
+    let not_ours = |detail: String| Error::NotAVault {
+        path: db.to_owned(),
+        detail,
+    };
+    let mut head = Vec::with_capacity(100);
+    std::fs::File::open(db)
+        .and_then(|f| f.take(100).read_to_end(&mut head))
+        .map_err(|e| Error::io("cannot read the vault", db, e))?;
+    if head.is_empty() {
+        return Err(not_ours("it is an empty file".into()));
+    }
+    if head.len() < 100 || !head.starts_with(b"SQLite format 3\0") {
+        return Err(Error::Corrupt {
+            path: db.to_owned(),
+            detail: "it does not start with the SQLite header".into(),
+        });
+    }
+    let app_id = u32::from_be_bytes([head[68], head[69], head[70], head[71]]);
+    // Bytes 18 and 19 are the read and write format versions: 2 for WAL, which every vault uses.
+    let wal = head[18] == 2 && head[19] == 2;
+    match app_id {
+        APPLICATION_ID => Ok(Identity::Ours),
+        0 if wal => Ok(Identity::Legacy),
+        0 => Err(not_ours("it is a SQLite database that stoxide did not create".into())),
+        other => Err(not_ours(format!(
+            "it is a SQLite database of another program (application id {other:#010x})"
+        ))),
+    }
+}
+
+/// Vault files are the owner's alone: a database adopted with a wider mode is narrowed, with
+/// its WAL and shared-memory files.
+fn make_private(db: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = db.as_os_str().to_owned();
+            name.push(suffix);
+            let path = PathBuf::from(name);
+            let Ok(meta) = std::fs::metadata(&path) else { continue };
+            if meta.permissions().mode() & 0o077 != 0 {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| Error::io("cannot make the vault private (chmod 600)", &path, e))?;
+                tracing::warn!(path = %path.display(), "the vault file was readable by others; it is mode 0600 now");
+            }
         }
-        self.cipher = new_cipher;
-        tracing::info!(secrets = count, "rotated the vault key");
-        Ok(Rotation {
-            secrets: count,
-            key_source: self.key_source.clone(),
-        })
+    }
+    #[cfg(not(unix))]
+    let _ = db;
+    Ok(())
+}
+
+async fn connect(db: &Path) -> Result<SqlitePool> {
+    let options = SqliteConnectOptions::from_str("sqlite:")
+        .map_err(Error::Database)?
+        .filename(db)
+        .create_if_missing(false)
+        .journal_mode(SqliteJournalMode::Wal)
+        .busy_timeout(std::time::Duration::from_secs(5))
+        .foreign_keys(true);
+    SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(options)
+        .await
+        .map_err(|e| corrupt_or(db, e))
+}
+
+/// Creates a new vault beside its final name and renames it into place once it is complete, so
+/// `vault.db` is never an empty or half-made file. Called under the exclusive lock.
+async fn create_database(data_dir: &Path, db: &Path) -> Result<()> {
+    let tmp = data_dir.join(NEW_DB_FILE);
+    for stale in [NEW_DB_FILE, "vault.db.new-wal", "vault.db.new-shm"] {
+        let _ = std::fs::remove_file(data_dir.join(stale));
+    }
+    create_private_file(&tmp)?;
+    let pool = connect(&tmp).await?;
+    let made = async {
+        sqlx::query(APPLICATION_ID_PRAGMA).execute(&pool).await?;
+        migrate(&pool, &tmp).await
+    }
+    .await;
+    // Closing the last connection checkpoints the WAL into the file before the rename.
+    pool.close().await;
+    made?;
+    std::fs::rename(&tmp, db).map_err(|e| Error::io("cannot move the new vault into place", db, e))?;
+    key::sync_dir(data_dir).map_err(|e| Error::io("cannot sync", data_dir, e))
+}
+
+/// A vault made before the application id existed has our tables and its key check; anything
+/// else with no application id is another program's database. Called under the exclusive lock.
+async fn adopt_legacy(pool: &SqlitePool, db: &Path) -> Result<()> {
+    let tables: Vec<String> = sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .fetch_all(pool)
+        .await
+        .map_err(|e| corrupt_or(db, e))?;
+    let has = |t: &str| tables.iter().any(|n| n == t);
+    let ours = has("_sqlx_migrations") && has("vault_meta") && has("accounts") && has("apps");
+    if !ours {
+        let shown: Vec<&str> = tables.iter().map(String::as_str).take(8).collect();
+        return Err(Error::NotAVault {
+            path: db.to_owned(),
+            detail: if shown.is_empty() {
+                "it is a SQLite database with no tables, not one stoxide created".into()
+            } else {
+                format!(
+                    "it is a SQLite database of another program (tables: {})",
+                    shown.join(", ")
+                )
+            },
+        });
+    }
+    sqlx::query(APPLICATION_ID_PRAGMA).execute(pool).await?;
+    tracing::info!(db = %db.display(), "marked a vault made by an earlier version with stoxide's application id");
+    Ok(())
+}
+
+async fn migrations_pending(pool: &SqlitePool) -> Result<bool> {
+    let applied: Vec<i64> = match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = 1")
+        .fetch_all(pool)
+        .await
+    {
+        Ok(v) => v,
+        // No table yet: nothing is applied.
+        Err(sqlx::Error::Database(d)) if d.message().contains("no such table") => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(MIGRATOR.iter().any(|m| !applied.contains(&m.version)))
+}
+
+async fn migrate(pool: &SqlitePool, db: &Path) -> Result<()> {
+    MIGRATOR.run(pool).await.map_err(|e| match e {
+        sqlx::migrate::MigrateError::Execute(inner) if is_corruption(&inner) => Error::Corrupt {
+            path: db.to_owned(),
+            detail: inner.to_string(),
+        },
+        other => Error::Migrate(other),
+    })
+}
+
+async fn canary_opens(conn: &mut SqliteConnection, cipher: &Cipher) -> Result<bool> {
+    let blob: Option<Vec<u8>> = sqlx::query_scalar("SELECT value FROM vault_meta WHERE name = 'key_check'")
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(blob.is_some_and(|b| cipher.open(CANARY_OWNER, &b).is_some()))
+}
+
+/// Finds the key that opens the committed data: the environment's or the key file's, or the
+/// next key of a rotation that committed but stopped before renaming it into place. Returns
+/// `None` when something must be written first (a new key, the key check, finishing or
+/// discarding an interrupted rotation) and `may_write` is false; with the exclusive lock held
+/// (`may_write`), it writes it. Under the shared lock no rotation is running, so a
+/// `vault.key.next` seen then is always a leftover of one that stopped.
+async fn settle_key(pool: &SqlitePool, data_dir: &Path, may_write: bool) -> Result<Option<(Cipher, KeySource)>> {
+    let db = data_dir.join(DB_FILE);
+    let canary: Option<Vec<u8>> = sqlx::query_scalar("SELECT value FROM vault_meta WHERE name = 'key_check'")
+        .fetch_optional(pool)
+        .await
+        .map_err(|e| corrupt_or(&db, e))?;
+    let key_file = data_dir.join(KEY_FILE);
+    let next_file = data_dir.join(NEXT_KEY_FILE);
+
+    let (key, key_source) = match key::key_from_env(key::KEY_ENV)? {
+        Some(k) => (k, KeySource::Env),
+        None if key_file.exists() => (key::read_key_file(&key_file)?, KeySource::File(key_file.clone())),
+        None if canary.is_some() => return Err(Error::KeyMissing { db, key_file }),
+        None if !may_write => return Ok(None),
+        None => {
+            let k = VaultKey::generate();
+            key::write_key_file(&key_file, &k)?;
+            tracing::info!(key_file = %key_file.display(), "created a new vault key");
+            (k, KeySource::File(key_file.clone()))
+        }
+    };
+    let cipher = Cipher::new(&key);
+    let Some(blob) = canary else {
+        if !may_write {
+            return Ok(None);
+        }
+        sqlx::query("INSERT INTO vault_meta (name, value) VALUES ('key_check', ?)")
+            .bind(cipher.seal(CANARY_OWNER, CANARY))
+            .execute(pool)
+            .await?;
+        return Ok(Some((cipher, key_source)));
+    };
+    if cipher.open(CANARY_OWNER, &blob).is_some() {
+        if matches!(key_source, KeySource::File(_)) && next_file.exists() {
+            if !may_write {
+                return Ok(None);
+            }
+            // A rotation stopped before its commit: the vault is still under this key.
+            tracing::warn!("removing {} left by an interrupted key rotation", next_file.display());
+            std::fs::remove_file(&next_file).map_err(|e| Error::io("cannot remove", &next_file, e))?;
+        }
+        return Ok(Some((cipher, key_source)));
+    }
+    let next = match &key_source {
+        KeySource::File(_) if next_file.exists() => Some(key::read_key_file(&next_file)?),
+        KeySource::Env => key::key_from_env(key::NEW_KEY_ENV)?,
+        KeySource::File(_) => None,
+    };
+    let next_cipher = next.as_ref().map(Cipher::new);
+    match (next_cipher, &key_source) {
+        (Some(c), KeySource::File(_)) if c.open(CANARY_OWNER, &blob).is_some() => {
+            if !may_write {
+                return Ok(None);
+            }
+            // The rotation committed but stopped before renaming the new key into place.
+            std::fs::rename(&next_file, &key_file)
+                .map_err(|e| Error::io("cannot finish the key rotation by renaming", &next_file, e))?;
+            key::sync_dir(data_dir).map_err(|e| Error::io("cannot sync", data_dir, e))?;
+            tracing::warn!(
+                "finished an interrupted key rotation: {} is the vault key now",
+                key_file.display()
+            );
+            Ok(Some((c, key_source)))
+        }
+        (Some(c), KeySource::Env) if c.open(CANARY_OWNER, &blob).is_some() => Err(Error::WrongKey {
+            db,
+            source_name: format!(
+                "{} (the vault was rotated to {}; set {} to that key)",
+                key::KEY_ENV,
+                key::NEW_KEY_ENV,
+                key::KEY_ENV
+            ),
+        }),
+        _ => Err(Error::WrongKey {
+            db,
+            source_name: key_source.to_string(),
+        }),
     }
 }
 
@@ -640,27 +971,6 @@ fn corrupt_or(db: &Path, e: sqlx::Error) -> Error {
     } else {
         Error::Database(e)
     }
-}
-
-/// A non-empty file that does not start with SQLite's header is not ours: refuse before
-/// SQLite touches it.
-fn check_sqlite_header(db: &Path) -> Result<()> {
-    use std::io::Read;
-    let mut head = [0u8; 16];
-    let mut f = std::fs::File::open(db).map_err(|e| Error::io("cannot open the vault", db, e))?;
-    let n = f
-        .read(&mut head)
-        .map_err(|e| Error::io("cannot read the vault", db, e))?;
-    if n == 0 {
-        return Ok(());
-    }
-    if n < 16 || &head != b"SQLite format 3\0" {
-        return Err(Error::Corrupt {
-            path: db.to_owned(),
-            detail: "it does not start with the SQLite header".into(),
-        });
-    }
-    Ok(())
 }
 
 fn create_private_dir(dir: &Path) -> Result<()> {

@@ -274,7 +274,7 @@ pub(crate) async fn vault_cmd(globals: &Globals, out: &Output, cmd: VaultCommand
             Ok(())
         }
         VaultCommand::RotateKey => {
-            let mut vault = crate::vault::open_existing(globals)
+            let vault = crate::vault::open_existing(globals)
                 .await?
                 .context("there is no vault to rotate")?;
             let new_key = stoxide_vault::key::key_from_env(stoxide_vault::key::NEW_KEY_ENV)?;

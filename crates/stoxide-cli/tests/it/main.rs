@@ -2,6 +2,7 @@
 
 mod browser;
 mod login;
+mod vault_race;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

@@ -1,6 +1,8 @@
 //! The vault against real files: several accounts, both app modes, key checks, corruption,
 //! crash-safe rotation, and a search for plaintext in every file and in the logs.
 
+mod race;
+
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -130,7 +132,7 @@ async fn no_plaintext_secret_in_any_file_or_log_line() {
     let logs = global_logs();
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut vault = filled(dir.path()).await;
+    let vault = filled(dir.path()).await;
     assert_reads_back(&vault).await;
     let mut shown = format!(
         "{vault:?} {:?} {:?}",
@@ -311,7 +313,7 @@ async fn rotation_survives_a_crash_at_either_step() {
     let dir = tempfile::tempdir().expect("tempdir");
     let key_file = dir.path().join("vault.key");
     let next_file = dir.path().join("vault.key.next");
-    let mut vault = filled(dir.path()).await;
+    let vault = filled(dir.path()).await;
     let old_key = std::fs::read(&key_file).expect("key");
     let report = vault.rotate_key(None).await.expect("rotate");
     assert_eq!(report.secrets, 5);
@@ -345,4 +347,102 @@ async fn rotation_survives_a_crash_at_either_step() {
     assert!(!next_file.exists());
     assert_eq!(std::fs::read(&key_file).expect("key"), new_key);
     let _ = Duration::zero();
+}
+
+async fn raw_sqlite(path: &Path, sql: &[&'static str]) {
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.expect("raw sqlite");
+    for q in sql {
+        sqlx::query(*q).execute(&pool).await.expect("raw sql");
+    }
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn files_that_are_not_a_vault_are_refused_untouched() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("vault.db");
+
+    // Another program's SQLite database at the vault's path.
+    raw_sqlite(
+        &db,
+        &[
+            "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)",
+            "INSERT INTO notes (body) VALUES ('mine')",
+        ],
+    )
+    .await;
+    let before = std::fs::read(&db).expect("read");
+    let e = Vault::open(dir.path()).await.expect_err("foreign database");
+    assert!(matches!(e, Error::NotAVault { .. }), "{e}");
+    assert!(e.to_string().contains("not a stoxide vault"), "{e}");
+    assert_eq!(
+        std::fs::read(&db).expect("read"),
+        before,
+        "the foreign database was left untouched"
+    );
+    assert!(
+        !dir.path().join("vault.key").exists(),
+        "no key is made for a database that is not ours"
+    );
+
+    // The same in WAL mode, with another program's application id.
+    std::fs::remove_file(&db).expect("rm");
+    raw_sqlite(
+        &db,
+        &[
+            "PRAGMA journal_mode = WAL",
+            "PRAGMA application_id = 42",
+            "CREATE TABLE t (x)",
+        ],
+    )
+    .await;
+    let e = Vault::open(dir.path()).await.expect_err("foreign database");
+    assert!(e.to_string().contains("another program"), "{e}");
+
+    // In WAL mode without an application id and without our tables.
+    std::fs::remove_file(&db).expect("rm");
+    raw_sqlite(&db, &["PRAGMA journal_mode = WAL", "CREATE TABLE t (x)"]).await;
+    let before = std::fs::read(&db).expect("read");
+    let e = Vault::open(dir.path()).await.expect_err("foreign database");
+    assert!(matches!(e, Error::NotAVault { .. }), "{e}");
+    assert!(e.to_string().contains("tables: t"), "{e}");
+    assert_eq!(std::fs::read(&db).expect("read"), before);
+
+    // An empty file.
+    std::fs::remove_file(&db).expect("rm");
+    std::fs::write(&db, b"").expect("empty");
+    let e = Vault::open(dir.path()).await.expect_err("empty file");
+    assert!(e.to_string().contains("empty file"), "{e}");
+    assert_eq!(std::fs::metadata(&db).expect("meta").len(), 0);
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn an_older_vault_is_adopted_and_every_vault_file_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    filled(dir.path()).await.close().await;
+    let db = dir.path().join("vault.db");
+    let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+    assert_eq!(mode(&db), 0o600, "a new vault is private");
+    // A vault made before the application id, left world-readable.
+    raw_sqlite(&db, &["PRAGMA application_id = 0"]).await;
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let vault = Vault::open(dir.path()).await.expect("an older vault still opens");
+    assert_reads_back(&vault).await;
+    vault.close().await;
+    assert_eq!(mode(&db), 0o600, "adopted and made private");
+    let head = std::fs::read(&db).expect("read");
+    assert_eq!(&head[68..72], b"STXV", "marked as a stoxide vault");
+    for entry in std::fs::read_dir(dir.path()).expect("dir").flatten() {
+        assert_eq!(
+            mode(&entry.path()) & 0o077,
+            0,
+            "{} is readable by others",
+            entry.path().display()
+        );
+    }
 }
