@@ -2,6 +2,10 @@
 //! everyday Upstox calls (profile, funds, quotes, orders, positions, holdings, instruments),
 //! against the embedded simulator by default and the real Upstox when configured.
 
+// Every stdout line goes through `output::line`, which turns a closed pipe into an error
+// instead of a panic.
+#![deny(clippy::print_stdout)]
+
 mod cmd;
 mod output;
 mod settings;
@@ -93,6 +97,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(log_colours())
         .with_target(false)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -114,10 +119,43 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_line(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error as one line: its causes joined by ": ", leaving out a cause the line already says
+/// (an error that both shows its source and chains it), with control characters escaped so an
+/// echoed input cannot move the cursor or colour the terminal.
+fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
+}
+
+/// Log colours only for a person at a terminal, and never with `NO_COLOR` set (no-color.org).
+fn log_colours() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -148,5 +186,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(c) => cmd::token::run(&globals, &out, c).await,
         Command::Vault(c) => cmd::token::vault_cmd(&globals, &out, c).await,
         Command::Doctor(a) => cmd::doctor::run(&globals, &out, a).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_line;
+
+    #[test]
+    fn an_error_line_says_each_cause_once_on_one_line() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory (os error 2)");
+        let shown = format!("cannot read /x: {io}");
+        let e = anyhow::Error::new(io).context(shown).context("loading the config");
+        assert_eq!(
+            error_line(&e),
+            "loading the config: cannot read /x: No such file or directory (os error 2)"
+        );
+        let e = anyhow::anyhow!("unknown key \u{1b}[31mRED\nnext line");
+        let line = error_line(&e);
+        assert!(!line.contains('\u{1b}') && !line.contains('\n'), "{line}");
+        assert!(line.contains("\\u{1b}[31mRED\\nnext line"), "{line}");
     }
 }

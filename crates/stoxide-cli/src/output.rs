@@ -1,7 +1,34 @@
-//! Tables for people, JSON for scripts.
+//! Tables for people, JSON for scripts; every line to stdout goes through [`line`].
+
+use std::io::Write;
 
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+use rust_decimal::Decimal;
 use serde::Serialize;
+
+/// Writes one line to stdout. A reader that went away (`stoxide … | head -1`) becomes an
+/// `io::Error` of kind `BrokenPipe`, which `main` ends on quietly — where `println!` would
+/// panic. The crate denies `clippy::print_stdout`, so nothing bypasses this.
+///
+/// # Errors
+/// The write's.
+pub(crate) fn line(args: std::fmt::Arguments<'_>) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_fmt(args)?;
+    out.write_all(b"\n")?;
+    out.flush()
+}
+
+/// `say!("…", args)`: one line to stdout through [`line`], `?` on its error.
+macro_rules! say {
+    () => {
+        $crate::output::line(format_args!(""))?
+    };
+    ($($arg:tt)*) => {
+        $crate::output::line(format_args!($($arg)*))?
+    };
+}
+pub(crate) use say;
 
 /// How to print.
 #[derive(Debug, Clone, Copy)]
@@ -12,7 +39,7 @@ pub(crate) struct Output {
 impl Output {
     /// Prints `value` as pretty JSON.
     pub(crate) fn print_json<T: Serialize>(&self, value: &T) -> anyhow::Result<()> {
-        println!("{}", serde_json::to_string_pretty(value)?);
+        say!("{}", serde_json::to_string_pretty(value)?);
         Ok(())
     }
 
@@ -21,7 +48,7 @@ impl Output {
         if self.json {
             self.print_json(value)
         } else {
-            println!("{}", table());
+            say!("{}", table());
             Ok(())
         }
     }
@@ -39,4 +66,9 @@ pub(crate) fn table(header: &[&str]) -> Table {
 /// Rupees with two decimals.
 pub(crate) fn money(x: f64) -> String {
     format!("{x:.2}")
+}
+
+/// An exact amount with two decimals.
+pub(crate) fn rupees(x: Decimal) -> String {
+    format!("{:.2}", x.round_dp(2))
 }

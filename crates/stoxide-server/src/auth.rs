@@ -162,6 +162,9 @@ pub struct WebSession {
     pub user: String,
     pub csrf: String,
     expires: Instant,
+    /// The outcome of the last form, shown once by the next page. Only the server writes it:
+    /// no page shows text that came in a URL.
+    flash: Option<String>,
 }
 
 /// Signed-in browsers, in memory (a restart signs everyone out).
@@ -183,6 +186,7 @@ impl Sessions {
                 user: user.to_owned(),
                 csrf: random_hex(),
                 expires: now + SESSION_TTL,
+                flash: None,
             },
         );
         id
@@ -192,6 +196,18 @@ impl Sessions {
     pub fn get(&self, id: &str) -> Option<WebSession> {
         let map = self.map.lock();
         map.get(id).filter(|s| s.expires > Instant::now()).cloned()
+    }
+
+    /// Leaves a message for the session's next page.
+    pub fn flash(&self, id: &str, message: String) {
+        if let Some(s) = self.map.lock().get_mut(id) {
+            s.flash = Some(message);
+        }
+    }
+
+    /// The session's message, once.
+    pub fn take_flash(&self, id: &str) -> Option<String> {
+        self.map.lock().get_mut(id).and_then(|s| s.flash.take())
     }
 
     /// Ends a session.

@@ -50,11 +50,11 @@ fn see_other(to: &str) -> Response {
     Redirect::to(to).into_response()
 }
 
-fn with_message(msg: &str) -> String {
-    let q: String = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("msg", msg)
-        .finish();
-    format!("/?{q}")
+/// Back to the dashboard, which shows `msg` once. The message travels in the session, never in
+/// the URL, so a link cannot make the dashboard show someone else's words.
+fn home_with(state: &AppState, who: &Signed, msg: String) -> Response {
+    state.sessions.flash(&who.id, msg);
+    see_other("/")
 }
 
 #[derive(Template)]
@@ -179,11 +179,7 @@ async fn open_vault(state: &AppState) -> Result<Vault> {
 }
 
 /// `GET /`.
-pub(crate) async fn dashboard(
-    State(state): State<AppState>,
-    who: Signed,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Html<String>> {
+pub(crate) async fn dashboard(State(state): State<AppState>, who: Signed) -> Result<Html<String>> {
     let vault = open_vault(&state).await?;
     let mut accounts = Vec::new();
     for a in vault.accounts().await? {
@@ -214,7 +210,7 @@ pub(crate) async fn dashboard(
     let (instruments, _, health) = state.hub.snapshot();
     render(&DashboardPage {
         csrf: who.session.csrf.clone(),
-        message: q.get("msg").cloned(),
+        message: state.sessions.take_flash(&who.id),
         accounts,
         app_ready,
         instruments,
@@ -295,7 +291,7 @@ pub(crate) async fn oauth_callback(
         ));
     }
     if let Some(err) = q.get("error") {
-        return Ok(see_other(&with_message(&format!("Upstox refused the login: {err}"))));
+        return Ok(home_with(&state, &who, format!("Upstox refused the login: {err}")));
     }
     let code = q
         .get("code")
@@ -313,11 +309,11 @@ pub(crate) async fn oauth_callback(
         .store_checked(&NewToken::from_exchange(&tokens, &creds.client_id, &base_url))
         .await?;
     vault.close().await;
-    Ok(see_other(&with_message(&format!(
-        "Linked {} ({}).",
-        account.id,
-        profile.user_name.unwrap_or_default()
-    ))))
+    Ok(home_with(
+        &state,
+        &who,
+        format!("Linked {} ({}).", account.id, profile.user_name.unwrap_or_default()),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -350,16 +346,18 @@ pub(crate) async fn stream_start(
     }
     vault.close().await;
     let Some((account, token)) = chosen else {
-        return Ok(see_other(&with_message(
-            "No account with a valid token: log in to Upstox first.",
-        )));
+        return Ok(home_with(
+            &state,
+            &who,
+            "No account with a valid token: log in to Upstox first.".into(),
+        ));
     };
     let client = state.client(&account.base_url)?;
     state
         .hub
         .start(client, account.id.clone(), token.expose_secret().to_owned())
         .await;
-    Ok(see_other(&with_message(&format!("Streaming for {}.", account.id))))
+    Ok(home_with(&state, &who, format!("Streaming for {}.", account.id)))
 }
 
 /// `POST /stream/stop`.
@@ -370,7 +368,7 @@ pub(crate) async fn stream_stop(
 ) -> Result<Response> {
     who.check_csrf(form.csrf.as_deref())?;
     state.hub.stop().await;
-    Ok(see_other(&with_message("Stream stopped.")))
+    Ok(home_with(&state, &who, "Stream stopped.".into()))
 }
 
 #[derive(Deserialize)]
@@ -387,7 +385,7 @@ pub(crate) async fn add_instrument(
 ) -> Result<Response> {
     who.check_csrf(form.csrf.as_deref())?;
     state.hub.add(form.key.trim())?;
-    Ok(see_other(&with_message(&format!("Added {}.", form.key.trim()))))
+    Ok(home_with(&state, &who, format!("Added {}.", form.key.trim())))
 }
 
 /// `GET /instruments/search?q=`: the instrument master (downloaded once from the first

@@ -45,6 +45,16 @@ pub enum Error {
         "the stored {field} of {owner} does not decrypt: it was altered or copied from another account; log in again for {owner}"
     )]
     Tampered { owner: String, field: &'static str },
+    /// A token that cannot be one: empty, longer than any Upstox token, or with spaces or
+    /// control characters. Nothing was stored.
+    #[error(
+        "refusing to store the {field} of {account}: {len} characters, with at most 4096 printable characters allowed; this is not an Upstox token"
+    )]
+    BadToken {
+        account: String,
+        field: &'static str,
+        len: usize,
+    },
     /// No such account.
     #[error("no account {0:?} in the vault; `stoxide token status --all` lists them, `stoxide login` adds one")]
     NoSuchAccount(String),

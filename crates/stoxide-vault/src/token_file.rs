@@ -31,6 +31,12 @@ impl std::fmt::Debug for TokenFile {
     }
 }
 
+/// The largest token file read: a bare token or a token-request webhook's JSON is a few KB.
+pub const MAX_FILE_BYTES: u64 = 64 * 1024;
+/// The longest token accepted. Upstox's JWTs are well under 2 KB; a longer "token" would make
+/// every call's `Authorization` header too large for the server (HTTP 431).
+pub const MAX_TOKEN_LEN: usize = 4096;
+
 fn bad(path: &Path, problem: impl Into<String>) -> Error {
     Error::BadTokenFile {
         path: path.to_owned(),
@@ -50,6 +56,15 @@ fn epoch_ms(v: Option<&serde_json::Value>) -> Option<DateTime<Utc>> {
 /// Checks a token's shape: printable, no spaces, and — for a JWT, as Upstox issues — three
 /// base64url parts (a cut-off copy fails here, not at the first API call).
 fn check_shape(path: &Path, token: &str) -> Result<()> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(bad(
+            path,
+            format!(
+                "the token is {} characters long, longer than any Upstox token ({MAX_TOKEN_LEN} at most): this is not a token file",
+                token.len()
+            ),
+        ));
+    }
     if token.len() < 16 {
         return Err(bad(
             path,
@@ -72,12 +87,32 @@ fn check_shape(path: &Path, token: &str) -> Result<()> {
     Ok(())
 }
 
+/// Reads at most [`MAX_FILE_BYTES`] of a file, refusing a longer one without reading it all.
+fn read_bounded(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| Error::io("cannot read the token file", path, e))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io("cannot read the token file", path, e))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(bad(
+            path,
+            format!(
+                "is larger than {} KB: a token file holds one token",
+                MAX_FILE_BYTES / 1024
+            ),
+        ));
+    }
+    Ok(bytes)
+}
+
 /// Reads a token file.
 ///
 /// # Errors
 /// [`Error::BadTokenFile`] with what is wrong (empty, truncated, malformed JSON); never the token.
 pub fn read_token_file(path: &Path) -> Result<TokenFile> {
-    let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| Error::io("cannot read the token file", path, e))?);
+    let bytes = Zeroizing::new(read_bounded(path)?);
     let text = std::str::from_utf8(&bytes).map_err(|_| bad(path, "is not UTF-8 text"))?;
     let trimmed = text.trim();
     if trimmed.is_empty() {
@@ -178,5 +213,22 @@ mod tests {
             assert!(e.to_string().contains(expect), "{content:?}: {e}");
             assert!(!e.to_string().contains("eyJhbGciOiJIUzI1"), "the token leaked: {e}");
         }
+    }
+
+    #[test]
+    fn huge_files_and_tokens_are_refused() {
+        // 10 MB of token characters: refused before it is read whole, never stored.
+        let e = read(&"A".repeat(10 << 20)).expect_err("10 MB");
+        assert!(e.to_string().contains("larger than 64 KB"), "{e}");
+        let e = read(&format!("{}\n", "b".repeat(MAX_TOKEN_LEN + 1))).expect_err("long token");
+        assert!(e.to_string().contains("longer than any Upstox token"), "{e}");
+        assert!(e.to_string().len() < 300, "the token is not echoed");
+        let e =
+            read(&format!(r#"{{"access_token":"{}"}}"#, "c".repeat(MAX_TOKEN_LEN * 2))).expect_err("long json token");
+        assert!(e.to_string().contains("longer than any Upstox token"), "{e}");
+        assert!(
+            read(&"d".repeat(MAX_TOKEN_LEN)).is_ok(),
+            "the longest allowed token reads"
+        );
     }
 }

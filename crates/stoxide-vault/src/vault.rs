@@ -398,6 +398,25 @@ impl Vault {
     /// Database errors.
     pub async fn store_token(&self, t: &NewToken) -> Result<Account> {
         let id = t.account_id.as_str();
+        // Every token enters here, whatever its channel: one that could not be a header value
+        // of a sane size would break every later call.
+        for (field, token) in [
+            ("access token", Some(&t.access_token)),
+            ("extended token", t.extended_token.as_ref()),
+        ] {
+            let Some(token) = token else { continue };
+            let text = token.expose_secret();
+            if text.is_empty()
+                || text.len() > crate::token_file::MAX_TOKEN_LEN
+                || !text.bytes().all(|b| b.is_ascii_graphic())
+            {
+                return Err(Error::BadToken {
+                    account: id.to_owned(),
+                    field,
+                    len: text.len(),
+                });
+            }
+        }
         let (mut tx, cipher) = self.begin_write().await?;
         let access = cipher.seal(
             Owner {

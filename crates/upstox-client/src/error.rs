@@ -78,6 +78,12 @@ pub enum Error {
         "order with tag {tag:?}: outcome unknown after {attempts} attempt(s) ({last}); check the order book before placing it again"
     )]
     OrderOutcomeUnknown { tag: String, attempts: u32, last: String },
+    /// The caller's tag is already on an order of today's: nothing was sent, since a lost
+    /// answer could not be told from that order.
+    #[error(
+        "tag {tag:?} is already on order {order_id} in today's order book; nothing was sent: give each order its own tag, or none to get a unique one"
+    )]
+    TagInUse { tag: String, order_id: String },
     /// The caller passed something invalid before anything was sent.
     #[error("{0}")]
     InvalidInput(String),

@@ -29,6 +29,7 @@ pub mod market;
 pub mod orders;
 pub mod portfolio;
 pub mod user;
+pub mod wire;
 
 pub use client::{CallObserver, CallRecord, ClientConfig, Hosts, RetryPolicy, UpstoxClient};
 pub use error::{ApiErrorItem, Error, Result};

@@ -12,6 +12,7 @@ use upstox_types::{OrderStatus, OrderType, Product, TransactionType, Validity};
 
 use crate::client::{UpstoxClient, q};
 use crate::error::{Error, Result};
+use crate::wire;
 
 /// A place-order request (v2 and v3; `slice` only matters for v3).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -94,10 +95,10 @@ pub struct Order {
     pub order_id: String,
     #[serde(default)]
     pub exchange: Option<String>,
-    #[serde(default)]
-    pub product: Option<String>,
-    #[serde(default)]
-    pub price: f64,
+    #[serde(default, with = "wire::lenient")]
+    pub product: Option<Product>,
+    #[serde(default, with = "wire::decimal")]
+    pub price: Decimal,
     #[serde(default)]
     pub quantity: u64,
     pub status: OrderStatus,
@@ -107,18 +108,18 @@ pub struct Order {
     pub instrument_token: Option<String>,
     #[serde(default)]
     pub trading_symbol: Option<String>,
-    #[serde(default)]
-    pub order_type: Option<String>,
-    #[serde(default)]
-    pub validity: Option<String>,
-    #[serde(default)]
-    pub trigger_price: f64,
+    #[serde(default, with = "wire::lenient")]
+    pub order_type: Option<OrderType>,
+    #[serde(default, with = "wire::lenient")]
+    pub validity: Option<Validity>,
+    #[serde(default, with = "wire::decimal")]
+    pub trigger_price: Decimal,
     #[serde(default)]
     pub disclosed_quantity: u64,
-    #[serde(default)]
-    pub transaction_type: Option<String>,
-    #[serde(default)]
-    pub average_price: f64,
+    #[serde(default, with = "wire::lenient")]
+    pub transaction_type: Option<TransactionType>,
+    #[serde(default, with = "wire::decimal")]
+    pub average_price: Decimal,
     #[serde(default)]
     pub filled_quantity: u64,
     #[serde(default)]
@@ -146,20 +147,20 @@ pub struct Trade {
     pub order_id: String,
     #[serde(default)]
     pub exchange: Option<String>,
-    #[serde(default)]
-    pub product: Option<String>,
+    #[serde(default, with = "wire::lenient")]
+    pub product: Option<Product>,
     #[serde(default)]
     pub trading_symbol: Option<String>,
     #[serde(default)]
     pub instrument_token: Option<String>,
-    #[serde(default)]
-    pub order_type: Option<String>,
-    #[serde(default)]
-    pub transaction_type: Option<String>,
+    #[serde(default, with = "wire::lenient")]
+    pub order_type: Option<OrderType>,
+    #[serde(default, with = "wire::lenient")]
+    pub transaction_type: Option<TransactionType>,
     #[serde(default)]
     pub quantity: u64,
-    #[serde(default)]
-    pub average_price: f64,
+    #[serde(default, with = "wire::decimal")]
+    pub average_price: Decimal,
     #[serde(default)]
     pub exchange_timestamp: Option<String>,
     #[serde(default)]
@@ -256,8 +257,106 @@ pub fn unique_tag() -> String {
 /// nothing (the order book is always checked first).
 const RESENDS: u32 = 1;
 
+/// What the order book says about a place whose answer was lost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reconciled {
+    /// The orders the request became (one, or the slices of a sliced request).
+    Found(Vec<String>),
+    /// No order carries the tag: the request never arrived.
+    NotFound,
+    /// Orders carry the tag but are not what was sent: the outcome stays unknown.
+    Mismatch(String),
+}
+
+fn describe_order(o: &Order) -> String {
+    let show = |v: Option<String>| v.unwrap_or_else(|| "?".into());
+    format!(
+        "order {} is {} {} {} {} {}{}",
+        o.order_id,
+        show(o.transaction_type.map(|t| t.to_string())),
+        o.quantity,
+        show(o.instrument_token.clone()),
+        show(o.order_type.map(|t| t.to_string())),
+        show(o.product.map(|p| p.to_string())),
+        if o.price.is_zero() {
+            String::new()
+        } else {
+            format!(" at {}", o.price)
+        }
+    )
+}
+
+/// Whether `order` has the instrument, side, product, type, price and trigger that `req` asked
+/// for (the quantity is checked over all the request's orders, as slicing splits it).
+fn same_terms(req: &PlaceOrderRequest, order: &Order) -> bool {
+    let priced = matches!(req.order_type, OrderType::Limit | OrderType::StopLoss);
+    let triggered = matches!(req.order_type, OrderType::StopLoss | OrderType::StopLossMarket);
+    order.instrument_token.as_deref() == Some(req.instrument_token.as_str())
+        && order.transaction_type == Some(req.transaction_type)
+        && order.order_type == Some(req.order_type)
+        && order.product == Some(req.product)
+        && (!priced || order.price == req.price)
+        && (!triggered || order.trigger_price == req.trigger_price)
+}
+
+/// Matches the order book against a place whose answer was lost: only orders carrying the
+/// request's tag that were not in the book before the attempt began (`before`) count, and they
+/// must be exactly what was sent — the same terms, and quantities that add up to the request's
+/// (one order, or the slices of a sliced request). A pure function of its inputs.
+pub fn reconcile(req: &PlaceOrderRequest, book: &[Order], before: &std::collections::HashSet<String>) -> Reconciled {
+    let Some(tag) = req.tag.as_deref() else {
+        return Reconciled::NotFound;
+    };
+    let tagged: Vec<&Order> = book
+        .iter()
+        .filter(|o| o.tag.as_deref() == Some(tag) && !before.contains(&o.order_id))
+        .collect();
+    if tagged.is_empty() {
+        return Reconciled::NotFound;
+    }
+    if let Some(other) = tagged.iter().find(|o| !same_terms(req, o)) {
+        return Reconciled::Mismatch(format!(
+            "the order book has an order with tag {tag:?} that is not the one sent: {}; the request was {} {} {} {} {}",
+            describe_order(other),
+            req.transaction_type,
+            req.quantity,
+            req.instrument_token,
+            req.order_type,
+            req.product
+        ));
+    }
+    let total: u64 = tagged.iter().map(|o| o.quantity).sum();
+    let sliced = req.slice == Some(true);
+    if total != req.quantity || (!sliced && tagged.len() != 1) {
+        return Reconciled::Mismatch(format!(
+            "the order book has {} order(s) with tag {tag:?} for {total} in all, the request was for {}",
+            tagged.len(),
+            req.quantity
+        ));
+    }
+    Reconciled::Found(tagged.iter().map(|o| o.order_id.clone()).collect())
+}
+
 impl UpstoxClient {
+    /// Refuses a caller's tag that an order of today already carries: reconciliation by tag
+    /// would find that order instead. Answers the ids in the book before the attempt begins.
+    async fn tag_is_free(&self, tag: &str) -> Result<std::collections::HashSet<String>> {
+        let book = self.order_book().await?;
+        if let Some(o) = book.iter().find(|o| o.tag.as_deref() == Some(tag)) {
+            return Err(Error::TagInUse {
+                tag: tag.to_owned(),
+                order_id: o.order_id.clone(),
+            });
+        }
+        Ok(book.into_iter().map(|o| o.order_id).collect())
+    }
+
     async fn place_reconciled(&self, path: &str, mut req: PlaceOrderRequest, v3: bool) -> Result<PlacedOrder> {
+        // A generated tag is new by construction (64 random bits); a caller's tag is checked.
+        let before = match &req.tag {
+            Some(tag) => self.tag_is_free(tag).await?,
+            None => std::collections::HashSet::new(),
+        };
         let tag = req.tag.get_or_insert_with(unique_tag).clone();
         let mut attempts = 0;
         loop {
@@ -292,7 +391,7 @@ impl UpstoxClient {
             };
             tracing::warn!(%tag, error = %err, "place-order outcome unknown; checking the order book before anything is re-sent");
             // The order may take a moment to show up; look a few times.
-            let mut found = Vec::new();
+            let mut outcome = Reconciled::NotFound;
             for wait_ms in [0u64, 250, 750] {
                 tokio::time::sleep(Duration::from_millis(wait_ms)).await;
                 let book = match self.order_book().await {
@@ -305,31 +404,36 @@ impl UpstoxClient {
                         });
                     }
                 };
-                found = book
-                    .into_iter()
-                    .filter(|o| o.tag.as_deref() == Some(tag.as_str()))
-                    .map(|o| o.order_id)
-                    .collect();
-                if !found.is_empty() {
+                outcome = reconcile(&req, &book, &before);
+                if outcome != Reconciled::NotFound {
                     break;
                 }
             }
-            if !found.is_empty() {
-                return Ok(PlacedOrder {
-                    order_ids: found,
-                    tag,
-                    reconciled: true,
-                    latency_ms: None,
-                });
+            match outcome {
+                Reconciled::Found(order_ids) => {
+                    return Ok(PlacedOrder {
+                        order_ids,
+                        tag,
+                        reconciled: true,
+                        latency_ms: None,
+                    });
+                }
+                Reconciled::Mismatch(why) => {
+                    return Err(Error::OrderOutcomeUnknown {
+                        tag,
+                        attempts,
+                        last: format!("{err}; {why}"),
+                    });
+                }
+                Reconciled::NotFound if attempts > RESENDS => {
+                    return Err(Error::OrderOutcomeUnknown {
+                        tag,
+                        attempts,
+                        last: err.to_string(),
+                    });
+                }
+                Reconciled::NotFound => tracing::info!(%tag, "order book has no such order; re-sending once"),
             }
-            if attempts > RESENDS {
-                return Err(Error::OrderOutcomeUnknown {
-                    tag,
-                    attempts,
-                    last: err.to_string(),
-                });
-            }
-            tracing::info!(%tag, "order book has no such order; re-sending once");
         }
     }
 
@@ -542,12 +646,137 @@ mod tests {
         )
         .expect("doc order");
         assert_eq!(o.status, OrderStatus::Complete);
-        assert_eq!(o.average_price, 570.95);
+        assert_eq!(o.average_price, Decimal::new(57095, 2));
+        assert_eq!(o.product, Some(Product::Delivery));
+        assert_eq!(o.transaction_type, Some(TransactionType::Buy));
         let back: Order = serde_json::from_value(serde_json::to_value(&o).expect("ser")).expect("de");
         assert_eq!(back, o);
     }
 
+    fn booked(id: &str, req: &PlaceOrderRequest, quantity: u64) -> Order {
+        Order {
+            order_id: id.into(),
+            exchange: Some("NSE".into()),
+            product: Some(req.product),
+            price: req.price,
+            quantity,
+            status: OrderStatus::Open,
+            tag: req.tag.clone(),
+            instrument_token: Some(req.instrument_token.clone()),
+            trading_symbol: None,
+            order_type: Some(req.order_type),
+            validity: Some(req.validity),
+            trigger_price: req.trigger_price,
+            disclosed_quantity: 0,
+            transaction_type: Some(req.transaction_type),
+            average_price: Decimal::ZERO,
+            filled_quantity: 0,
+            pending_quantity: quantity,
+            status_message: None,
+            exchange_order_id: None,
+            parent_order_id: None,
+            variety: None,
+            order_timestamp: None,
+            exchange_timestamp: None,
+            is_amo: false,
+        }
+    }
+
+    fn tagged(mut req: PlaceOrderRequest, tag: &str) -> PlaceOrderRequest {
+        req.tag = Some(tag.into());
+        req
+    }
+
+    #[test]
+    fn reconciliation_matches_the_order_sent_not_just_its_tag() {
+        use std::collections::HashSet;
+        let key = "NSE_EQ|INE002A01018";
+        let buy1 = tagged(
+            PlaceOrderRequest::market(key, TransactionType::Buy, 1, Product::Intraday),
+            "R",
+        );
+        let sell5 = tagged(
+            PlaceOrderRequest::market(key, TransactionType::Sell, 5, Product::Intraday),
+            "R",
+        );
+        let earlier = booked("A1", &buy1, 1);
+        // The case: an earlier BUY 1 with the same tag is not the SELL 5 that was sent.
+        assert!(matches!(
+            reconcile(&sell5, std::slice::from_ref(&earlier), &HashSet::new()),
+            Reconciled::Mismatch(why) if why.contains("A1") && why.contains("BUY 1")
+        ));
+        // An order that was in the book before the attempt never counts.
+        let before: HashSet<String> = ["A1".to_owned()].into();
+        assert_eq!(
+            reconcile(&sell5, std::slice::from_ref(&earlier), &before),
+            Reconciled::NotFound
+        );
+        let sold = booked("B1", &sell5, 5);
+        assert_eq!(
+            reconcile(&sell5, &[earlier.clone(), sold.clone()], &before),
+            Reconciled::Found(vec!["B1".into()])
+        );
+        // Same side and instrument, other quantity or price: not the order sent.
+        assert!(matches!(
+            reconcile(&sell5, &[booked("B2", &sell5, 4)], &before),
+            Reconciled::Mismatch(_)
+        ));
+        let limit = tagged(
+            PlaceOrderRequest::limit(key, TransactionType::Buy, 2, Product::Delivery, Decimal::new(250050, 2)),
+            "L",
+        );
+        let mut cheaper = booked("C1", &limit, 2);
+        cheaper.price = Decimal::new(250000, 2);
+        assert!(matches!(
+            reconcile(&limit, &[cheaper], &HashSet::new()),
+            Reconciled::Mismatch(_)
+        ));
+        assert_eq!(
+            reconcile(&limit, &[booked("C2", &limit, 2)], &HashSet::new()),
+            Reconciled::Found(vec!["C2".into()])
+        );
+        // Slices add up to the request; without slicing, two orders are never one request.
+        let mut big = tagged(
+            PlaceOrderRequest::market("NSE_FO|43919", TransactionType::Buy, 3000, Product::Intraday),
+            "S",
+        );
+        let slices = [booked("S1", &big, 1755), booked("S2", &big, 1245)];
+        assert!(matches!(
+            reconcile(&big, &slices, &HashSet::new()),
+            Reconciled::Mismatch(_)
+        ));
+        big.slice = Some(true);
+        assert_eq!(
+            reconcile(&big, &slices, &HashSet::new()),
+            Reconciled::Found(vec!["S1".into(), "S2".into()])
+        );
+        assert!(matches!(
+            reconcile(&big, &slices[..1], &HashSet::new()),
+            Reconciled::Mismatch(_)
+        ));
+        assert_eq!(reconcile(&big, &[], &HashSet::new()), Reconciled::NotFound);
+    }
+
     proptest! {
+        /// Any one term changed makes a booked order another order.
+        #[test]
+        fn an_order_differing_in_any_term_is_never_reconciled(field in 0usize..6, qty in 1u64..10_000, paise in 1i64..10_000_000) {
+            let req = tagged(
+                PlaceOrderRequest::limit("NSE_EQ|INE002A01018", TransactionType::Buy, qty, Product::Intraday, Decimal::new(paise, 2)),
+                "P",
+            );
+            let mut o = booked("X", &req, qty);
+            match field {
+                0 => o.instrument_token = Some("NSE_EQ|INE009A01021".into()),
+                1 => o.transaction_type = Some(TransactionType::Sell),
+                2 => o.order_type = Some(OrderType::Market),
+                3 => o.product = Some(Product::Delivery),
+                4 => o.price += Decimal::new(5, 2),
+                _ => o.quantity += 1,
+            }
+            prop_assert!(matches!(reconcile(&req, &[o], &std::collections::HashSet::new()), Reconciled::Mismatch(_)));
+        }
+
         #[test]
         fn place_request_round_trips(qty in 1u64..100_000, paise in 0i64..10_000_000, buy: bool, tag in proptest::option::of("[a-z0-9]{1,40}"), slice in proptest::option::of(proptest::bool::ANY)) {
             let side = if buy { TransactionType::Buy } else { TransactionType::Sell };

@@ -1,9 +1,12 @@
-//! Positions and holdings.
+//! Positions and holdings; rupee amounts are exact decimals.
 
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use upstox_types::Product;
 
 use crate::client::UpstoxClient;
 use crate::error::Result;
+use crate::wire;
 
 /// A short-term position.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -12,49 +15,49 @@ pub struct Position {
     pub exchange: Option<String>,
     #[serde(default)]
     pub multiplier: f64,
-    #[serde(default)]
-    pub value: f64,
-    #[serde(default)]
-    pub pnl: f64,
-    #[serde(default)]
-    pub product: Option<String>,
+    #[serde(default, with = "wire::decimal")]
+    pub value: Decimal,
+    #[serde(default, with = "wire::decimal")]
+    pub pnl: Decimal,
+    #[serde(default, with = "wire::lenient")]
+    pub product: Option<Product>,
     pub instrument_token: String,
-    #[serde(default)]
-    pub average_price: Option<f64>,
-    #[serde(default)]
-    pub buy_value: f64,
+    #[serde(default, with = "wire::decimal_opt")]
+    pub average_price: Option<Decimal>,
+    #[serde(default, with = "wire::decimal")]
+    pub buy_value: Decimal,
     #[serde(default)]
     pub overnight_quantity: i64,
-    #[serde(default)]
-    pub day_buy_value: f64,
-    #[serde(default)]
-    pub day_buy_price: f64,
+    #[serde(default, with = "wire::decimal")]
+    pub day_buy_value: Decimal,
+    #[serde(default, with = "wire::decimal")]
+    pub day_buy_price: Decimal,
     #[serde(default)]
     pub day_buy_quantity: i64,
-    #[serde(default)]
-    pub day_sell_value: f64,
-    #[serde(default)]
-    pub day_sell_price: f64,
+    #[serde(default, with = "wire::decimal")]
+    pub day_sell_value: Decimal,
+    #[serde(default, with = "wire::decimal")]
+    pub day_sell_price: Decimal,
     #[serde(default)]
     pub day_sell_quantity: i64,
     #[serde(default)]
     pub quantity: i64,
-    #[serde(default)]
-    pub last_price: f64,
-    #[serde(default)]
-    pub unrealised: f64,
-    #[serde(default)]
-    pub realised: f64,
-    #[serde(default)]
-    pub sell_value: f64,
+    #[serde(default, with = "wire::decimal")]
+    pub last_price: Decimal,
+    #[serde(default, with = "wire::decimal")]
+    pub unrealised: Decimal,
+    #[serde(default, with = "wire::decimal")]
+    pub realised: Decimal,
+    #[serde(default, with = "wire::decimal")]
+    pub sell_value: Decimal,
     #[serde(default)]
     pub trading_symbol: Option<String>,
-    #[serde(default)]
-    pub close_price: f64,
-    #[serde(default)]
-    pub buy_price: f64,
-    #[serde(default)]
-    pub sell_price: f64,
+    #[serde(default, with = "wire::decimal")]
+    pub close_price: Decimal,
+    #[serde(default, with = "wire::decimal")]
+    pub buy_price: Decimal,
+    #[serde(default, with = "wire::decimal")]
+    pub sell_price: Decimal,
 }
 
 /// A long-term holding.
@@ -70,25 +73,25 @@ pub struct Holding {
     pub company_name: Option<String>,
     #[serde(default)]
     pub haircut: f64,
-    #[serde(default)]
-    pub product: Option<String>,
+    #[serde(default, with = "wire::lenient")]
+    pub product: Option<Product>,
     #[serde(default)]
     pub quantity: i64,
     #[serde(default)]
     pub trading_symbol: Option<String>,
-    #[serde(default)]
-    pub last_price: f64,
-    #[serde(default)]
-    pub close_price: f64,
-    #[serde(default)]
-    pub pnl: f64,
-    #[serde(default)]
-    pub day_change: f64,
+    #[serde(default, with = "wire::decimal")]
+    pub last_price: Decimal,
+    #[serde(default, with = "wire::decimal")]
+    pub close_price: Decimal,
+    #[serde(default, with = "wire::decimal")]
+    pub pnl: Decimal,
+    #[serde(default, with = "wire::decimal")]
+    pub day_change: Decimal,
     #[serde(default)]
     pub day_change_percentage: f64,
     pub instrument_token: String,
-    #[serde(default)]
-    pub average_price: f64,
+    #[serde(default, with = "wire::decimal")]
+    pub average_price: Decimal,
     #[serde(default)]
     pub t1_quantity: i64,
     #[serde(default)]

@@ -1,9 +1,11 @@
 //! Profile and funds.
 
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::client::{UpstoxClient, q};
 use crate::error::Result;
+use crate::wire;
 
 /// `GET /v2/user/profile`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -35,13 +37,20 @@ pub struct Profile {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct FundSegment {
-    pub used_margin: f64,
-    pub payin_amount: f64,
-    pub span_margin: f64,
-    pub adhoc_margin: f64,
-    pub notional_cash: f64,
-    pub available_margin: f64,
-    pub exposure_margin: f64,
+    #[serde(with = "wire::decimal")]
+    pub used_margin: Decimal,
+    #[serde(with = "wire::decimal")]
+    pub payin_amount: Decimal,
+    #[serde(with = "wire::decimal")]
+    pub span_margin: Decimal,
+    #[serde(with = "wire::decimal")]
+    pub adhoc_margin: Decimal,
+    #[serde(with = "wire::decimal")]
+    pub notional_cash: Decimal,
+    #[serde(with = "wire::decimal")]
+    pub available_margin: Decimal,
+    #[serde(with = "wire::decimal")]
+    pub exposure_margin: Decimal,
 }
 
 /// `GET /v2/user/get-funds-and-margin`.
@@ -56,29 +65,40 @@ pub struct FundsV2 {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct CashV3 {
-    pub opening_balance: f64,
-    pub added_today: f64,
-    pub withdrawn_today: f64,
-    pub amount_from_stock_sale: f64,
-    pub unpaid_charges: f64,
+    #[serde(with = "wire::decimal")]
+    pub opening_balance: Decimal,
+    #[serde(with = "wire::decimal")]
+    pub added_today: Decimal,
+    #[serde(with = "wire::decimal")]
+    pub withdrawn_today: Decimal,
+    #[serde(with = "wire::decimal")]
+    pub amount_from_stock_sale: Decimal,
+    #[serde(with = "wire::decimal")]
+    pub unpaid_charges: Decimal,
 }
 
 /// Margin-used part of funds v3.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct MarginUsedV3 {
-    pub total: f64,
-    pub mtf: f64,
-    pub span_exposure: f64,
-    pub cash_margin_var_elm: f64,
-    pub premium_present: f64,
+    #[serde(with = "wire::decimal")]
+    pub total: Decimal,
+    #[serde(with = "wire::decimal")]
+    pub mtf: Decimal,
+    #[serde(with = "wire::decimal")]
+    pub span_exposure: Decimal,
+    #[serde(with = "wire::decimal")]
+    pub cash_margin_var_elm: Decimal,
+    #[serde(with = "wire::decimal")]
+    pub premium_present: Decimal,
 }
 
 /// `cash_available_to_trade` of funds v3.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct CashAvailableV3 {
-    pub total: f64,
+    #[serde(with = "wire::decimal")]
+    pub total: Decimal,
     pub cash: CashV3,
     pub margin_used: MarginUsedV3,
 }
@@ -87,7 +107,8 @@ pub struct CashAvailableV3 {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct AvailableToTradeV3 {
-    pub total: f64,
+    #[serde(with = "wire::decimal")]
+    pub total: Decimal,
     pub cash_available_to_trade: CashAvailableV3,
     /// The pledge part, kept as JSON (deeply nested and rarely used).
     pub pledge_available_to_trade: serde_json::Value,

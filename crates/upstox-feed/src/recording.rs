@@ -38,6 +38,8 @@ pub enum RecordingError {
     Truncated { index: usize, offset: u64 },
     #[error("record {index} at byte {offset} claims {len} bytes, more than the {MAX_FRAME} a frame may have")]
     TooLong { index: usize, offset: u64, len: usize },
+    #[error("it is not a feed recording: {0}")]
+    NotARecording(&'static str),
 }
 
 /// Writes a recording.
@@ -135,6 +137,28 @@ pub fn read_frames(path: &Path) -> Result<Vec<RawFrame>, RecordingError> {
     } else {
         Ok(vec![RawFrame { received_ns: 0, bytes }])
     }
+}
+
+/// Reads a recording file and refuses anything else: a file without the magic, or one whose
+/// first frame is not a Market Data Feed v3 frame.
+///
+/// # Errors
+/// I/O errors, malformed recordings and files of another kind.
+pub fn read_recording(path: &Path) -> Result<Vec<RawFrame>, RecordingError> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?.read_to_end(&mut bytes)?;
+    if !is_recording(&bytes) {
+        return Err(RecordingError::NotARecording(
+            "it does not start with the STXFEED1 mark every recording starts with",
+        ));
+    }
+    let frames = parse(&bytes)?;
+    if frames.first().is_some_and(|f| decode(&f.bytes).is_err()) {
+        return Err(RecordingError::NotARecording(
+            "its first frame does not decode as a Market Data Feed v3 frame",
+        ));
+    }
+    Ok(frames)
 }
 
 /// Plays frames back through the same [`EventStream`] type a live streamer gives: `MarketInfo`

@@ -128,7 +128,38 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), inject_faults))
+        .layer(middleware::from_fn(envelope_rejections))
         .with_state(state)
+}
+
+/// axum answers what it refuses before a handler runs (a body over the size limit, JSON that
+/// does not parse, a wrong content type) in plain text; Upstox answers every error in its JSON
+/// envelope. This rewrites those answers, keeping their status. Feed handshake refusals stay
+/// plain text, as the feed answers them.
+async fn envelope_rejections(req: Request, next: Next) -> Response {
+    let feed = req.uri().path().contains("/feed/");
+    let response = next.run(req).await;
+    let status = response.status();
+    let plain = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
+    if feed || !plain || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let detail = axum::body::to_bytes(response.into_body(), 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        "Request body is too large".to_owned()
+    } else if detail.is_empty() {
+        status.canonical_reason().unwrap_or("Invalid input").to_owned()
+    } else {
+        detail
+    };
+    ApiError::new(status, error_code::INVALID_INPUT, message).into_response()
 }
 
 async fn not_found() -> ApiError {

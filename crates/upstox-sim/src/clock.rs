@@ -11,6 +11,40 @@ use upstox_types::IST;
 use crate::config::{ClockConfig, ClockMode};
 use crate::error::SimError;
 
+/// The simulated clock stays within these years, so every date computation stays in range.
+pub const EARLIEST_YEAR: i32 = 2000;
+/// The first year the clock may not reach.
+pub const LATEST_YEAR: i32 = 2200;
+/// The fastest a simulated clock may run.
+pub const MAX_SPEED: f64 = 1_000_000.0;
+
+/// A clock change out of range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ClockError(String);
+
+fn earliest() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(EARLIEST_YEAR, 1, 1, 0, 0, 0)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+fn latest() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(LATEST_YEAR, 1, 1, 0, 0, 0)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+fn in_range(t: DateTime<Utc>) -> Result<DateTime<Utc>, ClockError> {
+    if t < earliest() || t >= latest() {
+        return Err(ClockError(format!(
+            "the simulated clock must stay between {EARLIEST_YEAR}-01-01 and {LATEST_YEAR}-01-01, not {}",
+            t.to_rfc3339()
+        )));
+    }
+    Ok(t)
+}
+
 /// A clock that can be read concurrently and moved by control requests.
 #[derive(Debug)]
 pub struct SimClock {
@@ -36,9 +70,9 @@ impl SimClock {
             ClockMode::Real => now,
             ClockMode::Session => session_anchor(now, &config.session_start)?,
         };
-        if !(config.speed.is_finite() && config.speed > 0.0) {
+        if !(config.speed.is_finite() && config.speed > 0.0 && config.speed <= MAX_SPEED) {
             return Err(SimError::Config(format!(
-                "clock.speed must be a positive number, not {}",
+                "clock.speed must be a positive number up to {MAX_SPEED}, not {}",
                 config.speed
             )));
         }
@@ -51,29 +85,49 @@ impl SimClock {
         })
     }
 
-    /// The simulated now.
+    /// The simulated now (never past the clock's range, however long it runs).
     pub fn now(&self) -> DateTime<Utc> {
-        let s = *self.inner.lock();
-        let elapsed = s.real_anchor.elapsed().as_secs_f64() * s.speed;
-        s.sim_anchor + chrono::Duration::microseconds((elapsed * 1e6) as i64)
+        Self::now_of(&self.inner.lock())
+    }
+
+    fn now_of(s: &ClockState) -> DateTime<Utc> {
+        let elapsed_us = (s.real_anchor.elapsed().as_secs_f64() * s.speed * 1e6).min(i64::MAX as f64) as i64;
+        s.sim_anchor
+            .checked_add_signed(chrono::Duration::microseconds(elapsed_us))
+            .map_or_else(latest, |t| t.min(latest()))
     }
 
     /// Moves simulated time forward (or back, with a negative amount).
-    pub fn advance(&self, by: chrono::Duration) {
+    ///
+    /// # Errors
+    /// A move that would leave the clock's range; the clock is unchanged then.
+    pub fn advance_secs(&self, secs: i64) -> Result<(), ClockError> {
+        let by = chrono::Duration::try_seconds(secs).ok_or_else(|| {
+            ClockError(format!(
+                "advance_secs {secs} would move the simulated clock out of range"
+            ))
+        })?;
         let mut s = self.inner.lock();
-        let now_sim = {
-            let elapsed = s.real_anchor.elapsed().as_secs_f64() * s.speed;
-            s.sim_anchor + chrono::Duration::microseconds((elapsed * 1e6) as i64)
-        };
-        s.sim_anchor = now_sim + by;
+        let to = Self::now_of(&s).checked_add_signed(by).ok_or_else(|| {
+            ClockError(format!(
+                "advance_secs {secs} would move the simulated clock out of range"
+            ))
+        })?;
+        s.sim_anchor = in_range(to)?;
         s.real_anchor = Instant::now();
+        Ok(())
     }
 
     /// Jumps to an instant.
-    pub fn set(&self, to: DateTime<Utc>) {
+    ///
+    /// # Errors
+    /// An instant outside the clock's range; the clock is unchanged then.
+    pub fn set(&self, to: DateTime<Utc>) -> Result<(), ClockError> {
+        let to = in_range(to)?;
         let mut s = self.inner.lock();
         s.sim_anchor = to;
         s.real_anchor = Instant::now();
+        Ok(())
     }
 }
 
@@ -101,8 +155,19 @@ mod tests {
         let now = clock.now().with_timezone(&IST);
         assert!(!matches!(now.weekday(), Weekday::Sat | Weekday::Sun));
         assert_eq!(now.format("%H:%M").to_string(), "10:00");
-        clock.advance(chrono::Duration::hours(2));
+        clock.advance_secs(2 * 3600).expect("two hours");
         assert_eq!(clock.now().with_timezone(&IST).format("%H:%M").to_string(), "12:00");
+        let before = clock.now();
+        assert!(clock.advance_secs(i64::MAX).is_err());
+        assert!(
+            clock.advance_secs(300 * 365 * 86_400).is_err(),
+            "past the clock's range"
+        );
+        assert!(clock.set(DateTime::<Utc>::MAX_UTC).is_err());
+        assert!(
+            clock.now() >= before && clock.now() < before + chrono::Duration::minutes(1),
+            "unchanged"
+        );
     }
 
     #[test]

@@ -123,11 +123,12 @@ impl SimConfig {
         Ok(config)
     }
 
-    /// Checks cross-references (users' apps exist, ids unique).
+    /// Checks cross-references (users' apps exist, ids unique) and the faults' ranges.
     ///
     /// # Errors
     /// Names the first inconsistency.
     pub fn validate(&self) -> Result<(), SimError> {
+        self.faults.validate()?;
         for user in &self.users {
             if let Some(app) = &user.app
                 && !self.apps.iter().any(|a| &a.client_id == app)
@@ -279,6 +280,47 @@ pub struct FaultConfig {
     pub write_error_rate: f64,
     /// How long a hanging request hangs.
     pub timeout_hang_ms: u64,
+}
+
+/// The longest latency (and jitter) a fault may add: a minute.
+pub const MAX_FAULT_LATENCY_MS: u64 = 60_000;
+/// The longest a hanging request may hang: ten minutes.
+pub const MAX_FAULT_HANG_MS: u64 = 600_000;
+
+impl FaultConfig {
+    /// The one set of rules for faults, whether they come from the config file, the
+    /// `stoxide sim` flags or `POST /sim/faults`: rates are fractions in 0..=1, latencies at
+    /// most [`MAX_FAULT_LATENCY_MS`], hangs at most [`MAX_FAULT_HANG_MS`].
+    ///
+    /// # Errors
+    /// Names the first field out of range.
+    pub fn validate(&self) -> Result<(), SimError> {
+        let rates = [
+            ("error_rate", self.error_rate),
+            ("timeout_rate", self.timeout_rate),
+            ("lost_response_rate", self.lost_response_rate),
+            ("write_error_rate", self.write_error_rate),
+        ];
+        for (name, rate) in rates {
+            if !(rate.is_finite() && (0.0..=1.0).contains(&rate)) {
+                return Err(SimError::Config(format!(
+                    "faults.{name} must be a fraction between 0 and 1, not {rate}"
+                )));
+            }
+        }
+        for (name, ms, max) in [
+            ("latency_ms", self.latency_ms, MAX_FAULT_LATENCY_MS),
+            ("latency_jitter_ms", self.latency_jitter_ms, MAX_FAULT_LATENCY_MS),
+            ("timeout_hang_ms", self.timeout_hang_ms, MAX_FAULT_HANG_MS),
+        ] {
+            if ms > max {
+                return Err(SimError::Config(format!(
+                    "faults.{name} must be at most {max} ms, not {ms}"
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The market's structure (data from market-facts; defaults in `data/market.toml`).

@@ -307,6 +307,14 @@ pub(crate) async fn control(State(state): State<AppState>, body: axum::body::Byt
             format!("expected {{\"drop\", \"stall\", \"refuse\"}}: {e}"),
         )
     })?;
+    if let Some(Some(r)) = f.refuse
+        && !(400..=599).contains(&r)
+    {
+        return Err(ApiError::bad_request(
+            upstox_types::error_code::INVALID_INPUT,
+            format!("refuse must be an HTTP error status (400 to 599) or null, not {r}"),
+        ));
+    }
     if f.drop {
         let _ = state.feed.drop_all.send(());
     }

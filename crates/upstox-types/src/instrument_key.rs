@@ -129,6 +129,8 @@ pub enum InstrumentKeyError {
     UnknownSegment(String),
     #[error("instrument key {0:?} has an empty id after '|'")]
     EmptyId(String),
+    #[error("instrument key {0:?} holds control characters; no instrument key does")]
+    ControlCharacters(String),
 }
 
 /// An instrument key such as `NSE_EQ|INE002A01018`, `NSE_INDEX|Nifty 50` or `NSE_FO|43919`.
@@ -173,6 +175,9 @@ impl FromStr for InstrumentKey {
         if id.is_empty() {
             return Err(InstrumentKeyError::EmptyId(s.to_owned()));
         }
+        if id.chars().any(char::is_control) {
+            return Err(InstrumentKeyError::ControlCharacters(s.to_owned()));
+        }
         Ok(Self::new(segment, id))
     }
 }
@@ -194,6 +199,15 @@ impl<'de> Deserialize<'de> for InstrumentKey {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn control_characters_are_refused_and_never_shown_raw() {
+        let e = "NSE_EQ|\u{1b}[31mRED".parse::<InstrumentKey>().expect_err("escape");
+        assert!(!e.to_string().contains('\u{1b}'), "{e}");
+        assert!(e.to_string().contains("\\u{1b}"), "{e}");
+        let e = "NSE\u{7}EQ|X".parse::<InstrumentKey>().expect_err("bell in segment");
+        assert!(!e.to_string().contains('\u{7}'), "{e}");
+    }
 
     #[test]
     fn parses_the_documented_shapes() {

@@ -1,6 +1,6 @@
 //! profile, funds, positions, holdings.
 
-use crate::output::{Output, money, table};
+use crate::output::{Output, rupees, table};
 use crate::settings::{Globals, Session};
 
 pub(crate) async fn profile(globals: &Globals, out: &Output) -> anyhow::Result<()> {
@@ -33,10 +33,10 @@ pub(crate) async fn funds(globals: &Globals, out: &Output) -> anyhow::Result<()>
             if let Some(seg) = seg {
                 t.add_row(vec![
                     name.to_owned(),
-                    money(seg.available_margin),
-                    money(seg.used_margin),
-                    money(seg.payin_amount),
-                    money(seg.notional_cash),
+                    rupees(seg.available_margin),
+                    rupees(seg.used_margin),
+                    rupees(seg.payin_amount),
+                    rupees(seg.notional_cash),
                 ]);
             }
         }
@@ -63,13 +63,13 @@ pub(crate) async fn positions(globals: &Globals, out: &Output) -> anyhow::Result
         for p in &rows {
             t.add_row(vec![
                 p.trading_symbol.clone().unwrap_or_else(|| p.instrument_token.clone()),
-                p.product.clone().unwrap_or_default(),
+                p.product.map(|p| p.to_string()).unwrap_or_default(),
                 p.quantity.to_string(),
-                p.average_price.map(money).unwrap_or_default(),
-                money(p.last_price),
-                money(p.realised),
-                money(p.unrealised),
-                money(p.pnl),
+                p.average_price.map(rupees).unwrap_or_default(),
+                rupees(p.last_price),
+                rupees(p.realised),
+                rupees(p.unrealised),
+                rupees(p.pnl),
             ]);
         }
         if rows.is_empty() {
@@ -91,9 +91,9 @@ pub(crate) async fn holdings(globals: &Globals, out: &Output) -> anyhow::Result<
                 h.trading_symbol.clone().unwrap_or_else(|| h.instrument_token.clone()),
                 h.quantity.to_string(),
                 h.t1_quantity.to_string(),
-                money(h.average_price),
-                money(h.last_price),
-                money(h.pnl),
+                rupees(h.average_price),
+                rupees(h.last_price),
+                rupees(h.pnl),
             ]);
         }
         if rows.is_empty() {

@@ -3,6 +3,7 @@
 //! running; it prints the URL and the demo credentials. `--tour` instead walks through login,
 //! quotes and an order on the command line and exits.
 
+use crate::output::say;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -12,7 +13,7 @@ use upstox_client::{ClientConfig, Hosts, UpstoxClient};
 use upstox_sim::{SimConfig, Simulator};
 use upstox_types::{Product, TransactionType};
 
-use crate::output::{Output, money, table};
+use crate::output::{Output, money, rupees, table};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct DemoArgs {
@@ -149,19 +150,19 @@ async fn dashboard(args: DemoArgs) -> anyhow::Result<()> {
         .await;
 
     // First line for scripts, then words for people.
-    println!(
+    say!(
         "{}",
         serde_json::json!({"url": url, "user": "admin", "password": password, "simulator": base, "account": tokens.profile.user_id})
     );
-    println!("stoxide demo: the simulator and the dashboard are running.");
-    println!("  open      {url}/");
-    println!("  sign in   admin / {password}");
-    println!(
+    say!("stoxide demo: the simulator and the dashboard are running.");
+    say!("  open      {url}/");
+    say!("  sign in   admin / {password}");
+    say!(
         "  account   {} is linked and streaming NIFTY 50 and BANK NIFTY",
         tokens.profile.user_id
     );
-    println!("  simulator {base} (users SIM001 123456, SIM002 234567, SIM003 345678)");
-    println!("Ctrl-C stops it.");
+    say!("  simulator {base} (users SIM001 123456, SIM002 234567, SIM003 345678)");
+    say!("Ctrl-C stops it.");
     let duration = args.duration;
     let stop = async move {
         match duration {
@@ -183,7 +184,7 @@ async fn tour(args: DemoArgs, out: &Output) -> anyhow::Result<()> {
     let user_cfg = config.users.first().context("no user configured")?.clone();
     let sim = Simulator::start(config, "127.0.0.1:0".parse()?).await?;
     let base = sim.base_url();
-    println!(
+    say!(
         "simulator: {base} ({} instruments)",
         sim.state().market.instruments().len()
     );
@@ -194,13 +195,13 @@ async fn tour(args: DemoArgs, out: &Output) -> anyhow::Result<()> {
         redirect_uri: app_cfg.redirect_uri.clone(),
     };
     let anon = UpstoxClient::new(ClientConfig::new(Hosts::single(&base)))?;
-    println!(
+    say!(
         "1. OAuth: opening {}",
         anon.authorize_url(&app.client_id, &app.redirect_uri, "demo")
     );
     let code = login(&base, &app, &user_cfg.user_id, &user_cfg.pin).await?;
     let tokens = anon.exchange_code(&app, &code).await?;
-    println!(
+    say!(
         "   logged in as {} ({}); token valid until 03:30 IST",
         tokens.profile.user_id,
         tokens.profile.user_name.clone().unwrap_or_default()
@@ -209,10 +210,10 @@ async fn tour(args: DemoArgs, out: &Output) -> anyhow::Result<()> {
 
     let funds = client.funds_v2(None).await?;
     let eq = funds.equity.unwrap_or_default();
-    println!(
+    say!(
         "2. funds: available ₹{}, used ₹{}",
-        money(eq.available_margin),
-        money(eq.used_margin)
+        rupees(eq.available_margin),
+        rupees(eq.used_margin)
     );
 
     let keys = [
@@ -222,7 +223,7 @@ async fn tour(args: DemoArgs, out: &Output) -> anyhow::Result<()> {
         "NSE_EQ|INE002A01018",
     ];
     let quotes = client.full_quote(&keys).await?;
-    println!("3. quotes:");
+    say!("3. quotes:");
     let mut t = table(&["symbol", "ltp", "change", "open", "high", "low"]);
     let mut names: Vec<_> = quotes.keys().cloned().collect();
     names.sort();
@@ -238,9 +239,9 @@ async fn tour(args: DemoArgs, out: &Output) -> anyhow::Result<()> {
             money(o.low),
         ]);
     }
-    println!("{t}");
+    say!("{t}");
 
-    println!("4. buying 10 RELIANCE (intraday, market) and placing a limit sell 2% above");
+    say!("4. buying 10 RELIANCE (intraday, market) and placing a limit sell 2% above");
     let buy = client
         .place_order_v3(&PlaceOrderRequest::market(
             "NSE_EQ|INE002A01018",
@@ -268,31 +269,31 @@ async fn tour(args: DemoArgs, out: &Output) -> anyhow::Result<()> {
         .await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let book = client.order_book().await?;
-    crate::cmd::order::print_orders(&book);
+    crate::cmd::order::print_orders(&book)?;
     let positions = client.positions().await?;
     if out.json {
         out.print_json(&serde_json::json!({"buy": buy.order_ids, "sell": sell.order_ids, "positions": positions}))?;
     } else {
         for p in &positions {
-            println!(
+            say!(
                 "5. position {} qty {} avg {} ltp {} pnl {}",
                 p.trading_symbol.clone().unwrap_or_default(),
                 p.quantity,
-                p.average_price.map(money).unwrap_or_default(),
-                money(p.last_price),
-                money(p.pnl)
+                p.average_price.map(rupees).unwrap_or_default(),
+                rupees(p.last_price),
+                rupees(p.pnl)
             );
         }
     }
     if args.serve {
-        println!(
+        say!(
             "simulator keeps running at {base}; token for {}: export UPSTOX_BASE_URL={base}",
             tokens.profile.user_id
         );
-        println!("(the access token is in the simulator's `stoxide sim` banner; this demo keeps it to itself)");
+        say!("(the access token is in the simulator's `stoxide sim` banner; this demo keeps it to itself)");
         tokio::signal::ctrl_c().await.ok();
     }
     sim.shutdown().await;
-    println!("done.");
+    say!("done.");
     Ok(())
 }

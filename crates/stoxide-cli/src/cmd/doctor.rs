@@ -1,5 +1,6 @@
 //! `stoxide doctor`: the 401/403 checklist, step by step, each with ✓/✗ and the concrete fix.
 
+use crate::output::say;
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
@@ -385,9 +386,9 @@ fn print_report(out: &Output, report: &Report) -> anyhow::Result<()> {
         out.print_json(&report.checks)?;
     } else {
         for c in &report.checks {
-            println!("{} {}: {}", if c.ok { "✓" } else { "✗" }, c.step, c.detail);
+            say!("{} {}: {}", if c.ok { "✓" } else { "✗" }, c.step, c.detail);
             if let Some(fix) = &c.fix {
-                println!("    fix: {fix}");
+                say!("    fix: {fix}");
             }
         }
     }

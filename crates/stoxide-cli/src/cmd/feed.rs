@@ -1,5 +1,6 @@
 //! `stoxide feed decode FILE` and `stoxide feed bench FILE...`.
 
+use crate::output::say;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -73,7 +74,7 @@ pub(crate) fn run(cmd: FeedCommand) -> anyhow::Result<()> {
             }
             let secs = t.elapsed().as_secs_f64();
             let n = frames.len() as f64 * f64::from(iterations);
-            println!(
+            say!(
                 "decoded {} frames ({:.1} KB each on average) x {iterations}: {:.0} frames/s, {:.1} MB/s, {:.0} ticks/s (one core)",
                 frames.len(),
                 bytes as f64 / frames.len() as f64 / 1e3,

@@ -1,6 +1,7 @@
 //! `stoxide login` (the OAuth dialog with a local callback server, or `--request`: the v3
 //! access-token request with a local notifier webhook) and `stoxide logout`.
 
+use crate::output::say;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -371,7 +372,7 @@ fn print_login(
         t
     })?;
     if !out.json {
-        println!("token stored encrypted in {}", vault_dir.display());
+        say!("token stored encrypted in {}", vault_dir.display());
     }
     Ok(())
 }
@@ -454,7 +455,7 @@ pub(crate) async fn login(globals: &Globals, out: &Output, args: LoginArgs) -> a
         let states = LoginStates::new();
         let state = states.issue(&app.creds.client_id, Utc::now());
         let url = client.authorize_url(&app.creds.client_id, &app.creds.redirect_uri, &state);
-        println!("Open this URL in a browser to log in:\n{url}");
+        say!("Open this URL in a browser to log in:\n{url}");
         if !args.no_browser {
             open_browser(&url);
         }
@@ -508,7 +509,7 @@ pub(crate) async fn logout(globals: &Globals, out: &Output, _args: LogoutArgs) -
     if out.json {
         out.print_json(&json)
     } else {
-        println!("logged out {}: {upstox}; the token is wiped from the vault", account.id);
+        say!("logged out {}: {upstox}; the token is wiped from the vault", account.id);
         Ok(())
     }
 }

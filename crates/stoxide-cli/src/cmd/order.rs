@@ -5,7 +5,7 @@ use rust_decimal::Decimal;
 use upstox_client::orders::{ModifyOrderRequest, PlaceOrderRequest};
 use upstox_types::{InstrumentKey, OrderType, Product, TransactionType, Validity};
 
-use crate::output::{Output, money, table};
+use crate::output::{Output, rupees, table};
 use crate::settings::{Globals, Session};
 
 #[derive(Debug, clap::Subcommand)]
@@ -137,24 +137,30 @@ async fn run_with(s: &Session, out: &Output, cmd: OrderCommand) -> anyhow::Resul
                 orders.push(c.order_details(id).await?);
             }
             if out.json {
-                return out.print_json(&serde_json::json!({"order_ids": placed.order_ids, "tag": placed.tag, "reconciled": placed.reconciled, "orders": orders}));
+                out.print_json(&serde_json::json!({"order_ids": placed.order_ids, "tag": placed.tag, "reconciled": placed.reconciled, "orders": orders}))?;
+            } else {
+                if placed.reconciled {
+                    eprintln!(
+                        "note: the first answer was lost; the order was found in the order book by its tag {}",
+                        placed.tag
+                    );
+                }
+                print_orders(&orders)?;
             }
-            if placed.reconciled {
-                eprintln!(
-                    "note: the first answer was lost; the order was found in the order book by its tag {}",
-                    placed.tag
-                );
-            }
-            print_orders(&orders);
-            for o in orders
+            // A rejected order is a failed command, for scripts as much as for people.
+            let rejected: Vec<String> = orders
                 .iter()
                 .filter(|o| o.status == upstox_types::OrderStatus::Rejected)
-            {
-                eprintln!(
-                    "order {} rejected: {}",
-                    o.order_id,
-                    o.status_message.clone().unwrap_or_default()
-                );
+                .map(|o| {
+                    format!(
+                        "order {} was rejected: {}",
+                        o.order_id,
+                        o.status_message.as_deref().unwrap_or("no reason given")
+                    )
+                })
+                .collect();
+            if !rejected.is_empty() {
+                anyhow::bail!("{}", rejected.join("; "));
             }
         }
         OrderCommand::Modify(a) => {
@@ -162,19 +168,12 @@ async fn run_with(s: &Session, out: &Output, cmd: OrderCommand) -> anyhow::Resul
                 .order_details(&a.order_id)
                 .await
                 .with_context(|| format!("looking up order {}", a.order_id))?;
-            let dec = |x: f64| Decimal::try_from(x).unwrap_or_default();
             let req = ModifyOrderRequest {
                 order_id: a.order_id.clone(),
-                validity: a
-                    .validity
-                    .or_else(|| current.validity.as_deref().and_then(|v| v.parse().ok()))
-                    .unwrap_or(Validity::Day),
-                price: a.price.unwrap_or_else(|| dec(current.price)),
-                order_type: a
-                    .order_type
-                    .or_else(|| current.order_type.as_deref().and_then(|v| v.parse().ok()))
-                    .unwrap_or(OrderType::Limit),
-                trigger_price: a.trigger.unwrap_or_else(|| dec(current.trigger_price)),
+                validity: a.validity.or(current.validity).unwrap_or(Validity::Day),
+                price: a.price.unwrap_or(current.price),
+                order_type: a.order_type.or(current.order_type).unwrap_or(OrderType::Limit),
+                trigger_price: a.trigger.unwrap_or(current.trigger_price),
                 quantity: a.qty,
                 disclosed_quantity: None,
             };
@@ -203,12 +202,12 @@ fn orders_table(orders: &[upstox_client::orders::Order]) -> comfy_table::Table {
         t.add_row(vec![
             o.order_id.clone(),
             o.trading_symbol.clone().unwrap_or_default(),
-            o.transaction_type.clone().unwrap_or_default(),
-            o.order_type.clone().unwrap_or_default(),
+            o.transaction_type.map(|t| t.to_string()).unwrap_or_default(),
+            o.order_type.map(|t| t.to_string()).unwrap_or_default(),
             o.quantity.to_string(),
             o.filled_quantity.to_string(),
-            money(o.price),
-            money(o.average_price),
+            rupees(o.price),
+            rupees(o.average_price),
             o.status.to_string(),
             o.tag.clone().unwrap_or_default(),
         ]);
@@ -219,6 +218,6 @@ fn orders_table(orders: &[upstox_client::orders::Order]) -> comfy_table::Table {
     t
 }
 
-pub(crate) fn print_orders(orders: &[upstox_client::orders::Order]) {
-    println!("{}", orders_table(orders));
+pub(crate) fn print_orders(orders: &[upstox_client::orders::Order]) -> std::io::Result<()> {
+    crate::output::line(format_args!("{}", orders_table(orders)))
 }

@@ -1,9 +1,40 @@
 //! `stoxide quote KEY...`.
 
+use crate::output::say;
 use upstox_types::InstrumentKey;
 
 use crate::output::{Output, money, table};
 use crate::settings::{Globals, Session};
+
+/// The keys Upstox does not know, found by asking for their last prices (500 keys a call):
+/// Upstox leaves unknown keys out of a quote answer. `None` when the call itself fails (an
+/// expired token, say): a stream then diagnoses that itself.
+pub(crate) async fn unknown_keys(client: &upstox_client::UpstoxClient, keys: &[&str]) -> Option<Vec<String>> {
+    let mut unknown = Vec::new();
+    for chunk in keys.chunks(500) {
+        match client.ltp(chunk).await {
+            Ok(quotes) => unknown.extend(
+                chunk
+                    .iter()
+                    .filter(|k| !quotes.values().any(|q| q.instrument_token == **k))
+                    .map(|k| (*k).to_owned()),
+            ),
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot check the instrument keys with a quote");
+                return None;
+            }
+        }
+    }
+    Some(unknown)
+}
+
+/// The one-line error for keys Upstox does not know.
+pub(crate) fn unknown_keys_error(unknown: &[String]) -> anyhow::Error {
+    anyhow::anyhow!(
+        "unknown instrument key(s): {}; find the right key with `stoxide instruments search TEXT` (or `stoxide doctor KEY`)",
+        unknown.join(", ")
+    )
+}
 
 pub(crate) async fn run(globals: &Globals, out: &Output, keys: &[String]) -> anyhow::Result<()> {
     for k in keys {
@@ -68,15 +99,12 @@ pub(crate) async fn run(globals: &Globals, out: &Output, keys: &[String]) -> any
                 format!("{}", q.oi),
             ]);
         }
-        println!("{t}");
+        say!("{t}");
     }
     s.close().await;
     if !missing.is_empty() {
-        let list: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
-        anyhow::bail!(
-            "unknown instrument key(s): {}; find the right key with `stoxide instruments search TEXT`",
-            list.join(", ")
-        );
+        let list: Vec<String> = missing.into_iter().cloned().collect();
+        return Err(unknown_keys_error(&list));
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! `stoxide serve`: the web dashboard over the vault.
 
+use crate::output::say;
 use std::net::SocketAddr;
 
 use anyhow::Context;
@@ -72,7 +73,7 @@ pub(crate) async fn run(globals: &Globals, args: ServeArgs) -> anyhow::Result<()
         None if !state.admin.exists() => {
             let p = new_password();
             state.admin.set(&args.admin_user, &p)?;
-            println!(
+            say!(
                 "created the dashboard admin {}; password (shown once): {p}",
                 args.admin_user
             );
@@ -82,7 +83,7 @@ pub(crate) async fn run(globals: &Globals, args: ServeArgs) -> anyhow::Result<()
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.addr))?;
-    println!("dashboard: http://{}/", listener.local_addr()?);
+    say!("dashboard: http://{}/", listener.local_addr()?);
     stoxide_server::serve(state, listener, async {
         let _ = tokio::signal::ctrl_c().await;
     })

@@ -1,12 +1,13 @@
 //! `stoxide stream`, `stoxide record`, `stoxide replay`: the market feed from the command line.
 
+use crate::output::say;
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use upstox_feed::recording::{RecordingWriter, read_frames, replay};
+use upstox_feed::recording::{RecordingWriter, read_recording, replay};
 use upstox_feed::{EventStream, FeedEvent, MarketStreamer, StaticToken, StreamerConfig, Tick};
 use upstox_types::{FeedMode, InstrumentKey};
 
@@ -102,6 +103,13 @@ async fn open_streamer(
     mut config: StreamerConfig,
 ) -> anyhow::Result<(Session, MarketStreamer, EventStream, Notices)> {
     let session = Session::open(globals).await?;
+    // A key Upstox does not know streams nothing at all: say so instead of waiting silently.
+    if let Some(unknown) = crate::cmd::quote::unknown_keys(&session.client, keys).await
+        && !unknown.is_empty()
+    {
+        session.close().await;
+        return Err(crate::cmd::quote::unknown_keys_error(&unknown));
+    }
     let token = session
         .token
         .clone()
@@ -327,7 +335,15 @@ pub(crate) async fn replay_cmd(json: bool, args: ReplayArgs) -> anyhow::Result<(
         args.speed.is_finite() && args.speed >= 0.0,
         "--speed must be 0 (as fast as possible) or more"
     );
-    let frames = read_frames(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    let frames = read_recording(&args.file).map_err(|e| {
+        let hint = match e {
+            upstox_feed::recording::RecordingError::NotARecording(_) => {
+                "; make one with `stoxide record KEY --out FILE`"
+            }
+            _ => "",
+        };
+        anyhow::anyhow!("cannot replay {}: {e}{hint}", args.file.display())
+    })?;
     let events = replay(frames, args.speed);
     if json {
         let mut none = Notices {
@@ -346,6 +362,6 @@ pub(crate) async fn replay_cmd(json: bool, args: ReplayArgs) -> anyhow::Result<(
             }
         }
     }
-    println!("{}", render(&rows, &format!("replayed {}", args.file.display()), ticks));
+    say!("{}", render(&rows, &format!("replayed {}", args.file.display()), ticks));
     Ok(())
 }

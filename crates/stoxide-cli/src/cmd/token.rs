@@ -1,5 +1,6 @@
 //! `stoxide token status|import|export` and `stoxide vault info|rotate-key`.
 
+use crate::output::say;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -104,7 +105,7 @@ async fn status(globals: &Globals, out: &Output, all: bool, refresh: bool) -> an
                 s.next_step.clone().unwrap_or_default(),
             ]);
         }
-        println!("{t}");
+        say!("{t}");
     }
     // Scripts ask "can I trade?": anything but a confirmed valid token is a non-zero exit.
     let unchecked = statuses
@@ -197,7 +198,7 @@ async fn import(globals: &Globals, out: &Output, file: &std::path::Path, offline
     if out.json {
         out.print_json(&json)
     } else {
-        println!(
+        say!(
             "imported the token of {} ({}); it expires {}",
             account.id,
             if check.is_some() {
@@ -235,7 +236,7 @@ async fn export(globals: &Globals, file: Option<PathBuf>) -> anyhow::Result<()> 
             write_token_file(&path, &token)?;
             eprintln!("wrote {} (mode 0600)", path.display());
         }
-        None => println!("{}", token.expose_secret()),
+        None => say!("{}", token.expose_secret()),
     }
     Ok(())
 }
@@ -245,7 +246,7 @@ pub(crate) async fn vault_cmd(globals: &Globals, out: &Output, cmd: VaultCommand
         VaultCommand::Info => {
             let dir = crate::vault::data_dir(globals)?;
             let Some(vault) = crate::vault::open_existing(globals).await? else {
-                println!("no vault yet at {} (`stoxide login` creates it)", dir.display());
+                say!("no vault yet at {} (`stoxide login` creates it)", dir.display());
                 return Ok(());
             };
             let accounts = vault.accounts().await?;
@@ -261,15 +262,15 @@ pub(crate) async fn vault_cmd(globals: &Globals, out: &Output, cmd: VaultCommand
             if out.json {
                 return out.print_json(&json);
             }
-            println!("data directory: {}", dir.display());
-            println!("database:       {}", json["database"].as_str().unwrap_or(""));
-            println!("key:            {}", json["key_source"].as_str().unwrap_or(""));
-            println!(
+            say!("data directory: {}", dir.display());
+            say!("database:       {}", json["database"].as_str().unwrap_or(""));
+            say!("key:            {}", json["key_source"].as_str().unwrap_or(""));
+            say!(
                 "accounts:       {}",
                 accounts.iter().map(|a| a.id.as_str()).collect::<Vec<_>>().join(", ")
             );
             for a in apps {
-                println!("app:            {} ({:?}, {})", a.client_id, a.mode, a.base_url);
+                say!("app:            {} ({:?}, {})", a.client_id, a.mode, a.base_url);
             }
             Ok(())
         }
@@ -288,12 +289,13 @@ pub(crate) async fn vault_cmd(globals: &Globals, out: &Output, cmd: VaultCommand
             }
             let report = vault.rotate_key(new_key).await?;
             vault.close().await;
-            println!(
+            say!(
                 "re-encrypted {} secret(s) under a new key ({})",
-                report.secrets, report.key_source
+                report.secrets,
+                report.key_source
             );
             if env_key {
-                println!(
+                say!(
                     "now set {} to the value of {} everywhere the vault is used",
                     stoxide_vault::key::KEY_ENV,
                     stoxide_vault::key::NEW_KEY_ENV

@@ -2,6 +2,7 @@
 
 mod browser;
 mod login;
+mod truth;
 mod vault_race;
 
 use std::io::{BufRead, BufReader};
@@ -234,12 +235,17 @@ impl SimChild {
         Run::from(out)
     }
 
-    /// `POST /sim/feed` with a plain HTTP/1.1 request (no client library needed).
+    /// `POST /sim/feed`.
     fn feed_fault(&self, body: &str) {
+        self.control("/sim/feed", body);
+    }
+
+    /// `POST` to a control path with a plain HTTP/1.1 request (no client library needed).
+    fn control(&self, path: &str, body: &str) {
         use std::io::{Read, Write};
         let addr = self.base.trim_start_matches("http://");
         let mut s = std::net::TcpStream::connect(addr).expect("connect to the simulator");
-        write!(s, "POST /sim/feed HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).expect("send");
+        write!(s, "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).expect("send");
         let mut answer = String::new();
         s.read_to_string(&mut answer).expect("answer");
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
@@ -322,7 +328,10 @@ fn malformed_frames_and_recordings_get_one_line() {
         &run(&["feed", "decode", truncated.to_str().expect("utf8")]),
         "truncated",
     );
-    assert_one_line_error(&run(&["replay", "/nonexistent/x.stx"]), "reading /nonexistent/x.stx");
+    assert_one_line_error(
+        &run(&["replay", "/nonexistent/x.stx"]),
+        "cannot replay /nonexistent/x.stx: No such file",
+    );
     assert_one_line_error(&run(&["stream", "NIFTY"]), "no '|'");
 }
 

@@ -18,7 +18,7 @@ fn rounds() -> usize {
     std::env::var("STOXIDE_VAULT_RACE_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(5)
+        .unwrap_or(10)
 }
 
 fn cmd(data: &Path, args: &[&str]) -> std::process::Command {

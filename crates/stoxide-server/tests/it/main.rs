@@ -284,9 +284,9 @@ async fn link_an_account_through_the_dialog_and_stream_live_quotes() {
         .await
         .expect("callback");
     assert_eq!(r.status(), 303, "{path}");
-    let back = r.headers()["location"].to_str().expect("location").to_owned();
-    assert!(back.contains("Linked+SIM002"), "{back}");
+    assert_eq!(r.headers()["location"], "/");
     let page = f.get(&cookie, "/").await;
+    assert!(page.contains("Linked SIM002"), "{page}");
     assert!(page.contains("data-account=\"SIM002\""), "{page}");
     assert!(page.contains("valid, expires in"), "{page}");
 
@@ -365,6 +365,31 @@ async fn link_an_account_through_the_dialog_and_stream_live_quotes() {
     assert!(f.get(&cookie, "/").await.contains("data-key=\"NSE_EQ|INE002A01018\""));
     let hits = f.get_json(&cookie, "/instruments/search?q=RELIANCE").await;
     assert!(hits.contains("NSE_EQ|INE002A01018"), "{hits}");
+    f.stop.cancel();
+    f.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_only_messages_the_server_chose() {
+    let f = fixture().await;
+    let (cookie, csrf) = f.sign_in().await;
+    // A link crafted by someone else cannot put words on the dashboard.
+    let page = f
+        .get(&cookie, "/?msg=Your+account+is+blocked.+Call+%2B91-555-0100")
+        .await;
+    assert!(
+        !page.contains("Call +91-555-0100") && !page.contains("blocked"),
+        "{page}"
+    );
+    assert!(!page.contains("id=\"message\""), "no notice at all");
+    // The outcome of a form is shown once, on the next page.
+    let resp = f.post(&cookie, "/stream/stop", &[("csrf", &csrf)]).await;
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], "/", "no message in the URL");
+    let page = f.get(&cookie, "/").await;
+    assert!(page.contains("Stream stopped."), "{page}");
+    let page = f.get(&cookie, "/").await;
+    assert!(!page.contains("Stream stopped."), "shown once");
     f.stop.cancel();
     f.sim.shutdown().await;
 }

@@ -446,3 +446,26 @@ async fn an_older_vault_is_adopted_and_every_vault_file_is_private() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_value_that_cannot_be_a_token_is_never_stored() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let vault = filled(dir.path()).await;
+    for bad in [
+        "x".repeat(5000),
+        String::new(),
+        "has space in it".into(),
+        "ctl\u{1b}chars_here_long".into(),
+    ] {
+        let e = vault
+            .store_token(&token("SIM001", &bad, None, "own-app"))
+            .await
+            .expect_err("refused");
+        assert!(matches!(e, Error::BadToken { .. }), "{e}");
+        assert!(
+            !e.to_string().contains(&bad) || bad.is_empty(),
+            "the value is not echoed"
+        );
+    }
+    assert_reads_back(&vault).await;
+}

@@ -14,7 +14,7 @@ fn rounds() -> usize {
     std::env::var("STOXIDE_VAULT_RACE_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(12)
+        .unwrap_or(40)
 }
 
 async fn read_all(vault: &Vault) -> Result<(), String> {

@@ -1,3 +1,4 @@
+use rust_decimal::Decimal;
 use std::collections::HashMap;
 
 use secrecy::SecretString;
@@ -216,10 +217,13 @@ async fn funds_v2_v3_and_the_maintenance_window() {
     let (sim, client) = start(SimConfig::default()).await;
     let v2 = client.funds_v2(None).await.expect("funds v2");
     let eq = v2.equity.expect("equity");
-    assert!((eq.available_margin - 1_000_000.0).abs() < 1e-6, "{eq:?}");
+    assert_eq!(eq.available_margin, Decimal::from(1_000_000), "{eq:?}");
     let v3 = client.funds_v3().await.expect("funds v3");
-    assert!((v3.available_to_trade.total - 1_000_000.0).abs() < 1e-6);
-    assert!((v3.available_to_trade.cash_available_to_trade.cash.opening_balance - 1_000_000.0).abs() < 1e-6);
+    assert_eq!(v3.available_to_trade.total, Decimal::from(1_000_000));
+    assert_eq!(
+        v3.available_to_trade.cash_available_to_trade.cash.opening_balance,
+        Decimal::from(1_000_000)
+    );
     // 10:00 IST + 16 h = 02:00 IST: the funds service is down (423) while the token still lives.
     sim_post(&sim, "/sim/clock", serde_json::json!({"advance_secs": 16 * 3600})).await;
     let e = client.funds_v3().await.expect_err("maintenance");

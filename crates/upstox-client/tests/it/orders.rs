@@ -53,9 +53,9 @@ async fn market_order_fills_and_positions_follow() {
     assert_eq!(p.quantity, 10);
     assert_eq!(p.average_price, Some(order.average_price));
     let funds = c.funds_v2(None).await.expect("funds").equity.expect("equity");
-    let expected_margin = 0.2 * 10.0 * order.average_price;
+    let expected_margin = Decimal::new(2, 1) * Decimal::from(10) * order.average_price;
     assert!(
-        (funds.used_margin - expected_margin).abs() < 1.0,
+        (funds.used_margin - expected_margin).abs() < Decimal::ONE,
         "used {} vs {expected_margin}",
         funds.used_margin
     );
@@ -103,7 +103,10 @@ async fn limit_order_waits_then_fills_when_modified_across_the_touch() {
     c.modify_order(&modify).await.expect("modify");
     let order = c.order_details(&id).await.expect("details");
     assert_eq!(order.status, OrderStatus::Complete);
-    assert!(order.average_price <= ltp * 1.05, "fills at the touch, not the limit");
+    assert!(
+        order.average_price <= dec(ltp * 1.05),
+        "fills at the touch, not the limit"
+    );
     let e = c.cancel_order(&id).await.expect_err("cancel of a complete order");
     assert!(e.has_code("UDAPI100040"), "{e}");
     let e = c.cancel_order("999999999").await.expect_err("unknown order");

@@ -219,3 +219,26 @@ async fn a_closed_port_is_a_connect_error_that_names_the_fix() {
         "a request that never connected did not place anything"
     );
 }
+
+#[tokio::test]
+async fn a_tag_already_in_the_book_is_refused_before_anything_is_sent() {
+    let (sim, _) = start(SimConfig::default()).await;
+    let c = client(&sim, None, 3);
+    let mut buy = PlaceOrderRequest::market("NSE_EQ|INE002A01018", TransactionType::Buy, 1, Product::Intraday);
+    buy.tag = Some("R".into());
+    let first = c.place_order_v3(&buy).await.expect("first");
+    let mut sell = PlaceOrderRequest::market("NSE_EQ|INE002A01018", TransactionType::Sell, 5, Product::Intraday);
+    sell.tag = Some("R".into());
+    sim_post(&sim, "/sim/faults", serde_json::json!({"lost_response_rate": 1.0})).await;
+    let second = c.place_order_v3(&sell).await;
+    sim_post(&sim, "/sim/faults", serde_json::json!({"lost_response_rate": 0.0})).await;
+    match second {
+        Err(Error::TagInUse { tag, order_id }) => {
+            assert_eq!((tag.as_str(), order_id.as_str()), ("R", first.order_ids[0].as_str()));
+        }
+        other => panic!("expected TagInUse, got {other:?}"),
+    }
+    let book = c.order_book().await.expect("book");
+    assert_eq!(book.len(), 1, "nothing was sent: {book:?}");
+    sim.shutdown().await;
+}

@@ -37,11 +37,12 @@ pub(super) async fn clock(State(state): State<AppState>, body: axum::body::Bytes
             format!("expected {{\"advance_secs\": N}} or {{\"set\": \"RFC 3339\"}}: {e}"),
         )
     })?;
+    let bad = |e: crate::clock::ClockError| ApiError::bad_request(error_code::INVALID_INPUT, e.to_string());
     if let Some(s) = change.advance_secs {
-        state.clock.advance(chrono::Duration::seconds(s));
+        state.clock.advance_secs(s).map_err(bad)?;
     }
     if let Some(t) = change.set {
-        state.clock.set(t);
+        state.clock.set(t).map_err(bad)?;
     }
     Ok(success(json!({"now": state.now().to_rfc3339()})))
 }
@@ -56,6 +57,8 @@ pub(super) async fn faults(State(state): State<AppState>, Json(patch): Json<Valu
     }
     let new: FaultConfig = serde_json::from_value(current)
         .map_err(|e| ApiError::bad_request(error_code::INVALID_INPUT, format!("invalid faults: {e}")))?;
+    new.validate()
+        .map_err(|e| ApiError::bad_request(error_code::INVALID_INPUT, e.to_string()))?;
     *state.faults.write() = new.clone();
     Ok(success(new))
 }
