@@ -26,6 +26,18 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/pip install --quiet --disable-pip-version-check -r tests/conformance/requirements.txt
 
+step "PostgreSQL on 127.0.0.1:5432 for the store's contract tests (started if it is not running)"
+export STOXIDE_TEST_POSTGRES_URL="${STOXIDE_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+pg_ready() { command -v pg_isready >/dev/null 2>&1 && pg_isready -q -h 127.0.0.1 -p 5432; }
+if ! pg_ready; then
+    if command -v pg_ctlcluster >/dev/null 2>&1 && ls /etc/postgresql >/dev/null 2>&1; then
+        pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start || true
+    fi
+    for _ in $(seq 1 30); do pg_ready && break; sleep 1; done
+fi
+pg_ready || { echo "PostgreSQL is not reachable on 127.0.0.1:5432; the contract tests need it" >&2; exit 1; }
+echo "PostgreSQL is ready ($STOXIDE_TEST_POSTGRES_URL); each test creates and drops its own database"
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -10,6 +10,7 @@ mod cmd;
 mod output;
 mod settings;
 mod vault;
+mod words;
 
 use std::process::ExitCode;
 

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
+use secrecy::SecretString;
 use serde::Deserialize;
 use upstox_client::{ClientConfig, Hosts, UpstoxClient};
 use upstox_sim::{SimConfig, Simulator};
@@ -104,7 +105,7 @@ pub(crate) struct Session {
     pub client: UpstoxClient,
     pub sim: Option<Simulator>,
     /// The access token, for the feeds (never printed).
-    pub token: Option<String>,
+    pub token: Option<SecretString>,
     /// The vault account the token came from, when it came from the vault.
     pub account: Option<crate::vault::VaultAccount>,
 }
@@ -127,7 +128,8 @@ impl Session {
                 .clone()
                 .unwrap_or_else(|| account.account.base_url.clone());
             let token = account.token.clone();
-            let client = UpstoxClient::new(ClientConfig::new(hosts_for(&url)?))?.with_token(token.clone());
+            let client =
+                UpstoxClient::new(ClientConfig::new(hosts_for(&url)?))?.for_user(&account.account.id, token.clone());
             return Ok(Self {
                 client,
                 sim: None,
@@ -144,12 +146,9 @@ impl Session {
                     "note: using an embedded simulator ({}); its state ends with this command. Run `stoxide sim` and set UPSTOX_BASE_URL to keep state, or configure the real Upstox.",
                     sim.base_url()
                 );
-                let token = sim
-                    .token_of("SIM001")
-                    .context("the simulator has no seeded user")?
-                    .to_owned();
-                let client =
-                    UpstoxClient::new(ClientConfig::new(Hosts::single(&sim.base_url())))?.with_token(token.clone());
+                let token = SecretString::from(sim.token_of("SIM001").context("the simulator has no seeded user")?);
+                let client = UpstoxClient::new(ClientConfig::new(Hosts::single(&sim.base_url())))?
+                    .for_user("SIM001", token.clone());
                 Ok(Self {
                     client,
                     sim: Some(sim),
@@ -162,7 +161,8 @@ impl Session {
                 let token = settings
                     .access_token
                     .map(|t| t.trim().to_owned())
-                    .filter(|t| !t.is_empty());
+                    .filter(|t| !t.is_empty())
+                    .map(SecretString::from);
                 if let Some(t) = &token {
                     client = client.with_token(t.clone());
                 }
@@ -181,10 +181,13 @@ impl Session {
         Ok(UpstoxClient::new(ClientConfig::new(self.client.hosts().clone()))?)
     }
 
-    /// Stops the embedded simulator, if any.
+    /// Stops the embedded simulator, if any, and closes the vault.
     pub(crate) async fn close(self) {
         if let Some(sim) = self.sim {
             sim.shutdown().await;
+        }
+        if let Some(a) = self.account {
+            a.vault.close().await;
         }
     }
 }

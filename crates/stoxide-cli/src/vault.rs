@@ -6,16 +6,17 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use secrecy::ExposeSecret;
-use stoxide_vault::{Account, CheckOutcome, TokenStatus, Vault};
+use secrecy::SecretString;
+use stoxide_vault::{Account, CheckOutcome, TokenStatus, Vault, VaultConfig};
 
 use crate::settings::Globals;
 
-/// An account and its decrypted token, for one command. Debug hides the token.
+/// An account and its decrypted token, for one command, with the vault handle it came from.
+/// Debug hides the token.
 pub(crate) struct VaultAccount {
     pub account: Account,
-    pub token: String,
-    pub data_dir: PathBuf,
+    pub token: SecretString,
+    pub vault: Vault,
 }
 
 impl std::fmt::Debug for VaultAccount {
@@ -36,16 +37,19 @@ pub(crate) fn data_dir(globals: &Globals) -> anyhow::Result<PathBuf> {
         .context("no data directory: set --data-dir or STOXIDE_DATA_DIR (HOME is not set)")
 }
 
+/// Where the vault lives: the data directory, and `STOXIDE_DATABASE_URL` when set.
+pub(crate) fn config(globals: &Globals) -> anyhow::Result<VaultConfig> {
+    Ok(VaultConfig::new(data_dir(globals)?))
+}
+
 /// Opens (creating on first use) the vault.
 pub(crate) async fn open(globals: &Globals) -> anyhow::Result<Vault> {
-    let dir = data_dir(globals)?;
-    Ok(Vault::open(&dir).await?)
+    Ok(Vault::open(&config(globals)?).await?)
 }
 
 /// Opens the vault if there is one; never creates it.
 pub(crate) async fn open_existing(globals: &Globals) -> anyhow::Result<Option<Vault>> {
-    let dir = data_dir(globals)?;
-    Ok(Vault::open_existing(&dir).await?)
+    Ok(Vault::open_existing(&config(globals)?).await?)
 }
 
 /// The account a command acts for: `--account`, else the vault's only account.
@@ -81,8 +85,9 @@ pub(crate) async fn require(vault: &Vault, globals: &Globals) -> anyhow::Result<
 /// The vault account for a REST or feed command, if the vault is to be used: a chosen account,
 /// or the only one in an existing vault.
 pub(crate) async fn session_account(globals: &Globals) -> anyhow::Result<Option<VaultAccount>> {
-    let dir = data_dir(globals)?;
-    let Some(vault) = Vault::open_existing(&dir).await? else {
+    let config = config(globals)?;
+    let dir = config.data_dir.clone();
+    let Some(vault) = Vault::open_existing(&config).await? else {
         if let Some(id) = &globals.account {
             anyhow::bail!(
                 "--account {id}: there is no vault at {}; run `stoxide login` first (or set --data-dir)",
@@ -101,19 +106,13 @@ pub(crate) async fn session_account(globals: &Globals) -> anyhow::Result<Option<
             account.id, account.id
         )
     })?;
-    let token = token.expose_secret().to_owned();
-    vault.close().await;
-    Ok(Some(VaultAccount {
-        account,
-        token,
-        data_dir: dir,
-    }))
+    Ok(Some(VaultAccount { account, token, vault }))
 }
 
 /// Asks the profile endpoint whether `token` works.
 pub(crate) async fn probe(
     base_url: &str,
-    token: &str,
+    token: &SecretString,
 ) -> anyhow::Result<(CheckOutcome, Option<upstox_client::user::Profile>)> {
     let client = stoxide_vault::check::client_for(base_url)?;
     Ok(stoxide_vault::check::probe(&client, token).await)
@@ -125,22 +124,22 @@ pub(crate) async fn status(vault: &Vault, account: &Account, force: bool) -> any
     Ok(stoxide_vault::check::status(vault, account, force, &client).await?)
 }
 
-/// Starts watching `account_id` in the vault for a stream (see [`stoxide_vault::watch_token`]);
-/// the watcher is the stream's token source.
+/// Starts watching `account_id` in `vault` for a stream (see [`stoxide_vault::watch_token`]);
+/// the watcher is the stream's token source, `notify` gets its events in words.
 pub(crate) fn watch(
-    data_dir: PathBuf,
+    vault: Vault,
     account_id: String,
-    first_token: String,
+    first_token: SecretString,
     cancel: tokio_util::sync::CancellationToken,
     notify: impl Fn(String) + Send + Sync + 'static,
 ) -> impl upstox_feed::TokenSource {
     let watch = stoxide_vault::watch_token(
-        data_dir,
+        vault,
         account_id,
         first_token,
         Duration::from_secs(5),
         cancel,
-        notify,
+        move |event| notify(crate::words::token_event(&event)),
     );
     move || watch.current()
 }

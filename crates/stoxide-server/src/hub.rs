@@ -3,13 +3,14 @@
 //! health in plain words, and a broadcast of both to every open page (Server-Sent Events).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use parking_lot::Mutex;
+use secrecy::SecretString;
 use serde::Serialize;
+use stoxide_vault::Vault;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use upstox_client::UpstoxClient;
@@ -67,7 +68,6 @@ struct Inner {
 
 /// The stream and its subscribers.
 pub struct StreamHub {
-    data_dir: PathBuf,
     metrics: Arc<Metrics>,
     inner: Mutex<Inner>,
     tx: broadcast::Sender<HubEvent>,
@@ -87,10 +87,9 @@ fn now_ms() -> i64 {
 
 impl StreamHub {
     /// A stopped hub watching `instruments`.
-    pub fn new(data_dir: PathBuf, metrics: Arc<Metrics>, instruments: Vec<String>) -> Arc<Self> {
+    pub fn new(metrics: Arc<Metrics>, instruments: Vec<String>) -> Arc<Self> {
         let (tx, _) = broadcast::channel(256);
         Arc::new(Self {
-            data_dir,
             metrics,
             inner: Mutex::new(Inner {
                 running: None,
@@ -128,19 +127,19 @@ impl StreamHub {
 
     /// Starts streaming for `account` (its token re-read from the vault); replaces a running
     /// stream.
-    pub async fn start(self: &Arc<Self>, client: UpstoxClient, account: String, token: String) {
+    pub async fn start(self: &Arc<Self>, client: UpstoxClient, vault: Vault, account: String, token: SecretString) {
         self.stop().await;
         let cancel = CancellationToken::new();
         let notices = Arc::downgrade(self);
         let watch = stoxide_vault::watch_token(
-            self.data_dir.clone(),
+            vault,
             account.clone(),
             token,
             Duration::from_secs(5),
             cancel.clone(),
-            move |n| {
+            move |event| {
                 if let Some(hub) = notices.upgrade() {
-                    hub.set_health(|h| h.notice = Some(n));
+                    hub.set_health(|h| h.notice = Some(crate::words::token_event(&event)));
                 }
             },
         );

@@ -21,6 +21,7 @@ mod error;
 pub mod hub;
 pub mod metrics;
 mod pages;
+mod words;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -63,6 +64,8 @@ pub struct ServerConfig {
 /// Shared by every request.
 pub struct Shared {
     pub config: ServerConfig,
+    /// The process's one vault handle, shared by every handler and the stream.
+    pub vault: stoxide_vault::Vault,
     pub admin: Arc<auth::AdminStore>,
     pub sessions: auth::Sessions,
     pub hub: Arc<hub::StreamHub>,
@@ -91,12 +94,13 @@ impl Shared {
     ///
     /// # Errors
     /// A broken admin file.
-    pub fn new(config: ServerConfig) -> Result<AppState> {
+    pub fn new(config: ServerConfig, vault: stoxide_vault::Vault) -> Result<AppState> {
         let admin = Arc::new(auth::AdminStore::open(&config.data_dir)?);
         let metrics = Arc::new(metrics::Metrics::default());
-        let hub = hub::StreamHub::new(config.data_dir.clone(), metrics.clone(), config.instruments.clone());
+        let hub = hub::StreamHub::new(metrics.clone(), config.instruments.clone());
         Ok(Arc::new(Self {
             config,
+            vault,
             admin,
             sessions: auth::Sessions::default(),
             hub,

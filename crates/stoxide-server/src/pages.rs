@@ -13,7 +13,6 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use chrono::Utc;
 use futures::Stream;
-use secrecy::ExposeSecret;
 use serde::Deserialize;
 use stoxide_vault::{NewApp, NewToken, Vault};
 use upstox_client::login::AppCredentials;
@@ -174,16 +173,17 @@ struct DashboardPage {
     last_error: String,
 }
 
-async fn open_vault(state: &AppState) -> Result<Vault> {
-    Ok(Vault::open(&state.config.data_dir).await?)
+/// The process's one vault handle (shared, never closed by a handler).
+fn vault_of(state: &AppState) -> &Vault {
+    &state.vault
 }
 
 /// `GET /`.
 pub(crate) async fn dashboard(State(state): State<AppState>, who: Signed) -> Result<Html<String>> {
-    let vault = open_vault(&state).await?;
+    let vault = vault_of(&state);
     let mut accounts = Vec::new();
     for a in vault.accounts().await? {
-        let status = stoxide_vault::check::status(&vault, &a, false, &state.client(&a.base_url)?).await?;
+        let status = stoxide_vault::check::status(vault, &a, false, &state.client(&a.base_url)?).await?;
         accounts.push(AccountRow {
             id: a.id.clone(),
             name: a.user_name.clone().unwrap_or_default(),
@@ -205,8 +205,7 @@ pub(crate) async fn dashboard(State(state): State<AppState>, who: Signed) -> Res
                 .unwrap_or_default(),
         });
     }
-    let app_ready = link_app(&state, &vault).await?.is_some();
-    vault.close().await;
+    let app_ready = link_app(&state, vault).await?.is_some();
     let (instruments, _, health) = state.hub.snapshot();
     render(&DashboardPage {
         csrf: who.session.csrf.clone(),
@@ -247,9 +246,8 @@ async fn link_app(state: &AppState, vault: &Vault) -> Result<Option<(AppCredenti
 /// logging in again.)
 pub(crate) async fn link(State(state): State<AppState>, who: Signed, Form(form): Form<CsrfForm>) -> Result<Response> {
     who.check_csrf(form.csrf.as_deref())?;
-    let vault = open_vault(&state).await?;
-    let app = link_app(&state, &vault).await?;
-    vault.close().await;
+    let vault = vault_of(&state);
+    let app = link_app(&state, vault).await?;
     let (creds, base_url) = app.ok_or_else(|| {
         Error::BadRequest("no Upstox app is configured for linking accounts (see the hint on the dashboard)".into())
     })?;
@@ -297,8 +295,8 @@ pub(crate) async fn oauth_callback(
         .get("code")
         .filter(|c| !c.is_empty())
         .ok_or_else(|| Error::BadRequest("the callback came without an authorization code; log in again".into()))?;
-    let vault = open_vault(&state).await?;
-    let (creds, base_url) = link_app(&state, &vault)
+    let vault = vault_of(&state);
+    let (creds, base_url) = link_app(&state, vault)
         .await?
         .filter(|(c, _)| c.client_id == pending.client_id)
         .ok_or_else(|| Error::BadRequest("the app of this login is no longer configured".into()))?;
@@ -308,7 +306,6 @@ pub(crate) async fn oauth_callback(
     let account = vault
         .store_checked(&NewToken::from_exchange(&tokens, &creds.client_id, &base_url))
         .await?;
-    vault.close().await;
     Ok(home_with(
         &state,
         &who,
@@ -329,13 +326,13 @@ pub(crate) async fn stream_start(
     Form(form): Form<StartForm>,
 ) -> Result<Response> {
     who.check_csrf(form.csrf.as_deref())?;
-    let vault = open_vault(&state).await?;
+    let vault = vault_of(&state);
     let mut chosen = None;
     for a in vault.accounts().await? {
         if form.account.as_ref().is_some_and(|want| want != &a.id) {
             continue;
         }
-        if stoxide_vault::check::status(&vault, &a, false, &state.client(&a.base_url)?)
+        if stoxide_vault::check::status(vault, &a, false, &state.client(&a.base_url)?)
             .await?
             .is_valid()
             && let Some(t) = vault.access_token(&a.id).await?
@@ -344,7 +341,6 @@ pub(crate) async fn stream_start(
             break;
         }
     }
-    vault.close().await;
     let Some((account, token)) = chosen else {
         return Ok(home_with(
             &state,
@@ -355,7 +351,7 @@ pub(crate) async fn stream_start(
     let client = state.client(&account.base_url)?;
     state
         .hub
-        .start(client, account.id.clone(), token.expose_secret().to_owned())
+        .start(client, state.vault.clone(), account.id.clone(), token)
         .await;
     Ok(home_with(&state, &who, format!("Streaming for {}.", account.id)))
 }
@@ -402,7 +398,7 @@ pub(crate) async fn search(
     let master = state
         .instruments
         .get_or_try_init(|| async {
-            let vault = open_vault(&state).await?;
+            let vault = vault_of(&state);
             let base = vault
                 .accounts()
                 .await?
@@ -412,7 +408,6 @@ pub(crate) async fn search(
                 .ok_or_else(|| {
                     Error::BadRequest("link an account first: the instrument master comes from its Upstox host".into())
                 })?;
-            vault.close().await;
             let client = state.client(&base)?;
             let gz = client.download_instruments("complete", |_, _| {}).await?;
             state.metrics.rest_call("GET complete.json.gz", "200");
@@ -448,9 +443,8 @@ pub(crate) async fn chart(
     key.parse::<upstox_types::InstrumentKey>()
         .map_err(|e| Error::BadRequest(e.to_string()))?;
     let (_, _, health) = state.hub.snapshot();
-    let vault = open_vault(&state).await?;
+    let vault = vault_of(&state);
     let accounts = vault.accounts().await?;
-    vault.close().await;
     let base = health
         .account
         .as_ref()
@@ -540,20 +534,9 @@ pub(crate) async fn doctor(State(state): State<AppState>, _who: Signed) -> Resul
             fix,
         });
     };
-    match Vault::open_existing(&state.config.data_dir).await {
-        Err(e) => push(
-            "vault opens with its key",
-            false,
-            e.to_string(),
-            Some("see the message; `stoxide vault info` shows where it looks".into()),
-        ),
-        Ok(None) => push(
-            "vault present",
-            false,
-            "no vault yet".into(),
-            Some("press Log in to Upstox".into()),
-        ),
-        Ok(Some(vault)) => {
+    {
+        let vault = vault_of(&state);
+        {
             push(
                 "vault opens with its key",
                 true,
@@ -576,7 +559,7 @@ pub(crate) async fn doctor(State(state): State<AppState>, _who: Signed) -> Resul
                     Some("press Log in to Upstox".into()),
                 ),
                 Some(a) => {
-                    let status = stoxide_vault::check::status(&vault, &a, true, &state.client(&a.base_url)?).await?;
+                    let status = stoxide_vault::check::status(vault, &a, true, &state.client(&a.base_url)?).await?;
                     push(
                         "token valid",
                         status.is_valid(),
@@ -586,7 +569,7 @@ pub(crate) async fn doctor(State(state): State<AppState>, _who: Signed) -> Resul
                     if status.is_valid()
                         && let Some(t) = vault.access_token(&a.id).await?
                     {
-                        let client = state.client(&a.base_url)?.with_token(t.expose_secret().to_owned());
+                        let client = state.client(&a.base_url)?.for_user(&a.id, t);
                         match client.market_feed_authorize().await {
                             Ok(_) => push("feed authorize", true, "an authorized URI was issued".into(), None),
                             Err(e) => push(
@@ -604,7 +587,6 @@ pub(crate) async fn doctor(State(state): State<AppState>, _who: Signed) -> Resul
                     }
                 }
             }
-            vault.close().await;
             let healthy = !health.state.starts_with("stopped") || health.last_error.is_none();
             push(
                 "stream",

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use secrecy::ExposeSecret;
+use secrecy::SecretString;
 use upstox_client::user::Profile;
 use upstox_client::{ClientConfig, Hosts, UpstoxClient};
 
@@ -29,8 +29,13 @@ pub fn client_for(base_url: &str) -> Result<UpstoxClient> {
 
 /// Asks the profile endpoint whether `token` works, through `client` (token-less; its hosts are
 /// the account's).
-pub async fn probe(client: &UpstoxClient, token: &str) -> (CheckOutcome, Option<Profile>) {
-    match client.with_token(token.to_owned()).profile().await {
+pub async fn probe(client: &UpstoxClient, token: &SecretString) -> (CheckOutcome, Option<Profile>) {
+    probe_with(&client.with_token(token.clone())).await
+}
+
+/// Asks the profile endpoint whether the token `client` carries works.
+pub async fn probe_with(client: &UpstoxClient) -> (CheckOutcome, Option<Profile>) {
+    match client.profile().await {
         Ok(p) => (CheckOutcome::Valid, Some(p)),
         Err(e) => match e.status() {
             Some(status) => (
@@ -62,7 +67,7 @@ pub async fn status(vault: &Vault, account: &Account, force: bool, client: &Upst
     let Some(token) = vault.access_token(&account.id).await? else {
         return Ok(assess(account, now));
     };
-    let (outcome, _) = probe(client, token.expose_secret()).await;
+    let (outcome, _) = probe_with(&client.for_user(&account.id, token)).await;
     let check = Check { at: now, outcome };
     vault.record_check(&account.id, &check).await?;
     let mut updated = account.clone();

@@ -19,27 +19,22 @@ pub enum Error {
     #[error(
         "the vault {db} exists but its key is missing: restore {key_file} from your backup or set STOXIDE_VAULT_KEY; without the key the tokens in it cannot be read (log in again after moving the vault away)"
     )]
-    KeyMissing { db: PathBuf, key_file: PathBuf },
+    KeyMissing { db: String, key_file: PathBuf },
     /// The key does not open this vault.
     #[error(
         "the vault key from {source_name} does not open {db}: it was created with another key; use the key it was created with"
     )]
-    WrongKey { db: PathBuf, source_name: String },
-    /// The database file is not a vault (or is damaged).
+    WrongKey { db: String, source_name: String },
+    /// A value sealed under a key this process does not hold.
     #[error(
-        "the vault {path} is damaged or not a stoxide vault ({detail}); restore it from a backup, or move it away and log in again. It was left untouched"
+        "the stored {field} of {owner} is sealed under key {key_id}, which {source_name} does not hold: give this machine the vault's current key (see `stoxide vault info`)"
     )]
-    Corrupt { path: PathBuf, detail: String },
-    /// The file at the vault's path is not a stoxide vault.
-    #[error(
-        "{path} is not a stoxide vault ({detail}); it was left untouched: move it away, or point --data-dir / STOXIDE_DATA_DIR elsewhere"
-    )]
-    NotAVault { path: PathBuf, detail: String },
-    /// Another process held the vault's lock for too long.
-    #[error(
-        "the vault is busy: another stoxide process has held {path} for {waited:?} (a key rotation?); try again when it has finished"
-    )]
-    Locked { path: PathBuf, waited: std::time::Duration },
+    KeyNotHeld {
+        owner: String,
+        field: &'static str,
+        key_id: crate::key::KeyId,
+        source_name: String,
+    },
     /// A stored ciphertext did not decrypt (tampered with, or moved from another row).
     #[error(
         "the stored {field} of {owner} does not decrypt: it was altered or copied from another account; log in again for {owner}"
@@ -55,6 +50,9 @@ pub enum Error {
         field: &'static str,
         len: usize,
     },
+    /// No such app.
+    #[error("no app {0:?} in the vault")]
+    NoSuchApp(String),
     /// No such account.
     #[error("no account {0:?} in the vault; `stoxide token status --all` lists them, `stoxide login` adds one")]
     NoSuchAccount(String),
@@ -65,12 +63,10 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
-    /// A database problem.
-    #[error("vault database: {0}")]
-    Database(#[from] sqlx::Error),
-    /// A migration failed.
-    #[error("vault schema migration: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The store (SQLite or PostgreSQL): a foreign or damaged file, an unreachable database, a
+    /// lock held too long.
+    #[error(transparent)]
+    Store(#[from] stoxide_store::Error),
     /// An account's base URL the client cannot use.
     #[error("{0}")]
     BadBaseUrl(String),
@@ -93,9 +89,6 @@ impl Error {
 
     /// Whether trying again later may help (a locked database), as opposed to a fix by the user.
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            Self::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) | Self::Locked { .. }
-        )
+        matches!(self, Self::Store(e) if e.is_retryable())
     }
 }

@@ -14,6 +14,32 @@ pub const KEY_ENV: &str = "STOXIDE_VAULT_KEY";
 /// During `vault rotate-key` with an environment key: the key to rotate to.
 pub const NEW_KEY_ENV: &str = "STOXIDE_VAULT_NEW_KEY";
 
+/// A key's public name: the first 8 bytes of SHA-256 over a label and the key. It tells keys
+/// apart (which key sealed a value) and reveals nothing of the key.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyId(pub [u8; 8]);
+
+impl std::fmt::Display for KeyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for KeyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeyId({self})")
+    }
+}
+
+impl serde::Serialize for KeyId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// A 256-bit key, wiped from memory when dropped. Debug shows nothing.
 #[derive(Clone)]
 pub struct VaultKey(Zeroizing<[u8; 32]>);
@@ -57,6 +83,18 @@ impl VaultKey {
     pub(crate) fn bytes(&self) -> &[u8; 32] {
         &self.0
     }
+
+    /// The key's id (see [`KeyId`]).
+    pub fn id(&self) -> KeyId {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(b"stoxide-vault key id\0");
+        h.update(self.0.as_ref());
+        let digest = h.finalize();
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&digest[..8]);
+        KeyId(id)
+    }
 }
 
 /// Where the key of an open vault came from.
@@ -66,6 +104,8 @@ pub enum KeySource {
     Env,
     /// A key file.
     File(PathBuf),
+    /// Handed over by the embedding program.
+    Given,
 }
 
 impl std::fmt::Display for KeySource {
@@ -73,6 +113,7 @@ impl std::fmt::Display for KeySource {
         match self {
             Self::Env => f.write_str(KEY_ENV),
             Self::File(p) => write!(f, "{}", p.display()),
+            Self::Given => f.write_str("the keys given to this process"),
         }
     }
 }
@@ -151,22 +192,11 @@ pub fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
-        sync_dir(dir)
+        stoxide_store::sync_dir(dir)
     };
     write().inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
     })
-}
-
-/// Makes a rename durable.
-pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -182,6 +212,13 @@ mod tests {
         assert!(VaultKey::from_hex(&"g".repeat(64)).is_none());
         assert!(VaultKey::from_hex(&"é".repeat(32)).is_none());
         assert_eq!(format!("{k:?}"), "VaultKey(<redacted>)");
+        assert_eq!(k.id(), back.id(), "the id is a function of the key");
+        assert_ne!(k.id(), VaultKey::generate().id());
+        assert_eq!(k.id().to_string().len(), 16);
+        assert!(
+            !k.to_hex().contains(&k.id().to_string()),
+            "the id is not a piece of the key"
+        );
     }
 
     #[cfg(unix)]

@@ -1,37 +1,26 @@
-//! The vault: a SQLite database (sqlx, migrations embedded) in the data directory, with every
-//! token and app secret sealed by [`Cipher`]. Only this module ever holds plaintext secrets,
-//! and it hands them out as `SecretString`.
+//! The vault: apps and accounts in the store (SQLite or PostgreSQL), every token and app secret
+//! sealed by the key ring. Only this module ever holds plaintext secrets, and it hands them out
+//! as `SecretString`.
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
 use parking_lot::RwLock;
 use secrecy::{ExposeSecret, SecretString};
-use sqlx::sqlite::{
-    Sqlite, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-};
-use sqlx::{Row, Transaction};
+use stoxide_store::lock::Mode;
+use stoxide_store::{AccountRow, AppRow, Location, SealedCell, SealedField, Store, TokenRow, Tx, TxMode};
+use zeroize::Zeroizing;
 
 use crate::account::{Account, AppMode, AppRecord, Check, NewApp, NewToken, TokenOrigin};
-use crate::cipher::{Cipher, Owner};
+use crate::cipher::{Cipher, KeyRing, OpenError, Owner, SealedBy, sealed_by};
 use crate::error::{Error, Result};
-use crate::key::{self, KeySource, VaultKey};
-use crate::lock::{self, Mode};
+use crate::key::{self, KeyId, KeySource, VaultKey};
+use crate::keys::KeyProvider;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-
-const DB_FILE: &str = "vault.db";
-/// A vault being created, until it is complete and renamed to `vault.db`.
-const NEW_DB_FILE: &str = "vault.db.new";
-/// SQLite's application id in every vault's header ("STXV"), so a database of another program
-/// at the vault's path is told apart before anything is written to it.
-const APPLICATION_ID: u32 = 0x5354_5856;
-const APPLICATION_ID_PRAGMA: &str = "PRAGMA application_id = 1398036566";
-const KEY_FILE: &str = "vault.key";
-/// The key being rotated to, until the rotation's last step renames it over `vault.key`.
-const NEXT_KEY_FILE: &str = "vault.key.next";
+/// The key check: a known text sealed under the vault's current key. Its key id names the key
+/// every new value is sealed under; a key that does not open it is the wrong key.
+const CANARY_NAME: &str = "key_check";
 const CANARY: &[u8] = b"stoxide vault key check";
 const CANARY_OWNER: Owner<'static> = Owner {
     table: "vault_meta",
@@ -52,8 +41,74 @@ pub fn default_data_dir() -> Option<PathBuf> {
     Some(base.join("stoxide"))
 }
 
-/// An account id with its sealed access and extended tokens.
-type AccountSecrets = (String, Option<Vec<u8>>, Option<Vec<u8>>);
+/// Where a vault lives: the data directory (key files, and the SQLite store unless a database
+/// URL is given) and an optional PostgreSQL URL. Debug never shows the URL's password.
+#[derive(Clone)]
+pub struct VaultConfig {
+    pub data_dir: PathBuf,
+    pub database_url: Option<SecretString>,
+    /// Keys handed over instead of the environment or the key files.
+    keys: Option<(VaultKey, Option<VaultKey>)>,
+}
+
+impl std::fmt::Debug for VaultConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VaultConfig")
+            .field("data_dir", &self.data_dir)
+            .field("database", &self.location().map(|l| l.describe()).unwrap_or_default())
+            .finish()
+    }
+}
+
+impl VaultConfig {
+    /// The vault in `data_dir`, on the PostgreSQL database named by `STOXIDE_DATABASE_URL` if
+    /// that is set.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            database_url: std::env::var(stoxide_store::DATABASE_URL_ENV)
+                .ok()
+                .filter(|u| !u.trim().is_empty())
+                .map(SecretString::from),
+            keys: None,
+        }
+    }
+
+    /// On the PostgreSQL database at `url` instead.
+    #[must_use]
+    pub fn with_database(mut self, url: SecretString) -> Self {
+        self.database_url = Some(url);
+        self
+    }
+
+    /// With these keys instead of `STOXIDE_VAULT_KEY` or the key files: `primary` seals, `next`
+    /// also opens (the key a rotation moves to, or came from).
+    #[must_use]
+    pub fn with_keys(mut self, primary: VaultKey, next: Option<VaultKey>) -> Self {
+        self.keys = Some((primary, next));
+        self
+    }
+
+    /// The vault in `data_dir` on SQLite, whatever the environment says.
+    pub fn sqlite(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            database_url: None,
+            keys: None,
+        }
+    }
+
+    /// Where the store lives.
+    ///
+    /// # Errors
+    /// A database URL that is not `postgres://`.
+    pub fn location(&self) -> Result<Location> {
+        Ok(Location::choose(
+            self.database_url.as_ref().map(ExposeSecret::expose_secret),
+            &self.data_dir,
+        )?)
+    }
+}
 
 /// What a key rotation did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,26 +117,46 @@ pub struct Rotation {
     pub secrets: usize,
     /// Where the new key lives.
     pub key_source: KeySource,
+    /// The new key's id.
+    pub key_id: KeyId,
 }
 
-/// An open vault.
+/// Which keys the vault's values are sealed under.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct KeyReport {
+    /// The key new values are sealed under.
+    pub current: KeyId,
+    /// The keys this process holds.
+    pub held: Vec<KeyId>,
+    /// Sealed values per key (`None`: written before key ids, by a key held).
+    pub sealed: Vec<(Option<KeyId>, usize)>,
+}
+
+/// An open vault. Cheap to clone: clones share the store's pool and the key ring, so one handle
+/// serves every handler, stream and watcher of a process.
 ///
-/// Several processes may share one vault: opening and re-reading the key hold the vault's file
-/// lock shared, rotation and recovery hold it exclusively (see [`crate::lock`]), and a handle
-/// whose key was rotated by another process re-reads it before it reads or writes a secret.
+/// Several processes (and machines sharing a PostgreSQL store) may use one vault at once:
+/// opening and re-reading the key hold the key files' lock shared, rotation and recovery hold it
+/// exclusively, every sealing write checks the vault's current key inside its transaction, and
+/// a value sealed under a key this handle has not seen makes it re-read its keys.
+#[derive(Clone)]
 pub struct Vault {
-    pool: SqlitePool,
-    /// Replaced when another process rotates the key.
-    cipher: RwLock<Arc<Cipher>>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
     data_dir: PathBuf,
-    key_source: KeySource,
+    keys: KeyProvider,
+    /// Replaced when the vault's current key changes (a rotation here or elsewhere).
+    ring: RwLock<Arc<KeyRing>>,
 }
 
 impl std::fmt::Debug for Vault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Vault")
-            .field("data_dir", &self.data_dir)
-            .field("key_source", &self.key_source)
+            .field("store", &self.inner.store.location())
+            .field("key_source", &self.inner.keys.source())
             .finish_non_exhaustive()
     }
 }
@@ -94,214 +169,161 @@ fn from_ms(v: Option<i64>) -> Option<DateTime<Utc>> {
     v.and_then(|m| Utc.timestamp_millis_opt(m).single())
 }
 
-fn is_corruption(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Database(d) => matches!(d.code().as_deref(), Some("26" | "11")),
-        _ => false,
+fn owner_of(field: SealedField, id: &str) -> Owner<'_> {
+    Owner {
+        table: field.table(),
+        id,
+        field: field.column(),
     }
 }
 
+fn to_secret(owner: Owner<'_>, plain: &Zeroizing<Vec<u8>>) -> Result<SecretString> {
+    let text = std::str::from_utf8(plain).map_err(|_| Error::Tampered {
+        owner: owner.id.to_owned(),
+        field: owner.field,
+    })?;
+    Ok(SecretString::from(text.to_owned()))
+}
+
 impl Vault {
-    /// Opens the vault in `data_dir`, creating the directory (0700), the database and the key
-    /// file (0600) on first use.
+    /// Opens the vault, creating it (the data directory 0700, the key file and a SQLite file
+    /// 0600, or the schema in PostgreSQL) on first use.
     ///
     /// # Errors
-    /// A damaged database, a missing or wrong key, filesystem errors.
-    pub async fn open(data_dir: &Path) -> Result<Self> {
-        Self::open_inner(data_dir, true)
-            .await?
-            .ok_or_else(|| Error::KeyMissing {
-                db: data_dir.join(DB_FILE),
-                key_file: data_dir.join(KEY_FILE),
-            })
+    /// A damaged or foreign database, a missing or wrong key, filesystem and database errors.
+    pub async fn open(config: &VaultConfig) -> Result<Self> {
+        Self::open_inner(config, true).await?.ok_or_else(|| Error::KeyMissing {
+            db: config.location().map(|l| l.describe()).unwrap_or_default(),
+            key_file: config.data_dir.join(crate::keys::KEY_FILE),
+        })
     }
 
     /// Opens the vault only if it exists (commands that read must not create one).
     ///
     /// # Errors
     /// As [`Vault::open`].
-    pub async fn open_existing(data_dir: &Path) -> Result<Option<Self>> {
-        Self::open_inner(data_dir, false).await
+    pub async fn open_existing(config: &VaultConfig) -> Result<Option<Self>> {
+        Self::open_inner(config, false).await
     }
 
-    /// Whether a vault database exists in `data_dir`.
-    pub fn exists(data_dir: &Path) -> bool {
-        data_dir.join(DB_FILE).exists()
-    }
-
-    async fn open_inner(data_dir: &Path, create: bool) -> Result<Option<Self>> {
-        let db = data_dir.join(DB_FILE);
-        if !db.exists() {
-            if !create {
-                return Ok(None);
-            }
-            create_private_dir(data_dir)?;
-        }
-        // Shared first: most opens only read. Anything that must be written to settle the vault
-        // (creating it, adopting an older one, migrations, finishing or discarding an interrupted
-        // rotation) is done only under the exclusive lock, after looking again.
-        let mut mode = Mode::Shared;
-        loop {
-            let guard = lock::lock(data_dir, mode).await?;
-            let opened = Self::try_open(data_dir, &db, create, mode).await?;
-            drop(guard);
-            match opened {
-                Opened::Vault(v) => return Ok(Some(*v)),
-                Opened::Absent => return Ok(None),
-                Opened::NeedsWrite => mode = Mode::Exclusive,
-            }
-        }
-    }
-
-    /// One attempt at opening under the lock held in `mode`.
-    async fn try_open(data_dir: &Path, db: &Path, create: bool, mode: Mode) -> Result<Opened> {
-        let may_write = mode == Mode::Exclusive;
-        if !db.exists() {
-            if !create {
-                return Ok(Opened::Absent);
-            }
-            if !may_write {
-                return Ok(Opened::NeedsWrite);
-            }
-            create_database(data_dir, db).await?;
-        }
-        let identity = identify(db)?;
-        if identity == Identity::Legacy && !may_write {
-            return Ok(Opened::NeedsWrite);
-        }
-        make_private(db)?;
-        let pool = connect(db).await?;
-        let settled = async {
-            if identity == Identity::Legacy {
-                adopt_legacy(&pool, db).await?;
-            }
-            if migrations_pending(&pool).await? {
-                if !may_write {
-                    return Ok(None);
-                }
-                migrate(&pool, db).await?;
-            }
-            settle_key(&pool, data_dir, may_write).await
-        }
-        .await;
-        match settled {
-            Ok(Some((cipher, key_source))) => Ok(Opened::Vault(Box::new(Self {
-                pool,
-                cipher: RwLock::new(Arc::new(cipher)),
-                data_dir: data_dir.to_owned(),
-                key_source,
-            }))),
-            Ok(None) => {
-                pool.close().await;
-                Ok(Opened::NeedsWrite)
-            }
+    async fn open_inner(config: &VaultConfig, create: bool) -> Result<Option<Self>> {
+        let location = config.location()?;
+        let keys = match &config.keys {
+            Some((primary, next)) => KeyProvider::Given {
+                primary: primary.clone(),
+                next: next.clone(),
+            },
+            None => KeyProvider::detect(&config.data_dir)?,
+        };
+        let Some(store) = stoxide_store::Store::open(&location, create).await? else {
+            return Ok(None);
+        };
+        let ring = match settle(&store, &keys).await {
+            Ok(ring) => ring,
             Err(e) => {
-                pool.close().await;
-                Err(e)
+                store.close().await;
+                return Err(e);
             }
-        }
+        };
+        Ok(Some(Self {
+            inner: Arc::new(Inner {
+                store,
+                data_dir: config.data_dir.clone(),
+                keys,
+                ring: RwLock::new(Arc::new(ring)),
+            }),
+        }))
     }
 
-    /// The cipher the committed data is sealed under, as this handle last read it.
-    fn cipher(&self) -> Arc<Cipher> {
-        Arc::clone(&self.cipher.read())
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.data_dir
     }
 
-    /// Re-reads the key after another process rotated it (or crashed rotating it).
+    /// Where the store lives.
+    pub fn location(&self) -> &Location {
+        self.inner.store.location()
+    }
+
+    /// The store, for the rest of what the process keeps (sessions, …).
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Where the key comes from.
+    pub fn key_source(&self) -> KeySource {
+        self.inner.keys.source()
+    }
+
+    /// Closes the store's pool (SQLite: flushes the WAL). Every clone of this handle is closed.
+    pub async fn close(&self) {
+        self.inner.store.close().await;
+    }
+
+    fn ring(&self) -> Arc<KeyRing> {
+        Arc::clone(&self.inner.ring.read())
+    }
+
+    /// Re-reads the keys after another process rotated them (or crashed rotating them).
     async fn refresh_key(&self) -> Result<()> {
-        let mut mode = Mode::Shared;
-        loop {
-            let _guard = lock::lock(&self.data_dir, mode).await?;
-            match settle_key(&self.pool, &self.data_dir, mode == Mode::Exclusive).await? {
-                Some((cipher, _)) => {
-                    *self.cipher.write() = Arc::new(cipher);
-                    return Ok(());
-                }
-                None => mode = Mode::Exclusive,
-            }
-        }
+        let ring = settle(&self.inner.store, &self.inner.keys).await?;
+        *self.inner.ring.write() = Arc::new(ring);
+        Ok(())
     }
 
-    /// Whether the key changed under this handle since it last read it; re-reads it if so.
-    async fn key_changed(&self) -> Result<bool> {
-        let cipher = self.cipher();
-        let mut conn = self.pool.acquire().await?;
-        if canary_opens(&mut conn, &cipher).await? {
-            return Ok(false);
-        }
-        drop(conn);
-        self.refresh_key().await?;
-        Ok(true)
-    }
-
-    /// Begins a write transaction that holds SQLite's write lock, with the cipher the committed
-    /// data is sealed under. Checking the key inside the transaction means a handle that has not
-    /// yet seen another process's rotation can never write a value sealed under the old key.
-    async fn begin_write(&self) -> Result<(Transaction<'static, Sqlite>, Arc<Cipher>)> {
+    /// Begins a sealing write: a transaction that excludes a rotation, with the key ring whose
+    /// current key is the one the vault's key check names. Checking it inside the transaction
+    /// means no handle ever writes a value under a key the vault has moved past.
+    async fn begin_write(&self) -> Result<(Tx, Arc<KeyRing>)> {
         for _ in 0..3 {
-            let cipher = self.cipher();
-            let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-            if canary_opens(&mut tx, &cipher).await? {
-                return Ok((tx, cipher));
+            let ring = self.ring();
+            let mut tx = self.inner.store.begin(TxMode::Write).await?;
+            let canary = tx.meta(CANARY_NAME).await?;
+            let current = canary.as_deref().map(|b| ring.open(CANARY_OWNER, b).map(|(_, id)| id));
+            if current == Some(Ok(ring.current().id())) {
+                return Ok((tx, ring));
             }
             tx.rollback().await?;
             self.refresh_key().await?;
         }
         Err(Error::WrongKey {
-            db: self.db_path(),
-            source_name: format!("{} (it keeps changing while this process writes)", self.key_source),
+            db: self.location().describe(),
+            source_name: format!("{} (it keeps changing while this process writes)", self.key_source()),
         })
     }
 
-    /// The data directory.
-    pub fn data_dir(&self) -> &Path {
-        &self.data_dir
-    }
-
-    /// The database file.
-    pub fn db_path(&self) -> PathBuf {
-        self.data_dir.join(DB_FILE)
-    }
-
-    /// Where the key came from.
-    pub fn key_source(&self) -> &KeySource {
-        &self.key_source
-    }
-
-    /// Closes the pool (flushes the WAL).
-    pub async fn close(self) {
-        self.pool.close().await;
-    }
-
-    /// Reads one sealed column of one row (`None`: no such row) and opens it. A value sealed
-    /// under a key this handle has not seen yet (another process rotated it) is read again
-    /// after re-reading the key; only a value that no current key opens is [`Error::Tampered`].
-    async fn read_sealed(&self, sql: &'static str, owner: Owner<'_>) -> Result<Option<Option<SecretString>>> {
-        let mut retried = false;
+    /// Reads one sealed column of one row (`None`: no such row) and opens it. A value that does
+    /// not open makes the handle re-read its keys once (another process may have rotated them).
+    async fn read_sealed(&self, field: SealedField, id: &str) -> Result<Option<Option<SecretString>>> {
+        let owner = owner_of(field, id);
+        let mut refreshed = false;
         loop {
-            let blob: Option<Option<Vec<u8>>> = sqlx::query_scalar(sql)
-                .bind(owner.id)
-                .fetch_optional(&self.pool)
-                .await?;
-            let Some(blob) = blob else { return Ok(None) };
-            match self.open_secret(owner, blob) {
-                Err(Error::Tampered { .. }) if !retried && self.key_changed().await? => retried = true,
-                other => return other.map(Some),
+            let Some(blob) = self.inner.store.sealed(field, id).await? else {
+                return Ok(None);
+            };
+            let Some(blob) = blob else { return Ok(Some(None)) };
+            match self.ring().open(owner, &blob) {
+                Ok((plain, _)) => return to_secret(owner, &plain).map(|s| Some(Some(s))),
+                Err(_) if !refreshed => {
+                    refreshed = true;
+                    self.refresh_key().await?;
+                }
+                Err(OpenError::KeyNotHeld(key_id)) => {
+                    return Err(Error::KeyNotHeld {
+                        owner: id.to_owned(),
+                        field: owner.field,
+                        key_id,
+                        source_name: self.key_source().to_string(),
+                    });
+                }
+                Err(OpenError::Refused) => {
+                    return Err(Error::Tampered {
+                        owner: id.to_owned(),
+                        field: owner.field,
+                    });
+                }
             }
         }
-    }
-
-    fn open_secret(&self, owner: Owner<'_>, blob: Option<Vec<u8>>) -> Result<Option<SecretString>> {
-        let Some(blob) = blob else { return Ok(None) };
-        let plain = self.cipher().open(owner, &blob).ok_or_else(|| Error::Tampered {
-            owner: owner.id.to_owned(),
-            field: owner.field,
-        })?;
-        let text = std::str::from_utf8(&plain).map_err(|_| Error::Tampered {
-            owner: owner.id.to_owned(),
-            field: owner.field,
-        })?;
-        Ok(Some(SecretString::from(text.to_owned())))
     }
 
     /// Stores (or replaces) an app's credentials.
@@ -309,48 +331,38 @@ impl Vault {
     /// # Errors
     /// Database errors.
     pub async fn put_app(&self, app: &NewApp) -> Result<AppRecord> {
-        let (mut tx, cipher) = self.begin_write().await?;
-        let sealed = app.secret.as_ref().map(|s| {
-            cipher.seal(
-                Owner {
-                    table: "apps",
-                    id: &app.client_id,
-                    field: "secret",
-                },
+        let (mut tx, ring) = self.begin_write().await?;
+        let now = ms(Utc::now());
+        let secret = app.secret.as_ref().map(|s| {
+            ring.seal(
+                owner_of(SealedField::AppSecret, &app.client_id),
                 s.expose_secret().as_bytes(),
             )
         });
-        let now = ms(Utc::now());
-        sqlx::query(
-            "INSERT INTO apps (client_id, secret, redirect_uri, mode, base_url, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (client_id) DO UPDATE SET
-               secret = COALESCE(excluded.secret, apps.secret), redirect_uri = excluded.redirect_uri,
-               mode = excluded.mode, base_url = excluded.base_url, updated_at = excluded.updated_at",
-        )
-        .bind(&app.client_id)
-        .bind(sealed)
-        .bind(&app.redirect_uri)
-        .bind(app.mode.as_str())
-        .bind(&app.base_url)
-        .bind(now)
-        .bind(now)
-        .execute(&mut *tx)
+        tx.upsert_app(&AppRow {
+            client_id: app.client_id.clone(),
+            secret,
+            redirect_uri: app.redirect_uri.clone(),
+            mode: app.mode.as_str().to_owned(),
+            base_url: app.base_url.clone(),
+            created_at: now,
+            updated_at: now,
+        })
         .await?;
         tx.commit().await?;
         self.app(&app.client_id)
             .await?
-            .ok_or_else(|| Error::Database(sqlx::Error::RowNotFound))
+            .ok_or_else(|| Error::NoSuchApp(app.client_id.clone()))
     }
 
-    fn app_row(row: &SqliteRow) -> Result<AppRecord> {
-        Ok(AppRecord {
-            client_id: row.try_get("client_id")?,
-            redirect_uri: row.try_get("redirect_uri")?,
-            mode: AppMode::parse(row.try_get::<&str, _>("mode")?),
-            base_url: row.try_get("base_url")?,
-            has_secret: row.try_get::<Option<Vec<u8>>, _>("secret")?.is_some(),
-        })
+    fn app_record(row: AppRow) -> AppRecord {
+        AppRecord {
+            client_id: row.client_id,
+            redirect_uri: row.redirect_uri,
+            mode: AppMode::parse(&row.mode),
+            base_url: row.base_url,
+            has_secret: row.secret.is_some(),
+        }
     }
 
     /// A stored app, without its secret.
@@ -358,11 +370,7 @@ impl Vault {
     /// # Errors
     /// Database errors.
     pub async fn app(&self, client_id: &str) -> Result<Option<AppRecord>> {
-        let row = sqlx::query("SELECT * FROM apps WHERE client_id = ?")
-            .bind(client_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(Self::app_row).transpose()
+        Ok(self.inner.store.app(client_id).await?.map(Self::app_record))
     }
 
     /// Every stored app.
@@ -370,10 +378,14 @@ impl Vault {
     /// # Errors
     /// Database errors.
     pub async fn apps(&self) -> Result<Vec<AppRecord>> {
-        let rows = sqlx::query("SELECT * FROM apps ORDER BY client_id")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(Self::app_row).collect()
+        Ok(self
+            .inner
+            .store
+            .apps()
+            .await?
+            .into_iter()
+            .map(Self::app_record)
+            .collect())
     }
 
     /// An app's secret, decrypted.
@@ -381,21 +393,13 @@ impl Vault {
     /// # Errors
     /// [`Error::Tampered`] when it does not decrypt.
     pub async fn app_secret(&self, client_id: &str) -> Result<Option<SecretString>> {
-        let owner = Owner {
-            table: "apps",
-            id: client_id,
-            field: "secret",
-        };
-        Ok(self
-            .read_sealed("SELECT secret FROM apps WHERE client_id = ?", owner)
-            .await?
-            .flatten())
+        Ok(self.read_sealed(SealedField::AppSecret, client_id).await?.flatten())
     }
 
     /// Stores a token for an account (creating the account), replacing any earlier token.
     ///
     /// # Errors
-    /// Database errors.
+    /// [`Error::BadToken`] for a value that cannot be a token; database errors.
     pub async fn store_token(&self, t: &NewToken) -> Result<Account> {
         let id = t.account_id.as_str();
         // Every token enters here, whatever its channel: one that could not be a header value
@@ -417,51 +421,28 @@ impl Vault {
                 });
             }
         }
-        let (mut tx, cipher) = self.begin_write().await?;
-        let access = cipher.seal(
-            Owner {
-                table: "accounts",
-                id,
-                field: "access_token",
-            },
+        let (mut tx, ring) = self.begin_write().await?;
+        let access = ring.seal(
+            owner_of(SealedField::AccessToken, id),
             t.access_token.expose_secret().as_bytes(),
         );
-        let extended = t.extended_token.as_ref().map(|e| {
-            cipher.seal(
-                Owner {
-                    table: "accounts",
-                    id,
-                    field: "extended_token",
-                },
-                e.expose_secret().as_bytes(),
-            )
-        });
+        let extended = t
+            .extended_token
+            .as_ref()
+            .map(|e| ring.seal(owner_of(SealedField::ExtendedToken, id), e.expose_secret().as_bytes()));
         let expires = t.expires_at.unwrap_or_else(|| upstox_types::token_expiry(t.issued_at));
-        let now = ms(Utc::now());
-        sqlx::query(
-            "INSERT INTO accounts (id, client_id, user_name, base_url, access_token, extended_token, issued_at,
-                                   expires_at, source, checked_at, check_result, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?)
-             ON CONFLICT (id) DO UPDATE SET
-               client_id = COALESCE(excluded.client_id, accounts.client_id),
-               user_name = COALESCE(excluded.user_name, accounts.user_name),
-               base_url = excluded.base_url, access_token = excluded.access_token,
-               extended_token = excluded.extended_token, issued_at = excluded.issued_at,
-               expires_at = excluded.expires_at, source = excluded.source,
-               checked_at = NULL, check_result = NULL, updated_at = excluded.updated_at",
-        )
-        .bind(id)
-        .bind(&t.client_id)
-        .bind(&t.user_name)
-        .bind(&t.base_url)
-        .bind(access)
-        .bind(extended)
-        .bind(ms(t.issued_at))
-        .bind(ms(expires))
-        .bind(t.origin.as_str())
-        .bind(now)
-        .bind(now)
-        .execute(&mut *tx)
+        tx.upsert_token(&TokenRow {
+            id: id.to_owned(),
+            client_id: t.client_id.clone(),
+            user_name: t.user_name.clone(),
+            base_url: t.base_url.clone(),
+            access_token: access,
+            extended_token: extended,
+            issued_at: ms(t.issued_at),
+            expires_at: ms(expires),
+            source: t.origin.as_str().to_owned(),
+            now: ms(Utc::now()),
+        })
         .await?;
         tx.commit().await?;
         tracing::info!(account = id, origin = t.origin.as_str(), "stored a token");
@@ -473,7 +454,7 @@ impl Vault {
     /// Stores a token that Upstox has just issued or accepted, with a valid check dated now.
     ///
     /// # Errors
-    /// Database errors.
+    /// As [`Vault::store_token`].
     pub async fn store_checked(&self, t: &NewToken) -> Result<Account> {
         let mut account = self.store_token(t).await?;
         let check = Check {
@@ -485,25 +466,24 @@ impl Vault {
         Ok(account)
     }
 
-    fn account_row(row: &SqliteRow) -> Result<Account> {
-        let check_at = from_ms(row.try_get("checked_at")?);
-        let check_json: Option<String> = row.try_get("check_result")?;
-        let last_check = match (check_at, check_json) {
+    fn account_record(row: AccountRow) -> Account {
+        let check_at = from_ms(row.checked_at);
+        let last_check = match (check_at, row.check_result) {
             (Some(at), Some(json)) => serde_json::from_str(&json).ok().map(|outcome| Check { at, outcome }),
             _ => None,
         };
-        Ok(Account {
-            id: row.try_get("id")?,
-            client_id: row.try_get("client_id")?,
-            user_name: row.try_get("user_name")?,
-            base_url: row.try_get("base_url")?,
-            has_token: row.try_get::<Option<Vec<u8>>, _>("access_token")?.is_some(),
-            has_extended_token: row.try_get::<Option<Vec<u8>>, _>("extended_token")?.is_some(),
-            issued_at: from_ms(row.try_get("issued_at")?),
-            expires_at: from_ms(row.try_get("expires_at")?),
-            origin: row.try_get::<Option<&str>, _>("source")?.and_then(TokenOrigin::parse),
+        Account {
+            id: row.id,
+            client_id: row.client_id,
+            user_name: row.user_name,
+            base_url: row.base_url,
+            has_token: row.access_token.is_some(),
+            has_extended_token: row.extended_token.is_some(),
+            issued_at: from_ms(row.issued_at),
+            expires_at: from_ms(row.expires_at),
+            origin: row.source.as_deref().and_then(TokenOrigin::parse),
             last_check,
-        })
+        }
     }
 
     /// One account, without secrets.
@@ -511,11 +491,7 @@ impl Vault {
     /// # Errors
     /// Database errors.
     pub async fn account(&self, id: &str) -> Result<Option<Account>> {
-        let row = sqlx::query("SELECT * FROM accounts WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(Self::account_row).transpose()
+        Ok(self.inner.store.account(id).await?.map(Self::account_record))
     }
 
     /// Every account, by id.
@@ -523,40 +499,32 @@ impl Vault {
     /// # Errors
     /// Database errors.
     pub async fn accounts(&self) -> Result<Vec<Account>> {
-        let rows = sqlx::query("SELECT * FROM accounts ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(Self::account_row).collect()
+        Ok(self
+            .inner
+            .store
+            .accounts()
+            .await?
+            .into_iter()
+            .map(Self::account_record)
+            .collect())
     }
 
     /// The account's access token, decrypted.
     ///
     /// # Errors
-    /// [`Error::NoSuchAccount`], [`Error::Tampered`].
+    /// [`Error::NoSuchAccount`], [`Error::Tampered`], [`Error::KeyNotHeld`].
     pub async fn access_token(&self, id: &str) -> Result<Option<SecretString>> {
-        self.token_column(id, "access_token").await
+        self.read_sealed(SealedField::AccessToken, id)
+            .await?
+            .ok_or_else(|| Error::NoSuchAccount(id.to_owned()))
     }
 
     /// The account's extended token, decrypted.
     ///
     /// # Errors
-    /// [`Error::NoSuchAccount`], [`Error::Tampered`].
+    /// As [`Vault::access_token`].
     pub async fn extended_token(&self, id: &str) -> Result<Option<SecretString>> {
-        self.token_column(id, "extended_token").await
-    }
-
-    async fn token_column(&self, id: &str, field: &'static str) -> Result<Option<SecretString>> {
-        let sql = if field == "extended_token" {
-            "SELECT extended_token FROM accounts WHERE id = ?"
-        } else {
-            "SELECT access_token FROM accounts WHERE id = ?"
-        };
-        let owner = Owner {
-            table: "accounts",
-            id,
-            field,
-        };
-        self.read_sealed(sql, owner)
+        self.read_sealed(SealedField::ExtendedToken, id)
             .await?
             .ok_or_else(|| Error::NoSuchAccount(id.to_owned()))
     }
@@ -567,12 +535,7 @@ impl Vault {
     /// Database errors.
     pub async fn record_check(&self, id: &str, check: &Check) -> Result<()> {
         let json = serde_json::to_string(&check.outcome).unwrap_or_default();
-        sqlx::query("UPDATE accounts SET checked_at = ?, check_result = ? WHERE id = ?")
-            .bind(ms(check.at))
-            .bind(json)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        self.inner.store.record_check(id, ms(check.at), &json).await?;
         Ok(())
     }
 
@@ -581,441 +544,259 @@ impl Vault {
     /// # Errors
     /// [`Error::NoSuchAccount`].
     pub async fn wipe_token(&self, id: &str) -> Result<()> {
-        let done = sqlx::query(
-            "UPDATE accounts SET access_token = NULL, extended_token = NULL, issued_at = NULL, expires_at = NULL,
-               source = NULL, checked_at = NULL, check_result = NULL, updated_at = ? WHERE id = ?",
-        )
-        .bind(ms(Utc::now()))
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 0 {
+        if !self.inner.store.wipe_tokens(id, ms(Utc::now())).await? {
             return Err(Error::NoSuchAccount(id.to_owned()));
         }
         tracing::info!(account = id, "wiped the account's tokens");
         Ok(())
     }
 
-    /// Re-encrypts every secret under a new key, crash-safe and safe beside other processes.
-    ///
-    /// Under the vault's exclusive lock (other opens and rotations wait): the key is re-read
-    /// (another process may have rotated it since this handle opened), the new key is written
-    /// to `vault.key.next`, every ciphertext and the key check change in one transaction, and
-    /// only then is the new key renamed over `vault.key`; the old key stays in place until that
-    /// commit. Opening the vault after a crash at any point finds the key that matches the
-    /// committed data (see `settle_key`).
-    ///
-    /// With the key in `STOXIDE_VAULT_KEY`, `new_key` (from `STOXIDE_VAULT_NEW_KEY`) is required
-    /// and the caller switches the variable afterwards.
+    /// Which keys the vault's values are sealed under, and which this process holds: after a
+    /// rotation across machines, no value should be left under the old key before it is removed.
     ///
     /// # Errors
-    /// A secret that does not decrypt (nothing changes then), [`Error::Locked`] when another
-    /// process holds the vault for over a minute, filesystem and database errors.
+    /// Database errors.
+    pub async fn key_report(&self) -> Result<KeyReport> {
+        let ring = self.ring();
+        let mut sealed: Vec<(Option<KeyId>, usize)> = Vec::new();
+        for cell in self.inner.store.sealed_cells().await? {
+            let by = match sealed_by(&cell.blob) {
+                SealedBy::Key(id) => Some(id),
+                SealedBy::Unrecorded | SealedBy::Garbage => None,
+            };
+            match sealed.iter_mut().find(|(k, _)| *k == by) {
+                Some((_, n)) => *n += 1,
+                None => sealed.push((by, 1)),
+            }
+        }
+        sealed.sort();
+        Ok(KeyReport {
+            current: ring.current().id(),
+            held: ring.ids().collect(),
+            sealed,
+        })
+    }
+
+    /// Re-encrypts every secret under a new key, crash-safe and safe beside other processes.
+    ///
+    /// Under the key files' exclusive lock (other opens and rotations on this machine wait) and
+    /// in a transaction that excludes every sealing write (on PostgreSQL, on every machine): the
+    /// keys are re-read (another process may have rotated since this handle opened), the new key
+    /// is written to `vault.key.next`, every value and the key check are re-sealed, the
+    /// transaction commits, and only then is the new key renamed over `vault.key`; the old key
+    /// stays in place until that commit. Opening the vault after a crash at any point finds the
+    /// key that matches the committed data (see `settle`).
+    ///
+    /// With the key in `STOXIDE_VAULT_KEY`, `new_key` (from `STOXIDE_VAULT_NEW_KEY`) is required
+    /// and the caller switches the variable afterwards. Other machines that already hold the new
+    /// key in `STOXIDE_VAULT_NEW_KEY` follow at once: they seal under whichever key the vault's
+    /// key check names.
+    ///
+    /// # Errors
+    /// A secret that does not decrypt (nothing changes then), [`Error::Store`] with a lock held
+    /// for over a minute by another process, filesystem and database errors.
     pub async fn rotate_key(&self, new_key: Option<VaultKey>) -> Result<Rotation> {
-        let key = match (&self.key_source, new_key) {
+        let keys = &self.inner.keys;
+        let key = match (keys, new_key) {
             (_, Some(k)) => k,
-            (KeySource::Env, None) => {
+            (KeyProvider::Env | KeyProvider::Given { .. }, None) => {
                 return Err(Error::BadKeyEnv {
                     var: key::NEW_KEY_ENV.to_owned(),
                 });
             }
-            (KeySource::File(_), None) => VaultKey::generate(),
+            (KeyProvider::Files { .. }, None) => VaultKey::generate(),
         };
-        let _guard = lock::lock(&self.data_dir, Mode::Exclusive).await?;
-        let (current, _) = settle_key(&self.pool, &self.data_dir, true).await?.ok_or_else(|| {
-            Error::Database(sqlx::Error::Protocol(
-                "the key did not settle under the exclusive lock".into(),
-            ))
-        })?;
-        let current = Arc::new(current);
-        *self.cipher.write() = Arc::clone(&current);
+        let _guard = keys.lock(Mode::Exclusive).await?;
+        let ring = settle_as(&self.inner.store, keys, true)
+            .await?
+            .ok_or_else(|| Error::WrongKey {
+                db: self.location().describe(),
+                source_name: self.key_source().to_string(),
+            })?;
+        *self.inner.ring.write() = Arc::new(ring);
+        let ring = self.ring();
 
-        let next_file = self.data_dir.join(NEXT_KEY_FILE);
-        if let KeySource::File(_) = self.key_source {
-            key::write_key_file(&next_file, &key)?;
+        let next_file = keys.next_file();
+        if let Some(next) = &next_file {
+            key::write_key_file(next, &key)?;
         }
-        let new_cipher = Cipher::new(&key);
-        let resealed = self.reseal_all(&current, &new_cipher).await;
-        let count = match resealed {
+        let new = Cipher::new(&key);
+        let count = match self.reseal_all(&ring, &new).await {
             Ok(n) => n,
             Err(e) => {
                 // Nothing was committed: the vault stays under the current key.
-                if let KeySource::File(_) = self.key_source {
-                    let _ = std::fs::remove_file(&next_file);
+                if let Some(next) = &next_file {
+                    let _ = std::fs::remove_file(next);
                 }
                 return Err(e);
             }
         };
-        if let KeySource::File(key_file) = &self.key_source {
-            std::fs::rename(&next_file, key_file)
-                .map_err(|e| Error::io("cannot move the new key into place from", &next_file, e))?;
-            key::sync_dir(&self.data_dir).map_err(|e| Error::io("cannot sync", &self.data_dir, e))?;
+        if let (Some(next), Some(key_file)) = (&next_file, keys.key_file()) {
+            std::fs::rename(next, &key_file)
+                .map_err(|e| Error::io("cannot move the new key into place from", next, e))?;
+            stoxide_store::sync_dir(&self.inner.data_dir)
+                .map_err(|e| Error::io("cannot sync", &self.inner.data_dir, e))?;
         }
-        *self.cipher.write() = Arc::new(new_cipher);
-        tracing::info!(secrets = count, "rotated the vault key");
+        *self.inner.ring.write() = Arc::new(KeyRing::new(&key, &[]));
+        tracing::info!(secrets = count, key = %key.id(), "rotated the vault key");
         Ok(Rotation {
             secrets: count,
-            key_source: self.key_source.clone(),
+            key_source: self.key_source(),
+            key_id: key.id(),
         })
     }
 
-    /// Re-seals every secret and the key check from `old` to `new` in one write transaction.
-    async fn reseal_all(&self, old: &Cipher, new: &Cipher) -> Result<usize> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        if !canary_opens(&mut tx, old).await? {
+    /// Re-seals every secret and the key check from the keys in `ring` to `new`, in one
+    /// transaction that runs alone.
+    async fn reseal_all(&self, ring: &KeyRing, new: &Cipher) -> Result<usize> {
+        let mut tx = self.inner.store.begin(TxMode::Rekey).await?;
+        let canary = tx.meta(CANARY_NAME).await?;
+        if canary.is_none_or(|b| ring.open(CANARY_OWNER, &b).is_err()) {
             return Err(Error::WrongKey {
-                db: self.db_path(),
-                source_name: self.key_source.to_string(),
+                db: self.location().describe(),
+                source_name: self.key_source().to_string(),
             });
         }
-        let mut count = 0usize;
-        let apps: Vec<(String, Option<Vec<u8>>)> = sqlx::query_as("SELECT client_id, secret FROM apps")
-            .fetch_all(&mut *tx)
-            .await?;
-        for (id, blob) in apps {
-            let Some(blob) = blob else { continue };
-            let owner = Owner {
-                table: "apps",
-                id: &id,
-                field: "secret",
-            };
-            let plain = old.open(owner, &blob).ok_or_else(|| Error::Tampered {
-                owner: id.clone(),
-                field: "secret",
+        let cells = tx.sealed_cells().await?;
+        for cell in &cells {
+            let owner = owner_of(cell.field, &cell.id);
+            let (plain, _) = ring.open(owner, &cell.blob).map_err(|e| match e {
+                OpenError::KeyNotHeld(key_id) => Error::KeyNotHeld {
+                    owner: cell.id.clone(),
+                    field: owner.field,
+                    key_id,
+                    source_name: self.key_source().to_string(),
+                },
+                OpenError::Refused => Error::Tampered {
+                    owner: cell.id.clone(),
+                    field: owner.field,
+                },
             })?;
-            sqlx::query("UPDATE apps SET secret = ? WHERE client_id = ?")
-                .bind(new.seal(owner, &plain))
-                .bind(&id)
-                .execute(&mut *tx)
-                .await?;
-            count += 1;
-        }
-        let accounts: Vec<AccountSecrets> = sqlx::query_as("SELECT id, access_token, extended_token FROM accounts")
-            .fetch_all(&mut *tx)
+            tx.set_sealed(&SealedCell {
+                field: cell.field,
+                id: cell.id.clone(),
+                blob: new.seal(owner, &plain),
+            })
             .await?;
-        for (id, access, extended) in accounts {
-            let mut reseal = |field: &'static str, blob: Option<Vec<u8>>| -> Result<Option<Vec<u8>>> {
-                let Some(blob) = blob else { return Ok(None) };
-                let owner = Owner {
-                    table: "accounts",
-                    id: &id,
-                    field,
-                };
-                let plain = old.open(owner, &blob).ok_or_else(|| Error::Tampered {
-                    owner: id.clone(),
-                    field,
-                })?;
-                count += 1;
-                Ok(Some(new.seal(owner, &plain)))
-            };
-            let access = reseal("access_token", access)?;
-            let extended = reseal("extended_token", extended)?;
-            sqlx::query("UPDATE accounts SET access_token = ?, extended_token = ? WHERE id = ?")
-                .bind(access)
-                .bind(extended)
-                .bind(&id)
-                .execute(&mut *tx)
-                .await?;
         }
-        sqlx::query("UPDATE vault_meta SET value = ? WHERE name = 'key_check'")
-            .bind(new.seal(CANARY_OWNER, CANARY))
-            .execute(&mut *tx)
-            .await?;
+        tx.put_meta(CANARY_NAME, &new.seal(CANARY_OWNER, CANARY)).await?;
         tx.commit().await?;
-        Ok(count)
+        Ok(cells.len())
     }
 }
 
-/// The outcome of one attempt at opening.
-enum Opened {
-    Vault(Box<Vault>),
-    Absent,
-    /// Something must be written first: try again under the exclusive lock.
-    NeedsWrite,
-}
-
-/// What the database file's header says it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Identity {
-    /// Marked with our application id.
-    Ours,
-    /// No application id, in WAL mode: possibly a vault made before the id was set; its tables
-    /// decide.
-    Legacy,
-}
-
-/// Reads the 100-byte SQLite header and refuses a file that is not a vault: empty, not SQLite,
-/// or a SQLite database of another program. Nothing is written.
-fn identify(db: &Path) -> Result<Identity> {
-    use std::io::Read;
-    let not_ours = |detail: String| Error::NotAVault {
-        path: db.to_owned(),
-        detail,
-    };
-    let mut head = Vec::with_capacity(100);
-    std::fs::File::open(db)
-        .and_then(|f| f.take(100).read_to_end(&mut head))
-        .map_err(|e| Error::io("cannot read the vault", db, e))?;
-    if head.is_empty() {
-        return Err(not_ours("it is an empty file".into()));
-    }
-    if head.len() < 100 || !head.starts_with(b"SQLite format 3\0") {
-        return Err(Error::Corrupt {
-            path: db.to_owned(),
-            detail: "it does not start with the SQLite header".into(),
-        });
-    }
-    let app_id = u32::from_be_bytes([head[68], head[69], head[70], head[71]]);
-    // Bytes 18 and 19 are the read and write format versions: 2 for WAL, which every vault uses.
-    let wal = head[18] == 2 && head[19] == 2;
-    match app_id {
-        APPLICATION_ID => Ok(Identity::Ours),
-        0 if wal => Ok(Identity::Legacy),
-        0 => Err(not_ours("it is a SQLite database that stoxide did not create".into())),
-        other => Err(not_ours(format!(
-            "it is a SQLite database of another program (application id {other:#010x})"
-        ))),
-    }
-}
-
-/// Vault files are the owner's alone: a database adopted with a wider mode is narrowed, with
-/// its WAL and shared-memory files.
-fn make_private(db: &Path) -> Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        for suffix in ["", "-wal", "-shm"] {
-            let mut name = db.as_os_str().to_owned();
-            name.push(suffix);
-            let path = PathBuf::from(name);
-            let Ok(meta) = std::fs::metadata(&path) else { continue };
-            if meta.permissions().mode() & 0o077 != 0 {
-                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-                    .map_err(|e| Error::io("cannot make the vault private (chmod 600)", &path, e))?;
-                tracing::warn!(path = %path.display(), "the vault file was readable by others; it is mode 0600 now");
-            }
+/// Finds the keys that open the committed data, under the key files' lock: shared first, and
+/// exclusive when something must be written to settle them (a first key, the key check,
+/// finishing or discarding an interrupted rotation).
+async fn settle(store: &Store, keys: &KeyProvider) -> Result<KeyRing> {
+    let mut may_write = false;
+    for _ in 0..4 {
+        let _guard = keys
+            .lock(if may_write { Mode::Exclusive } else { Mode::Shared })
+            .await?;
+        if let Some(ring) = settle_as(store, keys, may_write).await? {
+            return Ok(ring);
         }
+        may_write = true;
     }
-    #[cfg(not(unix))]
-    let _ = db;
-    Ok(())
-}
-
-async fn connect(db: &Path) -> Result<SqlitePool> {
-    let options = SqliteConnectOptions::from_str("sqlite:")
-        .map_err(Error::Database)?
-        .filename(db)
-        .create_if_missing(false)
-        .journal_mode(SqliteJournalMode::Wal)
-        .busy_timeout(std::time::Duration::from_secs(5))
-        .foreign_keys(true);
-    SqlitePoolOptions::new()
-        .max_connections(4)
-        .connect_with(options)
-        .await
-        .map_err(|e| corrupt_or(db, e))
-}
-
-/// Creates a new vault beside its final name and renames it into place once it is complete, so
-/// `vault.db` is never an empty or half-made file. Called under the exclusive lock.
-async fn create_database(data_dir: &Path, db: &Path) -> Result<()> {
-    let tmp = data_dir.join(NEW_DB_FILE);
-    for stale in [NEW_DB_FILE, "vault.db.new-wal", "vault.db.new-shm"] {
-        let _ = std::fs::remove_file(data_dir.join(stale));
-    }
-    create_private_file(&tmp)?;
-    let pool = connect(&tmp).await?;
-    let made = async {
-        sqlx::query(APPLICATION_ID_PRAGMA).execute(&pool).await?;
-        migrate(&pool, &tmp).await
-    }
-    .await;
-    // Closing the last connection checkpoints the WAL into the file before the rename.
-    pool.close().await;
-    made?;
-    std::fs::rename(&tmp, db).map_err(|e| Error::io("cannot move the new vault into place", db, e))?;
-    key::sync_dir(data_dir).map_err(|e| Error::io("cannot sync", data_dir, e))
-}
-
-/// A vault made before the application id existed has our tables and its key check; anything
-/// else with no application id is another program's database. Called under the exclusive lock.
-async fn adopt_legacy(pool: &SqlitePool, db: &Path) -> Result<()> {
-    let tables: Vec<String> = sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-        .fetch_all(pool)
-        .await
-        .map_err(|e| corrupt_or(db, e))?;
-    let has = |t: &str| tables.iter().any(|n| n == t);
-    let ours = has("_sqlx_migrations") && has("vault_meta") && has("accounts") && has("apps");
-    if !ours {
-        let shown: Vec<&str> = tables.iter().map(String::as_str).take(8).collect();
-        return Err(Error::NotAVault {
-            path: db.to_owned(),
-            detail: if shown.is_empty() {
-                "it is a SQLite database with no tables, not one stoxide created".into()
-            } else {
-                format!(
-                    "it is a SQLite database of another program (tables: {})",
-                    shown.join(", ")
-                )
-            },
-        });
-    }
-    sqlx::query(APPLICATION_ID_PRAGMA).execute(pool).await?;
-    tracing::info!(db = %db.display(), "marked a vault made by an earlier version with stoxide's application id");
-    Ok(())
-}
-
-async fn migrations_pending(pool: &SqlitePool) -> Result<bool> {
-    let applied: Vec<i64> = match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = 1")
-        .fetch_all(pool)
-        .await
-    {
-        Ok(v) => v,
-        // No table yet: nothing is applied.
-        Err(sqlx::Error::Database(d)) if d.message().contains("no such table") => Vec::new(),
-        Err(e) => return Err(e.into()),
-    };
-    Ok(MIGRATOR.iter().any(|m| !applied.contains(&m.version)))
-}
-
-async fn migrate(pool: &SqlitePool, db: &Path) -> Result<()> {
-    MIGRATOR.run(pool).await.map_err(|e| match e {
-        sqlx::migrate::MigrateError::Execute(inner) if is_corruption(&inner) => Error::Corrupt {
-            path: db.to_owned(),
-            detail: inner.to_string(),
-        },
-        other => Error::Migrate(other),
+    Err(Error::WrongKey {
+        db: store.location().describe(),
+        source_name: format!("{} (the keys keep changing)", keys.source()),
     })
 }
 
-async fn canary_opens(conn: &mut SqliteConnection, cipher: &Cipher) -> Result<bool> {
-    let blob: Option<Vec<u8>> = sqlx::query_scalar("SELECT value FROM vault_meta WHERE name = 'key_check'")
-        .fetch_optional(&mut *conn)
-        .await?;
-    Ok(blob.is_some_and(|b| cipher.open(CANARY_OWNER, &b).is_some()))
-}
-
-/// Finds the key that opens the committed data: the environment's or the key file's, or the
-/// next key of a rotation that committed but stopped before renaming it into place. Returns
-/// `None` when something must be written first (a new key, the key check, finishing or
-/// discarding an interrupted rotation) and `may_write` is false; with the exclusive lock held
-/// (`may_write`), it writes it. Under the shared lock no rotation is running, so a
-/// `vault.key.next` seen then is always a leftover of one that stopped.
-async fn settle_key(pool: &SqlitePool, data_dir: &Path, may_write: bool) -> Result<Option<(Cipher, KeySource)>> {
-    let db = data_dir.join(DB_FILE);
-    let canary: Option<Vec<u8>> = sqlx::query_scalar("SELECT value FROM vault_meta WHERE name = 'key_check'")
-        .fetch_optional(pool)
-        .await
-        .map_err(|e| corrupt_or(&db, e))?;
-    let key_file = data_dir.join(KEY_FILE);
-    let next_file = data_dir.join(NEXT_KEY_FILE);
-
-    let (key, key_source) = match key::key_from_env(key::KEY_ENV)? {
-        Some(k) => (k, KeySource::Env),
-        None if key_file.exists() => (key::read_key_file(&key_file)?, KeySource::File(key_file.clone())),
-        None if canary.is_some() => return Err(Error::KeyMissing { db, key_file }),
-        None if !may_write => return Ok(None),
-        None => {
+/// One look at the keys and the key check, with the key files' lock held in the mode
+/// `may_write` says. Answers `None` when something must be written and `may_write` is false.
+/// Under the shared lock no rotation is running on this machine, so a `vault.key.next` seen then
+/// is always a leftover of one that stopped.
+async fn settle_as(store: &Store, keys: &KeyProvider, may_write: bool) -> Result<Option<KeyRing>> {
+    let db = store.location().describe();
+    let canary = store.meta(CANARY_NAME).await?;
+    let loaded = keys.load()?;
+    let primary = match (loaded.primary, keys.key_file()) {
+        (Some(k), _) => k,
+        (None, Some(key_file)) if canary.is_some() => return Err(Error::KeyMissing { db, key_file }),
+        (None, _) if !may_write => return Ok(None),
+        (None, Some(key_file)) => {
             let k = VaultKey::generate();
             key::write_key_file(&key_file, &k)?;
             tracing::info!(key_file = %key_file.display(), "created a new vault key");
-            (k, KeySource::File(key_file.clone()))
+            k
+        }
+        // An environment provider always has its primary key (it was detected by it).
+        (None, None) => {
+            return Err(Error::BadKeyEnv {
+                var: key::KEY_ENV.to_owned(),
+            });
         }
     };
-    let cipher = Cipher::new(&key);
+    let next_id = loaded.next.as_ref().map(VaultKey::id);
+    let others: Vec<&VaultKey> = loaded.next.iter().collect();
+    let ring = KeyRing::new(&primary, &others);
     let Some(blob) = canary else {
         if !may_write {
             return Ok(None);
         }
-        sqlx::query("INSERT INTO vault_meta (name, value) VALUES ('key_check', ?)")
-            .bind(cipher.seal(CANARY_OWNER, CANARY))
-            .execute(pool)
-            .await?;
-        return Ok(Some((cipher, key_source)));
-    };
-    if cipher.open(CANARY_OWNER, &blob).is_some() {
-        if matches!(key_source, KeySource::File(_)) && next_file.exists() {
-            if !may_write {
-                return Ok(None);
-            }
-            // A rotation stopped before its commit: the vault is still under this key.
-            tracing::warn!("removing {} left by an interrupted key rotation", next_file.display());
-            std::fs::remove_file(&next_file).map_err(|e| Error::io("cannot remove", &next_file, e))?;
+        // A new vault: its key check under the primary key, unless another process wrote one
+        // meanwhile (then look again).
+        let mut tx = store.begin(TxMode::Write).await?;
+        if tx.meta(CANARY_NAME).await?.is_some() {
+            tx.rollback().await?;
+            return Ok(None);
         }
-        return Ok(Some((cipher, key_source)));
-    }
-    let next = match &key_source {
-        KeySource::File(_) if next_file.exists() => Some(key::read_key_file(&next_file)?),
-        KeySource::Env => key::key_from_env(key::NEW_KEY_ENV)?,
-        KeySource::File(_) => None,
+        tx.put_meta(CANARY_NAME, &ring.seal(CANARY_OWNER, CANARY)).await?;
+        tx.commit().await?;
+        return Ok(Some(ring));
     };
-    let next_cipher = next.as_ref().map(Cipher::new);
-    match (next_cipher, &key_source) {
-        (Some(c), KeySource::File(_)) if c.open(CANARY_OWNER, &blob).is_some() => {
-            if !may_write {
-                return Ok(None);
+    let stray_next = keys.next_file().filter(|p| p.exists());
+    match ring.open(CANARY_OWNER, &blob) {
+        Ok((_, id)) if id == primary.id() => {
+            if let Some(next) = stray_next {
+                if !may_write {
+                    return Ok(None);
+                }
+                // A rotation stopped before its commit: the vault is still under this key.
+                tracing::warn!("removing {} left by an interrupted key rotation", next.display());
+                std::fs::remove_file(&next).map_err(|e| Error::io("cannot remove", &next, e))?;
             }
-            // The rotation committed but stopped before renaming the new key into place.
-            std::fs::rename(&next_file, &key_file)
-                .map_err(|e| Error::io("cannot finish the key rotation by renaming", &next_file, e))?;
-            key::sync_dir(data_dir).map_err(|e| Error::io("cannot sync", data_dir, e))?;
-            tracing::warn!(
-                "finished an interrupted key rotation: {} is the vault key now",
-                key_file.display()
-            );
-            Ok(Some((c, key_source)))
+            Ok(Some(ring))
         }
-        (Some(c), KeySource::Env) if c.open(CANARY_OWNER, &blob).is_some() => Err(Error::WrongKey {
+        Ok((_, id)) if Some(id) == next_id => match (keys, stray_next, keys.key_file()) {
+            (KeyProvider::Files { dir }, Some(next), Some(key_file)) => {
+                if !may_write {
+                    return Ok(None);
+                }
+                // The rotation committed but stopped before renaming the new key into place.
+                std::fs::rename(&next, &key_file)
+                    .map_err(|e| Error::io("cannot finish the key rotation by renaming", &next, e))?;
+                stoxide_store::sync_dir(dir).map_err(|e| Error::io("cannot sync", dir, e))?;
+                tracing::warn!(
+                    "finished an interrupted key rotation: {} is the vault key now",
+                    key_file.display()
+                );
+                Ok(ring.with_current(id))
+            }
+            _ => {
+                tracing::warn!(
+                    "the vault was rotated to {}: set {} to that key and unset {} wherever the vault is used",
+                    key::NEW_KEY_ENV,
+                    key::KEY_ENV,
+                    key::NEW_KEY_ENV
+                );
+                Ok(ring.with_current(id))
+            }
+        },
+        Ok(_) => Ok(None),
+        Err(OpenError::KeyNotHeld(id)) => Err(Error::WrongKey {
             db,
             source_name: format!(
-                "{} (the vault was rotated to {}; set {} to that key)",
-                key::KEY_ENV,
-                key::NEW_KEY_ENV,
-                key::KEY_ENV
+                "{} (the vault is sealed under key {id}, which is not held here)",
+                keys.source()
             ),
         }),
-        _ => Err(Error::WrongKey {
+        Err(OpenError::Refused) => Err(Error::WrongKey {
             db,
-            source_name: key_source.to_string(),
+            source_name: keys.source().to_string(),
         }),
     }
-}
-
-fn corrupt_or(db: &Path, e: sqlx::Error) -> Error {
-    if is_corruption(&e) {
-        Error::Corrupt {
-            path: db.to_owned(),
-            detail: e.to_string(),
-        }
-    } else {
-        Error::Database(e)
-    }
-}
-
-fn create_private_dir(dir: &Path) -> Result<()> {
-    if dir.exists() {
-        return Ok(());
-    }
-    let mut b = std::fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        b.mode(0o700);
-    }
-    b.create(dir)
-        .map_err(|e| Error::io("cannot create the data directory", dir, e))
-}
-
-fn create_private_file(path: &Path) -> Result<()> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    opts.open(path)
-        .map(drop)
-        .map_err(|e| Error::io("cannot create the vault", path, e))
 }

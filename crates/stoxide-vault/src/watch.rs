@@ -1,23 +1,22 @@
-//! Keeping a long-running process's token current: the vault is re-read every few seconds, so a
-//! new login (or token request) is used at the next connect without a restart, and warnings are
-//! given ahead of 03:30 IST. The watcher hands the token out as a plain `String` for the
-//! connection only; it never prints it.
+//! Keeping a long-running process's token current: the process's vault handle is asked every few
+//! seconds, so a new login (or token request) is used at the next connect without a restart, and
+//! events are raised ahead of 03:30 IST. The token stays a `SecretString`; events carry none.
 
-use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
-use secrecy::ExposeSecret;
+use chrono::{DateTime, Utc};
+use parking_lot::RwLock;
+use secrecy::{ExposeSecret, SecretString};
 use tokio_util::sync::CancellationToken;
 
-use crate::status::{expiry_warning, human};
+use crate::status::expiry_warning;
 use crate::vault::Vault;
 
 /// The current token of one account. Debug shows nothing of it.
 #[derive(Clone)]
 pub struct TokenWatch {
-    current: Arc<RwLock<Option<String>>>,
+    current: Arc<RwLock<Option<SecretString>>>,
 }
 
 impl std::fmt::Debug for TokenWatch {
@@ -28,22 +27,36 @@ impl std::fmt::Debug for TokenWatch {
 
 impl TokenWatch {
     /// The token to connect with now (`None` after a logout).
-    pub fn current(&self) -> Option<String> {
-        self.current.read().ok().and_then(|t| t.clone())
+    pub fn current(&self) -> Option<SecretString> {
+        self.current.read().clone()
     }
 }
 
-/// Starts a task that re-reads `account_id` in the vault at `data_dir` every `poll` until
-/// `cancel`. `notify` receives one line per event: a new token picked up, a token wiped, a
-/// warning ahead of expiry (1 h, 15 min, 2 min), a vault that cannot be read. Needs a Tokio
-/// runtime.
+/// What the watcher noticed; front ends put it in their own words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenEvent {
+    /// A new login's token replaced the one in use.
+    Replaced { account: String },
+    /// The token was wiped (a logout).
+    Wiped { account: String },
+    /// The token dies at `expires_at` (03:30 IST): raised 1 h, 15 min and 2 min ahead.
+    ExpiresSoon { account: String, expires_at: DateTime<Utc> },
+    /// The vault could not be read (the error, in words without secrets).
+    Unreadable { account: String, error: String },
+    /// The account is no longer in the vault.
+    Gone { account: String },
+}
+
+/// Starts a task that reads `account_id` from `vault` every `poll` until `cancel`, raising a
+/// [`TokenEvent`] for each change and warning. Needs a Tokio runtime; the task ends with
+/// `cancel` (its owner's shutdown path).
 pub fn watch_token(
-    data_dir: PathBuf,
+    vault: Vault,
     account_id: String,
-    first_token: String,
+    first_token: SecretString,
     poll: Duration,
     cancel: CancellationToken,
-    notify: impl Fn(String) + Send + Sync + 'static,
+    notify: impl Fn(TokenEvent) + Send + Sync + 'static,
 ) -> TokenWatch {
     let watch = TokenWatch {
         current: Arc::new(RwLock::new(Some(first_token))),
@@ -58,42 +71,50 @@ pub fn watch_token(
                 _ = interval.tick() => {}
             }
             let read = async {
-                let vault = Vault::open_existing(&data_dir).await?;
-                let Some(vault) = vault else {
-                    return Ok::<_, crate::Error>(None);
-                };
                 let account = vault.account(&account_id).await?;
-                let token = vault.access_token(&account_id).await?;
-                vault.close().await;
-                Ok(Some((account, token)))
+                let token = match account {
+                    Some(_) => vault.access_token(&account_id).await?,
+                    None => None,
+                };
+                Ok::<_, crate::Error>((account, token))
             };
+            let account = account_id.clone();
             match read.await {
-                Ok(Some((account, token))) => {
-                    let token = token.map(|t| t.expose_secret().to_owned());
-                    let changed = shared.read().map(|c| *c != token).unwrap_or(false);
+                Ok((None, _)) => notify(TokenEvent::Gone { account }),
+                Ok((Some(record), token)) => {
+                    let changed = {
+                        let current = shared.read();
+                        current.as_ref().map(|t| t.expose_secret().to_owned())
+                            != token.as_ref().map(|t| t.expose_secret().to_owned())
+                    };
                     if changed {
-                        if let Ok(mut c) = shared.write() {
-                            *c = token.clone();
-                        }
+                        let wiped = token.is_none();
+                        *shared.write() = token;
                         last_warned = None;
-                        notify(if token.is_some() {
-                            format!("picked up a new token for {account_id} from the vault")
+                        notify(if wiped {
+                            TokenEvent::Wiped {
+                                account: account.clone(),
+                            }
                         } else {
-                            format!("the token of {account_id} was wiped from the vault (logout)")
+                            TokenEvent::Replaced {
+                                account: account.clone(),
+                            }
                         });
                     }
-                    if let Some(exp) = account.and_then(|a| a.expires_at)
+                    if let Some(exp) = record.expires_at
                         && let Some(w) = expiry_warning(exp, Utc::now(), last_warned)
                     {
                         last_warned = Some(w);
-                        notify(format!(
-                            "the token of {account_id} expires at 03:30 IST, in {}; log in again (`stoxide login --account {account_id}`) — the new token is picked up by itself",
-                            human(exp - Utc::now())
-                        ));
+                        notify(TokenEvent::ExpiresSoon {
+                            account,
+                            expires_at: exp,
+                        });
                     }
                 }
-                Ok(None) => notify(format!("the vault at {} is gone", data_dir.display())),
-                Err(e) => notify(format!("cannot read the vault: {e}")),
+                Err(e) => notify(TokenEvent::Unreadable {
+                    account,
+                    error: e.to_string(),
+                }),
             }
         }
     });
@@ -103,8 +124,7 @@ pub fn watch_token(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{NewToken, TokenOrigin};
-    use secrecy::SecretString;
+    use crate::{NewToken, TokenOrigin, VaultConfig};
 
     fn token(value: &str, expires_in: chrono::Duration) -> NewToken {
         NewToken {
@@ -123,23 +143,26 @@ mod tests {
     #[tokio::test]
     async fn a_stream_picks_up_a_new_login_and_warns_ahead_of_expiry() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let vault = Vault::open(dir.path()).await.expect("vault");
+        let vault = Vault::open(&VaultConfig::sqlite(dir.path())).await.expect("vault");
         vault
             .store_token(&token("first-token-0123456789", chrono::Duration::hours(5)))
             .await
             .expect("store");
-        let notices = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-        let sink = notices.clone();
+        let events = Arc::new(std::sync::Mutex::new(Vec::<TokenEvent>::new()));
+        let sink = events.clone();
         let cancel = CancellationToken::new();
         let source = watch_token(
-            dir.path().to_owned(),
+            vault.clone(),
             "SIM001".into(),
-            "first-token-0123456789".into(),
+            SecretString::from("first-token-0123456789"),
             Duration::from_millis(20),
             cancel.clone(),
-            move |m| sink.lock().expect("lock").push(m),
+            move |e| sink.lock().expect("lock").push(e),
         );
-        assert_eq!(source.current().as_deref(), Some("first-token-0123456789"));
+        assert_eq!(
+            source.current().map(|t| t.expose_secret().to_owned()).as_deref(),
+            Some("first-token-0123456789")
+        );
 
         // A new login that expires in ten minutes.
         vault
@@ -147,29 +170,39 @@ mod tests {
             .await
             .expect("store");
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while notices.lock().expect("lock").len() < 2 && std::time::Instant::now() < deadline {
+        while events.lock().expect("lock").len() < 2 && std::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert_eq!(source.current().as_deref(), Some("second-token-0123456789"));
-        let seen = notices.lock().expect("lock").clone();
-        assert!(
-            seen.iter().any(|n| n.contains("picked up a new token for SIM001")),
-            "{seen:?}"
+        assert_eq!(
+            source.current().map(|t| t.expose_secret().to_owned()).as_deref(),
+            Some("second-token-0123456789")
         );
+        let seen = events.lock().expect("lock").clone();
         assert!(
-            seen.iter().any(|n| n.contains("expires at 03:30 IST, in 9m")),
+            seen.contains(&TokenEvent::Replaced {
+                account: "SIM001".into()
+            }),
             "{seen:?}"
         );
         assert_eq!(
-            seen.iter().filter(|n| n.contains("expires")).count(),
+            seen.iter()
+                .filter(|e| matches!(e, TokenEvent::ExpiresSoon { .. }))
+                .count(),
             1,
             "warned once: {seen:?}"
         );
-        assert!(
-            seen.iter().all(|n| !n.contains("second-token")),
-            "no token in a notice: {seen:?}"
-        );
+        assert!(!format!("{seen:?}").contains("second-token"), "no token in an event");
         assert!(format!("{source:?}").contains("redacted"));
+
+        vault.wipe_token("SIM001").await.expect("logout");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while source.current().is_some() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(source.current().is_none());
+        assert!(events.lock().expect("lock").contains(&TokenEvent::Wiped {
+            account: "SIM001".into()
+        }));
         cancel.cancel();
     }
 }

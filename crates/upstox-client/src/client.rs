@@ -9,10 +9,10 @@ use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use upstox_types::{ApiCategory, RateLimits};
+use upstox_types::ApiCategory;
 
 use crate::error::{ApiErrorItem, Error, Result};
-use crate::limiter::ClientLimiter;
+use crate::limiter::{LimitKey, RateLimiter};
 
 /// Where the client sends requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,8 +98,10 @@ pub struct ClientConfig {
     pub timeout: Duration,
     pub connect_timeout: Duration,
     pub retry: RetryPolicy,
-    /// Client-side limits (`None`: no client-side limiting).
-    pub rate_limits: Option<RateLimits>,
+    /// The client-side limiter (`None`: no client-side limiting). A process shares one among
+    /// all its clients, so each user's budget is counted once however many clients carry the
+    /// user's token; [`ClientConfig::new`] gives the client a limiter of its own.
+    pub limiter: Option<RateLimiter>,
     /// Told about every HTTP attempt (for metrics); never sees tokens or bodies.
     pub observer: Option<CallObserver>,
 }
@@ -111,9 +113,16 @@ impl ClientConfig {
             timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
             retry: RetryPolicy::default(),
-            rate_limits: Some(RateLimits::published()),
+            limiter: Some(RateLimiter::default()),
             observer: None,
         }
+    }
+
+    /// With `limiter` (usually the process's one).
+    #[must_use]
+    pub fn with_limiter(mut self, limiter: RateLimiter) -> Self {
+        self.limiter = Some(limiter);
+        self
     }
 }
 
@@ -164,7 +173,8 @@ pub struct UpstoxClient {
     http: reqwest::Client,
     config: Arc<ClientConfig>,
     token: Option<Arc<SecretString>>,
-    limiter: Option<ClientLimiter>,
+    /// Whose rate budget this client's calls spend.
+    limit_key: Option<LimitKey>,
 }
 
 impl std::fmt::Debug for UpstoxClient {
@@ -205,22 +215,37 @@ impl UpstoxClient {
             .user_agent(concat!("stoxide/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::InvalidInput(format!("cannot build HTTP client: {e}")))?;
-        let limiter = config.rate_limits.clone().map(ClientLimiter::new);
         Ok(Self {
             http,
             config: Arc::new(config),
             token: None,
-            limiter,
+            limit_key: None,
         })
     }
 
-    /// The same client acting with `token`. The token is kept as a secret: it never appears in
-    /// Debug output, errors or logs.
-    pub fn with_token(&self, token: impl Into<String>) -> Self {
+    /// The same client acting with `token`, whose user is not known: its calls spend a budget
+    /// of the token's own. The token stays a secret: never in Debug output, errors or logs.
+    pub fn with_token(&self, token: SecretString) -> Self {
         Self {
-            token: Some(Arc::new(SecretString::from(token.into()))),
+            limit_key: Some(LimitKey::of_token(&token)),
+            token: Some(Arc::new(token)),
             ..self.clone()
         }
+    }
+
+    /// The same client acting for the Upstox user `user` with `token`: its calls spend that
+    /// user's budget, shared with every client of the process that acts for the same user.
+    pub fn for_user(&self, user: &str, token: SecretString) -> Self {
+        Self {
+            limit_key: Some(LimitKey::User(user.to_owned())),
+            token: Some(Arc::new(token)),
+            ..self.clone()
+        }
+    }
+
+    /// The limiter this client's calls go through.
+    pub fn limiter(&self) -> Option<&RateLimiter> {
+        self.config.limiter.as_ref()
     }
 
     /// Whether a token is set.
@@ -239,7 +264,10 @@ impl UpstoxClient {
 
     /// Time spent waiting in the client-side limiter.
     pub fn rate_limit_wait(&self) -> Duration {
-        self.limiter.as_ref().map_or(Duration::ZERO, ClientLimiter::total_wait)
+        self.config
+            .limiter
+            .as_ref()
+            .map_or(Duration::ZERO, RateLimiter::total_wait)
     }
 
     fn url(&self, path: &str) -> String {
@@ -261,10 +289,10 @@ impl UpstoxClient {
         auth: Auth,
     ) -> Result<bytes::Bytes> {
         let endpoint = format!("{method} {path}");
-        if let Some(l) = &self.limiter
+        if let (Some(l), Some(key)) = (&self.config.limiter, &self.limit_key)
             && auth == Auth::Bearer
         {
-            l.acquire(ApiCategory::of(method.as_str(), path)).await;
+            l.acquire(key, ApiCategory::of(method.as_str(), path)).await;
         }
         let mut req = self
             .http

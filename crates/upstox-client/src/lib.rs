@@ -34,3 +34,4 @@ pub mod wire;
 pub use client::{CallObserver, CallRecord, ClientConfig, Hosts, RetryPolicy, UpstoxClient};
 pub use error::{ApiErrorItem, Error, Result};
 pub use instruments::{Instrument, InstrumentMaster, InstrumentRecord, OptionKind};
+pub use limiter::{LimitKey, RateLimiter};

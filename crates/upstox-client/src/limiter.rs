@@ -1,19 +1,47 @@
-//! A client-side limiter that keeps a caller under the published per-user limits by waiting
-//! before sending, instead of collecting 429s.
+//! The client-side limiter: one budget per (user, API category), with Upstox's published
+//! windows, so a caller waits before sending instead of collecting 429s (`UDAPI10005`).
+//!
+//! Upstox limits each user per API category. So a process makes one [`RateLimiter`] and hands it
+//! to every client it builds ([`crate::ClientConfig::limiter`]): N users on one host each get
+//! their own full budget, and one user's calls through several clients share one budget.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use upstox_types::{ApiCategory, RateLimits, SlidingWindow};
+use secrecy::{ExposeSecret, SecretString};
+use upstox_types::{ApiCategory, RateLimits, SlidingWindow, WindowLimit};
 
-/// Shared by every clone of a client (one per access token).
-#[derive(Debug, Clone)]
-pub struct ClientLimiter {
-    limits: RateLimits,
-    windows: Arc<Mutex<HashMap<ApiCategory, SlidingWindow>>>,
-    waited: Arc<Mutex<Duration>>,
+/// Whose budget a call spends: the Upstox user, or (when the caller does not know the user)
+/// the token itself, by a fingerprint that reveals nothing of it.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub enum LimitKey {
+    User(String),
+    Token([u8; 16]),
+}
+
+impl LimitKey {
+    /// The key of a token whose user is unknown.
+    pub fn of_token(token: &SecretString) -> Self {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(b"stoxide limiter\0");
+        h.update(token.expose_secret().as_bytes());
+        let digest = h.finalize();
+        let mut fp = [0u8; 16];
+        fp.copy_from_slice(&digest[..16]);
+        Self::Token(fp)
+    }
+}
+
+impl std::fmt::Debug for LimitKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::User(u) => write!(f, "User({u})"),
+            Self::Token(_) => f.write_str("Token(<fingerprint>)"),
+        }
+    }
 }
 
 /// Extra width given to every window on the client side. The server counts a request when it
@@ -23,52 +51,134 @@ fn widen(window: Duration) -> Duration {
     window + (window / 10).max(Duration::from_millis(100))
 }
 
-impl ClientLimiter {
+/// Above this many budgets, idle ones (nothing admitted within their windows) are forgotten.
+const PRUNE_ABOVE: usize = 4096;
+
+#[derive(Debug, Default)]
+struct Budgets {
+    windows: HashMap<(LimitKey, ApiCategory), SlidingWindow>,
+    waited: HashMap<LimitKey, Duration>,
+}
+
+/// Budgets per (user, category). Cheap to clone; clones share the budgets.
+#[derive(Debug, Clone)]
+pub struct RateLimiter {
+    limits: Arc<RateLimits>,
+    budgets: Arc<Mutex<Budgets>>,
+}
+
+impl Default for RateLimiter {
+    fn default() -> Self {
+        Self::new(RateLimits::published())
+    }
+}
+
+impl RateLimiter {
+    /// A limiter enforcing `limits` (each window widened a little, see `widen`).
     pub fn new(limits: RateLimits) -> Self {
-        let widen_all = |v: Vec<upstox_types::WindowLimit>| -> Vec<upstox_types::WindowLimit> {
+        let widen_all = |v: Vec<WindowLimit>| -> Vec<WindowLimit> {
             v.into_iter()
-                .map(|w| upstox_types::WindowLimit {
+                .map(|w| WindowLimit {
                     max: w.max,
                     window: widen(w.window),
                 })
                 .collect()
         };
-        let limits = RateLimits {
-            order: widen_all(limits.order),
-            multi_order: widen_all(limits.multi_order),
-            standard: widen_all(limits.standard),
-        };
         Self {
-            limits,
-            windows: Arc::default(),
-            waited: Arc::default(),
+            limits: Arc::new(RateLimits {
+                order: widen_all(limits.order),
+                multi_order: widen_all(limits.multi_order),
+                standard: widen_all(limits.standard),
+            }),
+            budgets: Arc::default(),
         }
     }
 
-    /// Waits until one more request of `category` fits every window, then counts it.
+    /// Waits until one more request of `category` fits every window of `key`'s budget, then
+    /// counts it.
     ///
     /// Cancellation safe: dropping the future before it returns counts nothing.
-    pub async fn acquire(&self, category: ApiCategory) {
+    pub async fn acquire(&self, key: &LimitKey, category: ApiCategory) {
         loop {
             let wait = {
-                let mut windows = self.windows.lock();
-                let w = windows
-                    .entry(category)
-                    .or_insert_with(|| SlidingWindow::new(self.limits.for_category(category)));
+                let mut b = self.budgets.lock();
                 let now = Instant::now();
+                if b.windows.len() > PRUNE_ABOVE {
+                    b.windows.retain(|_, w| !w.is_idle(now));
+                }
+                let w = b
+                    .windows
+                    .entry((key.clone(), category))
+                    .or_insert_with(|| SlidingWindow::new(self.limits.for_category(category)));
                 if w.try_admit(now) {
                     return;
                 }
-                w.wait_time(now)
+                let wait = w.wait_time(now);
+                *b.waited.entry(key.clone()).or_default() += wait;
+                wait
             };
-            *self.waited.lock() += wait;
             tracing::debug!(?category, wait_ms = wait.as_millis() as u64, "rate limit: waiting");
             tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
         }
     }
 
-    /// Total time spent waiting so far.
+    /// Time every budget has spent waiting so far.
     pub fn total_wait(&self) -> Duration {
-        *self.waited.lock()
+        self.budgets.lock().waited.values().sum()
+    }
+
+    /// Time `key`'s budget has spent waiting so far.
+    pub fn waited(&self, key: &LimitKey) -> Duration {
+        self.budgets.lock().waited.get(key).copied().unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tight() -> RateLimits {
+        let w = |max| {
+            vec![WindowLimit {
+                max,
+                window: Duration::from_secs(60),
+            }]
+        };
+        RateLimits {
+            order: w(3),
+            multi_order: w(1),
+            standard: w(5),
+        }
+    }
+
+    #[tokio::test]
+    async fn each_user_and_category_has_its_own_budget() {
+        let limiter = RateLimiter::new(tight());
+        let (a, b) = (LimitKey::User("A".into()), LimitKey::User("B".into()));
+        for _ in 0..5 {
+            limiter.acquire(&a, ApiCategory::Standard).await;
+            limiter.acquire(&b, ApiCategory::Standard).await;
+        }
+        for _ in 0..3 {
+            limiter.acquire(&a, ApiCategory::Order).await;
+        }
+        assert_eq!(limiter.total_wait(), Duration::ZERO, "full budgets, nobody waited");
+        // The sixth standard call of A must wait; B's budget is untouched by it.
+        let sixth = limiter.clone();
+        let key = a.clone();
+        let waiting = tokio::spawn(async move { sixth.acquire(&key, ApiCategory::Standard).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished());
+        assert!(limiter.waited(&a) > Duration::ZERO);
+        assert_eq!(limiter.waited(&b), Duration::ZERO);
+        waiting.abort();
+    }
+
+    #[test]
+    fn token_keys_are_stable_and_reveal_nothing() {
+        let t = SecretString::from("sim_at_0123456789abcdef");
+        assert_eq!(LimitKey::of_token(&t), LimitKey::of_token(&t));
+        assert_ne!(LimitKey::of_token(&t), LimitKey::of_token(&SecretString::from("other")));
+        assert_eq!(format!("{:?}", LimitKey::of_token(&t)), "Token(<fingerprint>)");
     }
 }

@@ -27,13 +27,13 @@ impl std::fmt::Debug for AppCredentials {
 
 /// The token-exchange answer (not wrapped in an envelope): the profile's fields plus the
 /// tokens. Debug hides the tokens.
-#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Deserialize)]
 pub struct TokenResponse {
     #[serde(flatten)]
     pub profile: crate::user::Profile,
-    pub access_token: String,
+    pub access_token: SecretString,
     #[serde(default)]
-    pub extended_token: Option<String>,
+    pub extended_token: Option<SecretString>,
 }
 
 impl std::fmt::Debug for TokenResponse {

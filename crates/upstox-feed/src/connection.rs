@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use futures::StreamExt;
+use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_util::sync::CancellationToken;
@@ -101,7 +102,7 @@ impl<P: Protocol> Worker<P> {
                     tracing::warn!(diagnosis = %d, "feed waiting for a new token");
                     self.queue
                         .push_status(FeedEvent::WaitingForToken { reason: d.to_string() });
-                    if !self.await_new_token(token.as_deref()).await {
+                    if !self.await_new_token(token.as_ref()).await {
                         self.queue.close(None);
                         return;
                     }
@@ -138,7 +139,7 @@ impl<P: Protocol> Worker<P> {
     }
 
     /// Polls the token source until it yields a token other than `refused`; false when cancelled.
-    async fn await_new_token(&self, refused: Option<&str>) -> bool {
+    async fn await_new_token(&self, refused: Option<&SecretString>) -> bool {
         let poll = self.config.await_new_token.unwrap_or(Duration::from_secs(5));
         loop {
             tokio::select! {
@@ -146,14 +147,14 @@ impl<P: Protocol> Worker<P> {
                 () = tokio::time::sleep(poll) => {}
             }
             match self.tokens.token() {
-                Some(t) if Some(t.as_str()) != refused => return true,
+                Some(t) if refused.is_none_or(|r| r.expose_secret() != t.expose_secret()) => return true,
                 _ => {}
             }
         }
     }
 
     /// Authorizes (fresh URI every time) and opens the WebSocket.
-    async fn connect(&self, token: Option<String>) -> Result<Ws, End> {
+    async fn connect(&self, token: Option<SecretString>) -> Result<Ws, End> {
         let Some(token) = token else {
             return Err(End::Stop(Diagnosis::NoToken));
         };

@@ -3,15 +3,17 @@
 
 use std::path::PathBuf;
 
-/// A source of the current access token.
+use secrecy::{ExposeSecret, SecretString};
+
+/// A source of the current access token, kept a secret all the way to the request that uses it.
 pub trait TokenSource: Send + Sync + 'static {
     /// The token to connect with now, if any.
-    fn token(&self) -> Option<String>;
+    fn token(&self) -> Option<SecretString>;
 }
 
 /// A fixed token.
 #[derive(Clone)]
-pub struct StaticToken(pub String);
+pub struct StaticToken(pub SecretString);
 
 impl std::fmt::Debug for StaticToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -20,8 +22,8 @@ impl std::fmt::Debug for StaticToken {
 }
 
 impl TokenSource for StaticToken {
-    fn token(&self) -> Option<String> {
-        Some(self.0.clone()).filter(|t| !t.trim().is_empty())
+    fn token(&self) -> Option<SecretString> {
+        Some(self.0.clone()).filter(|t| !t.expose_secret().trim().is_empty())
     }
 }
 
@@ -30,18 +32,18 @@ impl TokenSource for StaticToken {
 pub struct FileToken(pub PathBuf);
 
 impl TokenSource for FileToken {
-    fn token(&self) -> Option<String> {
-        let text = std::fs::read_to_string(&self.0).ok()?;
+    fn token(&self) -> Option<SecretString> {
+        let text = zeroize::Zeroizing::new(std::fs::read_to_string(&self.0).ok()?);
         text.lines()
             .next()
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .map(str::to_owned)
+            .map(SecretString::from)
     }
 }
 
-impl<F: Fn() -> Option<String> + Send + Sync + 'static> TokenSource for F {
-    fn token(&self) -> Option<String> {
+impl<F: Fn() -> Option<SecretString> + Send + Sync + 'static> TokenSource for F {
+    fn token(&self) -> Option<SecretString> {
         self()
     }
 }

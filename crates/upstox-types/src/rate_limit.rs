@@ -153,6 +153,15 @@ impl SlidingWindow {
         }
         true
     }
+
+    /// Whether nothing was admitted within the longest window before `now` (the counter could
+    /// be forgotten and made again without changing any decision).
+    pub fn is_idle(&self, now: Instant) -> bool {
+        let longest = self.limits.iter().map(|l| l.window).max().unwrap_or_default();
+        self.admitted
+            .back()
+            .is_none_or(|t| now.saturating_duration_since(*t) >= longest)
+    }
 }
 
 #[cfg(test)]

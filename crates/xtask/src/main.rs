@@ -216,8 +216,8 @@ async fn bench_client(calls: usize) -> anyhow::Result<()> {
     // 3. Our client: retry wrapper, timeout, typed decode. The client-side limiter is off here:
     // at the published 50/s it would pace the loop, which measures waiting, not overhead.
     let mut config = ClientConfig::new(Hosts::single(&base));
-    config.rate_limits = None;
-    let client = UpstoxClient::new(config)?.with_token(token);
+    config.limiter = None;
+    let client = UpstoxClient::new(config)?.with_token(token.into());
     let mut ours = Vec::with_capacity(calls);
     for _ in 0..calls {
         let t = Instant::now();
@@ -260,7 +260,7 @@ async fn capture(
     };
     let client = UpstoxClient::new(ClientConfig::new(Hosts::single(&sim.base_url())))?;
     let token = sim.token_of("SIM001").context("token")?.to_owned();
-    let (streamer, _events) = MarketStreamer::start(client, StaticToken(token), config);
+    let (streamer, _events) = MarketStreamer::start(client, StaticToken(token.into()), config);
     let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
     streamer.subscribe(&refs, mode)?;
     let mut out = Vec::new();
@@ -492,7 +492,11 @@ async fn bench_stream(python: &str, seconds: f64, tick_ms: u64, keys_per_frame: 
     // Our side: two streamers, one per mode (the caps forbid mixing 5,000 ltpc with full).
     let mut handles = Vec::new();
     for (keys, mode) in [(&ltpc, FeedMode::Ltpc), (&full, FeedMode::Full)] {
-        let (s, events) = MarketStreamer::start(client.clone(), StaticToken(token.clone()), StreamerConfig::default());
+        let (s, events) = MarketStreamer::start(
+            client.clone(),
+            StaticToken(token.clone().into()),
+            StreamerConfig::default(),
+        );
         let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
         s.subscribe(&refs, mode)?;
         handles.push((s, events));

@@ -114,7 +114,8 @@ async fn dashboard(args: DemoArgs) -> anyhow::Result<()> {
         mode: stoxide_vault::AppMode::Individual,
         base_url: base.clone(),
     };
-    let vault = stoxide_vault::Vault::open(&data_dir).await?;
+    // The demo keeps its own vault in SQLite, whatever STOXIDE_DATABASE_URL says.
+    let vault = stoxide_vault::Vault::open(&stoxide_vault::VaultConfig::sqlite(&data_dir)).await?;
     stoxide_server::remember_app(&vault, &link).await?;
 
     // Link the simulated account through the dialog, as a browser would.
@@ -128,22 +129,25 @@ async fn dashboard(args: DemoArgs) -> anyhow::Result<()> {
             &base,
         ))
         .await?;
-    vault.close().await;
 
-    let state = stoxide_server::Shared::new(stoxide_server::ServerConfig {
-        data_dir: data_dir.clone(),
-        app: Some(link),
-        instruments: stoxide_server::DEFAULT_INSTRUMENTS
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect(),
-    })?;
+    let state = stoxide_server::Shared::new(
+        stoxide_server::ServerConfig {
+            data_dir: data_dir.clone(),
+            app: Some(link),
+            instruments: stoxide_server::DEFAULT_INSTRUMENTS
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+        },
+        vault.clone(),
+    )?;
     let password = crate::cmd::serve::new_password();
     state.admin.set("admin", &password)?;
     state
         .hub
         .start(
             anon.clone(),
+            vault.clone(),
             tokens.profile.user_id.clone(),
             tokens.access_token.clone(),
         )
@@ -206,7 +210,7 @@ async fn tour(args: DemoArgs, out: &Output) -> anyhow::Result<()> {
         tokens.profile.user_id,
         tokens.profile.user_name.clone().unwrap_or_default()
     );
-    let client = anon.with_token(tokens.access_token.clone());
+    let client = anon.for_user(&tokens.profile.user_id, tokens.access_token.clone());
 
     let funds = client.funds_v2(None).await?;
     let eq = funds.equity.unwrap_or_default();

@@ -282,14 +282,15 @@ async fn vault_checks(globals: &Globals, report: &mut Report) -> bool {
     if settings_token {
         return true;
     }
-    let dir = match crate::vault::data_dir(globals) {
-        Ok(d) => d,
+    let config = match crate::vault::config(globals) {
+        Ok(c) => c,
         Err(e) => {
             report.fail("vault", e.to_string(), "set --data-dir or STOXIDE_DATA_DIR");
             return false;
         }
     };
-    let vault = match stoxide_vault::Vault::open_existing(&dir).await {
+    let dir = config.data_dir.clone();
+    let vault = match stoxide_vault::Vault::open_existing(&config).await {
         Ok(Some(v)) => v,
         Ok(None) if globals.account.is_some() => {
             report.fail(
@@ -311,11 +312,7 @@ async fn vault_checks(globals: &Globals, report: &mut Report) -> bool {
     };
     report.pass(
         "vault key present and right",
-        format!(
-            "{} opens with the key from {}",
-            vault.db_path().display(),
-            vault.key_source()
-        ),
+        format!("{} opens with the key from {}", vault.location(), vault.key_source()),
     );
     let account = match crate::vault::select(&vault, globals).await {
         Ok(Some(a)) => a,

@@ -12,7 +12,7 @@ use axum::extract::{Query, State};
 use axum::http::{Method, StatusCode};
 use axum::response::Html;
 use chrono::{TimeZone, Utc};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use stoxide_vault::{AppMode, CheckOutcome, LoginStates, NewApp, NewToken, TokenOrigin, Vault};
 use tokio::sync::mpsc;
 use upstox_client::login::AppCredentials;
@@ -288,7 +288,7 @@ async fn webhook(
         tracing::warn!("refused a webhook delivery for another app or message type");
         return (StatusCode::BAD_REQUEST, "not an access token for this app");
     }
-    let token = field("access_token").to_owned();
+    let token = SecretString::from(field("access_token"));
     let user_id = field("user_id").to_owned();
     // Deliveries carry no signature: the token is believed only when Upstox accepts it for the
     // user the delivery names.
@@ -311,7 +311,7 @@ async fn webhook(
             client_id: Some(ctx.app.creds.client_id.clone()),
             user_name: profile.user_name.clone(),
             base_url: ctx.app.base_url.clone(),
-            access_token: SecretString::from(token),
+            access_token: token,
             extended_token: None,
             issued_at,
             expires_at: epoch_ms(&v, "expires_at"),
@@ -495,7 +495,7 @@ pub(crate) async fn logout(globals: &Globals, out: &Output, _args: LogoutArgs) -
     let upstox = match &token {
         None => "no token was stored".to_owned(),
         Some(t) => {
-            let client = client_for(&account.base_url)?.with_token(t.expose_secret().to_owned());
+            let client = client_for(&account.base_url)?.for_user(&account.id, t.clone());
             match client.logout().await {
                 Ok(_) => "Upstox revoked the token".to_owned(),
                 Err(e) if e.is_unauthorized() => "the token was already invalid at Upstox".to_owned(),

@@ -32,8 +32,9 @@ pub(crate) fn new_password() -> String {
 pub(crate) async fn run(globals: &Globals, args: ServeArgs) -> anyhow::Result<()> {
     let data_dir = crate::vault::data_dir(globals)?;
     let settings = Settings::load(globals)?;
-    // Creating the vault here also checks its key before the server takes requests.
-    crate::vault::open(globals).await?.close().await;
+    // The process's one vault handle; opening it here also checks its key before the server
+    // takes requests.
+    let vault = crate::vault::open(globals).await?;
     let app = match (settings.api_key, settings.api_secret) {
         (Some(client_id), Some(secret)) => {
             let redirect_uri = settings
@@ -63,11 +64,14 @@ pub(crate) async fn run(globals: &Globals, args: ServeArgs) -> anyhow::Result<()
         }
         _ => None,
     };
-    let state = Shared::new(ServerConfig {
-        data_dir,
-        app,
-        instruments: DEFAULT_INSTRUMENTS.iter().map(|s| (*s).to_owned()).collect(),
-    })?;
+    let state = Shared::new(
+        ServerConfig {
+            data_dir,
+            app,
+            instruments: DEFAULT_INSTRUMENTS.iter().map(|s| (*s).to_owned()).collect(),
+        },
+        vault,
+    )?;
     match std::env::var("STOXIDE_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty()) {
         Some(p) => state.admin.set(&args.admin_user, &p)?,
         None if !state.admin.exists() => {

@@ -120,7 +120,7 @@ async fn open_streamer(
         Some(va) => {
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
             let source = crate::vault::watch(
-                va.data_dir.clone(),
+                va.vault.clone(),
                 va.account.id.clone(),
                 token,
                 cancel.clone(),

@@ -142,7 +142,7 @@ async fn import(globals: &Globals, out: &Output, file: &std::path::Path, offline
             .context("--offline needs --account ID (the Upstox user id the token belongs to)")?;
         (id, None, None)
     } else {
-        let (outcome, profile) = crate::vault::probe(&base_url, parsed.access_token.expose_secret()).await?;
+        let (outcome, profile) = crate::vault::probe(&base_url, &parsed.access_token).await?;
         let profile = match (outcome, profile) {
             (_, Some(p)) => p,
             (stoxide_vault::CheckOutcome::Rejected { message, .. }, None) => anyhow::bail!(
@@ -253,7 +253,7 @@ pub(crate) async fn vault_cmd(globals: &Globals, out: &Output, cmd: VaultCommand
             let apps = vault.apps().await?;
             let json = serde_json::json!({
                 "data_dir": dir,
-                "database": vault.db_path(),
+                "database": vault.location().describe(),
                 "key_source": vault.key_source().to_string(),
                 "accounts": accounts.iter().map(|a| &a.id).collect::<Vec<_>>(),
                 "apps": apps,

@@ -674,8 +674,16 @@ fn a_vault_keyed_from_the_environment_rotates_to_the_new_variable() {
     let r = run(&both, &["vault", "rotate-key"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("now set STOXIDE_VAULT_KEY"), "{}", r.stdout);
-    // The old key no longer opens it, and says where the vault went.
-    assert_one_line_error(&run(&both, &["token", "export"]), "rotated to STOXIDE_VAULT_NEW_KEY");
+    // While the variables are switched, both keys open it (so machines sharing a database follow
+    // at once), with a warning to finish the switch.
+    let r = run(&both, &["token", "export"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("rotated to STOXIDE_VAULT_NEW_KEY"), "{}", r.stderr);
+    // The old key alone no longer opens it, and says which key it lacks.
+    assert_one_line_error(
+        &run(&[("STOXIDE_VAULT_KEY", old.as_str())], &["token", "export"]),
+        "which is not held here",
+    );
     let r = run(&[("STOXIDE_VAULT_KEY", new.as_str())], &["token", "export"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout.trim(), "sim_at_env_key_0123456789abcdef");

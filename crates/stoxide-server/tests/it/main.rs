@@ -30,19 +30,25 @@ async fn fixture() -> Fixture {
         .await
         .expect("sim");
     let dir = tempfile::tempdir().expect("tempdir");
-    let state = Shared::new(ServerConfig {
-        data_dir: dir.path().to_owned(),
-        app: Some(LinkApp {
-            creds: AppCredentials {
-                client_id: app.client_id.clone(),
-                client_secret: app.client_secret.clone().into(),
-                redirect_uri: app.redirect_uri.clone(),
-            },
-            mode: AppMode::Individual,
-            base_url: sim.base_url(),
-        }),
-        instruments: DEFAULT_INSTRUMENTS.iter().map(|s| (*s).to_owned()).collect(),
-    })
+    let vault = stoxide_vault::Vault::open(&stoxide_vault::VaultConfig::sqlite(dir.path()))
+        .await
+        .expect("vault");
+    let state = Shared::new(
+        ServerConfig {
+            data_dir: dir.path().to_owned(),
+            app: Some(LinkApp {
+                creds: AppCredentials {
+                    client_id: app.client_id.clone(),
+                    client_secret: app.client_secret.clone().into(),
+                    redirect_uri: app.redirect_uri.clone(),
+                },
+                mode: AppMode::Individual,
+                base_url: sim.base_url(),
+            }),
+            instruments: DEFAULT_INSTRUMENTS.iter().map(|s| (*s).to_owned()).collect(),
+        },
+        vault,
+    )
     .expect("state");
     state.admin.set("admin", PASSWORD).expect("admin");
     let stop = tokio_util::sync::CancellationToken::new();

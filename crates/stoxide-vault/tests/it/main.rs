@@ -1,6 +1,7 @@
 //! The vault against real files: several accounts, both app modes, key checks, corruption,
 //! crash-safe rotation, and a search for plaintext in every file and in the logs.
 
+mod pg;
 mod race;
 
 use std::io::Write;
@@ -9,7 +10,9 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{Duration, Utc};
 use secrecy::{ExposeSecret, SecretString};
-use stoxide_vault::{AppMode, Check, CheckOutcome, Error, NewApp, NewToken, TokenOrigin, TokenState, Vault, assess};
+use stoxide_vault::{
+    AppMode, Check, CheckOutcome, Error, NewApp, NewToken, TokenOrigin, TokenState, Vault, VaultConfig, assess,
+};
 
 const SECRETS: [&str; 5] = [
     "sim_at_7f3c9e2a41b8d06e5a9f1c3b7d2e8a40",
@@ -34,8 +37,12 @@ fn token(account: &str, access: &str, extended: Option<&str>, client: &str) -> N
 }
 
 async fn filled(dir: &Path) -> Vault {
+    filled_with(&VaultConfig::sqlite(dir)).await
+}
+
+async fn filled_with(config: &VaultConfig) -> Vault {
     global_logs();
-    let vault = Vault::open(dir).await.expect("open");
+    let vault = Vault::open(config).await.expect("open");
     vault
         .put_app(&NewApp {
             client_id: "own-app".into(),
@@ -168,7 +175,10 @@ async fn no_plaintext_secret_in_any_file_or_log_line() {
 async fn accounts_persist_across_opens_with_their_modes() {
     let dir = tempfile::tempdir().expect("tempdir");
     filled(dir.path()).await.close().await;
-    let vault = Vault::open_existing(dir.path()).await.expect("open").expect("exists");
+    let vault = Vault::open_existing(&VaultConfig::sqlite(dir.path()))
+        .await
+        .expect("open")
+        .expect("exists");
     assert_reads_back(&vault).await;
     let accounts = vault.accounts().await.expect("list");
     assert_eq!(
@@ -217,7 +227,7 @@ async fn accounts_persist_across_opens_with_their_modes() {
         "sim_at_newer_token_0000000000"
     );
     assert!(
-        Vault::open_existing(&dir.path().join("absent"))
+        Vault::open_existing(&VaultConfig::sqlite(dir.path().join("absent")))
             .await
             .expect("ok")
             .is_none()
@@ -238,7 +248,7 @@ async fn a_ciphertext_copied_to_another_account_does_not_open() {
         .await
         .expect("copy");
     pool.close().await;
-    let vault = Vault::open(dir.path()).await.expect("open");
+    let vault = Vault::open(&VaultConfig::sqlite(dir.path())).await.expect("open");
     let e = vault.access_token("SIM001").await.expect_err("moved ciphertext");
     assert!(matches!(e, Error::Tampered { .. }), "{e}");
     assert!(e.to_string().contains("SIM001"), "{e}");
@@ -254,11 +264,15 @@ async fn wrong_missing_and_broken_keys_are_named() {
     let good = std::fs::read(&key_file).expect("key");
 
     stoxide_vault::key::write_key_file(&key_file, &stoxide_vault::VaultKey::generate()).expect("write");
-    let e = Vault::open(dir.path()).await.expect_err("wrong key");
+    let e = Vault::open(&VaultConfig::sqlite(dir.path()))
+        .await
+        .expect_err("wrong key");
     assert!(matches!(e, Error::WrongKey { .. }), "{e}");
 
     std::fs::remove_file(&key_file).expect("rm");
-    let e = Vault::open(dir.path()).await.expect_err("missing key");
+    let e = Vault::open(&VaultConfig::sqlite(dir.path()))
+        .await
+        .expect_err("missing key");
     assert!(matches!(e, Error::KeyMissing { .. }), "{e}");
     assert!(!key_file.exists(), "a missing key must not be replaced by a new one");
 
@@ -268,11 +282,15 @@ async fn wrong_missing_and_broken_keys_are_named() {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     }
-    let e = Vault::open(dir.path()).await.expect_err("truncated key");
+    let e = Vault::open(&VaultConfig::sqlite(dir.path()))
+        .await
+        .expect_err("truncated key");
     assert!(e.to_string().contains("64 hex digits"), "{e}");
 
     std::fs::write(&key_file, &good).expect("restore");
-    let vault = Vault::open(dir.path()).await.expect("the good key opens it again");
+    let vault = Vault::open(&VaultConfig::sqlite(dir.path()))
+        .await
+        .expect("the good key opens it again");
     assert_reads_back(&vault).await;
 }
 
@@ -284,8 +302,10 @@ async fn a_corrupt_vault_is_refused_and_left_untouched() {
     let original = std::fs::read(&db).expect("read");
 
     std::fs::write(&db, b"this is not a database at all, just some text").expect("garbage");
-    let e = Vault::open(dir.path()).await.expect_err("garbage");
-    assert!(matches!(e, Error::Corrupt { .. }), "{e}");
+    let e = Vault::open(&VaultConfig::sqlite(dir.path()))
+        .await
+        .expect_err("garbage");
+    assert!(matches!(e, Error::Store(stoxide_store::Error::Corrupt { .. })), "{e}");
     assert_eq!(
         std::fs::read(&db).expect("read"),
         b"this is not a database at all, just some text"
@@ -299,8 +319,10 @@ async fn a_corrupt_vault_is_refused_and_left_untouched() {
     std::fs::write(&db, &damaged).expect("damage");
     let _ = std::fs::remove_file(dir.path().join("vault.db-wal"));
     let _ = std::fs::remove_file(dir.path().join("vault.db-shm"));
-    let e = Vault::open(dir.path()).await.expect_err("damaged");
-    assert!(matches!(e, Error::Corrupt { .. }), "{e}");
+    let e = Vault::open(&VaultConfig::sqlite(dir.path()))
+        .await
+        .expect_err("damaged");
+    assert!(matches!(e, Error::Store(stoxide_store::Error::Corrupt { .. })), "{e}");
     assert_eq!(
         std::fs::read(&db).expect("read"),
         damaged,
@@ -330,7 +352,7 @@ async fn rotation_survives_a_crash_at_either_step() {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     }
-    let vault = Vault::open(dir.path()).await.expect("recovers");
+    let vault = Vault::open(&VaultConfig::sqlite(dir.path())).await.expect("recovers");
     assert_reads_back(&vault).await;
     assert_eq!(
         std::fs::read(&key_file).expect("key"),
@@ -342,7 +364,7 @@ async fn rotation_survives_a_crash_at_either_step() {
 
     // Crash before the commit: the data is under the current key; a stray next key is dropped.
     stoxide_vault::key::write_key_file(&next_file, &stoxide_vault::VaultKey::generate()).expect("stray");
-    let vault = Vault::open(dir.path()).await.expect("opens");
+    let vault = Vault::open(&VaultConfig::sqlite(dir.path())).await.expect("opens");
     assert_reads_back(&vault).await;
     assert!(!next_file.exists());
     assert_eq!(std::fs::read(&key_file).expect("key"), new_key);
@@ -375,8 +397,10 @@ async fn files_that_are_not_a_vault_are_refused_untouched() {
     )
     .await;
     let before = std::fs::read(&db).expect("read");
-    let e = Vault::open(dir.path()).await.expect_err("foreign database");
-    assert!(matches!(e, Error::NotAVault { .. }), "{e}");
+    let e = Vault::open(&VaultConfig::sqlite(dir.path()))
+        .await
+        .expect_err("foreign database");
+    assert!(matches!(e, Error::Store(stoxide_store::Error::NotAVault { .. })), "{e}");
     assert!(e.to_string().contains("not a stoxide vault"), "{e}");
     assert_eq!(
         std::fs::read(&db).expect("read"),
@@ -399,22 +423,28 @@ async fn files_that_are_not_a_vault_are_refused_untouched() {
         ],
     )
     .await;
-    let e = Vault::open(dir.path()).await.expect_err("foreign database");
+    let e = Vault::open(&VaultConfig::sqlite(dir.path()))
+        .await
+        .expect_err("foreign database");
     assert!(e.to_string().contains("another program"), "{e}");
 
     // In WAL mode without an application id and without our tables.
     std::fs::remove_file(&db).expect("rm");
     raw_sqlite(&db, &["PRAGMA journal_mode = WAL", "CREATE TABLE t (x)"]).await;
     let before = std::fs::read(&db).expect("read");
-    let e = Vault::open(dir.path()).await.expect_err("foreign database");
-    assert!(matches!(e, Error::NotAVault { .. }), "{e}");
+    let e = Vault::open(&VaultConfig::sqlite(dir.path()))
+        .await
+        .expect_err("foreign database");
+    assert!(matches!(e, Error::Store(stoxide_store::Error::NotAVault { .. })), "{e}");
     assert!(e.to_string().contains("tables: t"), "{e}");
     assert_eq!(std::fs::read(&db).expect("read"), before);
 
     // An empty file.
     std::fs::remove_file(&db).expect("rm");
     std::fs::write(&db, b"").expect("empty");
-    let e = Vault::open(dir.path()).await.expect_err("empty file");
+    let e = Vault::open(&VaultConfig::sqlite(dir.path()))
+        .await
+        .expect_err("empty file");
     assert!(e.to_string().contains("empty file"), "{e}");
     assert_eq!(std::fs::metadata(&db).expect("meta").len(), 0);
 }
@@ -431,7 +461,9 @@ async fn an_older_vault_is_adopted_and_every_vault_file_is_private() {
     // A vault made before the application id, left world-readable.
     raw_sqlite(&db, &["PRAGMA application_id = 0"]).await;
     std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-    let vault = Vault::open(dir.path()).await.expect("an older vault still opens");
+    let vault = Vault::open(&VaultConfig::sqlite(dir.path()))
+        .await
+        .expect("an older vault still opens");
     assert_reads_back(&vault).await;
     vault.close().await;
     assert_eq!(mode(&db), 0o600, "adopted and made private");

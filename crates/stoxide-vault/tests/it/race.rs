@@ -1,13 +1,10 @@
 //! Key rotation racing readers, writers and other rotations: the vault must always end up
 //! opening with every secret, and no reader or long-lived handle may see an error meanwhile.
 
-use std::path::PathBuf;
-use std::sync::Arc;
-
 use secrecy::ExposeSecret;
-use stoxide_vault::Vault;
+use stoxide_vault::{Vault, VaultConfig};
 
-use crate::{SECRETS, filled, token};
+use crate::{SECRETS, token};
 
 /// Rounds of the race; `STOXIDE_VAULT_RACE_ROUNDS` raises it for a soak run.
 fn rounds() -> usize {
@@ -48,8 +45,8 @@ async fn read_all(vault: &Vault) -> Result<(), String> {
     Ok(())
 }
 
-async fn rotate_once(dir: PathBuf) -> Result<(), String> {
-    let vault = Vault::open(&dir).await.map_err(|e| format!("open to rotate: {e}"))?;
+async fn rotate_once(config: VaultConfig) -> Result<(), String> {
+    let vault = Vault::open(&config).await.map_err(|e| format!("open to rotate: {e}"))?;
     let result = vault
         .rotate_key(None)
         .await
@@ -59,8 +56,8 @@ async fn rotate_once(dir: PathBuf) -> Result<(), String> {
     result
 }
 
-async fn read_once(dir: PathBuf) -> Result<(), String> {
-    let vault = Vault::open(&dir).await.map_err(|e| format!("open to read: {e}"))?;
+async fn read_once(config: VaultConfig) -> Result<(), String> {
+    let vault = Vault::open(&config).await.map_err(|e| format!("open to read: {e}"))?;
     let result = read_all(&vault).await;
     vault.close().await;
     result
@@ -69,21 +66,27 @@ async fn read_once(dir: PathBuf) -> Result<(), String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rotations_racing_readers_writers_and_each_other_never_lose_a_secret() {
     let dir = tempfile::tempdir().expect("tempdir");
-    filled(dir.path()).await.close().await;
+    race(VaultConfig::sqlite(dir.path()), rounds()).await;
+}
+
+/// The race on one vault: each round, three rotations, eight readers and a long-lived handle
+/// that reads and writes, all at once.
+pub(crate) async fn race(config: VaultConfig, rounds: usize) {
+    crate::filled_with(&config).await.close().await;
     // A long-lived handle, as `stoxide serve` holds one: it reads and writes all along.
-    let server = Arc::new(Vault::open(dir.path()).await.expect("open"));
+    let server = Vault::open(&config).await.expect("open");
     let mut last_written = String::new();
-    for round in 0..rounds() {
+    for round in 0..rounds {
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..3 {
-            tasks.spawn(rotate_once(dir.path().to_owned()));
+            tasks.spawn(rotate_once(config.clone()));
         }
         for _ in 0..8 {
-            tasks.spawn(read_once(dir.path().to_owned()));
+            tasks.spawn(read_once(config.clone()));
         }
         let written = format!("sim_at_round_{round:04}_{}", "f".repeat(24));
         last_written.clone_from(&written);
-        let long_lived = Arc::clone(&server);
+        let long_lived = server.clone();
         tasks.spawn(async move {
             for _ in 0..5 {
                 read_all(&long_lived)
@@ -104,11 +107,11 @@ async fn rotations_racing_readers_writers_and_each_other_never_lose_a_secret() {
             }
         }
         assert!(
-            !dir.path().join("vault.key.next").exists(),
+            !config.data_dir.join("vault.key.next").exists(),
             "round {round}: a rotation left its next key behind"
         );
     }
-    let vault = Vault::open(dir.path()).await.expect("the vault still opens");
+    let vault = Vault::open(&config).await.expect("the vault still opens");
     read_all(&vault).await.expect("with every secret");
     let sim3 = vault.access_token("SIM003").await.expect("read").expect("some");
     assert_eq!(sim3.expose_secret(), last_written);

@@ -1,7 +1,7 @@
 use rust_decimal::Decimal;
 use std::collections::HashMap;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use upstox_client::login::AppCredentials;
 use upstox_client::orders::PlaceOrderRequest;
 use upstox_client::{ClientConfig, Hosts, UpstoxClient};
@@ -97,7 +97,7 @@ async fn oauth_dialog_exchange_and_the_one_live_token_rule() {
     let tokens = anon.exchange_code(&app, &q["code"]).await.expect("exchange");
     assert_eq!(tokens.profile.user_id, "SIM001");
     assert!(
-        !format!("{tokens:?}").contains(&tokens.access_token),
+        !format!("{tokens:?}").contains(tokens.access_token.expose_secret()),
         "Debug must hide the token"
     );
     let e = anon.exchange_code(&app, &q["code"]).await.expect_err("code reuse");
@@ -109,7 +109,7 @@ async fn oauth_dialog_exchange_and_the_one_live_token_rule() {
     let e = seeded.profile().await.expect_err("revoked");
     assert_eq!(e.status(), Some(401));
     assert!(e.has_code("UDAPI100050"));
-    assert!(!e.to_string().contains(&tokens.access_token));
+    assert!(!e.to_string().contains(tokens.access_token.expose_secret()));
 
     // Logout kills the token.
     assert!(fresh.logout().await.expect("logout"));
@@ -206,7 +206,7 @@ async fn v3_token_request_is_delivered_to_the_notifier_webhook() {
     assert_eq!(delivered["user_id"], "SIM001");
     let token = delivered["access_token"].as_str().expect("token").to_owned();
     assert_eq!(
-        anon.with_token(token).profile().await.expect("profile").user_id,
+        anon.with_token(token.into()).profile().await.expect("profile").user_id,
         "SIM001"
     );
     sim.shutdown().await;
@@ -237,7 +237,7 @@ async fn secrets_stay_out_of_debug_and_errors() {
     let (sim, client) = start(SimConfig::default()).await;
     let token = sim.token_of("SIM001").expect("token").to_owned();
     assert!(!format!("{client:?}").contains(&token));
-    let bad = client.with_token("not-a-real-token-value");
+    let bad = client.with_token("not-a-real-token-value".into());
     let e = bad.profile().await.expect_err("bad token");
     assert!(!format!("{e} {e:?}").contains("not-a-real-token-value"));
     sim.shutdown().await;

@@ -23,7 +23,7 @@ pub(crate) fn client_for(sim: &Simulator, user: &str) -> UpstoxClient {
     let token = sim.token_of(user).expect("seeded user").to_owned();
     UpstoxClient::new(ClientConfig::new(Hosts::single(&sim.base_url())))
         .expect("client")
-        .with_token(token)
+        .for_user(user, token.into())
 }
 
 pub(crate) async fn sim_post(sim: &Simulator, path: &str, body: serde_json::Value) {

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use upstox_client::orders::PlaceOrderRequest;
-use upstox_client::{ClientConfig, Error, Hosts, RetryPolicy, UpstoxClient};
+use upstox_client::{ClientConfig, Error, Hosts, RateLimiter, RetryPolicy, UpstoxClient};
 use upstox_sim::SimConfig;
 use upstox_types::{Product, RateLimits, TransactionType, WindowLimit};
 
@@ -21,7 +21,7 @@ fn tight_limits() -> RateLimits {
 
 fn client(sim: &upstox_sim::Simulator, limits: Option<RateLimits>, retries: usize) -> UpstoxClient {
     let mut config = ClientConfig::new(Hosts::single(&sim.base_url()));
-    config.rate_limits = limits;
+    config.limiter = limits.map(RateLimiter::new);
     config.retry = RetryPolicy {
         max_retries: retries,
         min_delay: Duration::from_millis(50),
@@ -30,7 +30,7 @@ fn client(sim: &upstox_sim::Simulator, limits: Option<RateLimits>, retries: usiz
     config.timeout = Duration::from_millis(1500);
     UpstoxClient::new(config)
         .expect("client")
-        .with_token(sim.token_of("SIM001").expect("token"))
+        .for_user("SIM001", sim.token_of("SIM001").expect("token").into())
 }
 
 #[tokio::test]
@@ -210,7 +210,7 @@ async fn a_closed_port_is_a_connect_error_that_names_the_fix() {
         ..ClientConfig::new(Hosts::single(&format!("http://{addr}")))
     })
     .expect("client")
-    .with_token("t");
+    .with_token("t".into());
     let e = c.profile().await.expect_err("nothing listens");
     assert!(matches!(e, Error::Transport { connect: true, .. }), "{e:?}");
     assert!(e.to_string().contains("is the server running"), "{e}");
@@ -240,5 +240,75 @@ async fn a_tag_already_in_the_book_is_refused_before_anything_is_sent() {
     }
     let book = c.order_book().await.expect("book");
     assert_eq!(book.len(), 1, "nothing was sent: {book:?}");
+    sim.shutdown().await;
+}
+
+/// Five calls of the profile endpoint, all at once.
+async fn burst(c: &UpstoxClient) -> Vec<Result<String, Error>> {
+    let calls = (0..5).map(|_| async { c.profile().await.map(|p| p.user_id) });
+    futures::future::join_all(calls).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_user_gets_a_full_budget_and_one_user_through_two_clients_shares_one() {
+    let config = SimConfig {
+        rate_limits: tight_limits(),
+        ..SimConfig::default()
+    };
+    let (sim, _) = start(config).await;
+    let limiter = RateLimiter::new(tight_limits());
+    let shared = || {
+        let mut c = ClientConfig::new(Hosts::single(&sim.base_url())).with_limiter(limiter.clone());
+        c.retry.max_retries = 0;
+        UpstoxClient::new(c).expect("client")
+    };
+    let (one, two) = (shared(), shared());
+    let token = |user: &str| secrecy::SecretString::from(sim.token_of(user).expect("seeded"));
+
+    // Two users on one host, at once: each spends a budget of its own, in full (five a second).
+    let (a, b) = (
+        one.for_user("SIM001", token("SIM001")),
+        two.for_user("SIM002", token("SIM002")),
+    );
+    let (ra, rb) = tokio::join!(burst(&a), burst(&b));
+    for r in ra.iter().chain(&rb) {
+        assert!(r.is_ok(), "refused: {r:?}");
+    }
+    for user in ["SIM001", "SIM002"] {
+        assert_eq!(
+            limiter.waited(&upstox_client::LimitKey::User(user.into())),
+            Duration::ZERO,
+            "{user} had its whole budget"
+        );
+    }
+
+    // One user through two clients, at once: one budget; the limiter holds the second five back
+    // and Upstox refuses none.
+    let (c1, c2) = (
+        one.for_user("SIM003", token("SIM003")),
+        two.for_user("SIM003", token("SIM003")),
+    );
+    let (r1, r2) = tokio::join!(burst(&c1), burst(&c2));
+    for r in r1.iter().chain(&r2) {
+        assert!(r.is_ok(), "refused: {r:?}");
+    }
+    assert!(limiter.waited(&upstox_client::LimitKey::User("SIM003".into())) > Duration::ZERO);
+
+    // The same with a limiter per client: together they go over the user's limit.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let own = || {
+        let mut c = ClientConfig::new(Hosts::single(&sim.base_url()));
+        c.limiter = Some(RateLimiter::new(tight_limits()));
+        c.retry.max_retries = 0;
+        UpstoxClient::new(c)
+            .expect("client")
+            .for_user("SIM003", token("SIM003"))
+    };
+    let (d1, d2) = (own(), own());
+    let (r1, r2) = tokio::join!(burst(&d1), burst(&d2));
+    assert!(
+        r1.iter().chain(&r2).any(|r| matches!(r, Err(e) if e.is_rate_limited())),
+        "two limiters for one user let it exceed the limit"
+    );
     sim.shutdown().await;
 }

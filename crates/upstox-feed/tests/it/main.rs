@@ -74,7 +74,7 @@ fn ticks_of<'a>(e: &'a FeedEvent, key: &str) -> Option<&'a upstox_feed::Tick> {
 async fn streams_ticks_and_restores_every_subscription_after_a_drop() {
     let sim = sim().await;
     let token = sim.token_of("SIM001").expect("token").to_owned();
-    let (streamer, events) = MarketStreamer::start(client(&sim), StaticToken(token), fast());
+    let (streamer, events) = MarketStreamer::start(client(&sim), StaticToken(token.into()), fast());
     streamer.subscribe(&[RELIANCE], FeedMode::Full).expect("sub full");
     streamer.subscribe(&[NIFTY], FeedMode::Ltpc).expect("sub ltpc");
     let mut seen = Vec::new();
@@ -127,7 +127,7 @@ async fn a_stalled_connection_is_detected_and_replaced() {
         stall_timeout: Duration::from_millis(800),
         ..fast()
     };
-    let (streamer, events) = MarketStreamer::start(client(&sim), StaticToken(token), config);
+    let (streamer, events) = MarketStreamer::start(client(&sim), StaticToken(token.into()), config);
     streamer.subscribe(&[RELIANCE], FeedMode::Ltpc).expect("sub");
     let mut seen = Vec::new();
     until(&events, &mut seen, |e| ticks_of(e, RELIANCE).is_some()).await;
@@ -159,7 +159,7 @@ async fn unauthorized_and_forbidden_stop_with_a_diagnosis_instead_of_retrying() 
 
     control(&sim, serde_json::json!({"refuse": 403})).await;
     let token = sim.token_of("SIM001").expect("token").to_owned();
-    let (_s, events) = MarketStreamer::start(client(&sim), StaticToken(token), fast());
+    let (_s, events) = MarketStreamer::start(client(&sim), StaticToken(token.into()), fast());
     let e = until(&events, &mut Vec::new(), |e| matches!(e, FeedEvent::Stopped(_))).await;
     let FeedEvent::Stopped(d) = e else { unreachable!() };
     assert!(matches!(d, Diagnosis::Forbidden { .. }), "{d:?}");
@@ -174,11 +174,11 @@ async fn the_third_connection_of_a_user_is_refused_403() {
     let token = sim.token_of("SIM001").expect("token").to_owned();
     let mut keep = Vec::new();
     for _ in 0..2 {
-        let (s, events) = MarketStreamer::start(client(&sim), StaticToken(token.clone()), fast());
+        let (s, events) = MarketStreamer::start(client(&sim), StaticToken(token.clone().into()), fast());
         until(&events, &mut Vec::new(), |e| matches!(e, FeedEvent::MarketInfo(_))).await;
         keep.push((s, events));
     }
-    let (_third, events) = MarketStreamer::start(client(&sim), StaticToken(token), fast());
+    let (_third, events) = MarketStreamer::start(client(&sim), StaticToken(token.into()), fast());
     let e = until(&events, &mut Vec::new(), |e| matches!(e, FeedEvent::Stopped(_))).await;
     assert!(
         matches!(e, FeedEvent::Stopped(Diagnosis::Forbidden { ref detail }) if detail.contains("403")),
@@ -194,7 +194,7 @@ async fn a_replaced_token_is_used_on_the_next_connect() {
     let current = Arc::new(Mutex::new(first));
     let source = {
         let current = current.clone();
-        move || Some(current.lock().clone())
+        move || Some(secrecy::SecretString::from(current.lock().clone()))
     };
     let (streamer, events) = MarketStreamer::start(client(&sim), source, fast());
     streamer.subscribe(&[RELIANCE], FeedMode::Ltpc).expect("sub");
@@ -220,7 +220,7 @@ async fn a_refused_token_waits_for_a_new_one_instead_of_stopping_when_asked() {
     let current = Arc::new(Mutex::new("revoked-or-expired".to_owned()));
     let source = {
         let current = current.clone();
-        move || Some(current.lock().clone())
+        move || Some(secrecy::SecretString::from(current.lock().clone()))
     };
     let config = StreamerConfig {
         await_new_token: Some(Duration::from_millis(50)),
@@ -307,10 +307,10 @@ async fn the_portfolio_streamer_delivers_typed_order_and_position_updates_in_ord
         position: true,
         ..UpdateTypes::default()
     };
-    let (streamer, events) = PortfolioStreamer::start(client(&sim), StaticToken(token.clone()), types, fast());
+    let (streamer, events) = PortfolioStreamer::start(client(&sim), StaticToken(token.clone().into()), types, fast());
     until(&events, &mut Vec::new(), |e| matches!(e, FeedEvent::Connected { .. })).await;
     let placed = client(&sim)
-        .with_token(token)
+        .with_token(token.into())
         .place_order_v3(&PlaceOrderRequest::market(
             RELIANCE,
             TransactionType::Buy,

@@ -1,10 +1,9 @@
-//! The vault's process lock: an OS file lock on `<data dir>/vault.lock` that serialises what
-//! touches the key files. Opening (which may finish or discard an interrupted rotation) and
-//! re-reading the key hold it shared; a rotation, a recovery and the creation of a vault hold it
-//! exclusively. So a reader never deletes the `vault.key.next` that a live rotation is writing,
-//! and two rotations never interleave. The lock is advisory and per open file description
-//! (`flock`), so it also separates handles within one process; it is released when the guard is
-//! dropped, and by the OS if the process dies.
+//! Process locks on files of a data directory: an OS file lock (`flock`) on `<dir>/<name>`,
+//! shared or exclusive. The store's SQLite backend holds `vault.db.lock` exclusively to create,
+//! adopt or migrate the database; the vault holds `vault.lock` around its key files (shared to
+//! read them, exclusive to rotate or recover). The lock is advisory and per open file
+//! description, so it also separates handles within one process; it is released when the guard
+//! is dropped, and by the OS if the process dies. Two locks are never nested.
 
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
@@ -12,28 +11,22 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
-const LOCK_FILE: &str = "vault.lock";
-
-/// How long to wait for another process's rotation before giving up. A rotation re-seals every
-/// secret in one transaction: seconds even for thousands of accounts.
+/// How long to wait for another process before giving up: a rotation re-seals every secret in
+/// one transaction, seconds even for thousands of accounts.
 const WAIT: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(10);
 
 /// A held lock; dropping it releases the lock.
 #[derive(Debug)]
-pub(crate) struct LockGuard {
+pub struct LockGuard {
     _file: File,
 }
 
 /// Shared or exclusive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Mode {
+pub enum Mode {
     Shared,
     Exclusive,
-}
-
-fn lock_path(dir: &Path) -> PathBuf {
-    dir.join(LOCK_FILE)
 }
 
 fn open_lock_file(path: &Path) -> Result<File> {
@@ -45,18 +38,18 @@ fn open_lock_file(path: &Path) -> Result<File> {
         opts.mode(0o600);
     }
     opts.open(path)
-        .map_err(|e| Error::io("cannot open the vault lock", path, e))
+        .map_err(|e| Error::io("cannot open the lock file", path, e))
 }
 
-/// Takes the lock on the vault in `dir`, waiting (without blocking the runtime) while another
-/// holder has it in a conflicting mode.
+/// Takes the lock `<dir>/<name>`, waiting (without blocking the runtime) while another holder
+/// has it in a conflicting mode.
 ///
 /// Cancel safety: dropping the future before it resolves takes no lock.
 ///
 /// # Errors
 /// [`Error::Locked`] after a minute of waiting; filesystem errors.
-pub(crate) async fn lock(dir: &Path, mode: Mode) -> Result<LockGuard> {
-    let path = lock_path(dir);
+pub async fn lock(dir: &Path, name: &str, mode: Mode) -> Result<LockGuard> {
+    let path: PathBuf = dir.join(name);
     let file = open_lock_file(&path)?;
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
@@ -70,7 +63,7 @@ pub(crate) async fn lock(dir: &Path, mode: Mode) -> Result<LockGuard> {
                 tokio::time::sleep(POLL).await;
             }
             Err(TryLockError::WouldBlock) => return Err(Error::Locked { path, waited: WAIT }),
-            Err(TryLockError::Error(e)) => return Err(Error::io("cannot lock the vault", &path, e)),
+            Err(TryLockError::Error(e)) => return Err(Error::io("cannot lock", &path, e)),
         }
     }
 }
@@ -82,10 +75,10 @@ mod tests {
     #[tokio::test]
     async fn shared_holders_coexist_and_exclusive_waits_for_them() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let a = lock(dir.path(), Mode::Shared).await.expect("shared");
-        let b = lock(dir.path(), Mode::Shared).await.expect("second shared");
+        let a = lock(dir.path(), "t.lock", Mode::Shared).await.expect("shared");
+        let b = lock(dir.path(), "t.lock", Mode::Shared).await.expect("second shared");
         let path = dir.path().to_owned();
-        let exclusive = tokio::spawn(async move { lock(&path, Mode::Exclusive).await.map(drop) });
+        let exclusive = tokio::spawn(async move { lock(&path, "t.lock", Mode::Exclusive).await.map(drop) });
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(!exclusive.is_finished(), "exclusive must wait for the shared holders");
         drop(a);
@@ -93,6 +86,9 @@ mod tests {
         assert!(!exclusive.is_finished(), "one shared holder is left");
         drop(b);
         exclusive.await.expect("join").expect("exclusive after both left");
+        // Another name is another lock.
+        let _x = lock(dir.path(), "t.lock", Mode::Exclusive).await.expect("exclusive");
+        let _y = lock(dir.path(), "u.lock", Mode::Exclusive).await.expect("other name");
     }
 
     #[cfg(unix)]
@@ -100,8 +96,8 @@ mod tests {
     async fn the_lock_file_is_private() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().expect("tempdir");
-        drop(lock(dir.path(), Mode::Exclusive).await.expect("lock"));
-        let mode = std::fs::metadata(lock_path(dir.path()))
+        drop(lock(dir.path(), "t.lock", Mode::Exclusive).await.expect("lock"));
+        let mode = std::fs::metadata(dir.path().join("t.lock"))
             .expect("meta")
             .permissions()
             .mode()
