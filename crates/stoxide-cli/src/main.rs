@@ -141,6 +141,10 @@ fn error_line(e: &anyhow::Error) -> String {
         }
         line.push_str(&text);
     }
+    if let Some(h) = words::hint(e) {
+        line.push_str("; ");
+        line.push_str(&h);
+    }
     line.chars()
         .flat_map(|c| {
             let escaped: Vec<char> = if c.is_control() {

@@ -8,6 +8,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use secrecy::SecretString;
 use serde::Deserialize;
+use stoxide_app::clients::Clients;
 use upstox_client::{ClientConfig, Hosts, UpstoxClient};
 use upstox_sim::{SimConfig, Simulator};
 
@@ -102,6 +103,8 @@ impl Settings {
 
 /// A client ready to call, and the embedded simulator behind it when there is one.
 pub(crate) struct Session {
+    /// The process's clients (one rate limiter for all).
+    pub clients: Clients,
     pub client: UpstoxClient,
     pub sim: Option<Simulator>,
     /// The access token, for the feeds (never printed).
@@ -120,6 +123,7 @@ impl Session {
     /// account); with neither and no base URL, an embedded simulator serves.
     pub(crate) async fn open(globals: &Globals) -> anyhow::Result<Self> {
         let settings = Settings::load(globals)?;
+        let clients = Clients::default();
         if settings.access_token.as_deref().is_none_or(|t| t.trim().is_empty())
             && let Some(account) = crate::vault::session_account(globals).await?
         {
@@ -128,9 +132,9 @@ impl Session {
                 .clone()
                 .unwrap_or_else(|| account.account.base_url.clone());
             let token = account.token.clone();
-            let client =
-                UpstoxClient::new(ClientConfig::new(hosts_for(&url)?))?.for_user(&account.account.id, token.clone());
+            let client = clients.for_user(&url, &account.account.id, token.clone())?;
             return Ok(Self {
+                clients,
                 client,
                 sim: None,
                 token: Some(token),
@@ -147,9 +151,9 @@ impl Session {
                     sim.base_url()
                 );
                 let token = SecretString::from(sim.token_of("SIM001").context("the simulator has no seeded user")?);
-                let client = UpstoxClient::new(ClientConfig::new(Hosts::single(&sim.base_url())))?
-                    .for_user("SIM001", token.clone());
+                let client = clients.for_user(&sim.base_url(), "SIM001", token.clone())?;
                 Ok(Self {
+                    clients,
                     client,
                     sim: Some(sim),
                     token: Some(token),
@@ -157,7 +161,7 @@ impl Session {
                 })
             }
             Some(url) => {
-                let mut client = UpstoxClient::new(ClientConfig::new(hosts_for(url)?))?;
+                let mut client = clients.client(url)?;
                 let token = settings
                     .access_token
                     .map(|t| t.trim().to_owned())
@@ -167,6 +171,7 @@ impl Session {
                     client = client.with_token(t.clone());
                 }
                 Ok(Self {
+                    clients,
                     client,
                     sim: None,
                     token,
@@ -178,7 +183,9 @@ impl Session {
 
     /// The client without its token (the streamers add the token themselves at each connect).
     pub(crate) fn anonymous_client(&self) -> anyhow::Result<UpstoxClient> {
-        Ok(UpstoxClient::new(ClientConfig::new(self.client.hosts().clone()))?)
+        Ok(UpstoxClient::new(
+            ClientConfig::new(self.client.hosts().clone()).with_limiter(self.clients.limiter().clone()),
+        )?)
     }
 
     /// Stops the embedded simulator, if any, and closes the vault.

@@ -1,12 +1,11 @@
-//! The CLI's side of the token vault: where it lives, which account a command acts for, the
-//! token check against the profile endpoint (with a short cache), and the token source that
-//! long-running streams use to pick up a new login and warn ahead of 03:30 IST.
+//! The CLI's side of the token vault: where it lives and which account a command acts for (the
+//! choices themselves are `stoxide-app`'s).
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Context;
 use secrecy::SecretString;
+use stoxide_app::clients::Clients;
 use stoxide_vault::{Account, CheckOutcome, TokenStatus, Vault, VaultConfig};
 
 use crate::settings::Globals;
@@ -54,44 +53,23 @@ pub(crate) async fn open_existing(globals: &Globals) -> anyhow::Result<Option<Va
 
 /// The account a command acts for: `--account`, else the vault's only account.
 pub(crate) async fn select(vault: &Vault, globals: &Globals) -> anyhow::Result<Option<Account>> {
-    if let Some(id) = &globals.account {
-        return match vault.account(id).await? {
-            Some(a) => Ok(Some(a)),
-            None => Err(stoxide_vault::Error::NoSuchAccount(id.clone()).into()),
-        };
-    }
-    let mut all = vault.accounts().await?;
-    match all.len() {
-        0 => Ok(None),
-        1 => Ok(all.pop()),
-        _ => anyhow::bail!(
-            "the vault holds {} accounts ({}); choose one with --account ID or STOXIDE_ACCOUNT",
-            all.len(),
-            all.iter().map(|a| a.id.as_str()).collect::<Vec<_>>().join(", ")
-        ),
-    }
+    Ok(stoxide_app::accounts::select(vault, globals.account.as_deref()).await?)
 }
 
 /// Like [`select`], but an empty vault is an error that says how to fill it.
 pub(crate) async fn require(vault: &Vault, globals: &Globals) -> anyhow::Result<Account> {
-    select(vault, globals).await?.with_context(|| {
-        format!(
-            "the vault at {} holds no account; run `stoxide login` (or `stoxide token import FILE`) first",
-            vault.data_dir().display()
-        )
-    })
+    Ok(stoxide_app::accounts::require(vault, globals.account.as_deref()).await?)
 }
 
 /// The vault account for a REST or feed command, if the vault is to be used: a chosen account,
 /// or the only one in an existing vault.
 pub(crate) async fn session_account(globals: &Globals) -> anyhow::Result<Option<VaultAccount>> {
     let config = config(globals)?;
-    let dir = config.data_dir.clone();
     let Some(vault) = Vault::open_existing(&config).await? else {
         if let Some(id) = &globals.account {
             anyhow::bail!(
                 "--account {id}: there is no vault at {}; run `stoxide login` first (or set --data-dir)",
-                dir.display()
+                config.data_dir.display()
             );
         }
         return Ok(None);
@@ -100,46 +78,26 @@ pub(crate) async fn session_account(globals: &Globals) -> anyhow::Result<Option<
         vault.close().await;
         return Ok(None);
     };
-    let token = vault.access_token(&account.id).await?.with_context(|| {
-        format!(
-            "account {} has no token (logged out); run `stoxide login --account {}`",
-            account.id, account.id
-        )
-    })?;
+    let token = stoxide_app::accounts::token_of(&vault, &account).await?;
     Ok(Some(VaultAccount { account, token, vault }))
 }
 
 /// Asks the profile endpoint whether `token` works.
 pub(crate) async fn probe(
+    clients: &Clients,
     base_url: &str,
     token: &SecretString,
 ) -> anyhow::Result<(CheckOutcome, Option<upstox_client::user::Profile>)> {
-    let client = stoxide_vault::check::client_for(base_url)?;
+    let client = clients.client(base_url)?;
     Ok(stoxide_vault::check::probe(&client, token).await)
 }
 
 /// The account's status, checked with Upstox unless a recent check exists.
-pub(crate) async fn status(vault: &Vault, account: &Account, force: bool) -> anyhow::Result<TokenStatus> {
-    let client = stoxide_vault::check::client_for(&account.base_url)?;
-    Ok(stoxide_vault::check::status(vault, account, force, &client).await?)
-}
-
-/// Starts watching `account_id` in `vault` for a stream (see [`stoxide_vault::watch_token`]);
-/// the watcher is the stream's token source, `notify` gets its events in words.
-pub(crate) fn watch(
-    vault: Vault,
-    account_id: String,
-    first_token: SecretString,
-    cancel: tokio_util::sync::CancellationToken,
-    notify: impl Fn(String) + Send + Sync + 'static,
-) -> impl upstox_feed::TokenSource {
-    let watch = stoxide_vault::watch_token(
-        vault,
-        account_id,
-        first_token,
-        Duration::from_secs(5),
-        cancel,
-        move |event| notify(crate::words::token_event(&event)),
-    );
-    move || watch.current()
+pub(crate) async fn status(
+    vault: &Vault,
+    clients: &Clients,
+    account: &Account,
+    force: bool,
+) -> anyhow::Result<TokenStatus> {
+    Ok(stoxide_app::tokens::status(vault, clients, account, force).await?)
 }

@@ -3,9 +3,8 @@
 //! 256-bit ids, 12 h), and a CSRF token per session that every form must carry. The login form
 //! itself uses a double-submit cookie.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
@@ -14,7 +13,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
@@ -161,59 +160,110 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
 pub struct WebSession {
     pub user: String,
     pub csrf: String,
-    expires: Instant,
-    /// The outcome of the last form, shown once by the next page. Only the server writes it:
-    /// no page shows text that came in a URL.
-    flash: Option<String>,
 }
 
-/// Signed-in browsers, in memory (a restart signs everyone out).
-#[derive(Debug, Default)]
+fn sha256_hex(parts: &[&[u8]]) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for p in parts {
+        h.update(p);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The store's key for a session id: its SHA-256, so the store never holds a usable cookie.
+fn id_hash(id: &str) -> String {
+    sha256_hex(&[b"stoxide session\0", id.as_bytes()])
+}
+
+/// The session's CSRF token: derived from its id, so it needs no storing and no other session
+/// can have it.
+fn csrf_of(id: &str) -> String {
+    sha256_hex(&[b"stoxide csrf\0", id.as_bytes()])
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Signed-in browsers, in the store (they survive a restart). Only hashes of the session ids
+/// are stored.
+#[derive(Debug, Clone)]
 pub struct Sessions {
-    map: Mutex<HashMap<String, WebSession>>,
+    store: stoxide_store::Store,
 }
 
 impl Sessions {
-    /// Starts a session; answers its id (the cookie value).
-    pub fn create(&self, user: &str) -> String {
+    /// Sessions kept in `store`.
+    pub fn new(store: stoxide_store::Store) -> Self {
+        Self { store }
+    }
+
+    /// Starts a session; answers its id (the cookie value). Expired sessions are forgotten.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn create(&self, user: &str) -> Result<String> {
         let id = random_hex();
-        let mut map = self.map.lock();
-        let now = Instant::now();
-        map.retain(|_, s| s.expires > now);
-        map.insert(
-            id.clone(),
-            WebSession {
-                user: user.to_owned(),
-                csrf: random_hex(),
-                expires: now + SESSION_TTL,
+        let now = now_ms();
+        self.store.prune_sessions(now).await.map_err(store_error)?;
+        self.store
+            .put_session(&stoxide_store::SessionRow {
+                id_hash: id_hash(&id),
+                username: user.to_owned(),
+                created_at: now,
+                expires_at: now + SESSION_TTL.as_millis() as i64,
+                last_seen_at: now,
                 flash: None,
-            },
-        );
-        id
+            })
+            .await
+            .map_err(store_error)?;
+        Ok(id)
     }
 
     /// The live session with this id.
-    pub fn get(&self, id: &str) -> Option<WebSession> {
-        let map = self.map.lock();
-        map.get(id).filter(|s| s.expires > Instant::now()).cloned()
-    }
-
-    /// Leaves a message for the session's next page.
-    pub fn flash(&self, id: &str, message: String) {
-        if let Some(s) = self.map.lock().get_mut(id) {
-            s.flash = Some(message);
-        }
-    }
-
-    /// The session's message, once.
-    pub fn take_flash(&self, id: &str) -> Option<String> {
-        self.map.lock().get_mut(id).and_then(|s| s.flash.take())
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn get(&self, id: &str) -> Result<Option<WebSession>> {
+        let row = self.store.session(&id_hash(id), now_ms()).await.map_err(store_error)?;
+        Ok(row.map(|r| WebSession {
+            user: r.username,
+            csrf: csrf_of(id),
+        }))
     }
 
     /// Ends a session.
-    pub fn remove(&self, id: &str) {
-        self.map.lock().remove(id);
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn remove(&self, id: &str) -> Result<()> {
+        self.store.delete_session(&id_hash(id)).await.map_err(store_error)?;
+        Ok(())
     }
+
+    /// Leaves a message for the session's next page.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn flash(&self, id: &str, message: &str) -> Result<()> {
+        self.store
+            .set_flash(&id_hash(id), Some(message))
+            .await
+            .map_err(store_error)
+    }
+
+    /// The session's message, once.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn take_flash(&self, id: &str) -> Result<Option<String>> {
+        self.store.take_flash(&id_hash(id)).await.map_err(store_error)
+    }
+}
+
+fn store_error(e: stoxide_store::Error) -> Error {
+    Error::Internal(format!("session store: {e}"))
 }
 
 /// A request from a signed-in browser. Pages redirect to `/login` without one.
@@ -241,7 +291,14 @@ impl FromRequestParts<AppState> for Signed {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let id = cookie(&parts.headers, SESSION_COOKIE);
-        match id.and_then(|id| state.sessions.get(&id).map(|s| (id, s))) {
+        let found = match id {
+            Some(id) => match state.sessions.get(&id).await {
+                Ok(s) => s.map(|s| (id, s)),
+                Err(e) => return Err(e.into_response()),
+            },
+            None => None,
+        };
+        match found {
             Some((id, session)) => Ok(Self { id, session }),
             None => {
                 // Pages redirect to the sign-in; data endpoints (JSON, the event stream) answer 401.
@@ -289,11 +346,8 @@ mod tests {
         );
         assert_eq!(cookie(&h, SESSION_COOKIE).as_deref(), Some("abc"));
         assert_eq!(cookie(&h, "zzz"), None);
-        let s = Sessions::default();
-        let id = s.create("admin");
-        assert_eq!(s.get(&id).map(|x| x.user), Some("admin".to_owned()));
-        s.remove(&id);
-        assert!(s.get(&id).is_none());
+        assert_ne!(csrf_of("a"), csrf_of("b"));
+        assert_ne!(id_hash("a"), csrf_of("a"));
         let v = set_cookie(SESSION_COOKIE, "x", None);
         assert!(
             v.to_str()

@@ -25,6 +25,17 @@ pub enum Error {
     Internal(String),
 }
 
+impl From<stoxide_app::Error> for Error {
+    fn from(e: stoxide_app::Error) -> Self {
+        match e {
+            stoxide_app::Error::Vault(v) => Self::Vault(v),
+            stoxide_app::Error::Upstox(u) => Self::Upstox(u),
+            stoxide_app::Error::Login(l) => Self::BadRequest(crate::words::login_error(&l)),
+            other => Self::BadRequest(other.to_string()),
+        }
+    }
+}
+
 /// The server's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

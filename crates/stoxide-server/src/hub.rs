@@ -1,6 +1,7 @@
-//! The dashboard's market stream: one `MarketStreamer` for the active account (its token read
-//! from the vault and re-read every few seconds), the latest quote per instrument, the stream's
-//! health in plain words, and a broadcast of both to every open page (Server-Sent Events).
+//! The dashboard's market stream: one stream for the active account (`stoxide-app`'s, its token
+//! from the process's vault handle), the latest quote per instrument, the stream's health, and a
+//! broadcast of both to every open page (Server-Sent Events). The tasks it spawns are owned by
+//! the running stream and end with it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,14 +9,14 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use secrecy::SecretString;
 use serde::Serialize;
-use stoxide_vault::Vault;
+use stoxide_app::stream::{Stream, StreamHealth, TokenFrom};
 use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use upstox_client::UpstoxClient;
-use upstox_feed::{FeedEvent, MarketStreamer, StreamerConfig};
-use upstox_types::{FeedMode, InstrumentKey};
+use upstox_feed::{FeedEvent, StreamerConfig};
+use upstox_types::{FeedMode, InstrumentKey, PriceChange};
 
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
@@ -32,17 +33,25 @@ pub struct Quote {
     pub received_ms: i64,
 }
 
-/// How the stream is doing, in words for the page.
+/// How the stream is doing: the typed health, and the dashboard's words for its state.
 #[derive(Debug, Clone, Serialize, PartialEq, Default)]
 pub struct Health {
-    /// `stopped`, `connecting`, `connected`, `reconnecting`, `waiting for a new login`.
-    pub state: String,
-    pub account: Option<String>,
-    pub reconnects: u64,
-    pub last_error: Option<String>,
+    #[serde(flatten)]
+    pub stream: StreamHealth,
+    /// The state in the dashboard's words (what the page shows).
+    pub state_text: String,
     /// The last notice from the token watcher (expiry ahead, a new token picked up).
     pub notice: Option<String>,
-    pub connected_since_ms: Option<i64>,
+}
+
+impl Health {
+    fn from_stream(stream: StreamHealth) -> Self {
+        Self {
+            state_text: crate::words::stream_state(&stream.state),
+            stream,
+            notice: None,
+        }
+    }
 }
 
 /// What pages receive.
@@ -54,8 +63,9 @@ pub enum HubEvent {
 }
 
 struct Running {
-    streamer: MarketStreamer,
+    stream: Stream,
     cancel: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 struct Inner {
@@ -95,10 +105,7 @@ impl StreamHub {
                 running: None,
                 instruments,
                 latest: BTreeMap::new(),
-                health: Health {
-                    state: "stopped".into(),
-                    ..Health::default()
-                },
+                health: Health::from_stream(StreamHealth::default()),
                 dirty: false,
             }),
             tx,
@@ -116,132 +123,100 @@ impl StreamHub {
         (i.instruments.clone(), i.latest.clone(), i.health.clone())
     }
 
+    /// The stream's health now.
+    pub fn health(&self) -> StreamHealth {
+        self.inner.lock().health.stream.clone()
+    }
+
     fn set_health(&self, f: impl FnOnce(&mut Health)) {
         let h = {
             let mut i = self.inner.lock();
             f(&mut i.health);
+            i.health.state_text = crate::words::stream_state(&i.health.stream.state);
             i.health.clone()
         };
         let _ = self.tx.send(HubEvent::Health(h));
     }
 
-    /// Starts streaming for `account` (its token re-read from the vault); replaces a running
-    /// stream.
-    pub async fn start(self: &Arc<Self>, client: UpstoxClient, vault: Vault, account: String, token: SecretString) {
+    /// Starts streaming for `account` with its token from `from`; replaces a running stream.
+    pub async fn start(self: &Arc<Self>, client: UpstoxClient, from: TokenFrom, account: String) {
         self.stop().await;
         let cancel = CancellationToken::new();
-        let notices = Arc::downgrade(self);
-        let watch = stoxide_vault::watch_token(
-            vault,
-            account.clone(),
-            token,
-            Duration::from_secs(5),
-            cancel.clone(),
-            move |event| {
-                if let Some(hub) = notices.upgrade() {
-                    hub.set_health(|h| h.notice = Some(crate::words::token_event(&event)));
-                }
-            },
-        );
-        let config = StreamerConfig {
-            await_new_token: Some(Duration::from_secs(2)),
-            ..StreamerConfig::default()
-        };
-        let (streamer, events) = MarketStreamer::start(client, move || watch.current(), config);
+        let mut stream = stoxide_app::stream::start(client, from, StreamerConfig::default());
         let keys = self.inner.lock().instruments.clone();
         let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-        if let Err(e) = streamer.subscribe(&refs, FeedMode::Ltpc) {
+        if let Err(e) = stream.streamer.subscribe(&refs, FeedMode::Ltpc) {
             tracing::warn!(error = %e, "subscribing the dashboard's instruments");
         }
-        {
-            let mut i = self.inner.lock();
-            i.running = Some(Running {
-                streamer,
-                cancel: cancel.clone(),
-            });
-        }
-        self.set_health(|h| {
-            *h = Health {
-                state: "connecting".into(),
-                account: Some(account.clone()),
-                ..Health::default()
-            }
-        });
+        self.set_health(|h| *h = Health::from_stream(StreamHealth::starting(Some(account))));
+        let events = stream.events.clone();
+        let mut token_events = stream.token_events.take();
+        let mut tasks = Vec::new();
 
-        // Consume events: quotes into `latest`, status into `health`.
+        // Consume events: quotes into `latest`, everything else into the health.
         let hub = Arc::downgrade(self);
         let stop = cancel.clone();
-        tokio::spawn(async move {
+        tasks.push(tokio::spawn(async move {
             loop {
                 let event = tokio::select! {
                     () = stop.cancelled() => return,
                     e = events.next() => e,
+                    Some(t) = async {
+                        match &mut token_events {
+                            Some(rx) => rx.recv().await,
+                            None => std::future::pending().await,
+                        }
+                    } => {
+                        if let Some(hub) = hub.upgrade() {
+                            hub.set_health(|h| h.notice = Some(crate::words::token_event(&t)));
+                        }
+                        continue;
+                    }
                 };
                 let Some(hub) = hub.upgrade() else { return };
-                match event {
-                    None => return,
-                    Some(FeedEvent::Ticks(batch)) => {
-                        hub.metrics.ticks.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                        let mut i = hub.inner.lock();
-                        for t in &batch {
-                            if let Some(l) = t.ltpc() {
-                                let change = l.ltp - l.cp;
-                                i.latest.insert(
-                                    t.instrument_key.clone(),
-                                    Quote {
-                                        ltp: l.ltp,
-                                        cp: l.cp,
-                                        change,
-                                        change_pct: if l.cp != 0.0 { change / l.cp * 100.0 } else { 0.0 },
-                                        received_ms: now_ms(),
-                                    },
-                                );
-                                i.dirty = true;
-                            }
+                let Some(event) = event else { return };
+                if let FeedEvent::Ticks(batch) = &event {
+                    hub.metrics.ticks.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    let mut i = hub.inner.lock();
+                    for t in batch {
+                        if let Some(l) = t.ltpc() {
+                            let PriceChange { change, percent } = PriceChange::of(l.ltp, l.cp);
+                            i.latest.insert(
+                                t.instrument_key.clone(),
+                                Quote {
+                                    ltp: l.ltp,
+                                    cp: l.cp,
+                                    change,
+                                    change_pct: percent,
+                                    received_ms: now_ms(),
+                                },
+                            );
+                            i.dirty = true;
                         }
                     }
-                    Some(FeedEvent::Connected { .. }) => hub.set_health(|h| {
-                        h.state = "connected".into();
-                        h.connected_since_ms = Some(now_ms());
-                    }),
-                    Some(FeedEvent::Disconnected { reason }) => hub.set_health(|h| {
-                        h.state = "disconnected".into();
-                        h.last_error = Some(reason);
-                    }),
-                    Some(FeedEvent::Reconnecting { attempt, delay, reason }) => {
-                        hub.metrics.reconnects.fetch_add(1, Ordering::Relaxed);
-                        hub.set_health(|h| {
-                            h.state = format!("reconnecting (attempt {attempt} in {:.1} s)", delay.as_secs_f64());
-                            h.reconnects += 1;
-                            h.last_error = Some(reason);
-                            h.connected_since_ms = None;
-                        });
-                    }
-                    Some(FeedEvent::WaitingForToken { reason }) => hub.set_health(|h| {
-                        h.state = "waiting for a new login".into();
-                        h.last_error = Some(reason);
-                    }),
-                    Some(FeedEvent::Stopped(d)) => {
-                        hub.set_health(|h| {
-                            h.state = "stopped".into();
-                            h.last_error = Some(d.to_string());
-                        });
-                        return;
-                    }
-                    Some(_) => {}
+                    continue;
+                }
+                if matches!(event, FeedEvent::Reconnecting { .. }) {
+                    hub.metrics.reconnects.fetch_add(1, Ordering::Relaxed);
+                }
+                let stopped = matches!(event, FeedEvent::Stopped(_));
+                hub.set_health(|h| h.stream.apply(&event, now_ms()));
+                if stopped {
+                    return;
                 }
             }
-        });
+        }));
 
         // Push quotes to pages at most four times a second; count ticks per second.
         let hub = Arc::downgrade(self);
-        tokio::spawn(async move {
+        let stop = cancel.clone();
+        tasks.push(tokio::spawn(async move {
             let mut push = tokio::time::interval(Duration::from_millis(250));
             let mut last_total = 0u64;
             let mut n = 0u32;
             loop {
                 tokio::select! {
-                    () = cancel.cancelled() => return,
+                    () = stop.cancelled() => return,
                     _ = push.tick() => {}
                 }
                 let Some(hub) = hub.upgrade() else { return };
@@ -263,20 +238,21 @@ impl StreamHub {
                 };
                 let _ = hub.tx.send(HubEvent::Quotes(quotes));
             }
-        });
+        }));
+        self.inner.lock().running = Some(Running { stream, cancel, tasks });
     }
 
-    /// Stops the stream (if any).
+    /// Stops the stream (if any) and waits for its tasks to end.
     pub async fn stop(&self) {
         let running = self.inner.lock().running.take();
         if let Some(r) = running {
             r.cancel.cancel();
-            r.streamer.shutdown().await;
+            r.stream.shutdown().await;
+            for t in r.tasks {
+                let _ = t.await;
+            }
             self.metrics.ticks_per_second.store(0, Ordering::Relaxed);
-            self.set_health(|h| {
-                h.state = "stopped".into();
-                h.connected_since_ms = None;
-            });
+            self.set_health(|h| h.stream.stopped());
         }
     }
 
@@ -299,7 +275,7 @@ impl StreamHub {
             }
             i.instruments.push(key.to_owned());
             if let Some(r) = &i.running
-                && let Err(e) = r.streamer.subscribe(&[key], FeedMode::Ltpc)
+                && let Err(e) = r.stream.streamer.subscribe(&[key], FeedMode::Ltpc)
             {
                 i.instruments.pop();
                 return Err(Error::BadRequest(e.to_string()));

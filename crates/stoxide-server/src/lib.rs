@@ -29,25 +29,19 @@ use std::sync::Arc;
 use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::routing::{get, post};
-use parking_lot::Mutex;
-use stoxide_vault::{AppMode, LoginStates};
-use upstox_client::login::AppCredentials;
+use stoxide_app::clients::Clients;
+use stoxide_app::linking::Logins;
 
 pub use error::{Error, Result};
-pub use pages::remember_app;
+/// The Upstox app that accounts are linked with; its redirect URI must reach this server's
+/// `/oauth/callback`.
+pub use stoxide_app::linking::LinkApp;
 
 /// The instruments on a fresh dashboard.
 pub const DEFAULT_INSTRUMENTS: [&str; 2] = ["NSE_INDEX|Nifty 50", "NSE_INDEX|Nifty Bank"];
 
-/// The Upstox app that accounts are linked with; its redirect URI must reach this server's
-/// `/oauth/callback`.
-#[derive(Debug, Clone)]
-pub struct LinkApp {
-    pub creds: AppCredentials,
-    pub mode: AppMode,
-    /// The API base URL (`https://api.upstox.com`, the simulator's URL, ...).
-    pub base_url: String,
-}
+/// Where linking comes back to.
+pub const CALLBACK_PATH: &str = "/oauth/callback";
 
 /// How the dashboard runs.
 #[derive(Debug, Clone)]
@@ -70,12 +64,11 @@ pub struct Shared {
     pub sessions: auth::Sessions,
     pub hub: Arc<hub::StreamHub>,
     pub metrics: Arc<metrics::Metrics>,
-    login_states: LoginStates,
-    /// OAuth state → the browser session that started the login.
-    oauth_sessions: Mutex<std::collections::HashMap<String, String>>,
+    /// Logins started from this dashboard, each tied to the browser session that started it.
+    logins: Logins,
     instruments: tokio::sync::OnceCell<upstox_client::InstrumentMaster>,
-    /// One client per base URL, so calls share a connection pool and the rate limiter.
-    clients: Mutex<std::collections::HashMap<String, upstox_client::UpstoxClient>>,
+    /// One client per base URL, one rate limiter for all, every call counted for `/metrics`.
+    pub clients: Clients,
 }
 
 impl std::fmt::Debug for Shared {
@@ -98,48 +91,35 @@ impl Shared {
         let admin = Arc::new(auth::AdminStore::open(&config.data_dir)?);
         let metrics = Arc::new(metrics::Metrics::default());
         let hub = hub::StreamHub::new(metrics.clone(), config.instruments.clone());
+        let observed = metrics.clone();
+        let observer = upstox_client::CallObserver(Arc::new(move |call| {
+            let status = call.status.map_or_else(|| "no answer".to_owned(), |s| s.to_string());
+            observed.rest_call(&metrics::endpoint_label(call.method, call.path), &status);
+        }));
         Ok(Arc::new(Self {
             config,
+            sessions: auth::Sessions::new(vault.store().clone()),
             vault,
             admin,
-            sessions: auth::Sessions::default(),
             hub,
             metrics,
-            login_states: LoginStates::new(),
-            oauth_sessions: Mutex::new(std::collections::HashMap::new()),
+            logins: Logins::new(),
             instruments: tokio::sync::OnceCell::new(),
-            clients: Mutex::new(std::collections::HashMap::new()),
+            clients: Clients::new(upstox_client::RateLimiter::default(), Some(observer)),
         }))
     }
 
-    /// The (token-less) client for `base_url`; add a token with `with_token`.
+    /// The (token-less) client for `base_url`.
     ///
     /// # Errors
     /// A malformed base URL.
     pub fn client(&self, base_url: &str) -> Result<upstox_client::UpstoxClient> {
-        let mut clients = self.clients.lock();
-        if let Some(c) = clients.get(base_url) {
-            return Ok(c.clone());
-        }
-        let hosts = upstox_client::Hosts::from_base_url(base_url)?;
-        let mut config = upstox_client::ClientConfig::new(hosts);
-        let metrics = self.metrics.clone();
-        config.observer = Some(upstox_client::CallObserver(Arc::new(move |call| {
-            let status = call.status.map_or_else(|| "no answer".to_owned(), |s| s.to_string());
-            metrics.rest_call(&metrics::endpoint_label(call.method, call.path), &status);
-        })));
-        let client = upstox_client::UpstoxClient::new(config)?;
-        clients.insert(base_url.to_owned(), client.clone());
-        Ok(client)
+        Ok(self.clients.client(base_url)?)
     }
 
-    /// Time every client waited in its rate limiter.
+    /// Time the clients waited in the rate limiter.
     pub fn rate_limit_wait(&self) -> std::time::Duration {
-        self.clients
-            .lock()
-            .values()
-            .map(upstox_client::UpstoxClient::rate_limit_wait)
-            .sum()
+        self.clients.limiter().total_wait()
     }
 }
 
@@ -181,7 +161,7 @@ pub fn router(state: AppState) -> Router {
         .route("/logout", post(pages::logout))
         .route("/accounts/link", post(pages::link))
         .route("/accounts/{id}/refresh", post(pages::refresh))
-        .route("/oauth/callback", get(pages::oauth_callback))
+        .route(CALLBACK_PATH, get(pages::oauth_callback))
         .route("/stream/start", post(pages::stream_start))
         .route("/stream/stop", post(pages::stream_stop))
         .route("/instruments", post(pages::add_instrument))

@@ -11,11 +11,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use chrono::Utc;
 use futures::Stream;
 use serde::Deserialize;
-use stoxide_vault::{NewApp, NewToken, Vault};
-use upstox_client::login::AppCredentials;
+use stoxide_vault::Vault;
 use upstox_types::IST;
 
 use crate::AppState;
@@ -51,9 +49,9 @@ fn see_other(to: &str) -> Response {
 
 /// Back to the dashboard, which shows `msg` once. The message travels in the session, never in
 /// the URL, so a link cannot make the dashboard show someone else's words.
-fn home_with(state: &AppState, who: &Signed, msg: String) -> Response {
-    state.sessions.flash(&who.id, msg);
-    see_other("/")
+async fn home_with(state: &AppState, who: &Signed, msg: String) -> Result<Response> {
+    state.sessions.flash(&who.id, &msg).await?;
+    Ok(see_other("/"))
 }
 
 #[derive(Template)]
@@ -82,7 +80,9 @@ fn login_response(status: StatusCode, error: Option<String>) -> Response {
 
 /// `GET /login`.
 pub(crate) async fn login_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if cookie(&headers, SESSION_COOKIE).is_some_and(|id| state.sessions.get(&id).is_some()) {
+    if let Some(id) = cookie(&headers, SESSION_COOKIE)
+        && matches!(state.sessions.get(&id).await, Ok(Some(_)))
+    {
         return see_other("/");
     }
     login_response(StatusCode::OK, None)
@@ -120,7 +120,10 @@ pub(crate) async fn login_submit(
         tracing::warn!("a dashboard sign-in failed");
         return login_response(StatusCode::UNAUTHORIZED, Some("Wrong user name or password.".into()));
     }
-    let id = state.sessions.create(&form.username);
+    let id = match state.sessions.create(&form.username).await {
+        Ok(id) => id,
+        Err(e) => return e.into_response(),
+    };
     let mut resp = see_other("/");
     let headers = resp.headers_mut();
     headers.append(
@@ -142,7 +145,7 @@ pub(crate) struct CsrfForm {
 /// `POST /logout`.
 pub(crate) async fn logout(State(state): State<AppState>, who: Signed, Form(form): Form<CsrfForm>) -> Result<Response> {
     who.check_csrf(form.csrf.as_deref())?;
-    state.sessions.remove(&who.id);
+    state.sessions.remove(&who.id).await?;
     let mut resp = see_other("/login");
     resp.headers_mut().append(
         header::SET_COOKIE,
@@ -183,7 +186,7 @@ pub(crate) async fn dashboard(State(state): State<AppState>, who: Signed) -> Res
     let vault = vault_of(&state);
     let mut accounts = Vec::new();
     for a in vault.accounts().await? {
-        let status = stoxide_vault::check::status(vault, &a, false, &state.client(&a.base_url)?).await?;
+        let status = stoxide_app::tokens::status(vault, &state.clients, &a, false).await?;
         accounts.push(AccountRow {
             id: a.id.clone(),
             name: a.user_name.clone().unwrap_or_default(),
@@ -195,50 +198,29 @@ pub(crate) async fn dashboard(State(state): State<AppState>, who: Signed) -> Res
                 .unwrap_or_default(),
             next_step: status
                 .next_step
-                .clone()
-                .map(|s| {
-                    s.replace(
-                        "run `stoxide login --account",
-                        "press Refresh token, or run `stoxide login --account",
-                    )
-                })
+                .as_ref()
+                .map(crate::words::next_step)
                 .unwrap_or_default(),
         });
     }
-    let app_ready = link_app(&state, vault).await?.is_some();
+    let app_ready = link_app(&state).await?.is_some();
     let (instruments, _, health) = state.hub.snapshot();
     render(&DashboardPage {
         csrf: who.session.csrf.clone(),
-        message: state.sessions.take_flash(&who.id),
+        message: state.sessions.take_flash(&who.id).await?,
         accounts,
         app_ready,
         instruments,
-        health_state: health.state,
-        reconnects: health.reconnects,
-        last_error: health.last_error.unwrap_or_else(|| "none".into()),
+        health_state: health.state_text,
+        reconnects: health.stream.reconnects,
+        last_error: health.stream.last_error.unwrap_or_else(|| "none".into()),
     })
 }
 
-/// The app to link accounts with: the configured one, else the vault's first with a secret.
-async fn link_app(state: &AppState, vault: &Vault) -> Result<Option<(AppCredentials, String)>> {
-    if let Some(app) = &state.config.app {
-        return Ok(Some((app.creds.clone(), app.base_url.clone())));
-    }
-    for app in vault.apps().await? {
-        if let Some(secret) = vault.app_secret(&app.client_id).await?
-            && app.redirect_uri.ends_with("/oauth/callback")
-        {
-            return Ok(Some((
-                AppCredentials {
-                    client_id: app.client_id,
-                    client_secret: secret,
-                    redirect_uri: app.redirect_uri,
-                },
-                app.base_url,
-            )));
-        }
-    }
-    Ok(None)
+/// The app to link accounts with: the configured one, else the vault's first with a secret
+/// whose redirect URI comes back here.
+async fn link_app(state: &AppState) -> Result<Option<stoxide_app::linking::LinkApp>> {
+    Ok(stoxide_app::linking::find(&state.vault, state.config.app.as_ref(), crate::CALLBACK_PATH).await?)
 }
 
 /// `POST /accounts/link` and `POST /accounts/{id}/refresh`: off to Upstox's dialog with a
@@ -246,19 +228,10 @@ async fn link_app(state: &AppState, vault: &Vault) -> Result<Option<(AppCredenti
 /// logging in again.)
 pub(crate) async fn link(State(state): State<AppState>, who: Signed, Form(form): Form<CsrfForm>) -> Result<Response> {
     who.check_csrf(form.csrf.as_deref())?;
-    let vault = vault_of(&state);
-    let app = link_app(&state, vault).await?;
-    let (creds, base_url) = app.ok_or_else(|| {
+    let app = link_app(&state).await?.ok_or_else(|| {
         Error::BadRequest("no Upstox app is configured for linking accounts (see the hint on the dashboard)".into())
     })?;
-    let client = state.client(&base_url)?;
-    let st = state.login_states.issue(&creds.client_id, Utc::now());
-    state.oauth_sessions.lock().insert(st.clone(), who.id.clone());
-    Ok(see_other(&client.authorize_url(
-        &creds.client_id,
-        &creds.redirect_uri,
-        &st,
-    )))
+    Ok(see_other(&state.logins.start(&state.clients, &app, &who.id)?))
 }
 
 /// `POST /accounts/{id}/refresh`.
@@ -277,40 +250,32 @@ pub(crate) async fn oauth_callback(
     who: Signed,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response> {
-    let st = q.get("state").map(String::as_str);
-    let owner = st.and_then(|s| state.oauth_sessions.lock().remove(s));
-    let pending = state
-        .login_states
-        .take(st, Utc::now())
-        .map_err(|e| Error::BadRequest(e.to_string()))?;
-    if owner.as_deref() != Some(who.id.as_str()) {
-        return Err(Error::BadRequest(
-            "this login was started in another browser session; start it again here".into(),
-        ));
-    }
-    if let Some(err) = q.get("error") {
-        return Ok(home_with(&state, &who, format!("Upstox refused the login: {err}")));
-    }
-    let code = q
-        .get("code")
-        .filter(|c| !c.is_empty())
-        .ok_or_else(|| Error::BadRequest("the callback came without an authorization code; log in again".into()))?;
-    let vault = vault_of(&state);
-    let (creds, base_url) = link_app(&state, vault)
+    let app = link_app(&state)
         .await?
-        .filter(|(c, _)| c.client_id == pending.client_id)
         .ok_or_else(|| Error::BadRequest("the app of this login is no longer configured".into()))?;
-    let client = state.client(&base_url)?;
-    let tokens = client.exchange_code(&creds, code).await?;
-    let profile = tokens.profile.clone();
-    let account = vault
-        .store_checked(&NewToken::from_exchange(&tokens, &creds.client_id, &base_url))
-        .await?;
-    Ok(home_with(
-        &state,
-        &who,
-        format!("Linked {} ({}).", account.id, profile.user_name.unwrap_or_default()),
-    ))
+    match state
+        .logins
+        .finish(&state.vault, &state.clients, &app, &q, &who.id)
+        .await
+    {
+        Ok(linked) => {
+            home_with(
+                &state,
+                &who,
+                format!(
+                    "Linked {} ({}).",
+                    linked.account.id,
+                    linked.profile.user_name.unwrap_or_default()
+                ),
+            )
+            .await
+        }
+        Err(stoxide_app::Error::Login(stoxide_app::linking::LoginError::Refused(err))) => {
+            home_with(&state, &who, format!("Upstox refused the login: {err}")).await
+        }
+        Err(stoxide_app::Error::Login(e)) => Err(Error::BadRequest(crate::words::login_error(&e))),
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[derive(Deserialize)]
@@ -332,7 +297,7 @@ pub(crate) async fn stream_start(
         if form.account.as_ref().is_some_and(|want| want != &a.id) {
             continue;
         }
-        if stoxide_vault::check::status(vault, &a, false, &state.client(&a.base_url)?)
+        if stoxide_app::tokens::status(vault, &state.clients, &a, false)
             .await?
             .is_valid()
             && let Some(t) = vault.access_token(&a.id).await?
@@ -342,18 +307,27 @@ pub(crate) async fn stream_start(
         }
     }
     let Some((account, token)) = chosen else {
-        return Ok(home_with(
+        return home_with(
             &state,
             &who,
             "No account with a valid token: log in to Upstox first.".into(),
-        ));
+        )
+        .await;
     };
     let client = state.client(&account.base_url)?;
     state
         .hub
-        .start(client, state.vault.clone(), account.id.clone(), token)
+        .start(
+            client,
+            stoxide_app::stream::TokenFrom::Vault {
+                vault: state.vault.clone(),
+                account: account.id.clone(),
+                token,
+            },
+            account.id.clone(),
+        )
         .await;
-    Ok(home_with(&state, &who, format!("Streaming for {}.", account.id)))
+    home_with(&state, &who, format!("Streaming for {}.", account.id)).await
 }
 
 /// `POST /stream/stop`.
@@ -364,7 +338,7 @@ pub(crate) async fn stream_stop(
 ) -> Result<Response> {
     who.check_csrf(form.csrf.as_deref())?;
     state.hub.stop().await;
-    Ok(home_with(&state, &who, "Stream stopped.".into()))
+    home_with(&state, &who, "Stream stopped.".into()).await
 }
 
 #[derive(Deserialize)]
@@ -381,7 +355,7 @@ pub(crate) async fn add_instrument(
 ) -> Result<Response> {
     who.check_csrf(form.csrf.as_deref())?;
     state.hub.add(form.key.trim())?;
-    Ok(home_with(&state, &who, format!("Added {}.", form.key.trim())))
+    home_with(&state, &who, format!("Added {}.", form.key.trim())).await
 }
 
 /// `GET /instruments/search?q=`: the instrument master (downloaded once from the first
@@ -442,7 +416,7 @@ pub(crate) async fn chart(
     let key = q.get("key").map(|k| k.trim().to_owned()).unwrap_or_default();
     key.parse::<upstox_types::InstrumentKey>()
         .map_err(|e| Error::BadRequest(e.to_string()))?;
-    let (_, _, health) = state.hub.snapshot();
+    let health = state.hub.health();
     let vault = vault_of(&state);
     let accounts = vault.accounts().await?;
     let base = health
@@ -523,84 +497,54 @@ struct DoctorPage {
     checks: Vec<DoctorCheck>,
 }
 
-/// `GET /doctor`: the checklist for the streaming (or first) account.
+/// `GET /doctor`: the checklist (`stoxide-app`'s) for the streaming (or first) account, then
+/// the stream's own health.
 pub(crate) async fn doctor(State(state): State<AppState>, _who: Signed) -> Result<Html<String>> {
-    let mut checks = Vec::new();
-    let mut push = |step: &str, ok: bool, detail: String, fix: Option<String>| {
-        checks.push(DoctorCheck {
-            step: step.into(),
-            ok,
-            detail,
-            fix,
-        });
-    };
-    {
-        let vault = vault_of(&state);
-        {
-            push(
-                "vault opens with its key",
-                true,
-                format!("key from {}", vault.key_source()),
-                None,
-            );
-            let (_, _, health) = state.hub.snapshot();
-            let accounts = vault.accounts().await?;
-            let account = health
-                .account
-                .as_ref()
-                .and_then(|id| accounts.iter().find(|a| &a.id == id))
-                .or(accounts.first())
-                .cloned();
-            match account {
-                None => push(
-                    "account linked",
-                    false,
-                    "no account in the vault".into(),
-                    Some("press Log in to Upstox".into()),
-                ),
-                Some(a) => {
-                    let status = stoxide_vault::check::status(vault, &a, true, &state.client(&a.base_url)?).await?;
-                    push(
-                        "token valid",
-                        status.is_valid(),
-                        format!("{}: {}", a.id, status.summary()),
-                        status.next_step.clone(),
-                    );
-                    if status.is_valid()
-                        && let Some(t) = vault.access_token(&a.id).await?
-                    {
-                        let client = state.client(&a.base_url)?.for_user(&a.id, t);
-                        match client.market_feed_authorize().await {
-                            Ok(_) => push("feed authorize", true, "an authorized URI was issued".into(), None),
-                            Err(e) => push(
-                                "feed authorize",
-                                false,
-                                e.to_string(),
-                                Some(if e.status() == Some(403) {
-                                    "the app has no market-data feed access, or the user's feed connections are used up"
-                                        .into()
-                                } else {
-                                    "log in again; check the base URL".into()
-                                }),
-                            ),
-                        }
-                    }
-                }
+    use stoxide_app::doctor::{self, Fix, Next, Report, Step, TokenSourceKind};
+    let mut report = Report::default();
+    let health = state.hub.health();
+    let accounts = state.vault.accounts().await?;
+    let account = health
+        .account
+        .as_ref()
+        .and_then(|id| accounts.iter().find(|a| &a.id == id))
+        .or(accounts.first())
+        .cloned();
+    match account {
+        None => report.fail(Step::VaultAccount, "no account in the vault", Fix::CreateVault),
+        Some(a) => {
+            let wanted = Some(a.id.as_str());
+            if doctor::vault(&mut report, Ok(Some(state.vault.clone())), wanted).await == Next::Continue
+                && let Some(token) = state.vault.access_token(&a.id).await?
+            {
+                let client = state.clients.for_user(&a.base_url, &a.id, token)?;
+                let source = TokenSourceKind::Vault { account: a.id.clone() };
+                doctor::connection(&mut report, &client, &source, std::time::Duration::from_secs(5)).await;
             }
-            let healthy = !health.state.starts_with("stopped") || health.last_error.is_none();
-            push(
-                "stream",
-                healthy,
-                format!(
-                    "{}; {} reconnect(s); last error: {}",
-                    health.state,
-                    health.reconnects,
-                    health.last_error.clone().unwrap_or_else(|| "none".into())
-                ),
-                (!healthy).then(|| "press Start stream; if it stops again, the fix above applies".into()),
-            );
         }
     }
+    let healthy = health.is_healthy();
+    let summary = format!(
+        "{}; {} reconnect(s); last error: {}",
+        crate::words::stream_state(&health.state),
+        health.reconnects,
+        health.last_error.clone().unwrap_or_else(|| "none".into())
+    );
+    if healthy {
+        report.pass(Step::Stream, summary);
+    } else {
+        report.fail(Step::Stream, summary, Fix::RestartStream);
+    }
+    let checks = report
+        .checks
+        .iter()
+        .map(|c| DoctorCheck {
+            step: c.step.label(),
+            ok: c.ok,
+            detail: c.detail.clone(),
+            fix: c.fix.as_ref().map(crate::words::fix),
+        })
+        .collect();
     render(&DoctorPage { checks })
 }
 
@@ -619,22 +563,5 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse 
 /// `GET /healthz`: for supervisors.
 pub(crate) async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     let (_, _, h) = state.hub.snapshot();
-    axum::Json(serde_json::json!({"status": "ok", "stream": h.state}))
-}
-
-/// Stores an app for linking (used by `stoxide serve` and the demo).
-///
-/// # Errors
-/// Vault errors.
-pub async fn remember_app(vault: &Vault, app: &crate::LinkApp) -> Result<()> {
-    vault
-        .put_app(&NewApp {
-            client_id: app.creds.client_id.clone(),
-            secret: Some(app.creds.client_secret.clone()),
-            redirect_uri: app.creds.redirect_uri.clone(),
-            mode: app.mode,
-            base_url: app.base_url.clone(),
-        })
-        .await?;
-    Ok(())
+    axum::Json(serde_json::json!({"status": "ok", "stream": h.state_text}))
 }

@@ -37,7 +37,7 @@
     }
   }
   function health(h) {
-    document.getElementById("stream-state").textContent = h.state;
+    document.getElementById("stream-state").textContent = h.state_text;
     document.getElementById("stream-reconnects").textContent = h.reconnects;
     document.getElementById("stream-error").textContent = h.last_error || "none";
     document.getElementById("stream-notice").textContent = h.notice || "";

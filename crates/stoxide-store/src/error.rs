@@ -9,7 +9,7 @@ use std::path::PathBuf;
 pub enum Error {
     /// The file at the database's path is not a stoxide database.
     #[error(
-        "{path} is not a stoxide vault ({detail}); it was left untouched: move it away, or point --data-dir / STOXIDE_DATA_DIR elsewhere"
+        "{path} is not a stoxide vault ({detail}); it was left untouched: move it away, or use another data directory"
     )]
     NotAVault { path: PathBuf, detail: String },
     /// The database file is damaged.

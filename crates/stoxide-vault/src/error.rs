@@ -27,7 +27,7 @@ pub enum Error {
     WrongKey { db: String, source_name: String },
     /// A value sealed under a key this process does not hold.
     #[error(
-        "the stored {field} of {owner} is sealed under key {key_id}, which {source_name} does not hold: give this machine the vault's current key (see `stoxide vault info`)"
+        "the stored {field} of {owner} is sealed under key {key_id}, which {source_name} does not hold: give this machine the vault's current key"
     )]
     KeyNotHeld {
         owner: String,
@@ -54,7 +54,7 @@ pub enum Error {
     #[error("no app {0:?} in the vault")]
     NoSuchApp(String),
     /// No such account.
-    #[error("no account {0:?} in the vault; `stoxide token status --all` lists them, `stoxide login` adds one")]
+    #[error("no account {0:?} in the vault")]
     NoSuchAccount(String),
     /// A filesystem problem.
     #[error("{what} {path}: {source}")]

@@ -37,6 +37,6 @@ pub use account::{Account, AppMode, AppRecord, Check, CheckOutcome, NewApp, NewT
 pub use error::{Error, Result};
 pub use key::{KeyId, KeySource, VaultKey};
 pub use oauth_state::{LoginStates, PendingLogin, STATE_TTL, StateError};
-pub use status::{TokenState, TokenStatus, assess};
+pub use status::{LoginReason, NextStep, TokenState, TokenStatus, assess};
 pub use vault::{KeyReport, Rotation, Vault, VaultConfig, default_data_dir};
 pub use watch::{TokenEvent, TokenWatch, watch_token};

@@ -29,6 +29,32 @@ pub enum TokenState {
     Unchecked { reason: String },
 }
 
+/// Why an account needs a login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoginReason {
+    /// No token stored (never logged in, or logged out).
+    NoToken,
+    /// Tokens die at 03:30 IST every day.
+    Expired,
+    /// Upstox keeps one live token per app and user: a login elsewhere or a logout revoked it.
+    Revoked,
+}
+
+/// What to do about a token that does not work. Each front end says it in its own words (a
+/// command to run, a button to press).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum NextStep {
+    /// Log in (again) for the account.
+    LogIn { account: String, reason: LoginReason },
+    /// Upstox refused the token for another reason: diagnose, and log in again if the app's
+    /// permissions changed.
+    Diagnose { account: String },
+    /// Upstox could not be asked: check the network and this base URL.
+    CheckNetwork { base_url: String },
+}
+
 /// A status line and what to do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TokenStatus {
@@ -37,7 +63,7 @@ pub struct TokenStatus {
     pub state: TokenState,
     pub expires_at: Option<DateTime<Utc>>,
     /// What to do now, when the token does not work.
-    pub next_step: Option<String>,
+    pub next_step: Option<NextStep>,
 }
 
 impl TokenStatus {
@@ -86,18 +112,18 @@ pub fn human(d: Duration) -> String {
 
 /// Judges an account's token at `now` from what the vault knows (expiry, last check).
 pub fn assess(account: &Account, now: DateTime<Utc>) -> TokenStatus {
-    let login = format!(
-        "run `stoxide login --account {}` (or `stoxide login --request`)",
-        account.id
-    );
+    let login = |reason| NextStep::LogIn {
+        account: account.id.clone(),
+        reason,
+    };
     let (state, next_step) = if !account.has_token {
-        (TokenState::NoToken, Some(login))
+        (TokenState::NoToken, Some(login(LoginReason::NoToken)))
     } else if let Some(exp) = account.expires_at.filter(|e| now >= *e) {
         (
             TokenState::Expired {
                 expired_secs_ago: (now - exp).num_seconds(),
             },
-            Some(format!("tokens die at 03:30 IST every day; {login}")),
+            Some(login(LoginReason::Expired)),
         )
     } else {
         match account.last_check.as_ref().map(|c| &c.outcome) {
@@ -107,25 +133,24 @@ pub fn assess(account: &Account, now: DateTime<Utc>) -> TokenStatus {
                 },
                 None,
             ),
-            Some(CheckOutcome::Rejected { status: 401, .. }) => (
-                TokenState::Revoked,
-                Some(format!(
-                    "Upstox keeps one live token per app and user: a login elsewhere (another tool, the web) or a logout revoked this one; {login}"
-                )),
-            ),
+            Some(CheckOutcome::Rejected { status: 401, .. }) => {
+                (TokenState::Revoked, Some(login(LoginReason::Revoked)))
+            }
             Some(CheckOutcome::Rejected { status, code, message }) => (
                 TokenState::Rejected {
                     status: *status,
                     code: code.clone(),
                     message: message.clone(),
                 },
-                Some(format!(
-                    "see `stoxide doctor`; if the app's permissions changed, {login}"
-                )),
+                Some(NextStep::Diagnose {
+                    account: account.id.clone(),
+                }),
             ),
             Some(CheckOutcome::Unreachable { reason }) => (
                 TokenState::Unchecked { reason: reason.clone() },
-                Some(format!("check the network and {}", account.base_url)),
+                Some(NextStep::CheckNetwork {
+                    base_url: account.base_url.clone(),
+                }),
             ),
             None => (
                 TokenState::Unchecked {
@@ -198,10 +223,12 @@ mod tests {
             now,
         );
         assert_eq!(s.summary(), "expired 1h 30m ago (03:30 IST)");
-        assert!(
-            s.next_step
-                .as_deref()
-                .is_some_and(|n| n.contains("stoxide login --account SIM001"))
+        assert_eq!(
+            s.next_step,
+            Some(NextStep::LogIn {
+                account: "SIM001".into(),
+                reason: LoginReason::Expired
+            })
         );
 
         let rejected = CheckOutcome::Rejected {
@@ -211,6 +238,13 @@ mod tests {
         };
         let s = assess(&account(true, later, Some(rejected)), now);
         assert_eq!(s.state, TokenState::Revoked);
+        assert!(matches!(
+            s.next_step,
+            Some(NextStep::LogIn {
+                reason: LoginReason::Revoked,
+                ..
+            })
+        ));
 
         let s = assess(&account(false, later, None), now);
         assert_eq!(s.state, TokenState::NoToken);

@@ -70,7 +70,7 @@ pub enum Error {
     #[error("{endpoint}: unexpected response: {message}")]
     Decode { endpoint: String, message: String },
     /// A call that needs an access token was made without one.
-    #[error("no access token: log in (`stoxide login`) or set UPSTOX_ACCESS_TOKEN")]
+    #[error("no access token was given for this call")]
     NoToken,
     /// A place-order failed in a way that leaves its outcome unknown, and the order book did
     /// not show it either; nothing was re-sent.

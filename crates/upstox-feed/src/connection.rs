@@ -177,20 +177,9 @@ impl<P: Protocol> Worker<P> {
             match tokio_tungstenite::connect_async(uri.as_str()).await {
                 Ok((ws, _)) => Ok(ws),
                 Err(tungstenite::Error::Http(resp)) => {
-                    let status = resp.status().as_u16();
-                    let body = resp
-                        .body()
-                        .as_ref()
-                        .map(|b| String::from_utf8_lossy(b).trim().to_owned())
-                        .unwrap_or_default();
-                    let detail = format!(
-                        "handshake answered {status}{}",
-                        if body.is_empty() {
-                            String::new()
-                        } else {
-                            format!(": {body}")
-                        }
-                    );
+                    let refusal = crate::error::HandshakeRefusal::from_response(&resp);
+                    let status = refusal.status;
+                    let detail = format!("handshake answered {refusal}");
                     match status {
                         401 => Err(End::Stop(Diagnosis::Unauthorized { detail })),
                         403 => Err(End::Stop(Diagnosis::Forbidden { detail })),

@@ -23,7 +23,8 @@ pub enum FeedError {
 }
 
 /// Why a streamer stopped for good instead of reconnecting (a reconnect storm would not help).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "diagnosis", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Diagnosis {
     /// No token to connect with.
@@ -39,10 +40,7 @@ pub enum Diagnosis {
 impl std::fmt::Display for Diagnosis {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Diagnosis::NoToken => write!(
-                f,
-                "no access token: log in (`stoxide login`) or set UPSTOX_ACCESS_TOKEN"
-            ),
+            Diagnosis::NoToken => f.write_str("no access token to connect with"),
             Diagnosis::Unauthorized { detail } => write!(
                 f,
                 "401 Unauthorized ({detail}): the access token is invalid, expired (tokens die at 03:30 IST) or revoked by a newer login; log in again"
@@ -54,6 +52,40 @@ impl std::fmt::Display for Diagnosis {
             Diagnosis::GaveUp { attempts, last } => {
                 write!(f, "gave up after {attempts} reconnect attempts; last error: {last}")
             }
+        }
+    }
+}
+
+/// A WebSocket handshake the server refused: its HTTP status and what its body said.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HandshakeRefusal {
+    pub status: u16,
+    pub body: String,
+}
+
+impl HandshakeRefusal {
+    /// The refusal in a handshake's error answer.
+    pub fn from_response(resp: &tokio_tungstenite::tungstenite::handshake::client::Response) -> Self {
+        let body = resp
+            .body()
+            .as_ref()
+            .map(|b| String::from_utf8_lossy(b).trim().to_owned())
+            .unwrap_or_default();
+        Self {
+            status: resp.status().as_u16(),
+            body,
+        }
+    }
+}
+
+impl std::fmt::Display for HandshakeRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let status = self.status.to_string();
+        match self.body.as_str() {
+            "" => write!(f, "HTTP {status}"),
+            // A body that starts with the status ("403 Forbidden: …") is not said twice.
+            b if b.starts_with(&status) => write!(f, "HTTP {b}"),
+            b => write!(f, "HTTP {status}: {b}"),
         }
     }
 }

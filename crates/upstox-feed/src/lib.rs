@@ -19,13 +19,15 @@ mod fast;
 pub mod market;
 pub mod portfolio;
 pub mod recording;
+pub mod state;
 pub mod tick;
 pub mod token;
 
 pub use decode::{DecodeError, Frame, decode};
-pub use error::{Diagnosis, FeedError};
+pub use error::{Diagnosis, FeedError, HandshakeRefusal};
 pub use events::{EventStream, FeedEvent};
 pub use market::{MarketStreamer, StreamerConfig};
 pub use portfolio::{PortfolioStreamer, PortfolioUpdate, UpdateTypes};
+pub use state::StreamState;
 pub use tick::{Tick, TickData};
 pub use token::{FileToken, StaticToken, TokenSource};

@@ -6,6 +6,7 @@
 //! (`upstox-sim`), which never depend on each other. Everything here is pure, so it is tested
 //! with unit tests and proptest: `cargo test -p upstox-types`.
 
+mod change;
 pub mod error_code;
 pub mod feed;
 pub mod instrument_key;
@@ -13,6 +14,7 @@ pub mod ist;
 pub mod order;
 pub mod rate_limit;
 
+pub use change::PriceChange;
 pub use feed::{FeedCaps, FeedMode};
 pub use instrument_key::{InstrumentKey, InstrumentKeyError, Segment};
 pub use ist::{IST, token_expiry};

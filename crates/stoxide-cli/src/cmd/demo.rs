@@ -116,7 +116,7 @@ async fn dashboard(args: DemoArgs) -> anyhow::Result<()> {
     };
     // The demo keeps its own vault in SQLite, whatever STOXIDE_DATABASE_URL says.
     let vault = stoxide_vault::Vault::open(&stoxide_vault::VaultConfig::sqlite(&data_dir)).await?;
-    stoxide_server::remember_app(&vault, &link).await?;
+    stoxide_app::linking::remember(&vault, &link, true).await?;
 
     // Link the simulated account through the dialog, as a browser would.
     let anon = UpstoxClient::new(ClientConfig::new(Hosts::single(&base)))?;
@@ -147,9 +147,12 @@ async fn dashboard(args: DemoArgs) -> anyhow::Result<()> {
         .hub
         .start(
             anon.clone(),
-            vault.clone(),
+            stoxide_app::stream::TokenFrom::Vault {
+                vault: vault.clone(),
+                account: tokens.profile.user_id.clone(),
+                token: tokens.access_token.clone(),
+            },
             tokens.profile.user_id.clone(),
-            tokens.access_token.clone(),
         )
         .await;
 

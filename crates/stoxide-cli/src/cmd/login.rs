@@ -13,11 +13,12 @@ use axum::http::{Method, StatusCode};
 use axum::response::Html;
 use chrono::{TimeZone, Utc};
 use secrecy::SecretString;
-use stoxide_vault::{AppMode, CheckOutcome, LoginStates, NewApp, NewToken, TokenOrigin, Vault};
+use stoxide_app::clients::Clients;
+use stoxide_app::linking::{DeliveryError, LinkApp, Linked, LoginError, Logins, accept_delivery};
+use stoxide_vault::{AppMode, Vault};
 use tokio::sync::mpsc;
 use upstox_client::login::AppCredentials;
 use upstox_client::user::Profile;
-use upstox_client::{ClientConfig, UpstoxClient};
 use upstox_types::IST;
 
 use crate::output::{Output, table};
@@ -56,16 +57,12 @@ pub(crate) struct LoginArgs {
 #[derive(Debug, clap::Args)]
 pub(crate) struct LogoutArgs {}
 
-/// The app to log in with, from flags, env/config and the vault, in that order.
-struct App {
-    creds: AppCredentials,
-    mode: AppMode,
-    base_url: String,
-    /// Whether the secret came from flags/env and should be (re)stored.
-    new_secret: bool,
-}
+/// Who waits for this command's login callbacks.
+const CLI_OWNER: &str = "stoxide login";
 
-async fn resolve_app(args: &LoginArgs, globals: &Globals, vault: &Vault) -> anyhow::Result<App> {
+/// The app to log in with, from flags, env/config and the vault, in that order; and whether
+/// its secret came from flags/env and should be (re)stored.
+async fn resolve_app(args: &LoginArgs, globals: &Globals, vault: &Vault) -> anyhow::Result<(LinkApp, bool)> {
     let settings = Settings::load(globals)?;
     let account = match &globals.account {
         Some(id) => vault.account(id).await?,
@@ -116,20 +113,18 @@ async fn resolve_app(args: &LoginArgs, globals: &Globals, vault: &Vault) -> anyh
     } else {
         stored.as_ref().map_or(AppMode::Individual, |a| a.mode)
     };
-    Ok(App {
-        creds: AppCredentials {
-            client_id,
-            client_secret: secret,
-            redirect_uri,
+    Ok((
+        LinkApp {
+            creds: AppCredentials {
+                client_id,
+                client_secret: secret,
+                redirect_uri,
+            },
+            mode,
+            base_url,
         },
-        mode,
-        base_url,
         new_secret,
-    })
-}
-
-fn client_for(base_url: &str) -> anyhow::Result<UpstoxClient> {
-    Ok(UpstoxClient::new(ClientConfig::new(hosts_for(base_url)?))?)
+    ))
 }
 
 /// A loopback http redirect URI → the address to listen on and the path.
@@ -191,84 +186,63 @@ fn spinner(message: String) -> indicatif::ProgressBar {
 }
 
 struct OauthCtx {
-    states: LoginStates,
-    client: UpstoxClient,
-    app: App,
+    logins: Logins,
+    clients: Clients,
+    app: LinkApp,
     vault: Vault,
-    done: mpsc::Sender<anyhow::Result<(Profile, stoxide_vault::Account)>>,
+    done: mpsc::Sender<anyhow::Result<Linked>>,
 }
 
 async fn oauth_callback(
     State(ctx): State<Arc<OauthCtx>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> (StatusCode, Html<String>) {
-    let pending = match ctx.states.take(q.get("state").map(String::as_str), Utc::now()) {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::warn!(%e, "refused a login callback");
-            return (StatusCode::BAD_REQUEST, page("Login refused", &e.to_string()));
-        }
-    };
-    if let Some(err) = q.get("error") {
-        let msg = format!("Upstox refused the login: {err}");
-        let _ = ctx.done.send(Err(anyhow::anyhow!("{msg}"))).await;
-        return (StatusCode::BAD_REQUEST, page("Login failed", &msg));
-    }
-    let Some(code) = q.get("code").filter(|c| !c.is_empty()) else {
-        let msg =
-            "the callback came without an authorization code; start `stoxide login` again and complete the dialog";
-        let _ = ctx.done.send(Err(anyhow::anyhow!("{msg}"))).await;
-        return (StatusCode::BAD_REQUEST, page("Login failed", msg));
-    };
-    debug_assert_eq!(pending.client_id, ctx.app.creds.client_id);
-    let result = async {
-        let tokens = ctx
-            .client
-            .exchange_code(&ctx.app.creds, code)
-            .await
-            .context("exchanging the authorization code")?;
-        let profile = tokens.profile.clone();
-        let account = ctx
-            .vault
-            .store_checked(&NewToken::from_exchange(
-                &tokens,
-                &ctx.app.creds.client_id,
-                &ctx.app.base_url,
-            ))
-            .await?;
-        anyhow::Ok((profile, account))
-    }
-    .await;
-    let reply = match &result {
-        Ok((p, _)) => (
-            StatusCode::OK,
-            page(
+    let result = ctx
+        .logins
+        .finish(&ctx.vault, &ctx.clients, &ctx.app, &q, CLI_OWNER)
+        .await;
+    match result {
+        Ok(linked) => {
+            let reply = page(
                 "Logged in",
                 &format!(
                     "Logged in as {}; the token is in the vault. You can close this tab.",
-                    p.user_id
+                    linked.profile.user_id
                 ),
-            ),
-        ),
-        Err(e) => (StatusCode::BAD_GATEWAY, page("Login failed", &format!("{e:#}"))),
-    };
-    let _ = ctx.done.send(result).await;
-    reply
+            );
+            let _ = ctx.done.send(Ok(linked)).await;
+            (StatusCode::OK, reply)
+        }
+        // A callback that is not ours (unknown, replayed, expired state) is refused; the
+        // command keeps waiting for the right one.
+        Err(stoxide_app::Error::Login(e @ (LoginError::State(_) | LoginError::OtherSession))) => {
+            tracing::warn!(%e, "refused a login callback");
+            (StatusCode::BAD_REQUEST, page("Login refused", &e.to_string()))
+        }
+        Err(e) => {
+            let msg = match &e {
+                stoxide_app::Error::Login(LoginError::NoCode) => {
+                    "the callback came without an authorization code; start `stoxide login` again and complete the dialog"
+                        .to_owned()
+                }
+                other => other.to_string(),
+            };
+            let status = match &e {
+                stoxide_app::Error::Login(_) => StatusCode::BAD_REQUEST,
+                _ => StatusCode::BAD_GATEWAY,
+            };
+            let reply = page("Login failed", &msg);
+            let _ = ctx.done.send(Err(anyhow::anyhow!("{msg}"))).await;
+            (status, reply)
+        }
+    }
 }
 
 struct WebhookCtx {
-    app: App,
+    clients: Clients,
+    app: LinkApp,
     vault: Vault,
-    done: mpsc::Sender<anyhow::Result<(Profile, stoxide_vault::Account)>>,
-}
-
-fn epoch_ms(v: &serde_json::Value, key: &str) -> Option<chrono::DateTime<Utc>> {
-    let ms = match v.get(key)? {
-        serde_json::Value::String(s) => s.parse().ok()?,
-        serde_json::Value::Number(n) => n.as_i64()?,
-        _ => return None,
-    };
-    Utc.timestamp_millis_opt(ms).single()
+    done: mpsc::Sender<anyhow::Result<Linked>>,
 }
 
 async fn webhook(
@@ -279,61 +253,32 @@ async fn webhook(
     if method != Method::POST {
         return (StatusCode::METHOD_NOT_ALLOWED, "POST the token here");
     }
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) else {
-        tracing::warn!("refused a webhook delivery that is not JSON");
-        return (StatusCode::BAD_REQUEST, "not JSON");
-    };
-    let field = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("");
-    if field("message_type") != "access_token" || field("client_id") != ctx.app.creds.client_id {
-        tracing::warn!("refused a webhook delivery for another app or message type");
-        return (StatusCode::BAD_REQUEST, "not an access token for this app");
-    }
-    let token = SecretString::from(field("access_token"));
-    let user_id = field("user_id").to_owned();
-    // Deliveries carry no signature: the token is believed only when Upstox accepts it for the
-    // user the delivery names.
-    let (outcome, profile) = match crate::vault::probe(&ctx.app.base_url, &token).await {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot check a delivered token");
-            return (StatusCode::BAD_GATEWAY, "cannot check the token");
+    match accept_delivery(&ctx.vault, &ctx.clients, &ctx.app, &body).await {
+        Ok(linked) => {
+            let _ = ctx.done.send(Ok(linked)).await;
+            (StatusCode::OK, "stored")
         }
-    };
-    let Some(profile) = profile.filter(|p| outcome == CheckOutcome::Valid && p.user_id == user_id) else {
-        tracing::warn!("refused a webhook delivery whose token Upstox does not accept for its user");
-        return (StatusCode::BAD_REQUEST, "token not accepted");
-    };
-    let issued_at = epoch_ms(&v, "issued_at").unwrap_or_else(Utc::now);
-    let result = ctx
-        .vault
-        .store_checked(&NewToken {
-            account_id: profile.user_id.clone(),
-            client_id: Some(ctx.app.creds.client_id.clone()),
-            user_name: profile.user_name.clone(),
-            base_url: ctx.app.base_url.clone(),
-            access_token: token,
-            extended_token: None,
-            issued_at,
-            expires_at: epoch_ms(&v, "expires_at"),
-            origin: TokenOrigin::TokenRequest,
-        })
-        .await
-        .map_err(anyhow::Error::from)
-        .map(|a| (profile, a));
-    let ok = result.is_ok();
-    let _ = ctx.done.send(result).await;
-    if ok {
-        (StatusCode::OK, "stored")
-    } else {
-        (StatusCode::INTERNAL_SERVER_ERROR, "could not store the token")
+        Err(stoxide_app::Error::Delivery(e)) => {
+            tracing::warn!(%e, "refused a webhook delivery");
+            match e {
+                DeliveryError::NotJson => (StatusCode::BAD_REQUEST, "not JSON"),
+                DeliveryError::OtherApp => (StatusCode::BAD_REQUEST, "not an access token for this app"),
+                DeliveryError::NotAccepted => (StatusCode::BAD_REQUEST, "token not accepted"),
+                _ => (StatusCode::BAD_GATEWAY, "cannot check the token"),
+            }
+        }
+        Err(e) => {
+            let _ = ctx.done.send(Err(e.into())).await;
+            (StatusCode::INTERNAL_SERVER_ERROR, "could not store the token")
+        }
     }
 }
 
 async fn wait_for(
-    rx: &mut mpsc::Receiver<anyhow::Result<(Profile, stoxide_vault::Account)>>,
+    rx: &mut mpsc::Receiver<anyhow::Result<Linked>>,
     timeout: Duration,
     what: &str,
-) -> anyhow::Result<(Profile, stoxide_vault::Account)> {
+) -> anyhow::Result<Linked> {
     tokio::select! {
         r = rx.recv() => r.context("the local server stopped")?,
         () = tokio::time::sleep(timeout) => anyhow::bail!("no {what} within {} s; run the command again (--timeout sets the wait)", timeout.as_secs()),
@@ -341,12 +286,7 @@ async fn wait_for(
     }
 }
 
-fn print_login(
-    out: &Output,
-    profile: &Profile,
-    account: &stoxide_vault::Account,
-    vault_dir: &std::path::Path,
-) -> anyhow::Result<()> {
+fn print_login(out: &Output, profile: &Profile, account: &stoxide_vault::Account, vault: &str) -> anyhow::Result<()> {
     let expires = account
         .expires_at
         .map(|e| e.with_timezone(&IST).format("%Y-%m-%d %H:%M IST").to_string())
@@ -372,30 +312,23 @@ fn print_login(
         t
     })?;
     if !out.json {
-        say!("token stored encrypted in {}", vault_dir.display());
+        say!("token stored encrypted in {vault}");
     }
     Ok(())
 }
 
 pub(crate) async fn login(globals: &Globals, out: &Output, args: LoginArgs) -> anyhow::Result<()> {
     let vault = crate::vault::open(globals).await?;
-    let app = resolve_app(&args, globals, &vault).await?;
-    let vault_dir = vault.data_dir().to_owned();
-    vault
-        .put_app(&NewApp {
-            client_id: app.creds.client_id.clone(),
-            secret: app.new_secret.then(|| app.creds.client_secret.clone()),
-            redirect_uri: app.creds.redirect_uri.clone(),
-            mode: app.mode,
-            base_url: app.base_url.clone(),
-        })
-        .await?;
-    let client = client_for(&app.base_url)?;
+    let (app, new_secret) = resolve_app(&args, globals, &vault).await?;
+    let vault_location = vault.location().to_string();
+    stoxide_app::linking::remember(&vault, &app, new_secret).await?;
+    let clients = Clients::default();
+    let client = clients.client(&app.base_url)?;
     let timeout = Duration::from_secs(args.timeout.max(1));
     let (tx, mut rx) = mpsc::channel(4);
     let cancel = tokio_util::sync::CancellationToken::new();
 
-    let (profile, account) = if args.request {
+    let linked = if args.request {
         let bind = |addr: SocketAddr| async move {
             tokio::net::TcpListener::bind(addr)
                 .await
@@ -422,7 +355,12 @@ pub(crate) async fn login(globals: &Globals, out: &Output, args: LoginArgs) -> a
             }
         };
         let addr = listener.local_addr()?;
-        let ctx = Arc::new(WebhookCtx { app, vault, done: tx });
+        let ctx = Arc::new(WebhookCtx {
+            clients,
+            app,
+            vault,
+            done: tx,
+        });
         let router = axum::Router::new().fallback(webhook).with_state(ctx);
         let stop = cancel.clone();
         let server = tokio::spawn(async move {
@@ -452,16 +390,15 @@ pub(crate) async fn login(globals: &Globals, out: &Output, args: LoginArgs) -> a
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr} for the login callback (is another login running?)"))?;
-        let states = LoginStates::new();
-        let state = states.issue(&app.creds.client_id, Utc::now());
-        let url = client.authorize_url(&app.creds.client_id, &app.creds.redirect_uri, &state);
+        let logins = Logins::new();
+        let url = logins.start(&clients, &app, CLI_OWNER)?;
         say!("Open this URL in a browser to log in:\n{url}");
         if !args.no_browser {
             open_browser(&url);
         }
         let ctx = Arc::new(OauthCtx {
-            states,
-            client,
+            logins,
+            clients,
             app,
             vault,
             done: tx,
@@ -483,7 +420,7 @@ pub(crate) async fn login(globals: &Globals, out: &Output, args: LoginArgs) -> a
         let _ = server.await;
         r?
     };
-    print_login(out, &profile, &account, &vault_dir)
+    print_login(out, &linked.profile, &linked.account, &vault_location)
 }
 
 pub(crate) async fn logout(globals: &Globals, out: &Output, _args: LogoutArgs) -> anyhow::Result<()> {
@@ -495,7 +432,7 @@ pub(crate) async fn logout(globals: &Globals, out: &Output, _args: LogoutArgs) -
     let upstox = match &token {
         None => "no token was stored".to_owned(),
         Some(t) => {
-            let client = client_for(&account.base_url)?.for_user(&account.id, t.clone());
+            let client = Clients::default().for_user(&account.base_url, &account.id, t.clone())?;
             match client.logout().await {
                 Ok(_) => "Upstox revoked the token".to_owned(),
                 Err(e) if e.is_unauthorized() => "the token was already invalid at Upstox".to_owned(),

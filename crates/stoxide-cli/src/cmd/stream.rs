@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use upstox_feed::recording::{RecordingWriter, read_recording, replay};
-use upstox_feed::{EventStream, FeedEvent, MarketStreamer, StaticToken, StreamerConfig, Tick};
+use upstox_feed::{EventStream, FeedEvent, StreamerConfig, Tick};
 use upstox_types::{FeedMode, InstrumentKey};
 
 use crate::output::{money, table};
@@ -75,24 +75,18 @@ async fn until_deadline(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-/// Notices from the vault watcher (expiry ahead, a new token picked up); none for a fixed token.
+/// Notices from the vault watcher (expiry ahead, a new token picked up), in words; none for a
+/// fixed token.
 struct Notices {
-    rx: Option<tokio::sync::mpsc::UnboundedReceiver<String>>,
-    cancel: tokio_util::sync::CancellationToken,
+    rx: Option<tokio::sync::mpsc::UnboundedReceiver<stoxide_vault::TokenEvent>>,
 }
 
 impl Notices {
     async fn next(&mut self) -> Option<String> {
         match &mut self.rx {
-            Some(rx) => rx.recv().await,
+            Some(rx) => rx.recv().await.map(|e| crate::words::token_event(&e)),
             None => std::future::pending().await,
         }
-    }
-}
-
-impl Drop for Notices {
-    fn drop(&mut self) {
-        self.cancel.cancel();
     }
 }
 
@@ -100,8 +94,8 @@ async fn open_streamer(
     globals: &Globals,
     keys: &[&str],
     mode: FeedMode,
-    mut config: StreamerConfig,
-) -> anyhow::Result<(Session, MarketStreamer, EventStream, Notices)> {
+    config: StreamerConfig,
+) -> anyhow::Result<(Session, stoxide_app::stream::Stream, Notices)> {
     let session = Session::open(globals).await?;
     // A key Upstox does not know streams nothing at all: say so instead of waiting silently.
     if let Some(unknown) = crate::cmd::quote::unknown_keys(&session.client, keys).await
@@ -114,31 +108,21 @@ async fn open_streamer(
         .token
         .clone()
         .context("no access token: log in (`stoxide login`) or set UPSTOX_ACCESS_TOKEN")?;
-    let cancel = tokio_util::sync::CancellationToken::new();
-    let (streamer, events, rx) = match &session.account {
-        // A vault token: re-read at every connect, and after a 401 wait for a new login.
-        Some(va) => {
-            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-            let source = crate::vault::watch(
-                va.vault.clone(),
-                va.account.id.clone(),
-                token,
-                cancel.clone(),
-                move |m| {
-                    let _ = tx.send(m);
-                },
-            );
-            config.await_new_token = Some(Duration::from_secs(2));
-            let (s, e) = MarketStreamer::start(session.anonymous_client()?, source, config);
-            (s, e, Some(rx))
-        }
-        None => {
-            let (s, e) = MarketStreamer::start(session.anonymous_client()?, StaticToken(token), config);
-            (s, e, None)
-        }
+    // A vault token is re-read at every connect, and after a 401 the stream waits for a new login.
+    let from = match &session.account {
+        Some(va) => stoxide_app::stream::TokenFrom::Vault {
+            vault: va.vault.clone(),
+            account: va.account.id.clone(),
+            token,
+        },
+        None => stoxide_app::stream::TokenFrom::Fixed(token),
     };
-    streamer.subscribe(keys, mode)?;
-    Ok((session, streamer, events, Notices { rx, cancel }))
+    let mut stream = stoxide_app::stream::start(session.anonymous_client()?, from, config);
+    stream.streamer.subscribe(keys, mode)?;
+    let notices = Notices {
+        rx: stream.token_events.take(),
+    };
+    Ok((session, stream, notices))
 }
 
 /// What the live table shows per instrument.
@@ -273,10 +257,9 @@ async fn show(
 pub(crate) async fn stream(globals: &Globals, json: bool, args: StreamArgs) -> anyhow::Result<()> {
     let keys = check_keys(&args.keys)?;
     let deadline = deadline(args.duration)?;
-    let (session, streamer, events, mut notices) =
-        open_streamer(globals, &keys, args.mode, StreamerConfig::default()).await?;
-    let result = show(&events, &keys, json, deadline, &mut notices).await;
-    streamer.shutdown().await;
+    let (session, stream, mut notices) = open_streamer(globals, &keys, args.mode, StreamerConfig::default()).await?;
+    let result = show(&stream.events, &keys, json, deadline, &mut notices).await;
+    stream.shutdown().await;
     session.close().await;
     result
 }
@@ -291,7 +274,8 @@ pub(crate) async fn record(globals: &Globals, args: RecordArgs) -> anyhow::Resul
         raw_frames: Some(tx),
         ..StreamerConfig::default()
     };
-    let (session, streamer, events, mut notices) = open_streamer(globals, &keys, args.mode, config).await?;
+    let (session, stream, mut notices) = open_streamer(globals, &keys, args.mode, config).await?;
+    let events = &stream.events;
     let started = Instant::now();
     let mut progress = tokio::time::interval(Duration::from_millis(500));
     let result = loop {
@@ -316,7 +300,7 @@ pub(crate) async fn record(globals: &Globals, args: RecordArgs) -> anyhow::Resul
             }
         }
     };
-    streamer.shutdown().await;
+    stream.shutdown().await;
     while let Ok(f) = rx.try_recv() {
         writer.write(&f)?;
     }
@@ -346,10 +330,7 @@ pub(crate) async fn replay_cmd(json: bool, args: ReplayArgs) -> anyhow::Result<(
     })?;
     let events = replay(frames, args.speed);
     if json {
-        let mut none = Notices {
-            rx: None,
-            cancel: tokio_util::sync::CancellationToken::new(),
-        };
+        let mut none = Notices { rx: None };
         return show(&events, &[], true, None, &mut none).await;
     }
     let mut rows = BTreeMap::new();

@@ -71,9 +71,10 @@ async fn status(globals: &Globals, out: &Output, all: bool, refresh: bool) -> an
         vec![crate::vault::require(&vault, globals).await?]
     };
     anyhow::ensure!(!accounts.is_empty(), "the vault holds no account; run `stoxide login`");
+    let clients = stoxide_app::clients::Clients::default();
     let mut statuses = Vec::new();
     for a in &accounts {
-        statuses.push((a, crate::vault::status(&vault, a, refresh).await?));
+        statuses.push((a, crate::vault::status(&vault, &clients, a, refresh).await?));
     }
     vault.close().await;
     if out.json {
@@ -83,6 +84,10 @@ async fn status(globals: &Globals, out: &Output, all: bool, refresh: bool) -> an
                 let mut v = serde_json::to_value(s).unwrap_or_default();
                 if let Some(o) = v.as_object_mut() {
                     o.insert("summary".into(), s.summary().into());
+                    if let Some(step) = &s.next_step {
+                        o.insert("next_action".into(), serde_json::to_value(step).unwrap_or_default());
+                        o.insert("next_step".into(), crate::words::next_step(step).into());
+                    }
                     o.insert("user_name".into(), a.user_name.clone().into());
                     o.insert("client_id".into(), a.client_id.clone().into());
                     o.insert("origin".into(), serde_json::to_value(a.origin).unwrap_or_default());
@@ -102,7 +107,7 @@ async fn status(globals: &Globals, out: &Output, all: bool, refresh: bool) -> an
                 a.expires_at
                     .map(|e| e.with_timezone(&IST).format("%d %b %H:%M IST").to_string())
                     .unwrap_or_default(),
-                s.next_step.clone().unwrap_or_default(),
+                s.next_step.as_ref().map(crate::words::next_step).unwrap_or_default(),
             ]);
         }
         say!("{t}");
@@ -142,7 +147,12 @@ async fn import(globals: &Globals, out: &Output, file: &std::path::Path, offline
             .context("--offline needs --account ID (the Upstox user id the token belongs to)")?;
         (id, None, None)
     } else {
-        let (outcome, profile) = crate::vault::probe(&base_url, &parsed.access_token).await?;
+        let (outcome, profile) = crate::vault::probe(
+            &stoxide_app::clients::Clients::default(),
+            &base_url,
+            &parsed.access_token,
+        )
+        .await?;
         let profile = match (outcome, profile) {
             (_, Some(p)) => p,
             (stoxide_vault::CheckOutcome::Rejected { message, .. }, None) => anyhow::bail!(
