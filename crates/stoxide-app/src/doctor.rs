@@ -344,7 +344,11 @@ pub async fn connection(report: &mut Report, client: &UpstoxClient, source: &Tok
     let mut info = None;
     let mut first_tick = None;
     let sub = serde_json::json!({"guid": "stoxide-doctor", "method": "sub", "data": {"mode": "ltpc", "instrumentKeys": [PROBE_KEY]}});
-    let _ = ws.send(Message::Binary(sub.to_string().into_bytes().into())).await;
+    let _ = tokio::time::timeout(
+        Duration::from_secs(10),
+        ws.send(Message::Binary(sub.to_string().into_bytes().into())),
+    )
+    .await;
     let _ = tokio::time::timeout(wait, async {
         while let Some(Ok(msg)) = ws.next().await {
             if let Message::Binary(b) = msg {

@@ -720,6 +720,9 @@ impl InstrumentMaster {
     }
 }
 
+/// The largest instrument file accepted (the complete file is tens of MB gzipped).
+pub const MAX_INSTRUMENT_FILE: u64 = 256 << 20;
+
 impl UpstoxClient {
     /// The URL of an instrument file (`complete`, `NSE`, `BSE`, `MCX`).
     pub fn instruments_url(&self, file: &str) -> String {
@@ -761,11 +764,23 @@ impl UpstoxClient {
             });
         }
         let total = resp.content_length();
-        let mut body = Vec::with_capacity(total.unwrap_or(1 << 20) as usize);
+        if total.is_some_and(|t| t > MAX_INSTRUMENT_FILE) {
+            return Err(Error::Instruments(format!(
+                "{file}.json.gz claims {} bytes, more than the {MAX_INSTRUMENT_FILE} an instrument file may have",
+                total.unwrap_or_default()
+            )));
+        }
+        // The announced length only sizes the buffer up to a bound: a server may lie.
+        let mut body = Vec::with_capacity(total.unwrap_or(1 << 20).min(64 << 20) as usize);
         let mut stream = resp.bytes_stream();
         progress(0, total);
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| crate::client::transport(&endpoint, e, config.timeout))?;
+            if body.len() as u64 + chunk.len() as u64 > MAX_INSTRUMENT_FILE {
+                return Err(Error::Instruments(format!(
+                    "{file}.json.gz is larger than the {MAX_INSTRUMENT_FILE} bytes an instrument file may have"
+                )));
+            }
             body.extend_from_slice(&chunk);
             progress(body.len() as u64, total);
         }

@@ -256,13 +256,27 @@ impl Protocol for MarketProtocol {
     }
 }
 
+/// How long one control frame may take to leave before the connection is treated as dead.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Sends one frame, or fails with a timed-out I/O error after [`SEND_TIMEOUT`].
+async fn send_timed(ws: &mut Ws, msg: tungstenite::Message) -> Result<(), tungstenite::Error> {
+    match tokio::time::timeout(SEND_TIMEOUT, ws.send(msg)).await {
+        Ok(r) => r,
+        Err(_) => Err(tungstenite::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "a control frame did not leave within 10 s",
+        ))),
+    }
+}
+
 impl MarketProtocol {
     /// Brings the connection's subscriptions to the desired ones.
     async fn reconcile(&self, ws: &mut Ws, sent: &mut Desired) -> Result<(), tungstenite::Error> {
         let desired = self.desired.lock().clone();
         let gone: Vec<String> = sent.keys().filter(|k| !desired.contains_key(*k)).cloned().collect();
         for chunk in gone.chunks(self.keys_per_request.max(1)) {
-            ws.send(control("unsub", None, chunk)).await?;
+            send_timed(ws, control("unsub", None, chunk)).await?;
         }
         for mode in FeedMode::ALL {
             let mut new = Vec::new();
@@ -278,10 +292,10 @@ impl MarketProtocol {
                 }
             }
             for chunk in new.chunks(self.keys_per_request.max(1)) {
-                ws.send(control("sub", Some(mode), chunk)).await?;
+                send_timed(ws, control("sub", Some(mode), chunk)).await?;
             }
             for chunk in moved.chunks(self.keys_per_request.max(1)) {
-                ws.send(control("change_mode", Some(mode), chunk)).await?;
+                send_timed(ws, control("change_mode", Some(mode), chunk)).await?;
             }
         }
         *sent = desired;

@@ -337,7 +337,7 @@ impl Engine {
         id
     }
 
-    /// Places an order; answers its id. Rejections (margin, holdings, freeze) are order states,
+    /// Places an order; answers its id. Rejections (freeze, price band, holdings, margin) are order states,
     /// as on the real API, not request errors.
     pub fn place(
         &mut self,
@@ -358,6 +358,9 @@ impl Engine {
                 inst.freeze_quantity.unwrap_or_default(),
                 inst.trading_symbol
             ));
+        }
+        if rejection.is_none() {
+            rejection = outside_band(market, &req, now);
         }
         if rejection.is_none()
             && matches!(inst.kind, Kind::Spot { .. })
@@ -872,4 +875,208 @@ fn holding_json(market: &Market, h: &Holding, ltp: f64) -> Value {
         "t1_quantity": h.t1_quantity,
         "exchange": inst.segment.exchange(),
     })
+}
+
+/// The exchange refuses a limit or trigger price outside the instrument's circuit limits for
+/// the day: the rejection message, or `None` when the prices are inside (or unpriced).
+fn outside_band(market: &Market, req: &OrderRequest, now: DateTime<Utc>) -> Option<String> {
+    let priced = matches!(req.order_type, OrderType::Limit | OrderType::StopLoss);
+    let triggered = matches!(req.order_type, OrderType::StopLoss | OrderType::StopLossMarket);
+    if !priced && !triggered {
+        return None;
+    }
+    let snap = market.snapshot(req.instrument, now);
+    let (lo, hi) = (snap.lower_circuit, snap.upper_circuit);
+    let outside = |p: f64| p < lo || p > hi;
+    let (what, p) = if priced && outside(req.price) {
+        ("price", req.price)
+    } else if triggered && outside(req.trigger_price) {
+        ("trigger price", req.trigger_price)
+    } else {
+        return None;
+    };
+    Some(format!(
+        "The {what} {p:.2} is outside the circuit limits of {} for the day ({lo:.2} to {hi:.2}).",
+        market.get(req.instrument).trading_symbol
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SimClock;
+    use crate::config::ClockConfig;
+
+    /// One market and engine for all the tests (building ~108k instruments takes a moment).
+    fn fixture() -> (&'static Market, DateTime<Utc>) {
+        static MARKET: std::sync::OnceLock<(Market, DateTime<Utc>)> = std::sync::OnceLock::new();
+        let (m, now) = MARKET.get_or_init(|| {
+            let now = SimClock::new(&ClockConfig::default()).expect("clock").now();
+            (
+                Market::new(crate::config::MarketConfig::default(), 42, now).expect("market"),
+                now,
+            )
+        });
+        (m, *now)
+    }
+
+    fn engine(market: &Market) -> Engine {
+        Engine::new(&SimConfig::default(), market)
+    }
+
+    fn req(
+        market: &Market,
+        key: &str,
+        side: TransactionType,
+        quantity: u64,
+        order_type: OrderType,
+        price: f64,
+    ) -> OrderRequest {
+        OrderRequest {
+            instrument: market.lookup(key).expect("instrument"),
+            quantity,
+            product: Product::Intraday,
+            validity: Validity::Day,
+            price,
+            trigger_price: 0.0,
+            order_type,
+            transaction_type: side,
+            disclosed_quantity: 0,
+            tag: None,
+            is_amo: false,
+        }
+    }
+
+    const RELIANCE: &str = "NSE_EQ|INE002A01018";
+
+    #[test]
+    fn a_market_order_fills_at_once_near_the_last_price() {
+        let (m, now) = fixture();
+        let mut e = engine(m);
+        let id = e
+            .place(
+                m,
+                "SIM001",
+                req(m, RELIANCE, TransactionType::Buy, 5, OrderType::Market, 0.0),
+                now,
+                false,
+            )
+            .expect("placed");
+        let o = e.order("SIM001", &id).expect("order");
+        assert_eq!((o.status.clone(), o.filled_quantity), (OrderStatus::Complete, 5));
+        let ltp = m.ltp(o.req.instrument, now);
+        assert!(
+            (o.average_price - ltp).abs() <= 1.0,
+            "filled at {} vs ltp {ltp}",
+            o.average_price
+        );
+        assert_eq!(e.trades("SIM001").len(), 1);
+    }
+
+    #[test]
+    fn a_limit_order_away_from_the_market_rests_until_the_price_reaches_it() {
+        let (m, now) = fixture();
+        let mut e = engine(m);
+        let k = m.lookup(RELIANCE).expect("reliance");
+        let ltp = m.ltp(k, now);
+        let snap = m.snapshot(k, now);
+        // A buy limit just above the lower circuit: far below the market, inside the band.
+        let low = ((snap.lower_circuit + 0.1) * 20.0).ceil() / 20.0;
+        assert!(low < ltp);
+        let id = e
+            .place(
+                m,
+                "SIM001",
+                req(m, RELIANCE, TransactionType::Buy, 1, OrderType::Limit, low),
+                now,
+                false,
+            )
+            .expect("placed");
+        assert_eq!(e.order("SIM001", &id).expect("order").status, OrderStatus::Open);
+        e.match_all(m, now + chrono::Duration::seconds(1));
+        assert_eq!(
+            e.order("SIM001", &id).expect("order").status,
+            OrderStatus::Open,
+            "still resting"
+        );
+        e.cancel(m, "SIM001", &id).expect("cancel");
+        assert_eq!(e.order("SIM001", &id).expect("order").status, OrderStatus::Cancelled);
+        assert!(
+            e.cancel(m, "SIM001", &id).is_err(),
+            "a cancelled order cannot be cancelled again"
+        );
+        // A buy limit above the market fills at the touch, not at the limit.
+        let high = ((ltp * 1.02) * 20.0).round() / 20.0;
+        let id = e
+            .place(
+                m,
+                "SIM001",
+                req(m, RELIANCE, TransactionType::Buy, 1, OrderType::Limit, high),
+                now,
+                false,
+            )
+            .expect("placed");
+        let o = e.order("SIM001", &id).expect("order");
+        assert_eq!(o.status, OrderStatus::Complete);
+        assert!(o.average_price < high);
+    }
+
+    #[test]
+    fn freeze_band_and_margin_rejections_are_order_states() {
+        let (m, now) = fixture();
+        let mut e = engine(m);
+        let rejected = |e: &mut Engine, r: OrderRequest| {
+            let id = e.place(m, "SIM001", r, now, false).expect("placed");
+            let o = e.order("SIM001", &id).expect("order").clone();
+            assert_eq!(o.status, OrderStatus::Rejected, "{:?}", o.status_message);
+            o.status_message.unwrap_or_default()
+        };
+        let msg = rejected(
+            &mut e,
+            req(m, RELIANCE, TransactionType::Buy, 200_000, OrderType::Market, 0.0),
+        );
+        assert!(msg.contains("freeze quantity"), "{msg}");
+        let snap = m.snapshot(m.lookup(RELIANCE).expect("k"), now);
+        let above = ((snap.upper_circuit * 1.5) * 20.0).round() / 20.0;
+        let msg = rejected(
+            &mut e,
+            req(m, RELIANCE, TransactionType::Buy, 1, OrderType::Limit, above),
+        );
+        assert!(msg.contains("circuit limits"), "{msg}");
+        let mut sl = req(m, RELIANCE, TransactionType::Sell, 1, OrderType::StopLossMarket, 0.0);
+        sl.trigger_price = ((snap.lower_circuit * 0.5) * 20.0).round() / 20.0;
+        let msg = rejected(&mut e, sl);
+        assert!(msg.contains("trigger price"), "{msg}");
+        let msg = rejected(
+            &mut e,
+            req(m, RELIANCE, TransactionType::Buy, 90_000, OrderType::Market, 0.0),
+        );
+        assert!(msg.contains("You need to add Rs."), "{msg}");
+        assert!(e.trades("SIM001").is_empty(), "nothing filled");
+    }
+
+    #[test]
+    fn a_stop_loss_waits_for_its_trigger_and_a_delivery_sell_needs_holdings() {
+        let (m, now) = fixture();
+        let mut e = engine(m);
+        let k = m.lookup(RELIANCE).expect("reliance");
+        let ltp = m.ltp(k, now);
+        let mut sl = req(m, RELIANCE, TransactionType::Buy, 1, OrderType::StopLossMarket, 0.0);
+        sl.trigger_price = (((ltp * 1.03).min(m.snapshot(k, now).upper_circuit - 0.1)) * 20.0).floor() / 20.0;
+        let id = e.place(m, "SIM001", sl, now, false).expect("placed");
+        assert_eq!(
+            e.order("SIM001", &id).expect("order").status,
+            OrderStatus::TriggerPending
+        );
+        let mut sell = req(m, RELIANCE, TransactionType::Sell, 1_000_000, OrderType::Market, 0.0);
+        sell.product = Product::Delivery;
+        let id = e.place(m, "SIM001", sell, now, true).expect("placed");
+        let o = e.order("SIM001", &id).expect("order");
+        assert_eq!(o.status, OrderStatus::Rejected);
+        assert!(
+            o.status_message
+                .as_deref()
+                .is_some_and(|s| s.contains("Insufficient holdings"))
+        );
+    }
 }

@@ -135,6 +135,35 @@ impl FeedHub {
     }
 }
 
+/// Holds a session while the feed is stalled — it neither reads nor writes, so the client's
+/// pings go unanswered — until it is resumed. Answers false when the session must end instead
+/// (dropped, or the simulator going away). One wait for both feeds.
+pub(crate) async fn hold_while_stalled(
+    stalled: &mut watch::Receiver<bool>,
+    drops: &mut broadcast::Receiver<()>,
+) -> bool {
+    while *stalled.borrow() {
+        tokio::select! {
+            r = stalled.changed() => if r.is_err() { return false },
+            _ = drops.recv() => return false,
+        }
+    }
+    true
+}
+
+/// How long one frame may take to leave; a client that does not read is dropped after it.
+pub(crate) const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Sends one message on a feed socket; false when the client is gone or does not take it
+/// within [`SEND_TIMEOUT`].
+pub(crate) async fn send_within<S>(tx: &mut S, msg: axum::extract::ws::Message) -> bool
+where
+    S: futures::Sink<axum::extract::ws::Message> + Unpin,
+{
+    use futures::SinkExt;
+    matches!(tokio::time::timeout(SEND_TIMEOUT, tx.send(msg)).await, Ok(Ok(())))
+}
+
 fn refused(status: u16, reason: &str) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
     (

@@ -257,14 +257,15 @@ async fn tour(args: DemoArgs, out: &Output) -> anyhow::Result<()> {
             Product::Intraday,
         ))
         .await?;
-    let ltp = client
-        .ltp(&["NSE_EQ|INE002A01018"])
+    let quote = client
+        .full_quote(&["NSE_EQ|INE002A01018"])
         .await?
         .into_values()
         .next()
-        .map(|q| q.last_price)
-        .unwrap_or_default();
-    let target = rust_decimal::Decimal::try_from(((ltp * 1.02) / 0.05).round() * 0.05)?.round_dp(2);
+        .context("no quote for RELIANCE")?;
+    // A resting sell 2% above the market, kept inside the day's circuit limits.
+    let target = (quote.last_price * 1.02).min(quote.upper_circuit_limit - 0.05);
+    let target = rust_decimal::Decimal::try_from((target / 0.05).floor() * 0.05)?.round_dp(2);
     let sell = client
         .place_order_v3(&PlaceOrderRequest::limit(
             "NSE_EQ|INE002A01018",

@@ -73,8 +73,7 @@ pub(crate) async fn run(globals: &Globals, out: &Output, keys: &[String]) -> any
         ]);
         rows.sort_by(|a, b| a.1.cmp(&b.1));
         for (key, name, q) in &rows {
-            let prev = q.last_price - q.net_change;
-            let pct = if prev != 0.0 { q.net_change / prev * 100.0 } else { 0.0 };
+            let pct = upstox_types::PriceChange::from_net_change(q.last_price, q.net_change).percent;
             let bid = q
                 .depth
                 .as_ref()

@@ -148,8 +148,7 @@ fn render(rows: &BTreeMap<String, Row>, status: &str, ticks: u64) -> String {
         "last tick",
     ]);
     for (k, r) in rows {
-        let change = r.ltp - r.cp;
-        let pct = if r.cp != 0.0 { change / r.cp * 100.0 } else { 0.0 };
+        let upstox_types::PriceChange { change, percent: pct } = upstox_types::PriceChange::of(r.ltp, r.cp);
         t.add_row(vec![
             k.clone(),
             if r.last_tick.is_some() {

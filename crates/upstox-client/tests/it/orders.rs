@@ -7,6 +7,18 @@ use crate::{client_for, start};
 
 const RELIANCE: &str = "NSE_EQ|INE002A01018";
 
+/// The last price and the day's circuit limits of `key`: prices outside the band are refused.
+async fn price_band(c: &upstox_client::UpstoxClient, key: &str) -> (f64, f64, f64) {
+    let quotes = c.full_quote(&[key]).await.expect("quote");
+    let q = quotes.values().next().expect("one quote");
+    (q.last_price, q.lower_circuit_limit, q.upper_circuit_limit)
+}
+
+/// A price `f` of the way from `lo` to `hi` (0 = the lower circuit, 1 = the upper one).
+fn within(lo: f64, hi: f64, f: f64) -> f64 {
+    lo + (hi - lo) * f
+}
+
 fn dec(x: f64) -> Decimal {
     Decimal::try_from(((x / 0.05).round() * 0.05 * 100.0).round() / 100.0)
         .expect("decimal")
@@ -78,14 +90,15 @@ async fn market_order_fills_and_positions_follow() {
 #[tokio::test]
 async fn limit_order_waits_then_fills_when_modified_across_the_touch() {
     let (sim, c) = start(SimConfig::default()).await;
-    let ltp = c.ltp(&[RELIANCE]).await.expect("ltp")["NSE_EQ:RELIANCE"].last_price;
+    let (ltp, lo, hi) = price_band(&c, RELIANCE).await;
+    let (below, above) = (within(lo, ltp, 0.2), within(ltp, hi, 0.8));
     let placed = c
         .place_order_v2(&PlaceOrderRequest::limit(
             RELIANCE,
             TransactionType::Buy,
             5,
             Product::Intraday,
-            dec(ltp * 0.9),
+            dec(below),
         ))
         .await
         .expect("place v2");
@@ -94,7 +107,7 @@ async fn limit_order_waits_then_fills_when_modified_across_the_touch() {
     let modify = ModifyOrderRequest {
         order_id: id.clone(),
         validity: Validity::Day,
-        price: dec(ltp * 1.05),
+        price: dec(above),
         order_type: OrderType::Limit,
         trigger_price: Decimal::ZERO,
         quantity: None,
@@ -103,10 +116,7 @@ async fn limit_order_waits_then_fills_when_modified_across_the_touch() {
     c.modify_order(&modify).await.expect("modify");
     let order = c.order_details(&id).await.expect("details");
     assert_eq!(order.status, OrderStatus::Complete);
-    assert!(
-        order.average_price <= dec(ltp * 1.05),
-        "fills at the touch, not the limit"
-    );
+    assert!(order.average_price < dec(above), "fills at the touch, not the limit");
     let e = c.cancel_order(&id).await.expect_err("cancel of a complete order");
     assert!(e.has_code("UDAPI100040"), "{e}");
     let e = c.cancel_order("999999999").await.expect_err("unknown order");
@@ -117,10 +127,16 @@ async fn limit_order_waits_then_fills_when_modified_across_the_touch() {
 #[tokio::test]
 async fn cancel_stop_loss_and_cancel_all() {
     let (sim, c) = start(SimConfig::default()).await;
-    let ltp = c.ltp(&[RELIANCE]).await.expect("ltp")["NSE_EQ:RELIANCE"].last_price;
-    let mut sl = PlaceOrderRequest::limit(RELIANCE, TransactionType::Buy, 1, Product::Intraday, dec(ltp * 1.3));
+    let (ltp, lo, hi) = price_band(&c, RELIANCE).await;
+    let mut sl = PlaceOrderRequest::limit(
+        RELIANCE,
+        TransactionType::Buy,
+        1,
+        Product::Intraday,
+        dec(within(ltp, hi, 0.9)),
+    );
     sl.order_type = OrderType::StopLoss;
-    sl.trigger_price = dec(ltp * 1.25);
+    sl.trigger_price = dec(within(ltp, hi, 0.8));
     let sl_id = c.place_order_v3(&sl).await.expect("sl").order_ids[0].clone();
     assert_eq!(
         c.order_details(&sl_id).await.expect("sl").status,
@@ -132,7 +148,7 @@ async fn cancel_stop_loss_and_cancel_all() {
             TransactionType::Buy,
             1,
             Product::Intraday,
-            dec(ltp * 0.8),
+            dec(within(lo, ltp, 0.2)),
         ))
         .await
         .expect("limit");
@@ -291,5 +307,60 @@ async fn holdings_follow_delivery_fills() {
         .find(|h| h.instrument_token == "NSE_EQ|INE848E01016")
         .expect("NHPC holding");
     assert_eq!(nhpc.t1_quantity, 7);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn prices_outside_the_band_and_absurd_numbers_are_refused() {
+    let (sim, c) = start(SimConfig::default()).await;
+    let (_, _, hi) = price_band(&c, RELIANCE).await;
+    let placed = c
+        .place_order_v3(&PlaceOrderRequest::limit(
+            RELIANCE,
+            TransactionType::Buy,
+            1,
+            Product::Intraday,
+            dec(hi * 1.5),
+        ))
+        .await
+        .expect("accepted, then rejected by the exchange");
+    let order = c.order_details(&placed.order_ids[0]).await.expect("details");
+    assert_eq!(order.status, OrderStatus::Rejected);
+    assert!(
+        order
+            .status_message
+            .as_deref()
+            .is_some_and(|m| m.contains("circuit limits")),
+        "{:?}",
+        order.status_message
+    );
+    // Numbers no order can carry are refused before anything is placed.
+    let http = reqwest::Client::new();
+    let token = sim.token_of("SIM001").expect("token").to_owned();
+    for body in [
+        serde_json::json!({"quantity": 99_999_999_999_999_u64, "product": "I", "validity": "DAY", "price": 0, "instrument_token": RELIANCE, "order_type": "MARKET", "transaction_type": "BUY", "disclosed_quantity": 0, "trigger_price": 0, "is_amo": false}),
+        serde_json::json!({"quantity": 1, "product": "I", "validity": "DAY", "price": 1e308, "instrument_token": RELIANCE, "order_type": "LIMIT", "transaction_type": "BUY", "disclosed_quantity": 0, "trigger_price": 0, "is_amo": false}),
+    ] {
+        let resp = http
+            .post(format!("{}/v3/order/place", sim.base_url()))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(resp.status(), 400, "{body}");
+        let v: serde_json::Value = resp.json().await.expect("envelope");
+        assert!(
+            v["errors"][0]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("out of range")),
+            "{v}"
+        );
+    }
+    assert_eq!(
+        c.order_book().await.expect("book").len(),
+        1,
+        "only the rejected order exists"
+    );
     sim.shutdown().await;
 }

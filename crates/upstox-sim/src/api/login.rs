@@ -123,21 +123,10 @@ pub(super) async fn token(State(state): State<AppState>, body: Bytes) -> Respons
             let Some(user) = user else {
                 return ApiError::internal().into_response();
             };
-            axum::Json(json!({
-                "email": user.email.clone().unwrap_or_else(|| format!("{}@sim.stoxide.local", user.user_id.to_lowercase())),
-                "exchanges": ["NSE", "NFO", "BSE", "CDS", "BFO", "BCD", "MCX"],
-                "products": ["D", "CO", "I"],
-                "broker": "UPSTOX",
-                "user_id": user.user_id,
-                "user_name": user.user_name,
-                "order_types": ["MARKET", "LIMIT", "SL", "SL-M"],
-                "user_type": "individual",
-                "poa": false,
-                "is_active": true,
-                "access_token": t.access_token,
-                "extended_token": t.extended_token,
-            }))
-            .into_response()
+            let mut body = super::user::profile_json(&user);
+            body.insert("access_token".into(), t.access_token.into());
+            body.insert("extended_token".into(), t.extended_token.into());
+            axum::Json(serde_json::Value::Object(body)).into_response()
         }
         Err(e) => e.into_response(),
     }

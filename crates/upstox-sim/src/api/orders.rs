@@ -166,8 +166,26 @@ fn parse_order(state: &AppState, v: &Value) -> Result<(OrderRequest, bool), ApiE
         "transaction_type is required",
         "transaction_type",
     )?;
+    if quantity > MAX_QUANTITY {
+        return Err(invalid(
+            error_code::INVALID_INPUT,
+            &format!("Quantity {quantity} is out of range"),
+            "quantity",
+            v.get("quantity"),
+        ));
+    }
     let price = number(v, "price", false)?.unwrap_or(0.0);
     let trigger_price = number(v, "trigger_price", false)?.unwrap_or(0.0);
+    for (field, p) in [("price", price), ("trigger_price", trigger_price)] {
+        if !(p.is_finite() && (0.0..=MAX_PRICE).contains(&p)) {
+            return Err(invalid(
+                error_code::INVALID_INPUT,
+                &format!("{field} {p} is out of range"),
+                field,
+                v.get(field),
+            ));
+        }
+    }
     let disclosed_quantity = integer(v, "disclosed_quantity", false)?.unwrap_or(0);
     if let Some(mp) = number(v, "market_protection", false)?
         && (mp > 25.0 || (mp < 0.0 && mp != -1.0))
@@ -228,6 +246,12 @@ fn parse_order(state: &AppState, v: &Value) -> Result<(OrderRequest, bool), ApiE
         slice,
     ))
 }
+
+/// No single order asks for more units than this (the exchange's freeze and the margin checks
+/// refuse far less; this bound keeps arithmetic in range).
+const MAX_QUANTITY: u64 = 1_000_000_000;
+/// No price in rupees is above this (the dearest Indian shares trade near ₹1.5 lakh).
+const MAX_PRICE: f64 = 10_000_000.0;
 
 /// Splits a quantity by the freeze quantity, each slice a whole number of lots.
 fn slices(state: &AppState, req: &OrderRequest) -> Result<Vec<u64>, ApiError> {

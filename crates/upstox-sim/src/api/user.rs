@@ -9,15 +9,10 @@ use upstox_types::{IST, error_code};
 use crate::error::{ApiError, ApiResult, success};
 use crate::state::{AppState, Authed};
 
-/// `GET /v2/user/profile`.
-pub(super) async fn profile(State(state): State<AppState>, who: Authed) -> ApiResult {
-    let user = state
-        .auth
-        .lock()
-        .user(&who.user_id)
-        .cloned()
-        .ok_or_else(ApiError::invalid_token)?;
-    Ok(success(json!({
+/// A user's profile as Upstox writes it: the profile endpoint's `data`, and the fields the
+/// token exchange repeats beside the tokens (one definition for both).
+pub(crate) fn profile_json(user: &crate::config::UserConfig) -> serde_json::Map<String, serde_json::Value> {
+    let v = json!({
         "email": user.email.clone().unwrap_or_else(|| format!("{}@sim.stoxide.local", user.user_id.to_lowercase())),
         "exchanges": ["NSE", "NFO", "BSE", "CDS", "BFO", "BCD", "MCX"],
         "products": ["D", "CO", "I"],
@@ -29,7 +24,22 @@ pub(super) async fn profile(State(state): State<AppState>, who: Authed) -> ApiRe
         "poa": false,
         "ddpi": false,
         "is_active": true,
-    })))
+    });
+    match v {
+        serde_json::Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    }
+}
+
+/// `GET /v2/user/profile`.
+pub(super) async fn profile(State(state): State<AppState>, who: Authed) -> ApiResult {
+    let user = state
+        .auth
+        .lock()
+        .user(&who.user_id)
+        .cloned()
+        .ok_or_else(ApiError::invalid_token)?;
+    Ok(success(serde_json::Value::Object(profile_json(&user))))
 }
 
 /// The funds service sleeps from midnight to 05:30 IST.

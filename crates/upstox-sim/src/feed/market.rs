@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::{Message, WebSocket};
 use chrono::{DateTime, DurationRound, NaiveDate, Utc};
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use upstox_proto::Message as _;
 use upstox_proto::wire::{
     Feed, FeedResponse, FirstLevelWithGreeks, FullFeed, IndexFullFeed, Ltpc, MarketFullFeed, MarketInfo, MarketLevel,
@@ -403,8 +403,9 @@ fn changed(state: &AppState, subs: &Subscriptions, now: DateTime<Utc>) -> Vec<u3
 
 type Sink = futures::stream::SplitSink<WebSocket, Message>;
 
+/// Sends one frame; false when the client is gone or does not read it in time.
 async fn send(tx: &mut Sink, bytes: Vec<u8>) -> bool {
-    tx.send(Message::Binary(bytes.into())).await.is_ok()
+    crate::feed::send_within(tx, Message::Binary(bytes.into())).await
 }
 
 /// Runs one connection until the client leaves or a fault drops it.
@@ -424,13 +425,8 @@ pub(super) async fn session(state: AppState, socket: WebSocket) {
     }
     let mut last_sent = Instant::now();
     loop {
-        if *stalled.borrow() {
-            // Stalled: neither read nor write (the client's pings go unanswered) until resumed.
-            tokio::select! {
-                r = stalled.changed() => if r.is_err() { return },
-                _ = drops.recv() => return,
-            }
-            continue;
+        if !crate::feed::hold_while_stalled(&mut stalled, &mut drops).await {
+            return;
         }
         tokio::select! {
             // Dropped: the socket goes away without a close frame.
@@ -468,7 +464,7 @@ pub(super) async fn session(state: AppState, socket: WebSocket) {
                     last_sent = Instant::now();
                 }
                 if last_sent.elapsed() >= ping_idle {
-                    if tx.send(Message::Ping(Vec::new().into())).await.is_err() {
+                    if !crate::feed::send_within(&mut tx, Message::Ping(Vec::new().into())).await {
                         return;
                     }
                     last_sent = Instant::now();

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::state::AppState;
@@ -21,12 +21,8 @@ pub(super) async fn session(
     let mut stalled = state.feed.stalled();
     let ping_idle = Duration::from_millis(state.config.feed.ping_idle_ms.max(1));
     loop {
-        if *stalled.borrow() {
-            tokio::select! {
-                r = stalled.changed() => if r.is_err() { return },
-                _ = drops.recv() => return,
-            }
-            continue;
+        if !crate::feed::hold_while_stalled(&mut stalled, &mut drops).await {
+            return;
         }
         tokio::select! {
             _ = drops.recv() => return,
@@ -39,7 +35,7 @@ pub(super) async fn session(
                 Ok((who, payload)) => {
                     let kind = payload.get("update_type").and_then(|t| t.as_str()).unwrap_or("");
                     let wanted = update_types.iter().any(|t| t == kind);
-                    if who == user && wanted && tx.send(Message::Text(payload.to_string().into())).await.is_err() {
+                    if who == user && wanted && !crate::feed::send_within(&mut tx, Message::Text(payload.to_string().into())).await {
                         return;
                     }
                 }
@@ -48,7 +44,7 @@ pub(super) async fn session(
                 Err(RecvError::Closed) => return,
             },
             () = tokio::time::sleep(ping_idle) => {
-                if tx.send(Message::Ping(Vec::new().into())).await.is_err() {
+                if !crate::feed::send_within(&mut tx, Message::Ping(Vec::new().into())).await {
                     return;
                 }
             }
