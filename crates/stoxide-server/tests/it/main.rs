@@ -1,6 +1,8 @@
 //! The dashboard on a real socket against the in-process simulator: access rules, CSRF, security
 //! headers, linking an account through the simulator's dialog, and live quotes over SSE.
 
+mod router;
+
 use std::time::Duration;
 
 use reqwest::redirect::Policy;
