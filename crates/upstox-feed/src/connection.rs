@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use upstox_client::UpstoxClient;
 
 use crate::error::Diagnosis;
-use crate::events::{EventQueue, FeedEvent};
+use crate::events::{Fanout, FeedEvent};
 use crate::market::StreamerConfig;
 use crate::token::TokenSource;
 
@@ -33,7 +33,7 @@ pub(crate) trait Protocol: Send + Sync + 'static {
     fn sync(&self, ws: &mut Ws, conn: &mut Self::Conn) -> impl Future<Output = Result<(), tungstenite::Error>> + Send;
 
     /// Handles one data frame; answers true when it shows the connection is working.
-    fn frame(&self, msg: Message, queue: &EventQueue) -> bool;
+    fn frame(&self, msg: Message, queue: &Fanout) -> bool;
 }
 
 pub(crate) struct Worker<P: Protocol> {
@@ -43,7 +43,7 @@ pub(crate) struct Worker<P: Protocol> {
     pub(crate) protocol: P,
     pub(crate) wake: Arc<Notify>,
     pub(crate) cancel: CancellationToken,
-    pub(crate) queue: Arc<EventQueue>,
+    pub(crate) queue: Arc<Fanout>,
 }
 
 /// How a connection attempt or a connection ended.

@@ -1,10 +1,17 @@
-//! The consumer side: an event stream with bounded memory.
+//! The consumer side: event streams with bounded memory, one per consumer.
 //!
-//! Slow-consumer policy: ticks are coalesced to the latest value per instrument until the
-//! consumer takes them, so memory is bounded by the number of subscribed instruments and the
-//! socket task never waits for the consumer. Status events (connected, reconnecting, ...) are
-//! kept in order in a queue of bounded length; when it is full the oldest is dropped (and
-//! counted). A consumer that keeps up sees every tick.
+//! A streamer fans its events out to every consumer it has ([`Fanout`]); each consumer has a
+//! queue of its own and chooses its slow-consumer [`Policy`], and none can steal another's
+//! ticks or hold the socket up:
+//! - [`Policy::Latest`]: ticks are coalesced to the latest value per instrument until the
+//!   consumer takes them, so memory is bounded by the number of subscribed instruments (a
+//!   dashboard, a live table).
+//! - [`Policy::Lossless`]: every tick in order, in a buffer of bounded size; when a slow
+//!   consumer lets it fill, the oldest ticks are dropped and the consumer is told
+//!   ([`FeedEvent::Lagged`] with how many) before it gets the rest (a strategy, a recorder).
+//!
+//! Status events (connected, reconnecting, ...) are kept in order in a queue of bounded length;
+//! when it is full the oldest is dropped (and counted). A consumer that keeps up sees every tick.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -42,35 +49,67 @@ pub enum FeedEvent {
     WaitingForToken { reason: String },
     /// Stopped for good; no more events follow.
     Stopped(Diagnosis),
+    /// A lossless consumer fell behind: this many ticks were dropped (the oldest first) before
+    /// the ones that follow.
+    Lagged { dropped: u64 },
+}
+
+/// What a consumer's queue does when the consumer is slower than the feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// Keep the latest tick per instrument.
+    Latest,
+    /// Keep every tick, at most `capacity` of them; past that, drop the oldest and say so.
+    Lossless { capacity: usize },
 }
 
 #[derive(Debug, Default)]
 struct Queue {
     status: VecDeque<FeedEvent>,
+    /// Latest: one tick per instrument, `index` says where.
     ticks: Vec<Tick>,
     index: HashMap<String, usize>,
+    /// Lossless: batches in order, `buffered` ticks in all.
+    batches: VecDeque<Vec<Tick>>,
+    buffered: usize,
+    /// Lossless: ticks dropped since the consumer was last told.
+    lagged: u64,
     closed: bool,
 }
 
-/// Shared between the socket task (producer) and the [`EventStream`] (consumer).
+/// One consumer's queue, shared between the socket task (producer) and its [`EventStream`].
 #[derive(Debug)]
 pub(crate) struct EventQueue {
     queue: Mutex<Queue>,
     notify: Notify,
     status_cap: usize,
+    policy: Policy,
     coalesced: AtomicU64,
     dropped_status: AtomicU64,
+    dropped_ticks: AtomicU64,
     ticks_in: AtomicU64,
 }
 
 impl EventQueue {
     pub(crate) fn new(status_cap: usize) -> Arc<Self> {
+        Self::with_policy(status_cap, Policy::Latest)
+    }
+
+    pub(crate) fn with_policy(status_cap: usize, policy: Policy) -> Arc<Self> {
+        let policy = match policy {
+            Policy::Lossless { capacity } => Policy::Lossless {
+                capacity: capacity.max(1),
+            },
+            p => p,
+        };
         Arc::new(Self {
             queue: Mutex::default(),
             notify: Notify::new(),
             status_cap: status_cap.max(1),
+            policy,
             coalesced: AtomicU64::new(0),
             dropped_status: AtomicU64::new(0),
+            dropped_ticks: AtomicU64::new(0),
             ticks_in: AtomicU64::new(0),
         })
     }
@@ -92,16 +131,38 @@ impl EventQueue {
         }
         self.ticks_in.fetch_add(ticks.len() as u64, Ordering::Relaxed);
         let mut q = self.queue.lock();
-        for t in ticks {
-            match q.index.get(&t.instrument_key) {
-                Some(&i) => {
-                    q.ticks[i] = t;
-                    self.coalesced.fetch_add(1, Ordering::Relaxed);
+        match self.policy {
+            Policy::Latest => {
+                for t in ticks {
+                    match q.index.get(&t.instrument_key) {
+                        Some(&i) => {
+                            q.ticks[i] = t;
+                            self.coalesced.fetch_add(1, Ordering::Relaxed);
+                        }
+                        None => {
+                            let i = q.ticks.len();
+                            q.index.insert(t.instrument_key.clone(), i);
+                            q.ticks.push(t);
+                        }
+                    }
                 }
-                None => {
-                    let i = q.ticks.len();
-                    q.index.insert(t.instrument_key.clone(), i);
-                    q.ticks.push(t);
+            }
+            Policy::Lossless { capacity } => {
+                q.buffered += ticks.len();
+                q.batches.push_back(ticks);
+                // Over the bound: drop the oldest ticks, whole batches first, then the front
+                // of the oldest batch left.
+                while q.buffered > capacity {
+                    let excess = q.buffered - capacity;
+                    let Some(front) = q.batches.front_mut() else { break };
+                    let n = excess.min(front.len());
+                    front.drain(..n);
+                    if front.is_empty() {
+                        q.batches.pop_front();
+                    }
+                    q.buffered -= n;
+                    q.lagged += n as u64;
+                    self.dropped_ticks.fetch_add(n as u64, Ordering::Relaxed);
                 }
             }
         }
@@ -124,6 +185,14 @@ impl EventQueue {
         if let Some(e) = q.status.pop_front() {
             return Some(Some(e));
         }
+        if q.lagged > 0 {
+            let dropped = std::mem::take(&mut q.lagged);
+            return Some(Some(FeedEvent::Lagged { dropped }));
+        }
+        if let Some(batch) = q.batches.pop_front() {
+            q.buffered -= batch.len();
+            return Some(Some(FeedEvent::Ticks(batch)));
+        }
         if !q.ticks.is_empty() {
             q.index.clear();
             return Some(Some(FeedEvent::Ticks(std::mem::take(&mut q.ticks))));
@@ -132,8 +201,59 @@ impl EventQueue {
     }
 }
 
-/// The consumer's end: live streams coalesce (see the module docs); replays are lossless and
-/// wait for the consumer instead.
+/// A streamer's consumers: every event goes to each live consumer's queue. A consumer whose
+/// stream was dropped is forgotten.
+#[derive(Debug)]
+pub(crate) struct Fanout {
+    queues: Mutex<Vec<std::sync::Weak<EventQueue>>>,
+    status_cap: usize,
+}
+
+impl Fanout {
+    pub(crate) fn new(status_cap: usize) -> Arc<Self> {
+        Arc::new(Self {
+            queues: Mutex::new(Vec::new()),
+            status_cap,
+        })
+    }
+
+    /// A new consumer with `policy`; it sees the events from now on.
+    pub(crate) fn subscribe(&self, policy: Policy) -> EventStream {
+        let q = EventQueue::with_policy(self.status_cap, policy);
+        self.queues.lock().push(Arc::downgrade(&q));
+        EventStream::coalescing(q)
+    }
+
+    fn live(&self) -> Vec<Arc<EventQueue>> {
+        let mut queues = self.queues.lock();
+        queues.retain(|w| w.strong_count() > 0);
+        queues.iter().filter_map(std::sync::Weak::upgrade).collect()
+    }
+
+    pub(crate) fn push_status(&self, e: FeedEvent) {
+        for q in self.live() {
+            q.push_status(e.clone());
+        }
+    }
+
+    pub(crate) fn push_ticks(&self, ticks: Vec<Tick>) {
+        let live = self.live();
+        let Some((last, rest)) = live.split_last() else { return };
+        for q in rest {
+            q.push_ticks(ticks.clone());
+        }
+        last.push_ticks(ticks);
+    }
+
+    pub(crate) fn close(&self, diagnosis: Option<Diagnosis>) {
+        for q in self.live() {
+            q.close(diagnosis.clone());
+        }
+    }
+}
+
+/// The consumer's end: live streams follow their [`Policy`] (see the module docs); replays are
+/// lossless and wait for the consumer instead.
 #[derive(Debug, Clone)]
 pub struct EventStream {
     pub(crate) queue: Arc<EventQueue>,
@@ -191,6 +311,12 @@ impl EventStream {
     pub fn dropped_status_events(&self) -> u64 {
         self.queue.dropped_status.load(Ordering::Relaxed)
     }
+
+    /// Ticks a lossless consumer lost by falling behind (each loss also reported in order as
+    /// [`FeedEvent::Lagged`]).
+    pub fn dropped_ticks(&self) -> u64 {
+        self.queue.dropped_ticks.load(Ordering::Relaxed)
+    }
 }
 
 #[cfg(test)]
@@ -206,6 +332,49 @@ mod tests {
             current_ts: 0,
             data: TickData::Ltpc(Ltpc { ltp, ..Ltpc::default() }),
         }
+    }
+
+    #[test]
+    fn every_consumer_gets_every_event_under_its_own_policy() {
+        let fan = Fanout::new(8);
+        let latest = fan.subscribe(Policy::Latest);
+        let lossless = fan.subscribe(Policy::Lossless { capacity: 10 });
+        let gone = fan.subscribe(Policy::Latest);
+        drop(gone);
+        fan.push_status(FeedEvent::Connected { attempt: 1 });
+        for i in 0..25 {
+            fan.push_ticks(vec![tick("A", f64::from(i)), tick("B", f64::from(i))]);
+        }
+        // Both see the status; the latest consumer one tick per instrument, the last ones.
+        assert_eq!(latest.try_next(), Some(FeedEvent::Connected { attempt: 1 }));
+        let Some(FeedEvent::Ticks(t)) = latest.try_next() else {
+            panic!("ticks")
+        };
+        assert_eq!(
+            t.iter().map(|t| t.ltpc().map(|l| l.ltp)).collect::<Vec<_>>(),
+            [Some(24.0), Some(24.0)]
+        );
+        assert_eq!(lossless.try_next(), Some(FeedEvent::Connected { attempt: 1 }));
+        // The lossless consumer is told what it lost, then gets the newest ten in order.
+        assert_eq!(lossless.try_next(), Some(FeedEvent::Lagged { dropped: 40 }));
+        let mut got = Vec::new();
+        while let Some(FeedEvent::Ticks(batch)) = lossless.try_next() {
+            got.extend(batch.iter().filter_map(|t| t.ltpc().map(|l| l.ltp)));
+        }
+        assert_eq!(got, [20.0, 20.0, 21.0, 21.0, 22.0, 22.0, 23.0, 23.0, 24.0, 24.0]);
+        assert_eq!(lossless.dropped_ticks(), 40);
+        assert_eq!(latest.dropped_ticks(), 0);
+        // A consumer that keeps up loses nothing.
+        fan.push_ticks(vec![tick("C", 1.0)]);
+        assert_eq!(
+            lossless
+                .try_next()
+                .map(|e| matches!(e, FeedEvent::Ticks(t) if t.len() == 1)),
+            Some(true)
+        );
+        assert_eq!(fan.queues.lock().len(), 2, "the dropped consumer was forgotten");
+        fan.close(None);
+        assert_eq!(lossless.try_next(), None);
     }
 
     #[test]

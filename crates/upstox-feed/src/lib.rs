@@ -25,7 +25,7 @@ pub mod token;
 
 pub use decode::{DecodeError, Frame, decode};
 pub use error::{Diagnosis, FeedError, HandshakeRefusal};
-pub use events::{EventStream, FeedEvent};
+pub use events::{EventStream, FeedEvent, Policy};
 pub use market::{MarketStreamer, StreamerConfig};
 pub use portfolio::{PortfolioStreamer, PortfolioUpdate, UpdateTypes};
 pub use state::StreamState;

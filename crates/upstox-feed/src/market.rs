@@ -19,7 +19,7 @@ use upstox_types::{FeedCaps, FeedMode, InstrumentKey};
 use crate::connection::{Protocol, Worker, Ws};
 use crate::decode::{Frame, decode};
 use crate::error::FeedError;
-use crate::events::{EventQueue, EventStream, FeedEvent};
+use crate::events::{EventStream, Fanout, FeedEvent, Policy};
 use crate::token::TokenSource;
 
 /// Streamer settings.
@@ -79,6 +79,7 @@ pub struct MarketStreamer {
     cancel: CancellationToken,
     task: Option<JoinHandle<()>>,
     caps: FeedCaps,
+    fanout: Arc<Fanout>,
 }
 
 impl Drop for MarketStreamer {
@@ -90,7 +91,8 @@ impl Drop for MarketStreamer {
 impl MarketStreamer {
     /// Starts streaming with `client`'s hosts and tokens from `tokens`.
     pub fn start(client: UpstoxClient, tokens: impl TokenSource, config: StreamerConfig) -> (Self, EventStream) {
-        let queue = EventQueue::new(config.status_queue);
+        let queue = Fanout::new(config.status_queue);
+        let first = queue.subscribe(Policy::Latest);
         let desired = Arc::new(Mutex::new(Desired::new()));
         let wake = Arc::new(Notify::new());
         let cancel = CancellationToken::new();
@@ -117,9 +119,16 @@ impl MarketStreamer {
                 cancel,
                 task: Some(task),
                 caps,
+                fanout: queue,
             },
-            EventStream::coalescing(queue),
+            first,
         )
+    }
+
+    /// Another consumer of this stream's events, with its own `policy`: a strategy and a
+    /// dashboard each get every tick, neither takes the other's. It sees events from now on.
+    pub fn events(&self, policy: Policy) -> EventStream {
+        self.fanout.subscribe(policy)
     }
 
     fn check(keys: &[&str]) -> Result<(), FeedError> {
@@ -227,7 +236,7 @@ impl Protocol for MarketProtocol {
         self.reconcile(ws, sent)
     }
 
-    fn frame(&self, msg: Message, queue: &EventQueue) -> bool {
+    fn frame(&self, msg: Message, queue: &Fanout) -> bool {
         let Message::Binary(b) = msg else { return false };
         if let Some(tap) = &self.raw_frames {
             let received_ns = std::time::SystemTime::now()

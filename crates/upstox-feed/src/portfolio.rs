@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use upstox_client::UpstoxClient;
 
 use crate::connection::{Protocol, Worker, Ws};
-use crate::events::{EventQueue, EventStream, FeedEvent};
+use crate::events::{EventStream, Fanout, FeedEvent, Policy};
 use crate::market::StreamerConfig;
 use crate::token::TokenSource;
 
@@ -157,7 +157,7 @@ impl Protocol for PortfolioProtocol {
         std::future::ready(Ok(()))
     }
 
-    fn frame(&self, msg: Message, queue: &EventQueue) -> bool {
+    fn frame(&self, msg: Message, queue: &Fanout) -> bool {
         let bytes: &[u8] = match &msg {
             Message::Text(t) => t.as_bytes(),
             Message::Binary(b) => b,
@@ -192,7 +192,8 @@ impl PortfolioStreamer {
         types: UpdateTypes,
         config: StreamerConfig,
     ) -> (Self, EventStream) {
-        let queue = EventQueue::new(config.status_queue);
+        let queue = Fanout::new(config.status_queue);
+        let first = queue.subscribe(Policy::Latest);
         let cancel = CancellationToken::new();
         let worker = Worker {
             client,
@@ -209,7 +210,7 @@ impl PortfolioStreamer {
                 cancel,
                 task: Some(task),
             },
-            EventStream::coalescing(queue),
+            first,
         )
     }
 

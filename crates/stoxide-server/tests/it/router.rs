@@ -77,7 +77,11 @@ async fn signed_out_only_the_public_routes_answer() {
     let (state, _dir) = state().await;
     let app = stoxide_server::router(state);
     for (method, path) in ROUTES {
-        let resp = app.clone().oneshot(request(method, path, None, None)).await.expect("answer");
+        let resp = app
+            .clone()
+            .oneshot(request(method, path, None, None))
+            .await
+            .expect("answer");
         let status = resp.status();
         assert!(!status.is_server_error(), "{method} {path}: {status}");
         let public = PUBLIC.contains(&path_of(path));
@@ -123,12 +127,20 @@ async fn signed_in_every_route_answers_and_a_wrong_csrf_token_changes_nothing() 
     let (instruments, _, _) = state.hub.snapshot();
     assert_eq!(instruments.len(), DEFAULT_INSTRUMENTS.len());
     assert!(!state.hub.is_running());
-    assert!(state.sessions.get(&id).await.expect("get").is_some(), "logout without CSRF did nothing");
+    assert!(
+        state.sessions.get(&id).await.expect("get").is_some(),
+        "logout without CSRF did nothing"
+    );
 
     // With the right token, a form goes through.
     let resp = app
         .clone()
-        .oneshot(request(&Method::POST, "/instruments", Some(&cookie), Some(&session.csrf)))
+        .oneshot(request(
+            &Method::POST,
+            "/instruments",
+            Some(&cookie),
+            Some(&session.csrf),
+        ))
         .await
         .expect("answer");
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
@@ -165,7 +177,10 @@ async fn a_session_survives_a_restart_of_the_dashboard() {
         .await
         .expect("answer");
     assert_eq!(resp.status(), StatusCode::OK, "still signed in after a restart");
-    let body = http_body_util::BodyExt::collect(resp.into_body()).await.expect("body").to_bytes();
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .expect("body")
+        .to_bytes();
     assert!(
         String::from_utf8_lossy(&body).contains("name=\"csrf\""),
         "the dashboard itself, with the session's forms"

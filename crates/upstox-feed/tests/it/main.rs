@@ -345,3 +345,21 @@ async fn the_portfolio_streamer_delivers_typed_order_and_position_updates_in_ord
     streamer.shutdown().await;
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn two_consumers_of_one_stream_each_get_every_tick() {
+    let sim = sim().await;
+    let token = sim.token_of("SIM001").expect("token").to_owned();
+    let (streamer, dashboard) = MarketStreamer::start(client(&sim), StaticToken(token.into()), fast());
+    let strategy = streamer.events(upstox_feed::Policy::Lossless { capacity: 10_000 });
+    streamer.subscribe(&[RELIANCE, NIFTY], FeedMode::Ltpc).expect("sub");
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    // Neither consumer takes the other's ticks: both see both instruments.
+    for (events, seen) in [(&dashboard, &mut a), (&strategy, &mut b)] {
+        until(events, seen, |e| ticks_of(e, RELIANCE).is_some()).await;
+        until(events, seen, |e| ticks_of(e, NIFTY).is_some()).await;
+    }
+    assert_eq!(strategy.dropped_ticks(), 0, "a consumer that keeps up loses nothing");
+    streamer.shutdown().await;
+    sim.shutdown().await;
+}
