@@ -387,7 +387,8 @@ pub(crate) async fn search(
             state.metrics.rest_call("GET complete.json.gz", "200");
             let m = tokio::task::spawn_blocking(move || upstox_client::InstrumentMaster::from_gzip(&gz))
                 .await
-                .map_err(|e| Error::Internal(e.to_string()))??;
+                .map_err(|e| Error::Internal(e.to_string()))?
+                .map_err(|e| Error::Internal(e.to_string()))?;
             Ok::<_, Error>(m)
         })
         .await?;
