@@ -57,9 +57,9 @@ impl Health {
 /// What pages receive.
 #[derive(Debug, Clone)]
 pub enum HubEvent {
-    Quotes(BTreeMap<String, Quote>),
+    Quotes(BTreeMap<InstrumentKey, Quote>),
     Health(Health),
-    Instruments(Vec<String>),
+    Instruments(Vec<InstrumentKey>),
 }
 
 struct Running {
@@ -70,8 +70,8 @@ struct Running {
 
 struct Inner {
     running: Option<Running>,
-    instruments: Vec<String>,
-    latest: BTreeMap<String, Quote>,
+    instruments: Vec<InstrumentKey>,
+    latest: BTreeMap<InstrumentKey, Quote>,
     health: Health,
     dirty: bool,
 }
@@ -96,8 +96,9 @@ fn now_ms() -> i64 {
 }
 
 impl StreamHub {
-    /// A stopped hub watching `instruments`.
+    /// A stopped hub watching `instruments` (keys that do not parse are left out).
     pub fn new(metrics: Arc<Metrics>, instruments: Vec<String>) -> Arc<Self> {
+        let instruments = instruments.iter().filter_map(|k| k.parse().ok()).collect();
         let (tx, _) = broadcast::channel(256);
         Arc::new(Self {
             metrics,
@@ -118,7 +119,7 @@ impl StreamHub {
     }
 
     /// The current picture, for a page that just opened.
-    pub fn snapshot(&self) -> (Vec<String>, BTreeMap<String, Quote>, Health) {
+    pub fn snapshot(&self) -> (Vec<InstrumentKey>, BTreeMap<InstrumentKey, Quote>, Health) {
         let i = self.inner.lock();
         (i.instruments.clone(), i.latest.clone(), i.health.clone())
     }
@@ -143,7 +144,7 @@ impl StreamHub {
         self.stop().await;
         let cancel = CancellationToken::new();
         let mut stream = stoxide_app::stream::start(client, from, StreamerConfig::default());
-        let keys = self.inner.lock().instruments.clone();
+        let keys: Vec<String> = self.inner.lock().instruments.iter().map(ToString::to_string).collect();
         let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
         if let Err(e) = stream.streamer.subscribe(&refs, FeedMode::Ltpc) {
             tracing::warn!(error = %e, "subscribing the dashboard's instruments");
@@ -266,14 +267,15 @@ impl StreamHub {
     /// # Errors
     /// A malformed key.
     pub fn add(&self, key: &str) -> Result<()> {
-        key.parse::<InstrumentKey>()
+        let parsed = key
+            .parse::<InstrumentKey>()
             .map_err(|e| Error::BadRequest(format!("{e}")))?;
         let list = {
             let mut i = self.inner.lock();
-            if i.instruments.iter().any(|k| k == key) {
+            if i.instruments.contains(&parsed) {
                 return Ok(());
             }
-            i.instruments.push(key.to_owned());
+            i.instruments.push(parsed);
             if let Some(r) = &i.running
                 && let Err(e) = r.stream.streamer.subscribe(&[key], FeedMode::Ltpc)
             {

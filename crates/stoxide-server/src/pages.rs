@@ -170,7 +170,7 @@ struct DashboardPage {
     message: Option<String>,
     accounts: Vec<AccountRow>,
     app_ready: bool,
-    instruments: Vec<String>,
+    instruments: Vec<upstox_types::InstrumentKey>,
     health_state: String,
     reconnects: u64,
     last_error: String,

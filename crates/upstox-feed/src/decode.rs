@@ -176,12 +176,14 @@ pub fn from_wire(msg: wire::FeedResponse) -> Frame {
     let ticks = msg
         .feeds
         .into_iter()
-        .map(|(key, f)| Tick {
-            data: data(&f),
-            mode: RequestMode::from_wire(f.request_mode),
-            instrument_key: key,
-            kind,
-            current_ts: msg.current_ts,
+        .filter_map(|(key, f)| {
+            Some(Tick {
+                data: data(&f),
+                mode: RequestMode::from_wire(f.request_mode),
+                instrument_key: key.parse().ok()?,
+                kind,
+                current_ts: msg.current_ts,
+            })
         })
         .collect();
     Frame::Ticks(ticks)

@@ -68,7 +68,7 @@ struct Queue {
     status: VecDeque<FeedEvent>,
     /// Latest: one tick per instrument, `index` says where.
     ticks: Vec<Tick>,
-    index: HashMap<String, usize>,
+    index: HashMap<upstox_types::InstrumentKey, usize>,
     /// Lossless: batches in order, `buffered` ticks in all.
     batches: VecDeque<Vec<Tick>>,
     buffered: usize,
@@ -326,7 +326,7 @@ mod tests {
 
     fn tick(key: &str, ltp: f64) -> Tick {
         Tick {
-            instrument_key: key.into(),
+            instrument_key: format!("NSE_EQ|{key}").parse().expect("key"),
             kind: FrameKind::Live,
             mode: RequestMode::Ltpc,
             current_ts: 0,

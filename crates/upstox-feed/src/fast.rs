@@ -623,8 +623,13 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Frame, DecodeError> {
                     }
                 }
                 let (data, mode) = value.unwrap_or((TickData::Empty, 0));
+                // A key that is not SEGMENT|ID of a known segment cannot be subscribed to, so it
+                // is no instrument of ours: skipped, as prost's path skips it.
+                let Ok(instrument_key) = key.parse::<upstox_types::InstrumentKey>() else {
+                    continue;
+                };
                 ticks.push(Tick {
-                    instrument_key: key.to_owned(),
+                    instrument_key,
                     kind: FrameKind::Initial,
                     mode: RequestMode::from_wire(mode),
                     current_ts: 0,

@@ -69,7 +69,7 @@ impl Default for StreamerConfig {
 }
 
 /// The subscriptions the caller wants (the task reconciles the connection to them).
-type Desired = HashMap<String, FeedMode>;
+type Desired = HashMap<InstrumentKey, FeedMode>;
 
 /// A running market-data streamer. Dropping it stops the task.
 #[derive(Debug)]
@@ -131,20 +131,21 @@ impl MarketStreamer {
         self.fanout.subscribe(policy)
     }
 
-    fn check(keys: &[&str]) -> Result<(), FeedError> {
-        for k in keys {
-            k.parse::<InstrumentKey>()
-                .map_err(|e| FeedError::InvalidKey(e.to_string()))?;
-        }
-        Ok(())
+    fn check(keys: &[&str]) -> Result<Vec<InstrumentKey>, FeedError> {
+        keys.iter()
+            .map(|k| {
+                k.parse::<InstrumentKey>()
+                    .map_err(|e| FeedError::InvalidKey(e.to_string()))
+            })
+            .collect()
     }
 
     fn set_mode(&self, keys: &[&str], mode: FeedMode) -> Result<(), FeedError> {
-        Self::check(keys)?;
+        let keys = Self::check(keys)?;
         let mut desired = self.desired.lock();
         let mut next = desired.clone();
         for k in keys {
-            next.insert((*k).to_owned(), mode);
+            next.insert(k, mode);
         }
         let mut counts = [0usize; 4];
         for m in next.values() {
@@ -188,15 +189,15 @@ impl MarketStreamer {
     /// Unsubscribes `keys`.
     pub fn unsubscribe(&self, keys: &[&str]) {
         let mut desired = self.desired.lock();
-        for k in keys {
-            desired.remove(*k);
+        for k in keys.iter().filter_map(|k| k.parse::<InstrumentKey>().ok()) {
+            desired.remove(&k);
         }
         drop(desired);
         self.wake.notify_one();
     }
 
     /// The current subscriptions and their modes.
-    pub fn subscriptions(&self) -> HashMap<String, FeedMode> {
+    pub fn subscriptions(&self) -> HashMap<InstrumentKey, FeedMode> {
         self.desired.lock().clone()
     }
 
@@ -216,7 +217,7 @@ struct MarketProtocol {
     raw_frames: Option<tokio::sync::mpsc::Sender<crate::recording::RawFrame>>,
 }
 
-fn control(method: &str, mode: Option<FeedMode>, keys: &[String]) -> Message {
+fn control(method: &str, mode: Option<FeedMode>, keys: &[InstrumentKey]) -> Message {
     let mut data = serde_json::json!({"instrumentKeys": keys});
     if let Some(m) = mode {
         data["mode"] = m.as_str().into();
@@ -283,7 +284,7 @@ impl MarketProtocol {
     /// Brings the connection's subscriptions to the desired ones.
     async fn reconcile(&self, ws: &mut Ws, sent: &mut Desired) -> Result<(), tungstenite::Error> {
         let desired = self.desired.lock().clone();
-        let gone: Vec<String> = sent.keys().filter(|k| !desired.contains_key(*k)).cloned().collect();
+        let gone: Vec<InstrumentKey> = sent.keys().filter(|k| !desired.contains_key(*k)).cloned().collect();
         for chunk in gone.chunks(self.keys_per_request.max(1)) {
             send_timed(ws, control("unsub", None, chunk)).await?;
         }

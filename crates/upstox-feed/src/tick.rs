@@ -1,6 +1,7 @@
 //! Typed ticks: what a consumer gets from a feed frame (no string maps, no JSON).
 
 use serde::Serialize;
+use upstox_types::InstrumentKey;
 
 /// Snapshot after a `sub`, or an incremental update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -157,7 +158,7 @@ pub enum TickData {
 /// One instrument's update.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Tick {
-    pub instrument_key: String,
+    pub instrument_key: InstrumentKey,
     pub kind: FrameKind,
     pub mode: RequestMode,
     /// The frame's `currentTs` (epoch ms): when the server sent it.

@@ -182,6 +182,20 @@ impl FromStr for InstrumentKey {
     }
 }
 
+impl PartialEq<str> for InstrumentKey {
+    fn eq(&self, other: &str) -> bool {
+        other
+            .split_once('|')
+            .is_some_and(|(seg, id)| seg == self.segment.as_str() && id == self.id)
+    }
+}
+
+impl PartialEq<&str> for InstrumentKey {
+    fn eq(&self, other: &&str) -> bool {
+        *self == **other
+    }
+}
+
 impl Serialize for InstrumentKey {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_str(self)

@@ -136,7 +136,7 @@ struct Row {
     last_tick: Option<Instant>,
 }
 
-fn render(rows: &BTreeMap<String, Row>, status: &str, ticks: u64) -> String {
+fn render(rows: &BTreeMap<InstrumentKey, Row>, status: &str, ticks: u64) -> String {
     let mut t = table(&[
         "instrument",
         "ltp",
@@ -150,7 +150,7 @@ fn render(rows: &BTreeMap<String, Row>, status: &str, ticks: u64) -> String {
     for (k, r) in rows {
         let upstox_types::PriceChange { change, percent: pct } = upstox_types::PriceChange::of(r.ltp, r.cp);
         t.add_row(vec![
-            k.clone(),
+            k.to_string(),
             if r.last_tick.is_some() {
                 money(r.ltp)
             } else {
@@ -169,7 +169,7 @@ fn render(rows: &BTreeMap<String, Row>, status: &str, ticks: u64) -> String {
     format!("{status}   ticks: {ticks}\n{t}")
 }
 
-fn apply(rows: &mut BTreeMap<String, Row>, tick: &Tick) {
+fn apply(rows: &mut BTreeMap<InstrumentKey, Row>, tick: &Tick) {
     let r = rows.entry(tick.instrument_key.clone()).or_default();
     if let Some(l) = tick.ltpc() {
         r.ltp = l.ltp;
@@ -193,7 +193,11 @@ async fn show(
     deadline: Option<tokio::time::Instant>,
     notices: &mut Notices,
 ) -> anyhow::Result<()> {
-    let mut rows: BTreeMap<String, Row> = keys.iter().map(|k| ((*k).to_owned(), Row::default())).collect();
+    let mut rows: BTreeMap<InstrumentKey, Row> = keys
+        .iter()
+        .filter_map(|k| k.parse().ok())
+        .map(|k| (k, Row::default()))
+        .collect();
     let mut status = "connecting…".to_owned();
     let mut ticks = 0u64;
     let tty = std::io::stdout().is_terminal();
