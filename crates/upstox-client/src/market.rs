@@ -13,14 +13,14 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LtpV2 {
     pub last_price: f64,
-    pub instrument_token: String,
+    pub instrument_token: upstox_types::InstrumentKey,
 }
 
 /// v3 LTP.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LtpV3 {
     pub last_price: f64,
-    pub instrument_token: String,
+    pub instrument_token: upstox_types::InstrumentKey,
     #[serde(default)]
     pub ltq: u64,
     #[serde(default)]
@@ -45,7 +45,7 @@ pub struct OhlcV2 {
     #[serde(default)]
     pub ohlc: Option<Ohlc>,
     pub last_price: f64,
-    pub instrument_token: String,
+    pub instrument_token: upstox_types::InstrumentKey,
 }
 
 /// A v3 candle with volume and start time.
@@ -66,7 +66,7 @@ pub struct OhlcCandle {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct OhlcV3 {
     pub last_price: f64,
-    pub instrument_token: String,
+    pub instrument_token: upstox_types::InstrumentKey,
     #[serde(default)]
     pub prev_ohlc: Option<OhlcCandle>,
     #[serde(default)]
@@ -97,7 +97,7 @@ pub struct FullQuote {
     pub depth: Option<Depth>,
     #[serde(default)]
     pub timestamp: Option<String>,
-    pub instrument_token: String,
+    pub instrument_token: upstox_types::InstrumentKey,
     #[serde(default)]
     pub symbol: Option<String>,
     pub last_price: f64,
@@ -130,7 +130,7 @@ pub struct FullQuote {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct OptionGreekQuote {
     pub last_price: f64,
-    pub instrument_token: String,
+    pub instrument_token: upstox_types::InstrumentKey,
     #[serde(default)]
     pub ltq: u64,
     #[serde(default)]

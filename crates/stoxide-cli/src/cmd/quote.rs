@@ -48,7 +48,7 @@ pub(crate) async fn run(globals: &Globals, out: &Output, keys: &[String]) -> any
         .filter_map(|k| {
             quotes
                 .iter()
-                .find(|(_, q)| &q.instrument_token == k)
+                .find(|(_, q)| q.instrument_token == k.as_str())
                 .map(|(name, q)| (k.clone(), name.clone(), q.clone()))
         })
         .collect();
