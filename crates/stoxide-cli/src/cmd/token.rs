@@ -261,10 +261,21 @@ pub(crate) async fn vault_cmd(globals: &Globals, out: &Output, cmd: VaultCommand
             };
             let accounts = vault.accounts().await?;
             let apps = vault.apps().await?;
+            let keys = vault.key_report().await?;
+            let sealed: Vec<String> = keys
+                .sealed
+                .iter()
+                .map(|(k, n)| match k {
+                    Some(k) => format!("{n} under key {k}"),
+                    None => format!("{n} from before key ids"),
+                })
+                .collect();
             let json = serde_json::json!({
                 "data_dir": dir,
                 "database": vault.location().describe(),
                 "key_source": vault.key_source().to_string(),
+                "key_id": keys.current.to_string(),
+                "keys": keys,
                 "accounts": accounts.iter().map(|a| &a.id).collect::<Vec<_>>(),
                 "apps": apps,
             });
@@ -274,7 +285,15 @@ pub(crate) async fn vault_cmd(globals: &Globals, out: &Output, cmd: VaultCommand
             }
             say!("data directory: {}", dir.display());
             say!("database:       {}", json["database"].as_str().unwrap_or(""));
-            say!("key:            {}", json["key_source"].as_str().unwrap_or(""));
+            say!(
+                "key:            {} (key id {})",
+                json["key_source"].as_str().unwrap_or(""),
+                keys.current
+            );
+            say!(
+                "sealed values:  {}",
+                if sealed.is_empty() { "none".to_owned() } else { sealed.join(", ") }
+            );
             say!(
                 "accounts:       {}",
                 accounts.iter().map(|a| a.id.as_str()).collect::<Vec<_>>().join(", ")
