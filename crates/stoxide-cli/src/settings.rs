@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use stoxide_app::clients::Clients;
 use upstox_client::{ClientConfig, Hosts, UpstoxClient};
@@ -28,9 +28,10 @@ pub(crate) struct Globals {
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct Settings {
     pub base_url: Option<String>,
-    pub access_token: Option<String>,
+    /// Secrets from the config file or the environment stay secret from the moment they are read.
+    pub access_token: Option<SecretString>,
     pub api_key: Option<String>,
-    pub api_secret: Option<String>,
+    pub api_secret: Option<SecretString>,
     pub redirect_uri: Option<String>,
 }
 
@@ -124,7 +125,10 @@ impl Session {
     pub(crate) async fn open(globals: &Globals) -> anyhow::Result<Self> {
         let settings = Settings::load(globals)?;
         let clients = Clients::default();
-        if settings.access_token.as_deref().is_none_or(|t| t.trim().is_empty())
+        if settings
+            .access_token
+            .as_ref()
+            .is_none_or(|t| t.expose_secret().trim().is_empty())
             && let Some(account) = crate::vault::session_account(globals).await?
         {
             let url = globals
@@ -164,9 +168,8 @@ impl Session {
                 let mut client = clients.client(url)?;
                 let token = settings
                     .access_token
-                    .map(|t| t.trim().to_owned())
-                    .filter(|t| !t.is_empty())
-                    .map(SecretString::from);
+                    .filter(|t| !t.expose_secret().trim().is_empty())
+                    .map(|t| SecretString::from(t.expose_secret().trim()));
                 if let Some(t) = &token {
                     client = client.with_token(t.clone());
                 }

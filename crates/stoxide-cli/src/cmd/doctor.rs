@@ -49,7 +49,7 @@ async fn vault_checks(globals: &Globals, report: &mut Report) -> Next {
     let configured = crate::settings::Settings::load(globals)
         .ok()
         .and_then(|s| s.access_token)
-        .is_some_and(|t| !t.trim().is_empty());
+        .is_some_and(|t| !secrecy::ExposeSecret::expose_secret(&t).trim().is_empty());
     if configured {
         return Next::Continue;
     }

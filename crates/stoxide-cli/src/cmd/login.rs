@@ -12,7 +12,7 @@ use axum::extract::{Query, State};
 use axum::http::{Method, StatusCode};
 use axum::response::Html;
 use chrono::{TimeZone, Utc};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use stoxide_app::clients::Clients;
 use stoxide_app::linking::{DeliveryError, LinkApp, Linked, LoginError, Logins, accept_delivery};
 use stoxide_vault::{AppMode, Vault};
@@ -40,8 +40,8 @@ pub(crate) struct LoginArgs {
     #[arg(long, value_name = "KEY")]
     api_key: Option<String>,
     /// The app's API secret. Env: UPSTOX_API_SECRET (prefer it: flags stay in shell history).
-    #[arg(long, value_name = "SECRET")]
-    api_secret: Option<String>,
+    #[arg(long, value_name = "SECRET", value_parser = secret_arg)]
+    api_secret: Option<SecretString>,
     /// The app's redirect URI; the callback server listens on it. Env: UPSTOX_REDIRECT_URI.
     #[arg(long, value_name = "URL")]
     redirect_uri: Option<String>,
@@ -56,6 +56,11 @@ pub(crate) struct LoginArgs {
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct LogoutArgs {}
+
+/// A secret flag, kept secret from the moment it is parsed.
+fn secret_arg(s: &str) -> Result<SecretString, String> {
+    Ok(SecretString::from(s))
+}
 
 /// Who waits for this command's login callbacks.
 const CLI_OWNER: &str = "stoxide login";
@@ -80,10 +85,10 @@ async fn resolve_app(args: &LoginArgs, globals: &Globals, vault: &Vault) -> anyh
         .api_secret
         .clone()
         .or(settings.api_secret)
-        .filter(|s| !s.is_empty());
+        .filter(|s| !s.expose_secret().is_empty());
     let new_secret = flag_secret.is_some();
     let secret = match flag_secret {
-        Some(s) => SecretString::from(s),
+        Some(s) => s,
         None => vault.app_secret(&client_id).await?.with_context(|| {
             format!("no API secret for app {client_id}: pass --api-secret or set UPSTOX_API_SECRET")
         })?,

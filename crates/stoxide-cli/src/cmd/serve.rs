@@ -4,7 +4,6 @@ use crate::output::say;
 use std::net::SocketAddr;
 
 use anyhow::Context;
-use secrecy::SecretString;
 use stoxide_server::{DEFAULT_INSTRUMENTS, LinkApp, ServerConfig, Shared};
 use stoxide_vault::AppMode;
 use upstox_client::login::AppCredentials;
@@ -47,7 +46,7 @@ pub(crate) async fn run(globals: &Globals, args: ServeArgs) -> anyhow::Result<()
             Some(LinkApp {
                 creds: AppCredentials {
                     client_id,
-                    client_secret: SecretString::from(secret),
+                    client_secret: secret,
                     redirect_uri,
                 },
                 mode: if args.vendor {

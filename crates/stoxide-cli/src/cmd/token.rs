@@ -292,7 +292,11 @@ pub(crate) async fn vault_cmd(globals: &Globals, out: &Output, cmd: VaultCommand
             );
             say!(
                 "sealed values:  {}",
-                if sealed.is_empty() { "none".to_owned() } else { sealed.join(", ") }
+                if sealed.is_empty() {
+                    "none".to_owned()
+                } else {
+                    sealed.join(", ")
+                }
             );
             say!(
                 "accounts:       {}",
