@@ -141,8 +141,7 @@ def test_orders_v3_v2_book_trades_and_portfolio(api_client):
     assert any(o.order_id == order_id for o in v2.get_order_book(V).data)
     assert len(v2.get_trade_history(V).data) >= 1
 
-    ltp = upstox_client.MarketQuoteApi(api_client).ltp(RELIANCE, V).data["NSE_EQ:RELIANCE"].last_price
-    low = round(round(ltp * 0.9 / 0.05) * 0.05, 2)
+    low = resting_buy_price(api_client)
     limit = upstox_client.PlaceOrderRequest(
         quantity=1, product="I", validity="DAY", price=low, tag="conformance-2",
         instrument_token=RELIANCE, order_type="LIMIT", transaction_type="BUY",
@@ -166,8 +165,17 @@ def test_orders_v3_v2_book_trades_and_portfolio(api_client):
     assert len(portfolio.get_holdings(V).data) >= 1
 
 
+def resting_buy_price(api_client):
+    """A buy limit below the market that still lies inside the day's circuit limits (orders
+    outside them are rejected, as by the exchange)."""
+    q = upstox_client.MarketQuoteApi(api_client).get_full_market_quote(RELIANCE, V).data["NSE_EQ:RELIANCE"]
+    price = q.lower_circuit_limit + (q.last_price - q.lower_circuit_limit) * 0.3
+    return round(round(price / 0.05) * 0.05, 2)
+
+
 def test_multi_order_cancel_all_and_exit(api_client):
     v2 = upstox_client.OrderApi(api_client)
+    low = resting_buy_price(api_client)
     lines = [
         upstox_client.MultiOrderRequest(
             quantity=1, product="I", validity="DAY", price=0, tag="multi", slice=False,
@@ -175,7 +183,7 @@ def test_multi_order_cancel_all_and_exit(api_client):
             disclosed_quantity=0, trigger_price=0, is_amo=False, correlation_id="c1",
         ),
         upstox_client.MultiOrderRequest(
-            quantity=1, product="I", validity="DAY", price=1.0, tag="multi", slice=False,
+            quantity=1, product="I", validity="DAY", price=low, tag="multi", slice=False,
             instrument_token=RELIANCE, order_type="LIMIT", transaction_type="BUY",
             disclosed_quantity=0, trigger_price=0, is_amo=False, correlation_id="c2",
         ),

@@ -35,6 +35,24 @@ async fn setup() -> (Simulator, Vault, tempfile::TempDir, LinkApp) {
     (sim, vault, dir, app)
 }
 
+/// Stores `token` for `user` as an imported token against the simulator.
+async fn store(vault: &Vault, sim: &Simulator, user: &str, token: SecretString) {
+    vault
+        .store_token(&stoxide_vault::NewToken {
+            account_id: user.into(),
+            client_id: None,
+            user_name: None,
+            base_url: sim.base_url(),
+            access_token: token,
+            extended_token: None,
+            issued_at: chrono::Utc::now(),
+            expires_at: None,
+            origin: stoxide_vault::TokenOrigin::Imported,
+        })
+        .await
+        .expect("store");
+}
+
 /// Submits the simulator's dialog for the login at `url`; answers the callback's query.
 async fn dialog(sim: &Simulator, url: &str, user: &str, pin: &str) -> HashMap<String, String> {
     let q: HashMap<String, String> = url::Url::parse(url).expect("url").query_pairs().into_owned().collect();
@@ -151,20 +169,13 @@ async fn the_account_is_the_one_named_or_the_only_one() {
     assert!(accounts::select(&vault, None).await.expect("empty").is_none());
     assert!(matches!(accounts::require(&vault, None).await, Err(Error::NoAccount)));
     for user in ["SIM001", "SIM002"] {
-        vault
-            .store_token(&stoxide_vault::NewToken {
-                account_id: user.into(),
-                client_id: None,
-                user_name: None,
-                base_url: sim.base_url(),
-                access_token: SecretString::from(sim.token_of(user).expect("token")),
-                extended_token: None,
-                issued_at: chrono::Utc::now(),
-                expires_at: None,
-                origin: stoxide_vault::TokenOrigin::Imported,
-            })
-            .await
-            .expect("store");
+        store(
+            &vault,
+            &sim,
+            user,
+            SecretString::from(sim.token_of(user).expect("token")),
+        )
+        .await;
     }
     match accounts::select(&vault, None).await {
         Err(Error::AccountAmbiguous(ids)) => assert_eq!(ids, ["SIM001", "SIM002"]),
@@ -230,20 +241,7 @@ async fn a_vault_stream_uses_a_new_login_without_a_restart() {
     let (sim, vault, _dir, _app) = setup().await;
     let clients = Clients::default();
     let first = SecretString::from(sim.token_of("SIM001").expect("token"));
-    vault
-        .store_token(&stoxide_vault::NewToken {
-            account_id: "SIM001".into(),
-            client_id: None,
-            user_name: None,
-            base_url: sim.base_url(),
-            access_token: first.clone(),
-            extended_token: None,
-            issued_at: chrono::Utc::now(),
-            expires_at: None,
-            origin: stoxide_vault::TokenOrigin::Imported,
-        })
-        .await
-        .expect("store");
+    store(&vault, &sim, "SIM001", first.clone()).await;
     let from = stream::TokenFrom::Vault {
         vault: vault.clone(),
         account: "SIM001".into(),
@@ -267,20 +265,13 @@ async fn a_vault_stream_uses_a_new_login_without_a_restart() {
         health.apply(&e, 0);
     }
     // A new token in the vault is announced by the watcher.
-    vault
-        .store_token(&stoxide_vault::NewToken {
-            account_id: "SIM001".into(),
-            client_id: None,
-            user_name: None,
-            base_url: sim.base_url(),
-            access_token: SecretString::from("sim_at_replacement_token_00000000"),
-            extended_token: None,
-            issued_at: chrono::Utc::now(),
-            expires_at: None,
-            origin: stoxide_vault::TokenOrigin::Imported,
-        })
-        .await
-        .expect("store");
+    store(
+        &vault,
+        &sim,
+        "SIM001",
+        SecretString::from("sim_at_replacement_token_00000000"),
+    )
+    .await;
     let mut token_events = s.token_events.take().expect("a vault stream has token events");
     let event = tokio::time::timeout(Duration::from_secs(15), token_events.recv())
         .await
