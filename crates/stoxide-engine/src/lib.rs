@@ -1,0 +1,25 @@
+//! `stoxide-engine`: the execution engine's decisions, as plain functions over plain state —
+//! unit- and property-tested without a network. IO (the broker, the store, the streams) sits at
+//! the edges, behind traits, in the modules to come.
+//!
+//! - [`catalog`]: strategies, their instruments, input bounds and signal sources.
+//! - [`signal`]: signals, their parsing, and the HMAC-SHA256 check of external ones (±30 s).
+//! - [`subscription`]: one account following one strategy with its own inputs; consent bound
+//!   to those exact inputs and the strategy's version by a hash; the state transitions.
+//! - [`allocation`]: a signal to an order plan per subscription (whole lots, sliced above the
+//!   freeze, exits from the real position) or an explicit skip; the deterministic intent tag.
+//! - [`risk`]: the gate every plan passes (trading states, token, session, exchange rate,
+//!   loss limit, orders per day, open positions, exposure, margin), each refusal with a reason.
+//! - [`audit`]: the hash-chained trail and its verification (edit, delete, reorder, truncate).
+//! - [`strategies`]: candles from ticks, and the built-in RSI mean reversion, momentum breakout
+//!   and EMA crossover.
+//!
+//! Tests: `cargo test -p stoxide-engine`.
+
+pub mod allocation;
+pub mod audit;
+pub mod catalog;
+pub mod risk;
+pub mod signal;
+pub mod strategies;
+pub mod subscription;
