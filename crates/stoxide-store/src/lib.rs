@@ -18,6 +18,7 @@
 //! PostgreSQL at `STOXIDE_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`;
 //! each test creates and drops its own database). `scripts/test.sh` starts PostgreSQL first.
 
+mod engine;
 mod error;
 mod location;
 pub mod lock;
@@ -29,6 +30,10 @@ mod vault;
 use sqlx::postgres::{PgPool, Postgres};
 use sqlx::sqlite::{Sqlite, SqlitePool};
 
+pub use engine::{
+    AuditHead, AuditRow, IntentRow, PositionRow, SignalRow, StrategyRow, SubscriptionRow, TERMINAL_INTENT_STATES,
+    TradingStateRow,
+};
 pub use error::{Error, Result};
 pub use location::{DATABASE_URL_ENV, Location, SQLITE_FILE};
 pub use sessions::SessionRow;
@@ -94,11 +99,15 @@ pub enum TxMode {
     Write,
     /// Re-seals every value under a new key; runs alone.
     Rekey,
+    /// Appends to a chain (the audit trail): one append at a time.
+    Append,
 }
 
 /// The advisory lock id that PostgreSQL writes share and a rekey holds alone
 /// (`"stoxvalt"` as a big-endian integer).
 const PG_KEY_LOCK: i64 = 0x7374_6f78_7661_6c74;
+/// The advisory lock id audit appends hold alone (`"stoxaudt"`).
+const PG_AUDIT_LOCK: i64 = 0x7374_6f78_6175_6474;
 
 enum TxInner {
     Sqlite(sqlx::Transaction<'static, Sqlite>),
@@ -156,11 +165,12 @@ impl Store {
             Pool::Sqlite(p) => TxInner::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
             Pool::Postgres(p) => {
                 let mut tx = p.begin().await?;
-                let lock = match mode {
-                    TxMode::Write => "SELECT pg_advisory_xact_lock_shared($1)",
-                    TxMode::Rekey => "SELECT pg_advisory_xact_lock($1)",
+                let (lock, id) = match mode {
+                    TxMode::Write => ("SELECT pg_advisory_xact_lock_shared($1)", PG_KEY_LOCK),
+                    TxMode::Rekey => ("SELECT pg_advisory_xact_lock($1)", PG_KEY_LOCK),
+                    TxMode::Append => ("SELECT pg_advisory_xact_lock($1)", PG_AUDIT_LOCK),
                 };
-                sqlx::query(lock).bind(PG_KEY_LOCK).execute(&mut *tx).await?;
+                sqlx::query(lock).bind(id).execute(&mut *tx).await?;
                 TxInner::Postgres(tx)
             }
         };

@@ -2,6 +2,8 @@
 //! a real PostgreSQL on 127.0.0.1 (a database of its own, dropped afterwards), and must behave
 //! the same on both.
 
+mod engine;
+
 use std::time::Duration;
 
 use rand::Rng;
@@ -73,6 +75,7 @@ impl Fixture {
 }
 
 /// Runs one contract test on both backends.
+#[macro_export]
 macro_rules! contract {
     ($name:ident) => {
         mod $name {

@@ -1,0 +1,485 @@
+//! The execution engine's tables: strategies, subscriptions, signals, intents, positions,
+//! trading states and the audit trail. JSON columns hold the engine's own types (the store does
+//! not interpret them); money is decimal text.
+
+use sqlx::FromRow;
+
+use crate::error::Result;
+use crate::{Store, TxMode, with_pool, with_tx};
+
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct StrategyRow {
+    pub id: String,
+    pub version: i64,
+    /// The strategy's definition, JSON.
+    pub definition: String,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct SubscriptionRow {
+    pub id: String,
+    pub account: String,
+    pub strategy: String,
+    /// JSON.
+    pub inputs: String,
+    pub state: String,
+    /// JSON, when consented.
+    pub consent: Option<String>,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct SignalRow {
+    pub strategy: String,
+    pub id: String,
+    pub body: String,
+    /// 1 accepted, 0 refused.
+    pub accepted: i64,
+    pub reason: Option<String>,
+    pub received_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct IntentRow {
+    /// The deterministic tag its order carries.
+    pub tag: String,
+    pub strategy: String,
+    pub signal_id: String,
+    pub subscription: String,
+    pub account: String,
+    /// JSON of the order plan, when there is one.
+    pub plan: Option<String>,
+    pub state: String,
+    pub reason: Option<String>,
+    /// JSON array of Upstox order ids.
+    pub order_ids: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct PositionRow {
+    pub subscription: String,
+    pub instrument: String,
+    pub quantity: i64,
+    pub avg_price: String,
+    pub realised: String,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct TradingStateRow {
+    /// `global`, `user` or `subscription`.
+    pub level: String,
+    /// The user or subscription id (`*` for global).
+    pub target: String,
+    pub state: String,
+    pub reason: Option<String>,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct AuditRow {
+    pub seq: i64,
+    pub at_ms: i64,
+    pub kind: String,
+    pub user_id: String,
+    pub body: String,
+    pub prev: String,
+    pub hash: String,
+}
+
+/// The audit chain's end.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct AuditHead {
+    pub seq: i64,
+    pub hash: String,
+}
+
+/// Intent states that are over; the rest are reconciled after a restart.
+pub const TERMINAL_INTENT_STATES: [&str; 6] = [
+    "filled",
+    "partially_filled",
+    "rejected",
+    "cancelled",
+    "skipped",
+    "refused",
+];
+
+const UNFINISHED: &str = "SELECT * FROM intents WHERE state NOT IN ('filled', 'partially_filled', 'rejected', 'cancelled', 'skipped', 'refused') ORDER BY created_at, tag";
+
+impl Store {
+    /// Stores (or replaces) a strategy's definition.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn put_strategy(&self, s: &StrategyRow) -> Result<()> {
+        with_pool!(&self.pool, p => sqlx::query(
+            "INSERT INTO strategies (id, version, definition, updated_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (id) DO UPDATE SET version = excluded.version, definition = excluded.definition,
+               updated_at = excluded.updated_at",
+        )
+        .bind(&s.id)
+        .bind(s.version)
+        .bind(&s.definition)
+        .bind(s.updated_at)
+        .execute(p)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
+    /// # Errors
+    /// Database errors.
+    pub async fn strategy(&self, id: &str) -> Result<Option<StrategyRow>> {
+        Ok(
+            with_pool!(&self.pool, p => sqlx::query_as("SELECT * FROM strategies WHERE id = $1")
+            .bind(id)
+            .fetch_optional(p)
+            .await?),
+        )
+    }
+
+    /// # Errors
+    /// Database errors.
+    pub async fn strategies(&self) -> Result<Vec<StrategyRow>> {
+        Ok(with_pool!(&self.pool, p => sqlx::query_as("SELECT * FROM strategies ORDER BY id").fetch_all(p).await?))
+    }
+
+    /// Stores (or replaces) a subscription.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn put_subscription(&self, s: &SubscriptionRow) -> Result<()> {
+        with_pool!(&self.pool, p => sqlx::query(
+            "INSERT INTO subscriptions (id, account, strategy, inputs, state, consent, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (id) DO UPDATE SET account = excluded.account, strategy = excluded.strategy,
+               inputs = excluded.inputs, state = excluded.state, consent = excluded.consent,
+               updated_at = excluded.updated_at",
+        )
+        .bind(&s.id)
+        .bind(&s.account)
+        .bind(&s.strategy)
+        .bind(&s.inputs)
+        .bind(&s.state)
+        .bind(&s.consent)
+        .bind(s.updated_at)
+        .execute(p)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
+    /// # Errors
+    /// Database errors.
+    pub async fn subscription(&self, id: &str) -> Result<Option<SubscriptionRow>> {
+        Ok(
+            with_pool!(&self.pool, p => sqlx::query_as("SELECT * FROM subscriptions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(p)
+            .await?),
+        )
+    }
+
+    /// A strategy's subscriptions, by id.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn subscriptions_of_strategy(&self, strategy: &str) -> Result<Vec<SubscriptionRow>> {
+        Ok(
+            with_pool!(&self.pool, p => sqlx::query_as("SELECT * FROM subscriptions WHERE strategy = $1 ORDER BY id")
+            .bind(strategy)
+            .fetch_all(p)
+            .await?),
+        )
+    }
+
+    /// An account's subscriptions, by id.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn subscriptions_of_account(&self, account: &str) -> Result<Vec<SubscriptionRow>> {
+        Ok(
+            with_pool!(&self.pool, p => sqlx::query_as("SELECT * FROM subscriptions WHERE account = $1 ORDER BY id")
+            .bind(account)
+            .fetch_all(p)
+            .await?),
+        )
+    }
+
+    /// Records a signal; false when (strategy, id) was already recorded (a duplicate).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn insert_signal(&self, s: &SignalRow) -> Result<bool> {
+        let n = with_pool!(&self.pool, p => sqlx::query(
+            "INSERT INTO signals (strategy, id, body, accepted, reason, received_at) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (strategy, id) DO NOTHING",
+        )
+        .bind(&s.strategy)
+        .bind(&s.id)
+        .bind(&s.body)
+        .bind(s.accepted)
+        .bind(&s.reason)
+        .bind(s.received_at)
+        .execute(p)
+        .await?
+        .rows_affected());
+        Ok(n > 0)
+    }
+
+    /// # Errors
+    /// Database errors.
+    pub async fn signal(&self, strategy: &str, id: &str) -> Result<Option<SignalRow>> {
+        Ok(
+            with_pool!(&self.pool, p => sqlx::query_as("SELECT * FROM signals WHERE strategy = $1 AND id = $2")
+            .bind(strategy)
+            .bind(id)
+            .fetch_optional(p)
+            .await?),
+        )
+    }
+
+    /// Writes an intent before its order is sent; false when its tag exists (the same signal
+    /// for the same subscription is one intent).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn insert_intent(&self, i: &IntentRow) -> Result<bool> {
+        let n = with_pool!(&self.pool, p => sqlx::query(
+            "INSERT INTO intents (tag, strategy, signal_id, subscription, account, plan, state, reason, order_ids,
+                                  created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (tag) DO NOTHING",
+        )
+        .bind(&i.tag)
+        .bind(&i.strategy)
+        .bind(&i.signal_id)
+        .bind(&i.subscription)
+        .bind(&i.account)
+        .bind(&i.plan)
+        .bind(&i.state)
+        .bind(&i.reason)
+        .bind(&i.order_ids)
+        .bind(i.created_at)
+        .bind(i.updated_at)
+        .execute(p)
+        .await?
+        .rows_affected());
+        Ok(n > 0)
+    }
+
+    /// Moves an intent to `state`; false when there is no such intent.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn update_intent(
+        &self,
+        tag: &str,
+        state: &str,
+        reason: Option<&str>,
+        order_ids: &str,
+        now: i64,
+    ) -> Result<bool> {
+        let n = with_pool!(&self.pool, p => sqlx::query(
+            "UPDATE intents SET state = $1, reason = $2, order_ids = $3, updated_at = $4 WHERE tag = $5",
+        )
+        .bind(state)
+        .bind(reason)
+        .bind(order_ids)
+        .bind(now)
+        .bind(tag)
+        .execute(p)
+        .await?
+        .rows_affected());
+        Ok(n > 0)
+    }
+
+    /// # Errors
+    /// Database errors.
+    pub async fn intent(&self, tag: &str) -> Result<Option<IntentRow>> {
+        Ok(
+            with_pool!(&self.pool, p => sqlx::query_as("SELECT * FROM intents WHERE tag = $1")
+            .bind(tag)
+            .fetch_optional(p)
+            .await?),
+        )
+    }
+
+    /// A signal's intents.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn intents_of_signal(&self, strategy: &str, signal_id: &str) -> Result<Vec<IntentRow>> {
+        Ok(with_pool!(&self.pool, p => sqlx::query_as(
+            "SELECT * FROM intents WHERE strategy = $1 AND signal_id = $2 ORDER BY subscription",
+        )
+        .bind(strategy)
+        .bind(signal_id)
+        .fetch_all(p)
+        .await?))
+    }
+
+    /// Intents not in a terminal state: what a restart reconciles.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn unfinished_intents(&self) -> Result<Vec<IntentRow>> {
+        Ok(with_pool!(&self.pool, p => sqlx::query_as(UNFINISHED).fetch_all(p).await?))
+    }
+
+    /// Stores a subscription's position in one instrument.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn put_position(&self, r: &PositionRow) -> Result<()> {
+        with_pool!(&self.pool, p => sqlx::query(
+            "INSERT INTO positions (subscription, instrument, quantity, avg_price, realised, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (subscription, instrument) DO UPDATE SET quantity = excluded.quantity,
+               avg_price = excluded.avg_price, realised = excluded.realised, updated_at = excluded.updated_at",
+        )
+        .bind(&r.subscription)
+        .bind(&r.instrument)
+        .bind(r.quantity)
+        .bind(&r.avg_price)
+        .bind(&r.realised)
+        .bind(r.updated_at)
+        .execute(p)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
+    /// # Errors
+    /// Database errors.
+    pub async fn position(&self, subscription: &str, instrument: &str) -> Result<Option<PositionRow>> {
+        Ok(with_pool!(&self.pool, p => sqlx::query_as(
+            "SELECT * FROM positions WHERE subscription = $1 AND instrument = $2",
+        )
+        .bind(subscription)
+        .bind(instrument)
+        .fetch_optional(p)
+        .await?))
+    }
+
+    /// A subscription's positions, by instrument.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn positions_of(&self, subscription: &str) -> Result<Vec<PositionRow>> {
+        Ok(with_pool!(&self.pool, p => sqlx::query_as(
+            "SELECT * FROM positions WHERE subscription = $1 ORDER BY instrument",
+        )
+        .bind(subscription)
+        .fetch_all(p)
+        .await?))
+    }
+
+    /// Sets a trading state (or kill switch) at a level.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn set_trading_state(&self, r: &TradingStateRow) -> Result<()> {
+        with_pool!(&self.pool, p => sqlx::query(
+            "INSERT INTO trading_states (level, target, state, reason, updated_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (level, target) DO UPDATE SET state = excluded.state, reason = excluded.reason,
+               updated_at = excluded.updated_at",
+        )
+        .bind(&r.level)
+        .bind(&r.target)
+        .bind(&r.state)
+        .bind(&r.reason)
+        .bind(r.updated_at)
+        .execute(p)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
+    /// Every trading state set.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn trading_states(&self) -> Result<Vec<TradingStateRow>> {
+        Ok(
+            with_pool!(&self.pool, p => sqlx::query_as("SELECT * FROM trading_states ORDER BY level, target")
+            .fetch_all(p)
+            .await?),
+        )
+    }
+
+    /// Appends one audit record: `make` gets the chain's head (none before the first record) and
+    /// answers the record that follows it. Appends are serialised (SQLite's write lock; a
+    /// PostgreSQL advisory lock), so the chain has no forks or gaps.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn append_audit(&self, make: impl FnOnce(Option<AuditHead>) -> AuditRow) -> Result<AuditRow> {
+        let mut tx = self.begin(TxMode::Append).await?;
+        let head: Option<AuditHead> = with_tx!(&mut tx.inner, c => sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_optional(c)
+            .await?);
+        let row = make(head);
+        with_tx!(&mut tx.inner, c => sqlx::query(
+            "INSERT INTO audit_log (seq, at_ms, kind, user_id, body, prev, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(row.seq)
+        .bind(row.at_ms)
+        .bind(&row.kind)
+        .bind(&row.user_id)
+        .bind(&row.body)
+        .bind(&row.prev)
+        .bind(&row.hash)
+        .execute(c)
+        .await?
+        .rows_affected());
+        with_tx!(&mut tx.inner, c => sqlx::query(
+            "INSERT INTO audit_head (id, seq, hash) VALUES (1, $1, $2)
+             ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+        )
+        .bind(row.seq)
+        .bind(&row.hash)
+        .execute(c)
+        .await?
+        .rows_affected());
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// The audit chain's head.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn audit_head(&self) -> Result<Option<AuditHead>> {
+        Ok(
+            with_pool!(&self.pool, p => sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_optional(p)
+            .await?),
+        )
+    }
+
+    /// The whole audit log, in storage order (by sequence).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn audit_log(&self) -> Result<Vec<AuditRow>> {
+        Ok(with_pool!(&self.pool, p => sqlx::query_as("SELECT * FROM audit_log ORDER BY seq").fetch_all(p).await?))
+    }
+
+    /// One user's audit records between two times (epoch ms, inclusive start, exclusive end).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn audit_of_user(&self, user: &str, from_ms: i64, to_ms: i64) -> Result<Vec<AuditRow>> {
+        Ok(with_pool!(&self.pool, p => sqlx::query_as(
+            "SELECT * FROM audit_log WHERE user_id = $1 AND at_ms >= $2 AND at_ms < $3 ORDER BY seq",
+        )
+        .bind(user)
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(p)
+        .await?))
+    }
+}
