@@ -104,6 +104,9 @@ pub struct ClientConfig {
     pub limiter: Option<RateLimiter>,
     /// Told about every HTTP attempt (for metrics); never sees tokens or bodies.
     pub observer: Option<CallObserver>,
+    /// The local address requests leave from: the static IP registered with Upstox for order
+    /// APIs (`None`: the system's choice).
+    pub local_address: Option<std::net::IpAddr>,
 }
 
 impl ClientConfig {
@@ -115,6 +118,7 @@ impl ClientConfig {
             retry: RetryPolicy::default(),
             limiter: Some(RateLimiter::default()),
             observer: None,
+            local_address: None,
         }
     }
 
@@ -175,6 +179,8 @@ pub struct UpstoxClient {
     token: Option<Arc<SecretString>>,
     /// Whose rate budget this client's calls spend.
     limit_key: Option<LimitKey>,
+    /// The exchange-registered algo name sent as `X-Algo-Name` on order calls.
+    algo_name: Option<Arc<str>>,
 }
 
 impl std::fmt::Debug for UpstoxClient {
@@ -213,6 +219,7 @@ impl UpstoxClient {
             .timeout(config.timeout)
             .connect_timeout(config.connect_timeout)
             .user_agent(concat!("stoxide/", env!("CARGO_PKG_VERSION")))
+            .local_address(config.local_address)
             .build()
             .map_err(|e| Error::InvalidInput(format!("cannot build HTTP client: {e}")))?;
         Ok(Self {
@@ -220,6 +227,7 @@ impl UpstoxClient {
             config: Arc::new(config),
             token: None,
             limit_key: None,
+            algo_name: None,
         })
     }
 
@@ -239,6 +247,15 @@ impl UpstoxClient {
         Self {
             limit_key: Some(LimitKey::User(user.to_owned())),
             token: Some(Arc::new(token)),
+            ..self.clone()
+        }
+    }
+
+    /// The same client sending `name` as `X-Algo-Name` on every order call (place, modify,
+    /// cancel, multi, exit, GTT): the exchange-registered name of the strategy placing it.
+    pub fn with_algo_name(&self, name: &str) -> Self {
+        Self {
+            algo_name: Some(Arc::from(name)),
             ..self.clone()
         }
     }
@@ -304,6 +321,11 @@ impl UpstoxClient {
         if auth == Auth::Bearer {
             let token = self.token.as_ref().ok_or(Error::NoToken)?;
             req = req.bearer_auth(token.expose_secret());
+        }
+        if let Some(algo) = &self.algo_name
+            && ApiCategory::of(method.as_str(), path) != ApiCategory::Standard
+        {
+            req = req.header("X-Algo-Name", algo.as_ref());
         }
         req = match body {
             Body::None => req,

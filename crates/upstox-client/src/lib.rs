@@ -19,6 +19,7 @@
 //!
 //! Tests: `cargo test -p upstox-client` runs the client against an in-process simulator.
 
+pub mod charges;
 pub mod client;
 pub mod error;
 pub mod feed_auth;

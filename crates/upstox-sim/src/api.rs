@@ -1,6 +1,7 @@
 //! The HTTP surface: every REST path of api.upstox.com and api-hft.upstox.com the simulator
 //! serves, the instrument files, and the `/sim/...` control endpoints.
 
+mod charges;
 mod control;
 mod history;
 mod instruments;
@@ -59,6 +60,8 @@ pub fn app(state: AppState) -> Router {
         .route("/v2/order/trades/get-trades-for-day", get(orders::trades_for_day))
         .route("/v2/order/trades", get(orders::trades_by_order))
         // Portfolio
+        .route("/v2/charges/margin", post(charges::margin))
+        .route("/v2/charges/brokerage", get(charges::brokerage))
         .route("/v2/portfolio/short-term-positions", get(portfolio::positions))
         .route("/v2/portfolio/long-term-holdings", get(portfolio::holdings))
         // Quotes

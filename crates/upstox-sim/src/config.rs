@@ -8,6 +8,9 @@ use upstox_types::{FeedCaps, RateLimits};
 
 use crate::error::SimError;
 
+/// At most this many seeded users (`seed_users`).
+pub const MAX_SEED_USERS: usize = 100_000;
+
 /// The whole configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -26,6 +29,12 @@ pub struct SimConfig {
     /// How often the paper engine re-checks open orders against prices.
     pub matcher_interval_ms: u64,
     pub feed: FeedConfig,
+    /// Algo names accepted in `X-Algo-Name` on order APIs (`None`: any; an absent header is
+    /// always accepted, as for unregistered algos).
+    pub algo_names: Option<Vec<String>>,
+    /// Extra users `SIMU00001`, `SIMU00002`, … each with a token of the first app and
+    /// ₹1,000,000, for tests and benchmarks with many accounts.
+    pub seed_users: usize,
 }
 
 /// The WebSocket feeds.
@@ -76,6 +85,7 @@ impl Default for SimConfig {
                     notifier_url: Some("http://127.0.0.1:5057/upstox/notifier".into()),
                     feed_enabled: true,
                     extended_token: false,
+                    static_ips: None,
                 },
                 AppConfig {
                     client_id: "sim-vendor-app".into(),
@@ -84,6 +94,7 @@ impl Default for SimConfig {
                     notifier_url: None,
                     feed_enabled: true,
                     extended_token: true,
+                    static_ips: None,
                 },
             ],
             users: vec![
@@ -97,6 +108,8 @@ impl Default for SimConfig {
             token_request_auto_approve_ms: Some(500),
             matcher_interval_ms: 200,
             feed: FeedConfig::default(),
+            algo_names: None,
+            seed_users: 0,
         }
     }
 }
@@ -149,6 +162,23 @@ impl SimConfig {
                 return Err(SimError::Config(format!("user {:?} is defined twice", u.user_id)));
             }
         }
+        if self.seed_users > MAX_SEED_USERS {
+            return Err(SimError::Config(format!(
+                "seed_users must be at most {MAX_SEED_USERS}, not {}",
+                self.seed_users
+            )));
+        }
+        if self.seed_users > 0
+            && let Some(u) = self.users.iter().find(|u| u.user_id.starts_with("SIMU"))
+        {
+            return Err(SimError::Config(format!(
+                "user {:?} uses the SIMU prefix kept for seed_users; rename it or set seed_users = 0",
+                u.user_id
+            )));
+        }
+        if self.seed_users > 0 && self.apps.is_empty() {
+            return Err(SimError::Config("seed_users needs at least one app in [[apps]]".into()));
+        }
         Ok(())
     }
 }
@@ -200,6 +230,9 @@ pub struct AppConfig {
     /// Whether token exchange also issues an extended token.
     #[serde(default)]
     pub extended_token: bool,
+    /// When set, order APIs answer only requests from these addresses (`UDAPI1154`).
+    #[serde(default)]
+    pub static_ips: Option<Vec<std::net::IpAddr>>,
 }
 
 fn yes() -> bool {
@@ -236,7 +269,7 @@ pub struct UserConfig {
 }
 
 impl UserConfig {
-    fn new(user_id: &str, user_name: &str, pin: &str, funds: f64, app: Option<&str>) -> Self {
+    pub(crate) fn new(user_id: &str, user_name: &str, pin: &str, funds: f64, app: Option<&str>) -> Self {
         Self {
             user_id: user_id.into(),
             user_name: user_name.into(),
@@ -343,6 +376,9 @@ pub struct MarketConfig {
     pub holidays: Vec<String>,
     pub sessions: SessionsConfig,
     pub margins: MarginConfig,
+    /// Brokerage, taxes and fees (`GET /v2/charges/brokerage`); Upstox's schedule by default.
+    #[serde(default)]
+    pub charges: crate::charges::ChargesConfig,
     pub indices: Vec<IndexConfig>,
     pub commodities: Vec<CommodityConfig>,
 }

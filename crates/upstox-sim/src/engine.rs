@@ -125,6 +125,16 @@ struct Holding {
     average_price: f64,
 }
 
+/// The margin one order needs, by component (rupees).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MarginParts {
+    pub span: f64,
+    pub exposure: f64,
+    pub equity: f64,
+    pub net_buy_premium: f64,
+    pub total: f64,
+}
+
 /// One user's book.
 #[derive(Debug, Clone)]
 pub struct Account {
@@ -307,6 +317,39 @@ impl Engine {
         let after_net = pos.net() + req.transaction_type.sign() * req.quantity as i64;
         let after = self.position_margin(market, req.instrument, req.product, after_net, price, now);
         (after - before).max(0.0)
+    }
+
+    /// The margin each order of a basket needs on its own (a flat book, no hedge benefit), as
+    /// `POST /v2/charges/margin` reports it — the same figure the order check blocks for it
+    /// when the user holds no position in that instrument and product.
+    pub fn basket_margin(&self, market: &Market, basket: &[OrderRequest], now: DateTime<Utc>) -> Vec<MarginParts> {
+        basket
+            .iter()
+            .map(|req| {
+                let price = if req.price > 0.0 {
+                    req.price
+                } else {
+                    market.ltp(req.instrument, now)
+                };
+                let net = req.transaction_type.sign() * req.quantity as i64;
+                let total = r2(self.position_margin(market, req.instrument, req.product, net, price, now));
+                let inst = market.get(req.instrument);
+                let mut parts = MarginParts {
+                    total,
+                    ..MarginParts::default()
+                };
+                match inst.kind {
+                    Kind::Spot { .. } => parts.equity = total,
+                    Kind::Option { .. } if net > 0 => parts.net_buy_premium = total,
+                    // Derivatives: SPAN and exposure, split 80/20.
+                    _ => {
+                        parts.span = r2(total * 0.8);
+                        parts.exposure = r2(total - parts.span);
+                    }
+                }
+                parts
+            })
+            .collect()
     }
 
     fn realised(market: &Market, acct: &Account) -> f64 {

@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod charges;
 pub mod clock;
 pub mod config;
 pub mod engine;

@@ -44,8 +44,20 @@ impl Simulator {
     ///
     /// # Errors
     /// Invalid configuration, or the address cannot be bound.
-    pub async fn start(config: SimConfig, addr: SocketAddr) -> Result<Self, SimError> {
+    pub async fn start(mut config: SimConfig, addr: SocketAddr) -> Result<Self, SimError> {
         config.validate()?;
+        let first_app = config.apps.first().map(|a| a.client_id.clone());
+        for i in 1..=config.seed_users {
+            let id = format!("SIMU{i:05}");
+            let name = format!("Seeded User {i}");
+            config.users.push(crate::config::UserConfig::new(
+                &id,
+                &name,
+                "000000",
+                1_000_000.0,
+                first_app.as_deref(),
+            ));
+        }
         let clock = SimClock::new(&config.clock)?;
         let now = clock.now();
         let market_config = config.market.clone();
@@ -93,7 +105,9 @@ impl Simulator {
         let router = app(state.clone());
         let stop = shutdown.clone();
         tasks.push(tokio::spawn(async move {
-            let serve = axum::serve(listener, router).with_graceful_shutdown(async move { stop.cancelled().await });
+            // The peer address is kept for the order APIs' static-IP check.
+            let serve = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(async move { stop.cancelled().await });
             if let Err(e) = serve.await {
                 tracing::error!(error = %e, "simulator server stopped");
             }
@@ -161,7 +175,9 @@ impl Simulator {
         json!({
             "base_url": self.base_url(),
             "apps": c.apps.iter().map(|a| json!({"client_id": a.client_id, "client_secret": a.client_secret, "redirect_uri": a.redirect_uri})).collect::<Vec<_>>(),
-            "users": c.users.iter().map(|u| json!({"user_id": u.user_id, "pin": u.pin, "access_token": self.token_of(&u.user_id)})).collect::<Vec<_>>(),
+            // Seeded users (`seed_users`) are counted, not listed: there may be thousands.
+            "users": c.users.iter().take(c.users.len().saturating_sub(c.seed_users)).map(|u| json!({"user_id": u.user_id, "pin": u.pin, "access_token": self.token_of(&u.user_id)})).collect::<Vec<_>>(),
+            "seeded_users": c.seed_users,
             "sample_equity": "NSE_EQ|INE002A01018",
             "instruments_url": format!("{}/market-quote/instruments/exchange/complete.json.gz", self.base_url()),
         })

@@ -67,6 +67,43 @@ pub struct Authed {
     pub token: String,
 }
 
+/// The rules of order APIs: the app's static-IP allowlist (against the peer address) and the
+/// registered algo names (against `X-Algo-Name`).
+fn order_api_rules(parts: &Parts, state: &AppState, client_id: &str) -> Result<(), ApiError> {
+    let allowed = state
+        .config
+        .apps
+        .iter()
+        .find(|a| a.client_id == client_id)
+        .and_then(|a| a.static_ips.clone());
+    if let Some(allowed) = allowed {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        if !peer.is_some_and(|ip| allowed.contains(&ip)) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                error_code::STATIC_IP_NOT_WHITELISTED,
+                format!(
+                    "Static IP {} is not whitelisted for this app",
+                    peer.map(|p| p.to_string()).unwrap_or_else(|| "unknown".into())
+                ),
+            ));
+        }
+    }
+    if let (Some(names), Some(given)) = (&state.config.algo_names, parts.headers.get("x-algo-name")) {
+        let given = given.to_str().unwrap_or("");
+        if !names.iter().any(|n| n == given) {
+            return Err(ApiError::bad_request(
+                error_code::INVALID_ALGO_NAME,
+                format!("Invalid algo name {given:?} in X-Algo-Name"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Takes the bearer token out of the headers.
 pub fn bearer(parts: &Parts) -> Option<String> {
     let value = parts.headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
@@ -94,10 +131,11 @@ impl FromRequestParts<AppState> for Authed {
                 "The API you are trying to access is not permitted with an extended_token",
             ));
         }
-        state.admit(
-            &record.user_id,
-            ApiCategory::of(parts.method.as_str(), parts.uri.path()),
-        )?;
+        let category = ApiCategory::of(parts.method.as_str(), parts.uri.path());
+        if category != ApiCategory::Standard {
+            order_api_rules(parts, state, &record.client_id)?;
+        }
+        state.admit(&record.user_id, category)?;
         Ok(Authed {
             user_id: record.user_id,
             client_id: record.client_id,

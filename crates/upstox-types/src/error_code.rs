@@ -54,3 +54,7 @@ pub const ORDER_ID_CHARS: &str = "UDAPI1010";
 pub const SERVICE_HOURS: &str = "UDAPI100072";
 /// Order APIs outside 05:30–24:00 IST.
 pub const ORDER_SERVICE_HOURS: &str = "UDAPI100074";
+/// The request came from an address not whitelisted for the app's order APIs.
+pub const STATIC_IP_NOT_WHITELISTED: &str = "UDAPI1154";
+/// The `X-Algo-Name` header names no algo registered for the app.
+pub const INVALID_ALGO_NAME: &str = "UDAPI1156";

@@ -32,6 +32,15 @@ pub(crate) struct SimArgs {
     /// Fraction (0..1) of API calls that hang.
     #[arg(long)]
     timeout_rate: Option<f64>,
+    /// Also seed this many users `SIMU00001`, `SIMU00002`, … each with a token and ₹10 lakh.
+    #[arg(long, value_name = "N")]
+    seed_users: Option<usize>,
+    /// Accept only these names in `X-Algo-Name` on order APIs (repeatable; `UDAPI1156` otherwise).
+    #[arg(long = "algo-name", value_name = "NAME")]
+    algo_names: Vec<String>,
+    /// Answer order APIs only from these addresses, for every app (repeatable; `UDAPI1154` otherwise).
+    #[arg(long = "static-ip", value_name = "IP")]
+    static_ips: Vec<std::net::IpAddr>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -76,6 +85,18 @@ pub(crate) fn build_config(args: &SimArgs) -> anyhow::Result<SimConfig> {
             config.faults.timeout_hang_ms = 30_000;
         }
     }
+    if let Some(n) = args.seed_users {
+        config.seed_users = n;
+    }
+    if !args.algo_names.is_empty() {
+        config.algo_names = Some(args.algo_names.clone());
+    }
+    if !args.static_ips.is_empty() {
+        for app in &mut config.apps {
+            app.static_ips = Some(args.static_ips.clone());
+        }
+    }
+    config.validate()?;
     Ok(config)
 }
 

@@ -2,6 +2,8 @@
 //! retries and order reconciliation. Everything talks to 127.0.0.1 only.
 
 mod auth;
+mod charges;
+mod compliance;
 mod market;
 mod orders;
 mod resilience;

@@ -5,21 +5,21 @@ use upstox_types::{OrderStatus, OrderType, Product, TransactionType, Validity};
 
 use crate::{client_for, start};
 
-const RELIANCE: &str = "NSE_EQ|INE002A01018";
+pub(crate) const RELIANCE: &str = "NSE_EQ|INE002A01018";
 
 /// The last price and the day's circuit limits of `key`: prices outside the band are refused.
-async fn price_band(c: &upstox_client::UpstoxClient, key: &str) -> (f64, f64, f64) {
+pub(crate) async fn price_band(c: &upstox_client::UpstoxClient, key: &str) -> (f64, f64, f64) {
     let quotes = c.full_quote(&[key]).await.expect("quote");
     let q = quotes.values().next().expect("one quote");
     (q.last_price, q.lower_circuit_limit, q.upper_circuit_limit)
 }
 
 /// A price `f` of the way from `lo` to `hi` (0 = the lower circuit, 1 = the upper one).
-fn within(lo: f64, hi: f64, f: f64) -> f64 {
+pub(crate) fn within(lo: f64, hi: f64, f: f64) -> f64 {
     lo + (hi - lo) * f
 }
 
-fn dec(x: f64) -> Decimal {
+pub(crate) fn dec(x: f64) -> Decimal {
     Decimal::try_from(((x / 0.05).round() * 0.05 * 100.0).round() / 100.0)
         .expect("decimal")
         .round_dp(2)

@@ -85,7 +85,7 @@ fn check_price_tick(price: f64, tick: f64, field: &str) -> Result<(), ApiError> 
 }
 
 /// Validates a place-order body into an engine request (and answers the slice flag).
-fn parse_order(state: &AppState, v: &Value) -> Result<(OrderRequest, bool), ApiError> {
+pub(super) fn parse_order(state: &AppState, v: &Value) -> Result<(OrderRequest, bool), ApiError> {
     let key = v.get("instrument_token").and_then(Value::as_str).unwrap_or("");
     let instrument = state.market.lookup(key).ok_or_else(|| {
         invalid(
