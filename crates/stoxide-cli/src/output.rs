@@ -19,6 +19,23 @@ pub(crate) fn line(args: std::fmt::Arguments<'_>) -> std::io::Result<()> {
     out.flush()
 }
 
+/// Writes the start-up lines of a long-running process (`sim`, `demo`, `serve`, `engine run`).
+/// A script that reads only the first line and closes the pipe must not take the process down,
+/// so write errors are ignored here, and only here.
+pub(crate) fn announce(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out
+        .write_all(text.as_bytes())
+        .and_then(|()| {
+            if text.ends_with('\n') {
+                Ok(())
+            } else {
+                out.write_all(b"\n")
+            }
+        })
+        .and_then(|()| out.flush());
+}
+
 /// `say!("…", args)`: one line to stdout through [`line`], `?` on its error.
 macro_rules! say {
     () => {

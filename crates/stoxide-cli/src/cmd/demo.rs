@@ -157,19 +157,11 @@ async fn dashboard(args: DemoArgs) -> anyhow::Result<()> {
         .await;
 
     // First line for scripts, then words for people.
-    say!(
-        "{}",
-        serde_json::json!({"url": url, "user": "admin", "password": password, "simulator": base, "account": tokens.profile.user_id})
-    );
-    say!("stoxide demo: the simulator and the dashboard are running.");
-    say!("  open      {url}/");
-    say!("  sign in   admin / {password}");
-    say!(
-        "  account   {} is linked and streaming NIFTY 50 and BANK NIFTY",
+    crate::output::announce(&format!(
+        "{}\nstoxide demo: the simulator and the dashboard are running.\n  open      {url}/\n  sign in   admin / {password}\n  account   {} is linked and streaming NIFTY 50 and BANK NIFTY\n  simulator {base} (users SIM001 123456, SIM002 234567, SIM003 345678)\nCtrl-C stops it.",
+        serde_json::json!({"url": url, "user": "admin", "password": password, "simulator": base, "account": tokens.profile.user_id}),
         tokens.profile.user_id
-    );
-    say!("  simulator {base} (users SIM001 123456, SIM002 234567, SIM003 345678)");
-    say!("Ctrl-C stops it.");
+    ));
     let duration = args.duration;
     let stop = async move {
         match duration {

@@ -86,7 +86,7 @@ pub(crate) async fn run(globals: &Globals, args: ServeArgs) -> anyhow::Result<()
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.addr))?;
-    say!("dashboard: http://{}/", listener.local_addr()?);
+    crate::output::announce(&format!("dashboard: http://{}/", listener.local_addr()?));
     stoxide_server::serve(state, listener, async {
         let _ = tokio::signal::ctrl_c().await;
     })

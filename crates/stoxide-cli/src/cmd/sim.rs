@@ -105,18 +105,12 @@ pub(crate) async fn run(args: SimArgs, _globals: &Globals) -> anyhow::Result<()>
     let sim = Simulator::start(config, args.addr)
         .await
         .with_context(|| format!("starting the simulator on {}", args.addr))?;
-    // The first stdout line is for scripts: one JSON object. A script that reads only that line
-    // and closes the pipe must not take the simulator down, so write errors are ignored here.
+    // The first stdout line is for scripts: one JSON object.
     let base = sim.base_url();
-    let banner = format!(
+    crate::output::announce(&format!(
         "{}\nstoxide simulator listening on {base}\n  REST and order host:  {base}\n  instrument master:    {base}/market-quote/instruments/exchange/complete.json.gz\n  login dialog:         {base}/v2/login/authorization/dialog\n  control:              {base}/sim/state\n  try: UPSTOX_BASE_URL={base} UPSTOX_ACCESS_TOKEN=<token above> stoxide profile\nCtrl-C stops it.\n",
         sim.banner()
-    );
-    {
-        use std::io::Write;
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
-    }
+    ));
     shutdown_signal().await;
     eprintln!("stopping simulator");
     sim.shutdown().await;

@@ -167,6 +167,80 @@ fn a_reader_that_goes_away_ends_the_command_quietly() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
 }
 
+/// `GET path` over plain HTTP/1.0; answers the status line.
+fn http_status(base: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://").trim_end_matches('/');
+    let addr = addr.split('/').next().unwrap_or(addr);
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("request");
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer.lines().next().unwrap_or_default().to_owned()
+}
+
+/// A free port on 127.0.0.1.
+fn free_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").to_string()
+}
+
+/// A stdout whose reader is already gone, as after `| head -1` has exited.
+fn closed_pipe() -> Stdio {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    Stdio::from(writer)
+}
+
+#[test]
+fn long_running_commands_keep_serving_after_their_reader_goes_away() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let (dashboard, simulator) = (free_addr(), free_addr());
+    let demo = stoxide()
+        .args(["demo", "--addr", &dashboard, "--vault-dir"])
+        .arg(data.path())
+        .stdout(closed_pipe())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("demo");
+    let sim = stoxide()
+        .args(["sim", "--addr", &simulator])
+        .stdout(closed_pipe())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sim");
+    let mut running = [demo, sim];
+    let answers = |addr: &str, path: &str| {
+        // Up to 30 s to come up; an exited process never does.
+        for _ in 0..150 {
+            if std::net::TcpStream::connect(addr).is_ok() {
+                return http_status(addr, path);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        String::new()
+    };
+    assert!(
+        answers(&dashboard, "/healthz").contains(" 200"),
+        "the dashboard answers"
+    );
+    assert!(
+        answers(&simulator, "/sim/state").contains(" 200"),
+        "the simulator answers"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    for child in &mut running {
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "exited when its stdout was gone"
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
 #[test]
 fn logs_have_no_colour_codes_off_a_terminal_or_with_no_color() {
     for no_color in [None, Some("1")] {
