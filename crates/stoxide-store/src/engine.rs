@@ -5,7 +5,10 @@
 use sqlx::FromRow;
 
 use crate::error::Result;
-use crate::{Store, TxMode, with_pool, with_tx};
+use crate::{Store, with_pool};
+
+mod write;
+pub use write::{AuditDraft, Chain, EngineWrite, IntentUpdate, WriteOutcome};
 
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct StrategyRow {
@@ -56,6 +59,10 @@ pub struct IntentRow {
     pub order_ids: String,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Units its orders filled, applied to the position in the same transaction.
+    pub filled: i64,
+    /// Their average fill price (decimal text).
+    pub average_price: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
@@ -79,7 +86,7 @@ pub struct TradingStateRow {
     pub updated_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, FromRow)]
 pub struct AuditRow {
     pub seq: i64,
     pub at_ms: i64,
@@ -106,6 +113,10 @@ pub const TERMINAL_INTENT_STATES: [&str; 6] = [
     "skipped",
     "refused",
 ];
+
+const INSERT_INTENT: &str = "INSERT INTO intents (tag, strategy, signal_id, subscription, account, plan, state, reason,
+                          order_ids, created_at, updated_at, filled, average_price)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (tag) DO NOTHING";
 
 const UNFINISHED: &str = "SELECT * FROM intents WHERE state NOT IN ('filled', 'partially_filled', 'rejected', 'cancelled', 'skipped', 'refused') ORDER BY created_at, tag";
 
@@ -152,24 +163,12 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn put_subscription(&self, s: &SubscriptionRow) -> Result<()> {
-        with_pool!(&self.pool, p => sqlx::query(
-            "INSERT INTO subscriptions (id, account, strategy, inputs, state, consent, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (id) DO UPDATE SET account = excluded.account, strategy = excluded.strategy,
-               inputs = excluded.inputs, state = excluded.state, consent = excluded.consent,
-               updated_at = excluded.updated_at",
-        )
-        .bind(&s.id)
-        .bind(&s.account)
-        .bind(&s.strategy)
-        .bind(&s.inputs)
-        .bind(&s.state)
-        .bind(&s.consent)
-        .bind(s.updated_at)
-        .execute(p)
-        .await?
-        .rows_affected());
-        Ok(())
+        self.write_one(EngineWrite {
+            subscriptions: vec![s.clone()],
+            ..EngineWrite::default()
+        })
+        .await
+        .map(drop)
     }
 
     /// # Errors
@@ -214,20 +213,13 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn insert_signal(&self, s: &SignalRow) -> Result<bool> {
-        let n = with_pool!(&self.pool, p => sqlx::query(
-            "INSERT INTO signals (strategy, id, body, accepted, reason, received_at) VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (strategy, id) DO NOTHING",
-        )
-        .bind(&s.strategy)
-        .bind(&s.id)
-        .bind(&s.body)
-        .bind(s.accepted)
-        .bind(&s.reason)
-        .bind(s.received_at)
-        .execute(p)
-        .await?
-        .rows_affected());
-        Ok(n > 0)
+        let out = self
+            .write_one(EngineWrite {
+                signal: Some(s.clone()),
+                ..EngineWrite::default()
+            })
+            .await?;
+        Ok(out.applied)
     }
 
     /// # Errors
@@ -248,52 +240,27 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn insert_intent(&self, i: &IntentRow) -> Result<bool> {
-        let n = with_pool!(&self.pool, p => sqlx::query(
-            "INSERT INTO intents (tag, strategy, signal_id, subscription, account, plan, state, reason, order_ids,
-                                  created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (tag) DO NOTHING",
-        )
-        .bind(&i.tag)
-        .bind(&i.strategy)
-        .bind(&i.signal_id)
-        .bind(&i.subscription)
-        .bind(&i.account)
-        .bind(&i.plan)
-        .bind(&i.state)
-        .bind(&i.reason)
-        .bind(&i.order_ids)
-        .bind(i.created_at)
-        .bind(i.updated_at)
-        .execute(p)
-        .await?
-        .rows_affected());
-        Ok(n > 0)
+        let out = self
+            .write_one(EngineWrite {
+                intents: vec![i.clone()],
+                ..EngineWrite::default()
+            })
+            .await?;
+        Ok(!out.new_intents.is_empty())
     }
 
-    /// Moves an intent to `state`; false when there is no such intent.
+    /// Moves an intent to a new outcome; false when there is no such intent.
     ///
     /// # Errors
     /// Database errors.
-    pub async fn update_intent(
-        &self,
-        tag: &str,
-        state: &str,
-        reason: Option<&str>,
-        order_ids: &str,
-        now: i64,
-    ) -> Result<bool> {
-        let n = with_pool!(&self.pool, p => sqlx::query(
-            "UPDATE intents SET state = $1, reason = $2, order_ids = $3, updated_at = $4 WHERE tag = $5",
-        )
-        .bind(state)
-        .bind(reason)
-        .bind(order_ids)
-        .bind(now)
-        .bind(tag)
-        .execute(p)
-        .await?
-        .rows_affected());
-        Ok(n > 0)
+    pub async fn update_intent(&self, u: &IntentUpdate) -> Result<bool> {
+        let out = self
+            .write_one(EngineWrite {
+                intent_updates: vec![u.clone()],
+                ..EngineWrite::default()
+            })
+            .await?;
+        Ok(out.updated_intents > 0)
     }
 
     /// # Errors
@@ -334,22 +301,12 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn put_position(&self, r: &PositionRow) -> Result<()> {
-        with_pool!(&self.pool, p => sqlx::query(
-            "INSERT INTO positions (subscription, instrument, quantity, avg_price, realised, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (subscription, instrument) DO UPDATE SET quantity = excluded.quantity,
-               avg_price = excluded.avg_price, realised = excluded.realised, updated_at = excluded.updated_at",
-        )
-        .bind(&r.subscription)
-        .bind(&r.instrument)
-        .bind(r.quantity)
-        .bind(&r.avg_price)
-        .bind(&r.realised)
-        .bind(r.updated_at)
-        .execute(p)
-        .await?
-        .rows_affected());
-        Ok(())
+        self.write_one(EngineWrite {
+            positions: vec![r.clone()],
+            ..EngineWrite::default()
+        })
+        .await
+        .map(drop)
     }
 
     /// # Errors
@@ -382,20 +339,12 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn set_trading_state(&self, r: &TradingStateRow) -> Result<()> {
-        with_pool!(&self.pool, p => sqlx::query(
-            "INSERT INTO trading_states (level, target, state, reason, updated_at) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (level, target) DO UPDATE SET state = excluded.state, reason = excluded.reason,
-               updated_at = excluded.updated_at",
-        )
-        .bind(&r.level)
-        .bind(&r.target)
-        .bind(&r.state)
-        .bind(&r.reason)
-        .bind(r.updated_at)
-        .execute(p)
-        .await?
-        .rows_affected());
-        Ok(())
+        self.write_one(EngineWrite {
+            trading_states: vec![r.clone()],
+            ..EngineWrite::default()
+        })
+        .await
+        .map(drop)
     }
 
     /// Every trading state set.
@@ -416,36 +365,25 @@ impl Store {
     ///
     /// # Errors
     /// Database errors.
-    pub async fn append_audit(&self, make: impl FnOnce(Option<AuditHead>) -> AuditRow) -> Result<AuditRow> {
-        let mut tx = self.begin(TxMode::Append).await?;
-        let head: Option<AuditHead> = with_tx!(&mut tx.inner, c => sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
-            .fetch_optional(c)
-            .await?);
-        let row = make(head);
-        with_tx!(&mut tx.inner, c => sqlx::query(
-            "INSERT INTO audit_log (seq, at_ms, kind, user_id, body, prev, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(row.seq)
-        .bind(row.at_ms)
-        .bind(&row.kind)
-        .bind(&row.user_id)
-        .bind(&row.body)
-        .bind(&row.prev)
-        .bind(&row.hash)
-        .execute(c)
-        .await?
-        .rows_affected());
-        with_tx!(&mut tx.inner, c => sqlx::query(
-            "INSERT INTO audit_head (id, seq, hash) VALUES (1, $1, $2)
-             ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-        )
-        .bind(row.seq)
-        .bind(&row.hash)
-        .execute(c)
-        .await?
-        .rows_affected());
-        tx.commit().await?;
-        Ok(row)
+    pub async fn append_audit(&self, make: impl Fn(Option<AuditHead>) -> AuditRow + Sync) -> Result<AuditRow> {
+        let draft = AuditDraft {
+            at_ms: 0,
+            kind: String::new(),
+            user_id: String::new(),
+            body: String::new(),
+        };
+        let chain = |head: Option<&AuditHead>, _: &AuditDraft| make(head.cloned());
+        let mut out = self.write_engine(&[EngineWrite::audit(vec![draft])], &chain).await?;
+        // One write with one draft appends exactly one record.
+        Ok(out.pop().and_then(|mut o| o.audit.pop()).unwrap_or_default())
+    }
+
+    /// One write without audit records.
+    async fn write_one(&self, w: EngineWrite) -> Result<WriteOutcome> {
+        debug_assert!(w.audit.is_empty(), "audit records need a chain");
+        let no_chain = |_: Option<&AuditHead>, _: &AuditDraft| AuditRow::default();
+        let mut out = self.write_engine(std::slice::from_ref(&w), &no_chain).await?;
+        Ok(out.pop().unwrap_or_default())
     }
 
     /// The audit chain's head.

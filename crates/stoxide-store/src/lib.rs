@@ -31,8 +31,8 @@ use sqlx::postgres::{PgPool, Postgres};
 use sqlx::sqlite::{Sqlite, SqlitePool};
 
 pub use engine::{
-    AuditHead, AuditRow, IntentRow, PositionRow, SignalRow, StrategyRow, SubscriptionRow, TERMINAL_INTENT_STATES,
-    TradingStateRow,
+    AuditDraft, AuditHead, AuditRow, Chain, EngineWrite, IntentRow, IntentUpdate, PositionRow, SignalRow, StrategyRow,
+    SubscriptionRow, TERMINAL_INTENT_STATES, TradingStateRow, WriteOutcome,
 };
 pub use error::{Error, Result};
 pub use location::{DATABASE_URL_ENV, Location, SQLITE_FILE};

@@ -56,6 +56,8 @@ pub enum SealedField {
     AppSecret,
     AccessToken,
     ExtendedToken,
+    /// The secret an external strategy signs its signals with.
+    SigningSecret,
 }
 
 impl SealedField {
@@ -64,13 +66,14 @@ impl SealedField {
         match self {
             Self::AppSecret => "apps",
             Self::AccessToken | Self::ExtendedToken => "accounts",
+            Self::SigningSecret => "signing_secrets",
         }
     }
 
     /// The column's name.
     pub const fn column(self) -> &'static str {
         match self {
-            Self::AppSecret => "secret",
+            Self::AppSecret | Self::SigningSecret => "secret",
             Self::AccessToken => "access_token",
             Self::ExtendedToken => "extended_token",
         }
@@ -81,6 +84,7 @@ impl SealedField {
             Self::AppSecret => "SELECT secret FROM apps WHERE client_id = $1",
             Self::AccessToken => "SELECT access_token FROM accounts WHERE id = $1",
             Self::ExtendedToken => "SELECT extended_token FROM accounts WHERE id = $1",
+            Self::SigningSecret => "SELECT secret FROM signing_secrets WHERE strategy = $1",
         }
     }
 
@@ -89,6 +93,7 @@ impl SealedField {
             Self::AppSecret => "UPDATE apps SET secret = $1 WHERE client_id = $2",
             Self::AccessToken => "UPDATE accounts SET access_token = $1 WHERE id = $2",
             Self::ExtendedToken => "UPDATE accounts SET extended_token = $1 WHERE id = $2",
+            Self::SigningSecret => "UPDATE signing_secrets SET secret = $1 WHERE strategy = $2",
         }
     }
 }
@@ -104,7 +109,8 @@ pub struct SealedCell {
 
 const ALL_SEALED: &str = "SELECT 'app' AS kind, client_id AS id, secret AS blob FROM apps WHERE secret IS NOT NULL
      UNION ALL SELECT 'access', id, access_token FROM accounts WHERE access_token IS NOT NULL
-     UNION ALL SELECT 'extended', id, extended_token FROM accounts WHERE extended_token IS NOT NULL";
+     UNION ALL SELECT 'extended', id, extended_token FROM accounts WHERE extended_token IS NOT NULL
+     UNION ALL SELECT 'signing', strategy, secret FROM signing_secrets";
 
 fn cells(rows: Vec<(String, String, Vec<u8>)>) -> Vec<SealedCell> {
     rows.into_iter()
@@ -113,6 +119,7 @@ fn cells(rows: Vec<(String, String, Vec<u8>)>) -> Vec<SealedCell> {
                 "app" => SealedField::AppSecret,
                 "access" => SealedField::AccessToken,
                 "extended" => SealedField::ExtendedToken,
+                "signing" => SealedField::SigningSecret,
                 _ => return None,
             };
             Some(SealedCell { field, id, blob })
@@ -297,6 +304,23 @@ impl Tx {
             .bind(&row.base_url)
             .bind(row.created_at)
             .bind(row.updated_at)
+            .execute(c)
+            .await?.rows_affected());
+        Ok(())
+    }
+
+    /// Stores (or replaces) the sealed signing secret of a strategy.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn upsert_signing_secret(&mut self, strategy: &str, blob: &[u8], now: i64) -> Result<()> {
+        with_tx!(&mut self.inner, c => sqlx::query(
+            "INSERT INTO signing_secrets (strategy, secret, created_at) VALUES ($1, $2, $3)
+             ON CONFLICT (strategy) DO UPDATE SET secret = excluded.secret, created_at = excluded.created_at",
+        )
+            .bind(strategy)
+            .bind(blob)
+            .bind(now)
             .execute(c)
             .await?.rows_affected());
         Ok(())

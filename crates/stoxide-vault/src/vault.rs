@@ -396,6 +396,30 @@ impl Vault {
         Ok(self.read_sealed(SealedField::AppSecret, client_id).await?.flatten())
     }
 
+    /// Stores (or replaces) the secret an external strategy signs its signals with, sealed like
+    /// every other secret.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn put_signing_secret(&self, strategy: &str, secret: &SecretString) -> Result<()> {
+        let (mut tx, ring) = self.begin_write().await?;
+        let blob = ring.seal(
+            owner_of(SealedField::SigningSecret, strategy),
+            secret.expose_secret().as_bytes(),
+        );
+        tx.upsert_signing_secret(strategy, &blob, ms(Utc::now())).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A strategy's signing secret, decrypted.
+    ///
+    /// # Errors
+    /// [`Error::Tampered`] when it does not decrypt.
+    pub async fn signing_secret(&self, strategy: &str) -> Result<Option<SecretString>> {
+        Ok(self.read_sealed(SealedField::SigningSecret, strategy).await?.flatten())
+    }
+
     /// Stores a token for an account (creating the account), replacing any earlier token.
     ///
     /// # Errors

@@ -1,6 +1,9 @@
 //! The engine's records, on both backends.
 
-use stoxide_store::{AuditRow, IntentRow, PositionRow, SignalRow, StrategyRow, SubscriptionRow, TradingStateRow};
+use stoxide_store::{
+    AuditDraft, AuditHead, AuditRow, EngineWrite, IntentRow, IntentUpdate, PositionRow, SignalRow, StrategyRow,
+    SubscriptionRow, TradingStateRow,
+};
 
 use crate::{Fixture, contract};
 
@@ -17,6 +20,43 @@ fn intent(tag: &str, sub: &str, state: &str) -> IntentRow {
         order_ids: "[]".into(),
         created_at: 1,
         updated_at: 1,
+        filled: 0,
+        average_price: None,
+    }
+}
+
+fn update(tag: &str, state: &str, reason: Option<&str>, order_ids: &str, filled: i64, at: i64) -> IntentUpdate {
+    IntentUpdate {
+        tag: tag.into(),
+        state: state.into(),
+        reason: reason.map(Into::into),
+        order_ids: order_ids.into(),
+        filled,
+        average_price: (filled > 0).then(|| "101.05".into()),
+        updated_at: at,
+    }
+}
+
+/// A toy chain for the store's tests (the engine's real one hashes).
+fn toy_chain(head: Option<&AuditHead>, d: &AuditDraft) -> AuditRow {
+    let (seq, prev) = head.map_or((1, "genesis".to_owned()), |h| (h.seq + 1, h.hash.clone()));
+    AuditRow {
+        seq,
+        at_ms: d.at_ms,
+        kind: d.kind.clone(),
+        user_id: d.user_id.clone(),
+        body: d.body.clone(),
+        hash: format!("h{seq}"),
+        prev,
+    }
+}
+
+fn draft(kind: &str, user: &str) -> AuditDraft {
+    AuditDraft {
+        at_ms: 7,
+        kind: kind.into(),
+        user_id: user.into(),
+        body: "{}".into(),
     }
 }
 
@@ -106,11 +146,15 @@ async fn strategies_subscriptions_signals_and_intents(backend: &str) {
             .expect("intent")
     );
     assert!(
-        s.update_intent("stx1", "sent", None, "[\"o1\"]", 9)
+        s.update_intent(&update("stx1", "sent", None, "[\"o1\"]", 0, 9))
             .await
             .expect("update")
     );
-    assert!(!s.update_intent("nope", "sent", None, "[]", 9).await.expect("update"));
+    assert!(
+        !s.update_intent(&update("nope", "sent", None, "[]", 0, 9))
+            .await
+            .expect("update")
+    );
     let unfinished: Vec<String> = s
         .unfinished_intents()
         .await
@@ -120,7 +164,7 @@ async fn strategies_subscriptions_signals_and_intents(backend: &str) {
         .collect();
     assert_eq!(unfinished, ["stx1"], "the skipped one is over");
     assert!(
-        s.update_intent("stx1", "filled", Some("done"), "[\"o1\"]", 10)
+        s.update_intent(&update("stx1", "filled", Some("done"), "[\"o1\"]", 65, 10))
             .await
             .expect("update")
     );
@@ -130,6 +174,10 @@ async fn strategies_subscriptions_signals_and_intents(backend: &str) {
     assert_eq!(
         (of_signal[0].state.as_str(), of_signal[0].order_ids.as_str()),
         ("filled", "[\"o1\"]")
+    );
+    assert_eq!(
+        (of_signal[0].filled, of_signal[0].average_price.as_deref()),
+        (65, Some("101.05"))
     );
     f.finish(s).await;
 }
@@ -223,5 +271,85 @@ async fn concurrent_audit_appends_make_one_unbroken_chain(backend: &str) {
     assert_eq!((head.seq, head.hash.as_str()), (50, log[49].hash.as_str()));
     assert_eq!(s.audit_of_user("U3", 300, 310).await.expect("of user").len(), 10);
     assert_eq!(s.audit_of_user("U3", 300, 305).await.expect("of user").len(), 5);
+    f.finish(s).await;
+}
+
+contract!(a_signal_its_intents_and_their_audit_are_written_together_or_not_at_all);
+async fn a_signal_its_intents_and_their_audit_are_written_together_or_not_at_all(backend: &str) {
+    let f = Fixture::new(backend).await;
+    let s = f.store().await;
+    let signal = SignalRow {
+        strategy: "ema".into(),
+        id: "sig-9".into(),
+        body: "{}".into(),
+        accepted: 1,
+        reason: None,
+        received_at: 5,
+    };
+    let write = EngineWrite {
+        signal: Some(signal.clone()),
+        intents: ["stxa", "stxb"]
+            .iter()
+            .zip(["sub-a", "sub-b"])
+            .map(|(tag, sub)| IntentRow {
+                signal_id: "sig-9".into(),
+                ..intent(tag, sub, "pending")
+            })
+            .collect(),
+        audit: vec![
+            draft("signal", "vendor"),
+            draft("intent", "SIM001"),
+            draft("intent", "SIM002"),
+        ],
+        ..EngineWrite::default()
+    };
+    let position = EngineWrite {
+        intent_updates: vec![update("stxa", "filled", None, "[\"o1\"]", 65, 9)],
+        positions: vec![PositionRow {
+            subscription: "sub-a".into(),
+            instrument: "NSE_FO|43919".into(),
+            quantity: 65,
+            avg_price: "101.05".into(),
+            realised: "0".into(),
+            updated_at: 9,
+        }],
+        audit: vec![draft("fill", "SIM001")],
+        ..EngineWrite::default()
+    };
+    // Two writes in one transaction; then the same signal again, which applies nothing.
+    let out = s
+        .write_engine(&[write.clone(), position], &toy_chain)
+        .await
+        .expect("write");
+    assert!(out[0].applied && out[1].applied);
+    assert_eq!(out[0].new_intents, ["stxa", "stxb"]);
+    assert_eq!(out[1].updated_intents, 1);
+    assert_eq!(out[0].audit.len() + out[1].audit.len(), 4);
+    let again = s.write_engine(&[write], &toy_chain).await.expect("again");
+    assert!(!again[0].applied, "a duplicate signal applies nothing");
+    assert!(again[0].new_intents.is_empty() && again[0].audit.is_empty());
+
+    let log = s.audit_log().await.expect("log");
+    let kinds: Vec<&str> = log.iter().map(|r| r.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["signal", "intent", "intent", "fill"],
+        "in order, nothing from the duplicate"
+    );
+    for (i, r) in log.iter().enumerate() {
+        assert_eq!(r.seq, i as i64 + 1);
+        if i > 0 {
+            assert_eq!(r.prev, log[i - 1].hash, "one chain across writes");
+        }
+    }
+    assert_eq!(s.audit_head().await.expect("head").map(|h| h.seq), Some(4));
+    assert_eq!(s.intents_of_signal("ema", "sig-9").await.expect("intents").len(), 2);
+    assert_eq!(
+        s.position("sub-a", "NSE_FO|43919")
+            .await
+            .expect("pos")
+            .map(|p| p.quantity),
+        Some(65)
+    );
     f.finish(s).await;
 }

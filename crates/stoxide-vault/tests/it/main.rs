@@ -14,12 +14,13 @@ use stoxide_vault::{
     AppMode, Check, CheckOutcome, Error, NewApp, NewToken, TokenOrigin, TokenState, Vault, VaultConfig, assess,
 };
 
-const SECRETS: [&str; 5] = [
+const SECRETS: [&str; 6] = [
     "sim_at_7f3c9e2a41b8d06e5a9f1c3b7d2e8a40",
     "sim_at_0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e",
     "sim_xt_extended_99aa88bb77cc66dd55ee",
     "app-secret-individual-5c1d9a",
     "app-secret-vendor-8e2f4b",
+    "signing-secret-of-strategy-3d9f71",
 ];
 
 fn token(account: &str, access: &str, extended: Option<&str>, client: &str) -> NewToken {
@@ -72,6 +73,10 @@ async fn filled_with(config: &VaultConfig) -> Vault {
         .await
         .expect("store");
     vault
+        .put_signing_secret("vendor-signals", &SecretString::from(SECRETS[5].to_owned()))
+        .await
+        .expect("signing secret");
+    vault
 }
 
 async fn assert_reads_back(vault: &Vault) {
@@ -83,6 +88,13 @@ async fn assert_reads_back(vault: &Vault) {
     assert_eq!(t.expose_secret(), SECRETS[2]);
     let s = vault.app_secret("vendor-app").await.expect("read").expect("some");
     assert_eq!(s.expose_secret(), SECRETS[4]);
+    let s = vault
+        .signing_secret("vendor-signals")
+        .await
+        .expect("read")
+        .expect("some");
+    assert_eq!(s.expose_secret(), SECRETS[5]);
+    assert!(vault.signing_secret("no-such-strategy").await.expect("read").is_none());
 }
 
 /// Every byte of every file in the data directory.
@@ -338,7 +350,7 @@ async fn rotation_survives_a_crash_at_either_step() {
     let vault = filled(dir.path()).await;
     let old_key = std::fs::read(&key_file).expect("key");
     let report = vault.rotate_key(None).await.expect("rotate");
-    assert_eq!(report.secrets, 5);
+    assert_eq!(report.secrets, 6);
     vault.close().await;
     let new_key = std::fs::read(&key_file).expect("key");
     assert_ne!(old_key, new_key);

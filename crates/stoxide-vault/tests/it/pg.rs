@@ -78,7 +78,7 @@ async fn two_machines_sharing_one_database_rotate_without_losing_a_secret() {
     assert_eq!(b.key_report().await.expect("report").current, old.id());
     // Step 2: A rotates; B follows at once, reading and writing under the new key.
     let rotated = a.rotate_key(Some(new.clone())).await.expect("rotate");
-    assert_eq!((rotated.secrets, rotated.key_id), (5, new.id()));
+    assert_eq!((rotated.secrets, rotated.key_id), (6, new.id()));
     assert_reads_back(&b).await;
     b.store_token(&token("SIM003", SECRETS[0], None, "own-app"))
         .await
@@ -87,7 +87,7 @@ async fn two_machines_sharing_one_database_rotate_without_losing_a_secret() {
     assert_eq!(report.current, new.id());
     assert_eq!(
         report.sealed,
-        vec![(Some(new.id()), 6)],
+        vec![(Some(new.id()), 7)],
         "nothing is left under the old key"
     );
     // Step 3: the old key goes; a machine with only the new key reads everything.
