@@ -14,6 +14,8 @@ pub struct Clients {
     by_base: Arc<Mutex<HashMap<String, UpstoxClient>>>,
     limiter: RateLimiter,
     observer: Option<CallObserver>,
+    local_address: Option<std::net::IpAddr>,
+    timeout: Option<std::time::Duration>,
 }
 
 impl Default for Clients {
@@ -29,7 +31,22 @@ impl Clients {
             by_base: Arc::default(),
             limiter,
             observer,
+            local_address: None,
+            timeout: None,
         }
+    }
+
+    /// The same, with requests leaving from `address` (the static IP registered with Upstox for
+    /// order APIs). Set before the first client is made.
+    pub fn with_local_address(mut self, address: Option<std::net::IpAddr>) -> Self {
+        self.local_address = address;
+        self
+    }
+
+    /// The same, with every request answered within `timeout` or given up as unknown.
+    pub fn with_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
     }
 
     /// The token-less client for `base_url` (`production`, `sandbox` or an http(s) URL).
@@ -43,6 +60,10 @@ impl Clients {
         }
         let mut config = ClientConfig::new(Hosts::from_base_url(base_url)?).with_limiter(self.limiter.clone());
         config.observer = self.observer.clone();
+        config.local_address = self.local_address;
+        if let Some(t) = self.timeout {
+            config.timeout = t;
+        }
         let client = UpstoxClient::new(config)?;
         by_base.insert(base_url.to_owned(), client.clone());
         Ok(client)

@@ -51,6 +51,9 @@ pub struct Strategy {
     pub version: u32,
     /// The exchange-registered algo name (`X-Algo-Name` on every order).
     pub algo_name: String,
+    /// Whether the exchange registered this algo for more than 10 orders a second per user.
+    #[serde(default)]
+    pub registered: bool,
     pub instruments: Vec<InstrumentKey>,
     pub bounds: InputBounds,
     pub source: SignalSource,
@@ -128,6 +131,7 @@ mod tests {
             description: "".into(),
             version: 1,
             algo_name: "STXEMA".into(),
+            registered: false,
             instruments: vec!["NSE_EQ|INE002A01018".parse().expect("key")],
             bounds: InputBounds {
                 max_lots: 10,

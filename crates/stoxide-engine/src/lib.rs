@@ -18,8 +18,16 @@
 
 pub mod allocation;
 pub mod audit;
+pub mod broker;
 pub mod catalog;
+mod error;
+pub mod intent;
+mod journal;
+pub mod positions;
+pub mod records;
 pub mod risk;
 pub mod signal;
 pub mod strategies;
 pub mod subscription;
+
+pub use error::{Error, Result};

@@ -61,6 +61,8 @@ pub struct RiskContext {
     /// The user's orders in the last second, and whether the strategy's algo is registered.
     pub orders_last_second: u32,
     pub registered_algo: bool,
+    /// A kill switch's own exit: it passes halted and reducing states (which the kill set).
+    pub forced_exit: bool,
 }
 
 /// Why the gate refused a plan.
@@ -97,17 +99,24 @@ pub fn loss_breached(day_pnl: Decimal, daily_max_loss: Decimal) -> bool {
 }
 
 /// Checks `plan` against `ctx`. Exits (plans that only reduce) pass a Reducing state, the
-/// loss limit and the limits on size; nothing passes a Halted state, a missing token or a closed
-/// market.
+/// loss limit and the limits on size; nothing passes a Halted state (but a kill switch's own
+/// exit), a missing token or a closed market.
 ///
 /// # Errors
 /// The first [`Refusal`] that applies, in the order of the checks.
 pub fn check(plan: &OrderPlan, ctx: &RiskContext) -> Result<(), Refusal> {
-    for (level, state) in [
+    let states = [
         (Level::Global, ctx.global),
         (Level::User, ctx.user),
         (Level::Subscription, ctx.subscription),
-    ] {
+    ];
+    // A kill switch's own exit passes the states the kill set.
+    let states = if ctx.forced_exit && plan.reduces {
+        &states[..0]
+    } else {
+        &states[..]
+    };
+    for &(level, state) in states {
         match state {
             TradingState::Halted => return Err(Refusal::Halted { level }),
             TradingState::Reducing if !plan.reduces => return Err(Refusal::ReducingOnly { level }),
@@ -261,6 +270,17 @@ mod tests {
         c.registered_algo = true;
         c.orders_last_second = 50;
         assert_eq!(check(&plan(false), &c), Ok(()), "a registered algo may go faster");
+        let mut c = ok_ctx();
+        c.global = TradingState::Halted;
+        c.forced_exit = true;
+        assert_eq!(check(&plan(true), &c), Ok(()), "a kill switch's exit passes its halt");
+        assert_eq!(
+            check(&plan(false), &c),
+            Err(Refusal::Halted { level: Level::Global }),
+            "but nothing that adds"
+        );
+        c.token_valid = false;
+        assert_eq!(check(&plan(true), &c), Err(Refusal::NoToken));
         assert!(loss_breached(Decimal::from(-100), Decimal::from(100)));
         assert!(!loss_breached(Decimal::from(-99), Decimal::from(100)));
         assert!(!loss_breached(Decimal::from(-1_000_000), Decimal::ZERO), "no limit set");

@@ -462,6 +462,35 @@ impl UpstoxClient {
         self.place_reconciled("/v3/order/place", req.clone(), true).await
     }
 
+    /// Sends one v3 place request and nothing more: no retry, no order-book check. For callers
+    /// that keep their own durable record of each order (the engine's intents) and reconcile by
+    /// its deterministic tag themselves when [`Error::outcome_unknown`] says the answer was lost.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] without a tag (nothing is sent); Upstox's validation errors; a
+    /// lost answer as a timeout, transport or 5xx error.
+    pub async fn place_order_v3_once(&self, req: &PlaceOrderRequest) -> Result<PlacedOrder> {
+        let Some(tag) = req.tag.clone() else {
+            return Err(Error::InvalidInput(
+                "an order sent once needs a tag, to find it again if the answer is lost".into(),
+            ));
+        };
+        let env = self
+            .call_data::<OrderIds, _>(Method::POST, "/v3/order/place", &[], Some(req))
+            .await?;
+        let latency_ms = env
+            .metadata
+            .as_ref()
+            .and_then(|m| m.get("latency"))
+            .and_then(serde_json::Value::as_u64);
+        Ok(PlacedOrder {
+            order_ids: env.data.order_ids,
+            tag,
+            reconciled: false,
+            latency_ms,
+        })
+    }
+
     /// Modifies an open order (v3). Not retried.
     ///
     /// # Errors

@@ -185,7 +185,7 @@ async fn inject_faults(State(state): State<AppState>, req: Request, next: Next) 
     }
     let faults = state.faults.read().clone();
     let is_write = req.method() != axum::http::Method::GET;
-    let (delay, roll_error, roll_hang, roll_lost, roll_write) = {
+    let (delay, roll_error, roll_hang, roll_lost, roll_write, roll_limit) = {
         let mut rng = rand::rng();
         let jitter = if faults.latency_jitter_ms > 0 {
             rng.random_range(0..faults.latency_jitter_ms)
@@ -198,10 +198,14 @@ async fn inject_faults(State(state): State<AppState>, req: Request, next: Next) 
             rng.random::<f64>(),
             rng.random::<f64>(),
             rng.random::<f64>(),
+            rng.random::<f64>(),
         )
     };
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    if roll_limit < faults.rate_limited_rate {
+        return ApiError::rate_limited().into_response();
     }
     if roll_error < faults.error_rate || (is_write && roll_write < faults.write_error_rate) {
         return ApiError::internal().into_response();

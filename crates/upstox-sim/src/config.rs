@@ -311,6 +311,10 @@ pub struct FaultConfig {
     /// Fraction of write requests (POST/PUT/DELETE) answered 500 before any processing: an order
     /// that never reached the exchange, while reads keep working.
     pub write_error_rate: f64,
+    /// Fraction of API requests answered 429 (`UDAPI10005`) before any processing, beside the
+    /// real per-user limits: the bursts a busy gateway sends.
+    #[serde(default)]
+    pub rate_limited_rate: f64,
     /// How long a hanging request hangs.
     pub timeout_hang_ms: u64,
 }
@@ -333,6 +337,7 @@ impl FaultConfig {
             ("timeout_rate", self.timeout_rate),
             ("lost_response_rate", self.lost_response_rate),
             ("write_error_rate", self.write_error_rate),
+            ("rate_limited_rate", self.rate_limited_rate),
         ];
         for (name, rate) in rates {
             if !(rate.is_finite() && (0.0..=1.0).contains(&rate)) {

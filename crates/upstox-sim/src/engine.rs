@@ -625,30 +625,17 @@ impl Engine {
             }
             let tick = inst.tick();
             let ltp = market.ltp(order.req.instrument, now);
-            let (bid, ask) = (
-                ((ltp - tick) * 100.0).round() / 100.0,
-                ((ltp + tick) * 100.0).round() / 100.0,
-            );
-            let buy = order.req.transaction_type == TransactionType::Buy;
+            let touch = upstox_types::fill::Touch::around(ltp, tick);
+            let side = order.req.transaction_type;
             if matches!(order.req.order_type, OrderType::StopLoss | OrderType::StopLossMarket) && !order.triggered {
-                let hit = if buy {
-                    ltp >= order.req.trigger_price
-                } else {
-                    ltp <= order.req.trigger_price
-                };
-                if !hit {
+                if !upstox_types::fill::triggered(side, order.req.trigger_price, ltp) {
                     continue;
                 }
                 order.triggered = true;
                 order.status = OrderStatus::Open;
                 order.history.push(order_json(market, order));
             }
-            let market_like = matches!(order.req.order_type, OrderType::Market | OrderType::StopLossMarket);
-            let fill_price = if buy {
-                (market_like || order.req.price >= ask).then_some(ask)
-            } else {
-                (market_like || order.req.price <= bid).then_some(bid.max(tick))
-            };
+            let fill_price = upstox_types::fill::fill_price(order.req.order_type, side, order.req.price, touch);
             match fill_price {
                 Some(price) => fills.push((i, price)),
                 None if order.req.validity == Validity::Ioc => {

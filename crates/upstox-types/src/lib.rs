@@ -9,6 +9,7 @@
 mod change;
 pub mod error_code;
 pub mod feed;
+pub mod fill;
 pub mod instrument_key;
 pub mod ist;
 pub mod order;
