@@ -11,6 +11,8 @@
 //! - [`risk`]: the gate every plan passes (trading states, token, session, exchange rate,
 //!   loss limit, orders per day, open positions, exposure, margin), each refusal with a reason.
 //! - [`audit`]: the hash-chained trail and its verification (edit, delete, reorder, truncate).
+//! - [`desk`]: what operators and users do to the records (catalog, subscriptions and their
+//!   consents, trading states, intents, the audit trail), with or without an engine running.
 //! - [`strategies`]: candles from ticks, and the built-in RSI mean reversion, momentum breakout
 //!   and EMA crossover.
 //!
@@ -20,14 +22,20 @@ pub mod allocation;
 pub mod audit;
 pub mod broker;
 pub mod catalog;
+pub mod desk;
 mod error;
 pub mod intent;
 mod journal;
 pub mod positions;
 pub mod records;
 pub mod risk;
+mod service;
 pub mod signal;
 pub mod strategies;
 pub mod subscription;
 
 pub use error::{Error, Result};
+pub use service::{
+    Engine, EngineConfig, EngineParts, Instrument, IntentSummary, Kill, KillReport, LaneHealth, SignalOutcome,
+    SignalProgress, SignalReport, Summary,
+};

@@ -46,6 +46,9 @@ pub struct RiskContext {
     /// Margin the plan needs (₹, from the margin API) and the account's available margin.
     pub margin_required: Decimal,
     pub margin_available: Decimal,
+    /// Why the margin (or the funds) could not be read, when they could not: nothing that
+    /// needs margin is sent on a guess.
+    pub margin_unknown: Option<String>,
     /// The subscription's notional exposure (₹) now and after the plan.
     pub exposure_after: Decimal,
     pub max_exposure: Decimal,
@@ -79,6 +82,8 @@ pub enum Refusal {
     MarketClosed,
     #[error("not enough margin: ₹{required} needed, ₹{available} available")]
     Margin { required: Decimal, available: Decimal },
+    #[error("the margin needed or available could not be read ({why}); nothing is sent on a guess")]
+    MarginUnknown { why: String },
     #[error("exposure would be ₹{after}, over the ₹{max} allowed")]
     Exposure { after: Decimal, max: Decimal },
     #[error("{open} open positions already, the most allowed")]
@@ -159,6 +164,11 @@ pub fn check(plan: &OrderPlan, ctx: &RiskContext) -> Result<(), Refusal> {
             max: ctx.max_exposure,
         });
     }
+    if !plan.reduces
+        && let Some(why) = &ctx.margin_unknown
+    {
+        return Err(Refusal::MarginUnknown { why: why.clone() });
+    }
     if ctx.margin_required > ctx.margin_available {
         return Err(Refusal::Margin {
             required: ctx.margin_required,
@@ -189,6 +199,7 @@ mod tests {
             market_open: true,
             margin_required: Decimal::from(10_000),
             margin_available: Decimal::from(100_000),
+            margin_unknown: None,
             exposure_after: Decimal::from(200_000),
             max_exposure: Decimal::from(500_000),
             open_positions: 1,

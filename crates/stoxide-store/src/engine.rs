@@ -118,6 +118,11 @@ const INSERT_INTENT: &str = "INSERT INTO intents (tag, strategy, signal_id, subs
                           order_ids, created_at, updated_at, filled, average_price)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (tag) DO NOTHING";
 
+pub(crate) const UPSERT_STRATEGY: &str =
+    "INSERT INTO strategies (id, version, definition, updated_at) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (id) DO UPDATE SET version = excluded.version, definition = excluded.definition,
+       updated_at = excluded.updated_at";
+
 const UNFINISHED: &str = "SELECT * FROM intents WHERE state NOT IN ('filled', 'partially_filled', 'rejected', 'cancelled', 'skipped', 'refused') ORDER BY created_at, tag";
 
 impl Store {
@@ -126,11 +131,7 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn put_strategy(&self, s: &StrategyRow) -> Result<()> {
-        with_pool!(&self.pool, p => sqlx::query(
-            "INSERT INTO strategies (id, version, definition, updated_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (id) DO UPDATE SET version = excluded.version, definition = excluded.definition,
-               updated_at = excluded.updated_at",
-        )
+        with_pool!(&self.pool, p => sqlx::query(UPSERT_STRATEGY)
         .bind(&s.id)
         .bind(s.version)
         .bind(&s.definition)
@@ -318,6 +319,64 @@ impl Store {
         .bind(subscription)
         .bind(instrument)
         .fetch_optional(p)
+        .await?))
+    }
+
+    /// Every subscription, by id.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn subscriptions(&self) -> Result<Vec<SubscriptionRow>> {
+        Ok(with_pool!(&self.pool, p => sqlx::query_as("SELECT * FROM subscriptions ORDER BY id").fetch_all(p).await?))
+    }
+
+    /// Every position.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn positions(&self) -> Result<Vec<PositionRow>> {
+        Ok(
+            with_pool!(&self.pool, p => sqlx::query_as("SELECT * FROM positions ORDER BY subscription, instrument")
+            .fetch_all(p)
+            .await?),
+        )
+    }
+
+    /// Per subscription, how many intents since `since_ms` went to the broker (any state but
+    /// skipped or refused): the orders of the day.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn orders_since(&self, since_ms: i64) -> Result<Vec<(String, i64)>> {
+        Ok(with_pool!(&self.pool, p => sqlx::query_as(
+            "SELECT subscription, COUNT(*) FROM intents WHERE created_at >= $1 AND state NOT IN ('skipped', 'refused')
+             GROUP BY subscription",
+        )
+        .bind(since_ms)
+        .fetch_all(p)
+        .await?))
+    }
+
+    /// Intents, newest first, optionally of one signal or one account, at most `limit`.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn intents(
+        &self,
+        signal: Option<(&str, &str)>,
+        account: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<IntentRow>> {
+        let (strategy, signal_id) = signal.unwrap_or(("", ""));
+        Ok(with_pool!(&self.pool, p => sqlx::query_as(
+            "SELECT * FROM intents WHERE ($1 = '' OR (strategy = $1 AND signal_id = $2)) AND ($3 = '' OR account = $3)
+             ORDER BY created_at DESC, tag LIMIT $4",
+        )
+        .bind(strategy)
+        .bind(signal_id)
+        .bind(account.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(p)
         .await?))
     }
 

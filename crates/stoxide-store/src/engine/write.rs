@@ -3,7 +3,10 @@
 //! can share one transaction (group commit); each is all or nothing on its own terms (a write
 //! whose signal is a duplicate applies nothing).
 
-use super::{AuditHead, AuditRow, INSERT_INTENT, IntentRow, PositionRow, SignalRow, SubscriptionRow, TradingStateRow};
+use super::{
+    AuditHead, AuditRow, INSERT_INTENT, IntentRow, PositionRow, SignalRow, StrategyRow, SubscriptionRow,
+    TradingStateRow, UPSERT_STRATEGY,
+};
 use crate::error::Result;
 use crate::{Store, Tx, TxMode, with_tx};
 
@@ -34,6 +37,8 @@ pub struct AuditDraft {
 pub struct EngineWrite {
     /// Inserted first; when (strategy, id) exists already, nothing else of this write applies.
     pub signal: Option<SignalRow>,
+    /// Strategy definitions stored (or replaced).
+    pub strategies: Vec<StrategyRow>,
     pub subscriptions: Vec<SubscriptionRow>,
     /// Inserted unless their tag exists.
     pub intents: Vec<IntentRow>,
@@ -124,6 +129,16 @@ async fn apply(tx: &mut Tx, w: &EngineWrite, head: &mut Option<AuditHead>, chain
         }
     }
     out.applied = true;
+    for s in &w.strategies {
+        with_tx!(&mut tx.inner, c => sqlx::query(UPSERT_STRATEGY)
+            .bind(&s.id)
+            .bind(s.version)
+            .bind(&s.definition)
+            .bind(s.updated_at)
+            .execute(c)
+            .await?
+            .rows_affected());
+    }
     for s in &w.subscriptions {
         with_tx!(&mut tx.inner, c => sqlx::query(
             "INSERT INTO subscriptions (id, account, strategy, inputs, state, consent, updated_at)
