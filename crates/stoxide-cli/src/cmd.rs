@@ -2,7 +2,9 @@
 
 pub(crate) mod account;
 pub(crate) mod demo;
+pub(crate) mod desk;
 pub(crate) mod doctor;
+pub(crate) mod engine;
 pub(crate) mod feed;
 pub(crate) mod instruments;
 pub(crate) mod login;

@@ -87,6 +87,25 @@ enum Command {
     Vault(cmd::token::VaultCommand),
     /// Check, step by step, why a REST call or the feed fails (token, expiry, authorize, handshake, keys).
     Doctor(cmd::doctor::DoctorArgs),
+    /// The execution engine: signals to orders in every consenting user's own account.
+    #[command(subcommand)]
+    Engine(cmd::engine::EngineCommand),
+    /// The strategy catalog and external strategies' signing secrets.
+    #[command(subcommand)]
+    Strategy(cmd::desk::StrategyCommand),
+    /// Subscriptions of accounts to strategies, and their consents.
+    #[command(subcommand)]
+    Subscription(cmd::desk::SubscriptionCommand),
+    /// Send a signed signal to the running engine.
+    #[command(subcommand)]
+    Signal(cmd::engine::SignalCommand),
+    /// The kill switch: halt (or reduce-only) at a level, cancel open orders, exit positions.
+    Kill(cmd::engine::KillArgs),
+    /// What the engine decided and did for each subscription (of --account, when given).
+    Intents(cmd::desk::IntentArgs),
+    /// The hash-chained audit trail: verify, export.
+    #[command(subcommand)]
+    Audit(cmd::desk::AuditCommand),
 }
 
 fn main() -> ExitCode {
@@ -191,6 +210,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(c) => cmd::token::run(&globals, &out, c).await,
         Command::Vault(c) => cmd::token::vault_cmd(&globals, &out, c).await,
         Command::Doctor(a) => cmd::doctor::run(&globals, &out, a).await,
+        Command::Engine(c) => cmd::engine::run(&globals, &out, c).await,
+        Command::Strategy(c) => cmd::desk::strategy(&globals, &out, c).await,
+        Command::Subscription(c) => cmd::desk::subscription(&globals, &out, c).await,
+        Command::Signal(c) => cmd::engine::signal(&globals, &out, c).await,
+        Command::Kill(a) => cmd::engine::kill(&globals, &out, a).await,
+        Command::Intents(a) => cmd::desk::intents(&globals, &out, a).await,
+        Command::Audit(c) => cmd::desk::audit(&globals, &out, c).await,
     }
 }
 

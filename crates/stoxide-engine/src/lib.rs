@@ -26,6 +26,7 @@ pub mod desk;
 mod error;
 pub mod intent;
 mod journal;
+pub mod market;
 pub mod positions;
 pub mod records;
 pub mod risk;

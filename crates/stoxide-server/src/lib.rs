@@ -13,10 +13,14 @@
 //! - Prometheus metrics at `/metrics` ([`metrics`]): ticks, reconnects, REST calls, rate-limit
 //!   waits — no account data.
 //!
+//! - The engine's HTTP face ([`engine_api`]): signed signals, progress, health, metrics, the
+//!   kill switch.
+//!
 //! Tests: `cargo test -p stoxide-server` (router and a real socket against the simulator); the
 //! browser test runs when `STOXIDE_BROWSER_TESTS=1` (set by `scripts/test.sh`).
 
 pub mod auth;
+pub mod engine_api;
 mod error;
 pub mod hub;
 pub mod metrics;

@@ -2,7 +2,10 @@
 //! temporary directory: signals to many users with faults, consent, kill switches, lost
 //! answers and restarts, and the audit trail.
 
+mod audit;
+mod consent;
 mod fanout;
+mod restart;
 
 use std::collections::HashMap;
 use std::str::FromStr;

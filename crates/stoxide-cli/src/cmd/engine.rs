@@ -1,0 +1,474 @@
+//! `stoxide engine run`, `stoxide signal send`, `stoxide kill`: the execution engine on the
+//! vault's accounts, its signed-signal endpoint, and the kill switch.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use rand::Rng;
+use rust_decimal::Decimal;
+use secrecy::{ExposeSecret, SecretString};
+use stoxide_app::clients::Clients;
+use stoxide_engine::broker::paper::{PaperBrokers, Prices};
+use stoxide_engine::broker::upstox::UpstoxBrokers;
+use stoxide_engine::desk::{Actor, Desk};
+use stoxide_engine::risk::{Level, TradingState};
+use stoxide_engine::{Engine, EngineConfig, EngineParts};
+use tokio_util::sync::CancellationToken;
+use upstox_client::RateLimiter;
+
+use crate::output::{Output, say};
+use crate::settings::Globals;
+
+/// Where `engine run` says how to reach it, beside the vault.
+const ENGINE_FILE: &str = "engine.json";
+/// The control token `POST /kill` needs (owner-only).
+const TOKEN_FILE: &str = "engine.token";
+/// Held while an engine runs on this data directory: one engine per store.
+const LOCK_FILE: &str = "engine.lock";
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum EngineCommand {
+    /// Run the engine on the vault's accounts and subscriptions: signed signals on
+    /// POST /signals, health on /healthz, /metrics and /summary, the kill switch on POST /kill.
+    Run(RunArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct RunArgs {
+    /// Where the engine's HTTP API listens.
+    #[arg(long, default_value = "127.0.0.1:8790")]
+    listen: SocketAddr,
+    /// Every order goes to the paper broker (fills at the live price), none to Upstox.
+    #[arg(long)]
+    paper: bool,
+    /// Do not ask Upstox whether the market is open before sending (for the simulator).
+    #[arg(long)]
+    no_market_hours: bool,
+    /// Orders leave from this (whitelisted, static) address.
+    #[arg(long, value_name = "IP")]
+    egress_ip: Option<IpAddr>,
+    /// Run an embedded simulator with this many seeded users (SIMU00001…), each linked into
+    /// the vault: the engine against many accounts, offline.
+    #[arg(long, value_name = "N")]
+    sim_users: Option<usize>,
+    /// Starting paper capital per account (₹).
+    #[arg(long, default_value = "1000000")]
+    paper_capital: Decimal,
+}
+
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+pub(crate) async fn run(globals: &Globals, _out: &Output, cmd: EngineCommand) -> anyhow::Result<()> {
+    let EngineCommand::Run(args) = cmd;
+    let dir = crate::vault::data_dir(globals)?;
+    stoxide_store::create_private_dir(&dir)?;
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(LOCK_FILE))
+        .context("cannot open the engine's lock file")?;
+    if lock.try_lock().is_err() {
+        anyhow::bail!(
+            "another engine runs on {} (one engine per store: stop it first, or give another --data-dir)",
+            dir.display()
+        );
+    }
+    let vault = crate::vault::open(globals).await?;
+    let stop = CancellationToken::new();
+    let sim = match args.sim_users {
+        Some(n) => Some(start_sim(&vault, n).await?),
+        None => None,
+    };
+    let desk = Desk::new(vault.clone());
+    let strategies = desk.strategies().await?;
+    let accounts = vault.accounts().await?;
+    let first = accounts.iter().find(|a| a.has_token);
+    let clients = Clients::new(RateLimiter::default(), None)
+        .with_local_address(args.egress_ip)
+        .with_timeout(Duration::from_secs(10));
+    let prices = Prices::default();
+    let mut instruments = std::collections::HashMap::new();
+    if let Some(a) = first
+        && !strategies.is_empty()
+    {
+        let token = vault
+            .access_token(&a.id)
+            .await?
+            .context("the vault lost a token while starting")?;
+        let client = clients.for_user(&a.base_url, &a.id, token)?;
+        let master = crate::cmd::instruments::load_master(&client).await?;
+        instruments = stoxide_engine::market::instruments(&master, &strategies)?;
+        let keys: Vec<_> = instruments.keys().cloned().collect();
+        tokio::spawn(stoxide_engine::market::poll_prices(
+            client,
+            keys,
+            prices.clone(),
+            Duration::from_secs(2),
+            stop.clone(),
+        ));
+    }
+    let engine = Engine::start(
+        EngineParts {
+            vault: vault.clone(),
+            live: Arc::new(UpstoxBrokers::new(clients)),
+            paper: Arc::new(PaperBrokers::new(prices.clone(), args.paper_capital)),
+            prices,
+            instruments,
+        },
+        EngineConfig {
+            paper: args.paper,
+            check_market_hours: !args.no_market_hours,
+            ..EngineConfig::default()
+        },
+    )
+    .await?;
+    let control: String = rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(40)
+        .map(char::from)
+        .collect();
+    write_private(&dir.join(TOKEN_FILE), &control)?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    write_private(
+        &dir.join(ENGINE_FILE),
+        &serde_json::json!({"url": url, "pid": std::process::id()}).to_string(),
+    )?;
+    let router = stoxide_server::engine_api::router(engine.clone(), vault.clone(), SecretString::from(control));
+    crate::output::announce(
+        &serde_json::json!({
+            "engine": url,
+            "strategies": strategies.len(),
+            "accounts": accounts.len(),
+            "paper": args.paper,
+            "simulator": sim.as_ref().map(upstox_sim::Simulator::base_url),
+        })
+        .to_string(),
+    );
+    let summary_engine = engine.clone();
+    let summary_stop = stop.clone();
+    tokio::spawn(async move {
+        // The live summary, on stderr, every 30 s.
+        let mut tick = tokio::time::interval(Duration::from_secs(30));
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                () = summary_stop.cancelled() => return,
+                _ = tick.tick() => {
+                    let s = summary_engine.summary();
+                    tracing::info!(
+                        accepted = s.signals_accepted,
+                        refused = s.signals_refused,
+                        lanes = s.lanes.len(),
+                        needing_login = s.accounts_needing_login.len(),
+                        "engine summary"
+                    );
+                }
+            }
+        }
+    });
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await;
+    stop.cancel();
+    engine.shutdown().await;
+    let _ = std::fs::remove_file(dir.join(ENGINE_FILE));
+    if let Some(s) = sim {
+        s.shutdown().await;
+    }
+    served.context("the engine's HTTP server failed")
+}
+
+/// Starts the embedded simulator with `n` seeded users and links each into the vault.
+async fn start_sim(vault: &stoxide_vault::Vault, n: usize) -> anyhow::Result<upstox_sim::Simulator> {
+    anyhow::ensure!(n > 0, "--sim-users must be at least 1");
+    let config = upstox_sim::SimConfig {
+        seed_users: n,
+        ..upstox_sim::SimConfig::default()
+    };
+    config.validate()?;
+    let sim = upstox_sim::Simulator::start(config, "127.0.0.1:0".parse()?).await?;
+    let bar = indicatif::ProgressBar::new(n as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} linking simulated users {pos}/{len}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    for i in 1..=n {
+        let user = format!("SIMU{i:05}");
+        let token = sim
+            .token_of(&user)
+            .with_context(|| format!("the simulator did not seed {user}"))?
+            .to_owned();
+        vault
+            .store_token(&stoxide_vault::NewToken {
+                account_id: user,
+                client_id: None,
+                user_name: None,
+                base_url: sim.base_url(),
+                access_token: SecretString::from(token),
+                extended_token: None,
+                issued_at: chrono::Utc::now(),
+                expires_at: None,
+                origin: stoxide_vault::TokenOrigin::Imported,
+            })
+            .await?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(sim)
+}
+
+/// The running engine's address and control token, from beside the vault.
+fn running_engine(dir: &Path, url: Option<String>) -> anyhow::Result<(String, Option<SecretString>)> {
+    let token = std::fs::read_to_string(dir.join(TOKEN_FILE))
+        .ok()
+        .map(|t| SecretString::from(t.trim().to_owned()));
+    if let Some(u) = url {
+        return Ok((u, token));
+    }
+    let text = std::fs::read_to_string(dir.join(ENGINE_FILE)).with_context(|| {
+        format!(
+            "no engine runs on {} (start one: `stoxide engine run`, or give --engine URL)",
+            dir.display()
+        )
+    })?;
+    let v: serde_json::Value = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not what `stoxide engine run` writes",
+            dir.join(ENGINE_FILE).display()
+        )
+    })?;
+    let url = v["url"]
+        .as_str()
+        .with_context(|| format!("{} names no url", dir.join(ENGINE_FILE).display()))?;
+    Ok((url.to_owned(), token))
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum SignalCommand {
+    /// Sign a signal with the strategy's secret from the vault and send it to the engine.
+    Send(SendArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct SendArgs {
+    #[arg(long)]
+    strategy: String,
+    /// Unique per strategy: the same id twice is one signal.
+    #[arg(long)]
+    id: String,
+    /// The instrument key, e.g. "NSE_EQ|INE002A01018".
+    #[arg(long)]
+    instrument: String,
+    /// enter_long, enter_short, exit or target.
+    #[arg(long)]
+    action: String,
+    /// With --action target: the lots to hold (signed).
+    #[arg(long, allow_hyphen_values = true)]
+    target_lots: Option<i64>,
+    /// The price the strategy saw (₹).
+    #[arg(long)]
+    price: Decimal,
+    /// The engine's URL (default: the one running on this data directory).
+    #[arg(long)]
+    engine: Option<String>,
+    /// Wait until every order ended and show the outcome.
+    #[arg(long)]
+    wait: bool,
+}
+
+pub(crate) async fn signal(globals: &Globals, out: &Output, cmd: SignalCommand) -> anyhow::Result<()> {
+    let SignalCommand::Send(a) = cmd;
+    let dir = crate::vault::data_dir(globals)?;
+    let (url, _) = running_engine(&dir, a.engine.clone())?;
+    let vault = crate::vault::open(globals).await?;
+    let secret = vault.signing_secret(&a.strategy).await?.with_context(|| {
+        format!(
+            "strategy {:?} has no signing secret (set one: `stoxide strategy secret {}` < secret.txt)",
+            a.strategy, a.strategy
+        )
+    })?;
+    let mut body = serde_json::json!({
+        "strategy": a.strategy,
+        "signal_id": a.id,
+        "instrument_key": a.instrument,
+        "action": a.action,
+        "reference_price": a.price,
+    });
+    if let Some(l) = a.target_lots {
+        body["target_lots"] = l.into();
+    }
+    let body = serde_json::to_vec(&body)?;
+    let ts = chrono::Utc::now().timestamp();
+    let sig = stoxide_engine::signal::sign(secret.expose_secret().as_bytes(), ts, &body);
+    let resp = reqwest::Client::new()
+        .post(format!("{url}/signals"))
+        .header("content-type", "application/json")
+        .header("x-stoxide-timestamp", ts.to_string())
+        .header("x-stoxide-signature", sig)
+        .body(body)
+        .send()
+        .await
+        .with_context(|| format!("the engine at {url} did not answer (is `stoxide engine run` running?)"))?;
+    let status = resp.status();
+    let v: serde_json::Value = resp.json().await.context("the engine's answer is not JSON")?;
+    if !status.is_success() {
+        let why = v["error"].as_str().map_or_else(|| v.to_string(), ToOwned::to_owned);
+        anyhow::bail!("the engine refused the signal ({status}): {why}");
+    }
+    let mut report = v;
+    if a.wait {
+        let progress_url = format!("{url}/signals/{}/{}", a.strategy, a.id);
+        for _ in 0..600 {
+            let p: serde_json::Value = reqwest::get(&progress_url).await?.json().await?;
+            if p["settled"].as_u64() >= p["orders"].as_u64() {
+                report["progress"] = p;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    if out.json {
+        return out.print_json(&report);
+    }
+    let intents = report["intents"].as_array().cloned().unwrap_or_default();
+    let orders = intents.iter().filter(|i| i["state"] == "pending").count();
+    say!(
+        "signal {}/{} accepted: {} subscription(s), {orders} order(s) to send",
+        a.strategy,
+        a.id,
+        intents.len()
+    );
+    if let Some(p) = report.get("progress") {
+        say!(
+            "settled {}/{}; first ack {} ms, last ack {} ms",
+            p["settled"],
+            p["orders"],
+            p["first_ack_ms"],
+            p["last_ack_ms"]
+        );
+    }
+    say!("see each one: stoxide intents --signal {}/{}", a.strategy, a.id);
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct KillArgs {
+    /// global, user or subscription.
+    #[arg(long)]
+    level: String,
+    /// The account (user) or subscription id.
+    #[arg(long, default_value = "")]
+    target: String,
+    /// halted, reducing (exits only) or active (lifts the switch).
+    #[arg(long, default_value = "halted")]
+    state: String,
+    /// Also exit every open position in scope with a market order.
+    #[arg(long)]
+    exit: bool,
+    /// Leave open orders alone.
+    #[arg(long)]
+    no_cancel: bool,
+    #[arg(long)]
+    note: Option<String>,
+    /// The engine's URL (default: the one running on this data directory).
+    #[arg(long)]
+    engine: Option<String>,
+}
+
+pub(crate) async fn kill(globals: &Globals, out: &Output, a: KillArgs) -> anyhow::Result<()> {
+    let level = match a.level.as_str() {
+        "global" => Level::Global,
+        "user" => Level::User,
+        "subscription" => Level::Subscription,
+        other => anyhow::bail!("--level {other:?} is not global, user or subscription"),
+    };
+    let state = match a.state.as_str() {
+        "halted" => TradingState::Halted,
+        "reducing" => TradingState::Reducing,
+        "active" => TradingState::Active,
+        other => anyhow::bail!("--state {other:?} is not halted, reducing or active"),
+    };
+    anyhow::ensure!(
+        level == Level::Global || !a.target.is_empty(),
+        "a user or subscription kill needs --target"
+    );
+    let dir: PathBuf = crate::vault::data_dir(globals)?;
+    if let Ok((url, Some(token))) = running_engine(&dir, a.engine.clone()) {
+        {
+            let resp = reqwest::Client::new()
+                .post(format!("{url}/kill"))
+                .bearer_auth(token.expose_secret())
+                .json(&serde_json::json!({
+                    "level": a.level, "target": a.target, "state": a.state,
+                    "cancel": !a.no_cancel, "exit": a.exit, "note": a.note,
+                    "by": Actor::cli().by,
+                }))
+                .send()
+                .await;
+            if let Ok(resp) = resp {
+                let status = resp.status();
+                let v: serde_json::Value = resp.json().await.unwrap_or_default();
+                anyhow::ensure!(
+                    status.is_success(),
+                    "the engine refused the kill switch ({status}): {}",
+                    v["error"].as_str().unwrap_or_default()
+                );
+                if out.json {
+                    return out.print_json(&v);
+                }
+                say!(
+                    "{} at the {} level{}: {} lane(s) cancelling open orders, {} exit order(s) queued",
+                    a.state,
+                    a.level,
+                    if a.target.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" for {}", a.target)
+                    },
+                    v["lanes_cancelling"],
+                    v["exits"].as_array().map_or(0, Vec::len)
+                );
+                return Ok(());
+            }
+        }
+    }
+    // No engine answered: the state is recorded, and takes effect when one starts.
+    anyhow::ensure!(
+        !a.exit,
+        "no engine is running to cancel or exit (start `stoxide engine run`); without --exit the state alone is recorded"
+    );
+    let desk = Desk::new(crate::vault::open(globals).await?);
+    let record = desk.set_state(level, &a.target, state, a.note, &Actor::cli()).await?;
+    if out.json {
+        return out.print_json(&record);
+    }
+    say!(
+        "{} at the {} level recorded (no engine running: nothing to cancel; it holds when one starts)",
+        a.state,
+        a.level
+    );
+    Ok(())
+}
