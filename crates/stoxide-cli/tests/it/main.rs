@@ -1,6 +1,7 @@
 //! The `stoxide` binary as a user runs it: output, exit codes and one-line errors.
 
 mod browser;
+mod engine;
 mod login;
 mod truth;
 mod vault_race;
@@ -208,6 +209,8 @@ struct SimChild {
     child: std::process::Child,
     base: String,
     token: String,
+    /// The pre-issued token of every listed user, in order (SIM001, SIM002, …).
+    tokens: Vec<String>,
 }
 
 impl Drop for SimChild {
@@ -221,7 +224,18 @@ fn sim_child() -> SimChild {
     let (child, banner) = spawn_with_banner(stoxide().args(["sim", "--addr", "127.0.0.1:0"]).stderr(Stdio::null()));
     let base = banner["base_url"].as_str().expect("base").to_owned();
     let token = banner["users"][0]["access_token"].as_str().expect("token").to_owned();
-    SimChild { child, base, token }
+    let tokens = banner["users"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .filter_map(|u| u["access_token"].as_str().map(ToOwned::to_owned))
+        .collect();
+    SimChild {
+        child,
+        base,
+        token,
+        tokens,
+    }
 }
 
 impl SimChild {
