@@ -96,6 +96,16 @@ enum Command {
     /// Subscriptions of accounts to strategies, and their consents.
     #[command(subcommand)]
     Subscription(cmd::desk::SubscriptionCommand),
+    /// Subscribe ACCOUNT to STRATEGY with its own inputs (it trades once activated).
+    Subscribe(cmd::desk::SubscribeArgs),
+    /// Consent: the user agrees to the subscription's exact inputs and the strategy's version.
+    Activate { id: String },
+    /// Hold a subscription before its next signal.
+    Pause { id: String },
+    /// Resume a paused subscription under its consent.
+    Resume { id: String },
+    /// End a subscription for good.
+    Stop { id: String },
     /// Send a signed signal to the running engine.
     #[command(subcommand)]
     Signal(cmd::engine::SignalCommand),
@@ -213,6 +223,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Engine(c) => cmd::engine::run(&globals, &out, c).await,
         Command::Strategy(c) => cmd::desk::strategy(&globals, &out, c).await,
         Command::Subscription(c) => cmd::desk::subscription(&globals, &out, c).await,
+        Command::Subscribe(a) => cmd::desk::subscribe(&globals, &out, a).await,
+        Command::Activate { id } => {
+            cmd::desk::subscription(&globals, &out, cmd::desk::SubscriptionCommand::Activate { id }).await
+        }
+        Command::Pause { id } => {
+            cmd::desk::subscription(&globals, &out, cmd::desk::SubscriptionCommand::Pause { id }).await
+        }
+        Command::Resume { id } => {
+            cmd::desk::subscription(&globals, &out, cmd::desk::SubscriptionCommand::Resume { id }).await
+        }
+        Command::Stop { id } => {
+            cmd::desk::subscription(&globals, &out, cmd::desk::SubscriptionCommand::Stop { id }).await
+        }
         Command::Signal(c) => cmd::engine::signal(&globals, &out, c).await,
         Command::Kill(a) => cmd::engine::kill(&globals, &out, a).await,
         Command::Intents(a) => cmd::desk::intents(&globals, &out, a).await,

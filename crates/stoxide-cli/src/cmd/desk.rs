@@ -137,6 +137,32 @@ pub(crate) enum SubscriptionCommand {
     },
 }
 
+#[derive(Debug, clap::Args)]
+pub(crate) struct SubscribeArgs {
+    /// The vault account (Upstox user id).
+    account: String,
+    strategy: String,
+    /// The subscription's id (default: STRATEGY:ACCOUNT).
+    #[arg(long)]
+    id: Option<String>,
+    #[command(flatten)]
+    inputs: InputArgs,
+}
+
+pub(crate) async fn subscribe(globals: &Globals, out: &Output, a: SubscribeArgs) -> anyhow::Result<()> {
+    let d = desk(globals).await?;
+    let sub = d
+        .subscribe(
+            a.id.as_deref(),
+            &a.account,
+            &a.strategy,
+            a.inputs.inputs()?,
+            &Actor::cli(),
+        )
+        .await?;
+    show_subs(out, std::slice::from_ref(&sub))
+}
+
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum AuditCommand {
     /// Check the whole hash chain; exit 1 and name the first tampered record if it was edited.
@@ -148,7 +174,10 @@ pub(crate) enum AuditCommand {
         /// json or csv.
         #[arg(long, default_value = "json")]
         format: String,
-        /// From this many hours ago.
+        /// One IST day (YYYY-MM-DD); default: the last --hours.
+        #[arg(long)]
+        date: Option<chrono::NaiveDate>,
+        /// From this many hours ago (without --date).
         #[arg(long, default_value_t = 24)]
         hours: i64,
     },
@@ -368,10 +397,27 @@ pub(crate) async fn audit(globals: &Globals, out: &Output, cmd: AuditCommand) ->
             }
             Err(t) => anyhow::bail!("the audit trail was tampered with: {t}"),
         },
-        AuditCommand::Export { user, format, hours } => {
+        AuditCommand::Export {
+            user,
+            format,
+            date,
+            hours,
+        } => {
             anyhow::ensure!(hours > 0, "--hours must be above 0");
-            let to = Utc::now();
-            let from = to - chrono::Duration::hours(hours);
+            let (from, to) = match date {
+                Some(d) => {
+                    let start = d
+                        .and_hms_opt(0, 0, 0)
+                        .and_then(|t| t.and_local_timezone(IST).single())
+                        .context("that date has no IST midnight")?
+                        .with_timezone(&Utc);
+                    (
+                        start,
+                        start + chrono::Duration::days(1) - chrono::Duration::milliseconds(1),
+                    )
+                }
+                None => (Utc::now() - chrono::Duration::hours(hours), Utc::now()),
+            };
             let rows = d.audit(user.as_deref(), from, to).await?;
             match format.as_str() {
                 "json" => {

@@ -376,12 +376,12 @@ pub(crate) async fn signal(globals: &Globals, out: &Output, cmd: SignalCommand) 
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct KillArgs {
-    /// global, user or subscription.
+    /// Only this account (Upstox user id); with --strategy, only that subscription.
     #[arg(long)]
-    level: String,
-    /// The account (user) or subscription id.
-    #[arg(long, default_value = "")]
-    target: String,
+    user: Option<String>,
+    /// Only this strategy's subscriptions (of --user, when given).
+    #[arg(long)]
+    strategy: Option<String>,
     /// halted, reducing (exits only) or active (lifts the switch).
     #[arg(long, default_value = "halted")]
     state: String,
@@ -398,77 +398,115 @@ pub(crate) struct KillArgs {
     engine: Option<String>,
 }
 
+/// The (level, target) pairs a kill covers.
+async fn kill_scope(globals: &Globals, a: &KillArgs) -> anyhow::Result<Vec<(Level, String)>> {
+    Ok(match (&a.user, &a.strategy) {
+        (None, None) => vec![(Level::Global, String::new())],
+        (Some(u), None) => vec![(Level::User, u.clone())],
+        (user, Some(s)) => {
+            let desk = Desk::new(crate::vault::open(globals).await?);
+            desk.strategy(s).await?;
+            let subs: Vec<(Level, String)> = desk
+                .subscriptions(user.as_deref())
+                .await?
+                .into_iter()
+                .filter(|x| &x.strategy == s)
+                .map(|x| (Level::Subscription, x.id))
+                .collect();
+            anyhow::ensure!(
+                !subs.is_empty(),
+                "no subscription of {s}{} to kill",
+                user.as_ref().map(|u| format!(" for {u}")).unwrap_or_default()
+            );
+            subs
+        }
+    })
+}
+
+fn level_name(l: Level) -> &'static str {
+    match l {
+        Level::Global => "global",
+        Level::User => "user",
+        Level::Subscription => "subscription",
+    }
+}
+
 pub(crate) async fn kill(globals: &Globals, out: &Output, a: KillArgs) -> anyhow::Result<()> {
-    let level = match a.level.as_str() {
-        "global" => Level::Global,
-        "user" => Level::User,
-        "subscription" => Level::Subscription,
-        other => anyhow::bail!("--level {other:?} is not global, user or subscription"),
-    };
     let state = match a.state.as_str() {
         "halted" => TradingState::Halted,
         "reducing" => TradingState::Reducing,
         "active" => TradingState::Active,
         other => anyhow::bail!("--state {other:?} is not halted, reducing or active"),
     };
-    anyhow::ensure!(
-        level == Level::Global || !a.target.is_empty(),
-        "a user or subscription kill needs --target"
-    );
+    let scope = kill_scope(globals, &a).await?;
     let dir: PathBuf = crate::vault::data_dir(globals)?;
-    if let Ok((url, Some(token))) = running_engine(&dir, a.engine.clone()) {
-        {
-            let resp = reqwest::Client::new()
+    let engine = running_engine(&dir, a.engine.clone()).ok();
+    let mut reports = Vec::new();
+    for (level, target) in &scope {
+        let answered = match &engine {
+            Some((url, Some(token))) => reqwest::Client::new()
                 .post(format!("{url}/kill"))
                 .bearer_auth(token.expose_secret())
                 .json(&serde_json::json!({
-                    "level": a.level, "target": a.target, "state": a.state,
+                    "level": level_name(*level), "target": target, "state": a.state,
                     "cancel": !a.no_cancel, "exit": a.exit, "note": a.note,
                     "by": Actor::cli().by,
                 }))
                 .send()
-                .await;
-            if let Ok(resp) = resp {
-                let status = resp.status();
-                let v: serde_json::Value = resp.json().await.unwrap_or_default();
-                anyhow::ensure!(
-                    status.is_success(),
-                    "the engine refused the kill switch ({status}): {}",
-                    v["error"].as_str().unwrap_or_default()
-                );
-                if out.json {
-                    return out.print_json(&v);
-                }
+                .await
+                .ok(),
+            _ => None,
+        };
+        let Some(resp) = answered else {
+            // No engine answered: the state is recorded, and holds when one starts.
+            anyhow::ensure!(
+                !a.exit,
+                "no engine is running to cancel or exit (start `stoxide engine run`); without --exit the state alone is recorded"
+            );
+            let desk = Desk::new(crate::vault::open(globals).await?);
+            let record = desk
+                .set_state(*level, target, state, a.note.clone(), &Actor::cli())
+                .await?;
+            if !out.json {
                 say!(
-                    "{} at the {} level{}: {} lane(s) cancelling open orders, {} exit order(s) queued",
+                    "{} at the {} level{} recorded (no engine running: nothing to cancel; it holds when one starts)",
                     a.state,
-                    a.level,
-                    if a.target.is_empty() {
+                    level_name(*level),
+                    if target.is_empty() {
                         String::new()
                     } else {
-                        format!(" for {}", a.target)
+                        format!(" for {target}")
                     },
-                    v["lanes_cancelling"],
-                    v["exits"].as_array().map_or(0, Vec::len)
                 );
-                return Ok(());
             }
+            reports.push(serde_json::to_value(record)?);
+            continue;
+        };
+        let status = resp.status();
+        let v: serde_json::Value = resp.json().await.unwrap_or_default();
+        anyhow::ensure!(
+            status.is_success(),
+            "the engine refused the kill switch ({status}): {}",
+            v["error"].as_str().unwrap_or_default()
+        );
+        if !out.json {
+            say!(
+                "{} at the {} level{}: {} lane(s) cancelling open orders, {} exit order(s) queued",
+                a.state,
+                level_name(*level),
+                if target.is_empty() {
+                    String::new()
+                } else {
+                    format!(" for {target}")
+                },
+                v["lanes_cancelling"],
+                v["exits"].as_array().map_or(0, Vec::len)
+            );
         }
+        reports.push(v);
     }
-    // No engine answered: the state is recorded, and takes effect when one starts.
-    anyhow::ensure!(
-        !a.exit,
-        "no engine is running to cancel or exit (start `stoxide engine run`); without --exit the state alone is recorded"
-    );
-    let desk = Desk::new(crate::vault::open(globals).await?);
-    let record = desk.set_state(level, &a.target, state, a.note, &Actor::cli()).await?;
     if out.json {
-        return out.print_json(&record);
+        out.print_json(&reports)?;
     }
-    say!(
-        "{} at the {} level recorded (no engine running: nothing to cancel; it holds when one starts)",
-        a.state,
-        a.level
-    );
     Ok(())
 }

@@ -161,7 +161,7 @@ fn signals_trade_only_for_consenting_users_once_and_the_kill_switch_halts() {
     let sim = sim_child();
     let users = ["SIM001", "SIM002", "SIM003"];
     let desk = setup(&sim, &users);
-    desk.ok(&["subscription", "activate", "momo:SIM001"]);
+    desk.ok(&["activate", "momo:SIM001"]);
     desk.ok(&["subscription", "activate", "momo:SIM002"]);
     // SIM003 never consents.
     let (mut engine, url) = desk.engine();
@@ -218,14 +218,14 @@ fn signals_trade_only_for_consenting_users_once_and_the_kill_switch_halts() {
     assert!(post(&url, "/kill", &[], r#"{"level":"global"}"#).contains(" 401"));
 
     // Pause SIM002: the next signal trades only for SIM001.
-    desk.ok(&["subscription", "pause", "momo:SIM002"]);
+    desk.ok(&["pause", "momo:SIM002"]);
     let r = send(&desk, "s-2", "exit", true);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let s2 = desk.intents("momo/s-2");
     assert_eq!(s2.iter().filter(|i| i["state"] == "filled").count(), 1, "{s2:#?}");
 
     // Halt SIM001 with an exit of nothing (flat now): the next signal is refused for it.
-    let k = desk.run(&["kill", "--level", "user", "--target", "SIM001"]);
+    let k = desk.run(&["kill", "--user", "SIM001"]);
     assert_eq!(k.code, 0, "{}", k.stderr);
     assert!(k.stdout.contains("halted at the user level"), "{}", k.stdout);
     let r = send(&desk, "s-3", "enter_long", true);
@@ -237,13 +237,19 @@ fn signals_trade_only_for_consenting_users_once_and_the_kill_switch_halts() {
         sim1["reason"].as_str().is_some_and(|r| r.contains("halted")),
         "{sim1:#}"
     );
-    let bad = desk.run(&["kill", "--level", "user", "--target", "NOBODY"]);
+    let bad = desk.run(&["kill", "--user", "NOBODY"]);
     assert_one_line_error(&bad, "NOBODY");
 
     let v = desk.run(&["audit", "verify"]);
     assert_eq!(v.code, 0, "{}", v.stderr);
     assert!(v.stdout.contains("audit trail intact"), "{}", v.stdout);
-    let csv = desk.ok(&["audit", "export", "--user", "SIM002", "--format", "csv"]);
+    let today = chrono::Utc::now()
+        .with_timezone(&upstox_types::IST)
+        .format("%F")
+        .to_string();
+    let csv = desk.ok(&[
+        "audit", "export", "--user", "SIM002", "--date", &today, "--format", "csv",
+    ]);
     assert!(csv.lines().skip(1).all(|l| l.contains(",SIM002,")), "{csv}");
     assert!(csv.contains(",consent,") && csv.contains(",paused,"), "{csv}");
     engine.kill().expect("stop");
