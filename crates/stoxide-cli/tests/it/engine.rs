@@ -28,8 +28,15 @@ impl Desk {
 
     fn engine(&self) -> (std::process::Child, String) {
         let d = self.dir.path().to_str().expect("utf8");
+        // Everything the engine logs, at debug, kept to look for secrets in.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("engine.log"))
+            .expect("log");
         let (child, banner) = spawn_with_banner(
             stoxide()
+                .env("STOXIDE_LOG", "debug")
                 .args([
                     "--data-dir",
                     d,
@@ -39,7 +46,7 @@ impl Desk {
                     "127.0.0.1:0",
                     "--no-market-hours",
                 ])
-                .stderr(Stdio::null()),
+                .stderr(log),
         );
         let url = banner["engine"].as_str().expect("engine url").to_owned();
         (child, url)
@@ -287,4 +294,21 @@ fn a_sigkilled_engine_is_replaced_and_nothing_is_sent_twice() {
     }
     second.kill().expect("stop");
     let _ = second.wait();
+    let listing: Vec<_> = std::fs::read_dir(desk.dir.path())
+        .expect("dir")
+        .map(|e| e.expect("e").file_name())
+        .collect();
+    let log =
+        std::fs::read_to_string(desk.dir.path().join("engine.log")).unwrap_or_else(|e| panic!("{e}: {listing:?}"));
+    assert!(
+        log.contains("reconciling unfinished intents"),
+        "the restart says what it does"
+    );
+    for t in &sim.tokens {
+        assert!(!log.contains(t.as_str()), "a token in the engine's log");
+    }
+    assert!(
+        !log.contains("a-vendor-signing-secret"),
+        "the signing secret in the engine's log"
+    );
 }

@@ -6,6 +6,7 @@ mod audit;
 mod consent;
 mod fanout;
 mod restart;
+mod rules;
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -163,6 +164,11 @@ pub(crate) fn config() -> EngineConfig {
 pub(crate) async fn engine(w: &World, config: EngineConfig) -> Engine {
     let prices = Prices::default();
     prices.update(&key(), 2500.0, None, None);
+    engine_with(w, config, prices).await
+}
+
+/// An engine whose marks come from `prices`.
+pub(crate) async fn engine_with(w: &World, config: EngineConfig, prices: Prices) -> Engine {
     let clients = Clients::new(RateLimiter::default(), None).with_timeout(Duration::from_secs(2));
     let mut instruments = HashMap::new();
     instruments.insert(
