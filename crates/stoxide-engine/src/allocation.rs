@@ -168,8 +168,14 @@ pub fn intent_tag(strategy: &str, signal_id: &str, subscription: &str) -> String
         h.update(part.as_bytes());
         h.update([0u8]);
     }
-    let hex: String = h.finalize().iter().take(10).map(|b| format!("{b:02x}")).collect();
-    format!("stx{hex}")
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut tag = String::with_capacity(23);
+    tag.push_str("stx");
+    for b in h.finalize().iter().take(10) {
+        tag.push(char::from(HEX[usize::from(b >> 4)]));
+        tag.push(char::from(HEX[usize::from(b & 0x0f)]));
+    }
+    tag
 }
 
 #[cfg(test)]

@@ -164,7 +164,7 @@ impl Desk {
     ) -> Result<Subscription> {
         let s = self.strategy(strategy).await?;
         s.check_inputs(&inputs).map_err(Error::Inputs)?;
-        if !self.vault.accounts().await?.iter().any(|a| a.id == account) {
+        if self.vault.account(account).await?.is_none() {
             return Err(Error::UnknownAccount(account.to_owned()));
         }
         let id = id.map_or_else(|| format!("{strategy}:{account}"), ToOwned::to_owned);
@@ -317,7 +317,7 @@ impl Desk {
         let target = match level {
             Level::Global => String::new(),
             Level::User => {
-                if !self.vault.accounts().await?.iter().any(|a| a.id == target) {
+                if self.vault.account(target).await?.is_none() {
                     return Err(Error::UnknownAccount(target.to_owned()));
                 }
                 target.to_owned()

@@ -37,6 +37,6 @@ pub mod subscription;
 
 pub use error::{Error, Result};
 pub use service::{
-    Engine, EngineConfig, EngineParts, Instrument, IntentSummary, Kill, KillReport, LaneHealth, SignalOutcome,
-    SignalProgress, SignalReport, Summary,
+    Engine, EngineConfig, EngineParts, Instrument, IntentSummary, Kill, KillReport, LaneHealth, PriceTick,
+    SignalOutcome, SignalProgress, SignalReport, Summary, Timings, built_in,
 };

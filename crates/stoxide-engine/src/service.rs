@@ -15,6 +15,7 @@
 mod fanout;
 mod kill;
 mod lane;
+mod runner;
 mod state;
 
 use std::collections::{BTreeMap, HashMap};
@@ -39,9 +40,10 @@ use crate::journal::Journal;
 use crate::records::{self, Intent, StateRecord};
 use state::{Memory, States, SubBook};
 
-pub use fanout::{IntentSummary, SignalOutcome, SignalReport};
+pub use fanout::{IntentSummary, SignalOutcome, SignalReport, Timings};
 pub use kill::{Kill, KillReport};
 pub use lane::LaneHealth;
+pub use runner::{PriceTick, built_in};
 
 /// How the engine behaves. Defaults suit Upstox's published limits.
 #[derive(Debug, Clone)]

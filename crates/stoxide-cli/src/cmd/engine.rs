@@ -106,6 +106,8 @@ pub(crate) async fn run(globals: &Globals, _out: &Output, cmd: EngineCommand) ->
         .with_timeout(Duration::from_secs(10));
     let prices = Prices::default();
     let mut instruments = std::collections::HashMap::new();
+    // The in-process strategies' live ticks: one market stream on the first account's token.
+    let mut feed = None;
     if let Some(a) = first
         && !strategies.is_empty()
     {
@@ -113,10 +115,35 @@ pub(crate) async fn run(globals: &Globals, _out: &Output, cmd: EngineCommand) ->
             .access_token(&a.id)
             .await?
             .context("the vault lost a token while starting")?;
-        let client = clients.for_user(&a.base_url, &a.id, token)?;
+        let client = clients.for_user(&a.base_url, &a.id, token.clone())?;
         let master = crate::cmd::instruments::load_master(&client).await?;
         instruments = stoxide_engine::market::instruments(&master, &strategies)?;
         let keys: Vec<_> = instruments.keys().cloned().collect();
+        let in_process: Vec<_> = strategies
+            .iter()
+            .filter(|s| stoxide_engine::built_in(&s.source).is_some())
+            .cloned()
+            .collect();
+        if !in_process.is_empty() {
+            let mut tick_keys: Vec<String> = in_process
+                .iter()
+                .flat_map(|s| s.instruments.iter().map(ToString::to_string))
+                .collect();
+            tick_keys.sort();
+            tick_keys.dedup();
+            let stream = stoxide_app::stream::start(
+                clients.client(&a.base_url)?,
+                stoxide_app::stream::TokenFrom::Vault {
+                    vault: vault.clone(),
+                    account: a.id.clone(),
+                    token,
+                },
+                upstox_feed::StreamerConfig::default(),
+            );
+            let refs: Vec<&str> = tick_keys.iter().map(String::as_str).collect();
+            stream.streamer.subscribe(&refs, upstox_types::FeedMode::Ltpc)?;
+            feed = Some((stream, in_process));
+        }
         tokio::spawn(stoxide_engine::market::poll_prices(
             client,
             keys,
@@ -130,7 +157,7 @@ pub(crate) async fn run(globals: &Globals, _out: &Output, cmd: EngineCommand) ->
             vault: vault.clone(),
             live: Arc::new(UpstoxBrokers::new(clients)),
             paper: Arc::new(PaperBrokers::new(prices.clone(), args.paper_capital)),
-            prices,
+            prices: prices.clone(),
             instruments,
         },
         EngineConfig {
@@ -140,6 +167,40 @@ pub(crate) async fn run(globals: &Globals, _out: &Output, cmd: EngineCommand) ->
         },
     )
     .await?;
+    if let Some((stream, in_process)) = feed {
+        let (tx, rx) = tokio::sync::mpsc::channel(4096);
+        let runner = engine.clone();
+        tokio::spawn(async move { runner.run_strategies(&in_process, rx).await });
+        let marks = prices.clone();
+        let feed_stop = stop.clone();
+        tokio::spawn(async move {
+            loop {
+                let event = tokio::select! {
+                    () = feed_stop.cancelled() => break,
+                    e = stream.events.next() => e,
+                };
+                match event {
+                    Some(upstox_feed::FeedEvent::Ticks(ticks)) => {
+                        for t in ticks {
+                            let Some(l) = t.ltpc() else { continue };
+                            marks.update(&t.instrument_key, l.ltp, None, None);
+                            let tick = stoxide_engine::PriceTick {
+                                key: t.instrument_key.clone(),
+                                at_ms: if l.ltt > 0 { l.ltt } else { t.current_ts },
+                                price: l.ltp,
+                            };
+                            if tx.send(tick).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                    Some(upstox_feed::FeedEvent::Stopped(_)) | None => break,
+                    Some(other) => tracing::debug!(event = ?other, "strategy feed"),
+                }
+            }
+            stream.shutdown().await;
+        });
+    }
     let control: String = rand::rng()
         .sample_iter(rand::distr::Alphanumeric)
         .take(40)

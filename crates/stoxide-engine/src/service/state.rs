@@ -140,7 +140,9 @@ impl Memory {
 
     /// Sends of `account` within the last second.
     pub(crate) fn sends_last_second(&mut self, account: &str) -> u32 {
-        let q = self.sends.entry(account.to_owned()).or_default();
+        let Some(q) = self.sends.get_mut(account) else {
+            return 0;
+        };
         while q.front().is_some_and(|t| t.elapsed() >= Duration::from_secs(1)) {
             q.pop_front();
         }

@@ -7,6 +7,7 @@ mod consent;
 mod fanout;
 mod restart;
 mod rules;
+mod runner;
 
 use std::collections::HashMap;
 use std::str::FromStr;
