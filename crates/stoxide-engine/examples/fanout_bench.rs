@@ -111,17 +111,7 @@ fn ms(d: Duration) -> f64 {
 
 async fn link(vault: &Vault, base_url: &str, user: &str, token: SecretString) {
     vault
-        .store_token(&stoxide_vault::NewToken {
-            account_id: user.into(),
-            client_id: None,
-            user_name: None,
-            base_url: base_url.into(),
-            access_token: token,
-            extended_token: None,
-            issued_at: chrono::Utc::now(),
-            expires_at: None,
-            origin: stoxide_vault::TokenOrigin::Imported,
-        })
+        .store_token(&stoxide_vault::NewToken::imported(user, base_url, token))
         .await
         .expect("store token");
 }

@@ -110,6 +110,11 @@ pub trait Broker: Send + Sync + Debug {
     ) -> BoxFuture<'a, Result<Decimal, BrokerError>>;
     /// Whether `segment` takes orders now.
     fn market_open(&self, segment: Segment) -> BoxFuture<'_, Result<bool, BrokerError>>;
+    /// Order updates the broker pushes (Upstox's portfolio stream), each an order id: a nudge to
+    /// read the order book now rather than at the next poll. Taken once; `None` without a stream.
+    fn order_updates(&self) -> Option<tokio::sync::mpsc::Receiver<String>> {
+        None
+    }
 }
 
 /// An account the engine trades: its Upstox user id and the API it lives on.

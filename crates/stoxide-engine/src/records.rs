@@ -250,6 +250,21 @@ pub struct StateRecord {
     pub updated_at: DateTime<Utc>,
 }
 
+/// The Reducing state a subscription's day's loss puts it in (until that IST day ends).
+pub(crate) fn daily_loss_state(sub: &Subscription, loss: Decimal, now: DateTime<Utc>) -> StateRecord {
+    StateRecord {
+        level: Level::Subscription,
+        target: sub.id.clone(),
+        state: TradingState::Reducing,
+        reason: Some(StateReason::DailyLoss {
+            day: now.with_timezone(&IST).date_naive(),
+            loss,
+            limit: sub.inputs.daily_max_loss,
+        }),
+        updated_at: now,
+    }
+}
+
 pub(crate) fn state_row(r: &StateRecord) -> TradingStateRow {
     TradingStateRow {
         level: level_str(r.level).to_owned(),

@@ -109,6 +109,21 @@ pub struct NewToken {
 }
 
 impl NewToken {
+    /// A token given to us as it is (a token file, a simulator's seeded user), issued now.
+    pub fn imported(account_id: impl Into<String>, base_url: impl Into<String>, access_token: SecretString) -> Self {
+        Self {
+            account_id: account_id.into(),
+            client_id: None,
+            user_name: None,
+            base_url: base_url.into(),
+            access_token,
+            extended_token: None,
+            issued_at: Utc::now(),
+            expires_at: None,
+            origin: TokenOrigin::Imported,
+        }
+    }
+
     /// The tokens of an OAuth code exchange, issued now, for the user the answer names.
     pub fn from_exchange(tokens: &upstox_client::login::TokenResponse, client_id: &str, base_url: &str) -> Self {
         Self {

@@ -283,17 +283,11 @@ async fn start_sim(vault: &stoxide_vault::Vault, n: usize) -> anyhow::Result<ups
             .with_context(|| format!("the simulator did not seed {user}"))?
             .to_owned();
         vault
-            .store_token(&stoxide_vault::NewToken {
-                account_id: user,
-                client_id: None,
-                user_name: None,
-                base_url: sim.base_url(),
-                access_token: SecretString::from(token),
-                extended_token: None,
-                issued_at: chrono::Utc::now(),
-                expires_at: None,
-                origin: stoxide_vault::TokenOrigin::Imported,
-            })
+            .store_token(&stoxide_vault::NewToken::imported(
+                user,
+                sim.base_url(),
+                SecretString::from(token),
+            ))
             .await?;
         bar.inc(1);
     }
@@ -492,6 +486,16 @@ fn level_name(l: Level) -> &'static str {
     }
 }
 
+/// "halted at the user level for SIM001".
+fn scope_words(state: &str, level: Level, target: &str) -> String {
+    let whom = if target.is_empty() {
+        String::new()
+    } else {
+        format!(" for {target}")
+    };
+    format!("{state} at the {} level{whom}", level_name(level))
+}
+
 pub(crate) async fn kill(globals: &Globals, out: &Output, a: KillArgs) -> anyhow::Result<()> {
     let state = match a.state.as_str() {
         "halted" => TradingState::Halted,
@@ -530,14 +534,8 @@ pub(crate) async fn kill(globals: &Globals, out: &Output, a: KillArgs) -> anyhow
                 .await?;
             if !out.json {
                 say!(
-                    "{} at the {} level{} recorded (no engine running: nothing to cancel; it holds when one starts)",
-                    a.state,
-                    level_name(*level),
-                    if target.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" for {target}")
-                    },
+                    "{} recorded (no engine running: nothing to cancel; it holds when one starts)",
+                    scope_words(&a.state, *level, target)
                 );
             }
             reports.push(serde_json::to_value(record)?);
@@ -552,14 +550,8 @@ pub(crate) async fn kill(globals: &Globals, out: &Output, a: KillArgs) -> anyhow
         );
         if !out.json {
             say!(
-                "{} at the {} level{}: {} lane(s) cancelling open orders, {} exit order(s) queued",
-                a.state,
-                level_name(*level),
-                if target.is_empty() {
-                    String::new()
-                } else {
-                    format!(" for {target}")
-                },
+                "{}: {} lane(s) cancelling open orders, {} exit order(s) queued",
+                scope_words(&a.state, *level, target),
                 v["lanes_cancelling"],
                 v["exits"].as_array().map_or(0, Vec::len)
             );

@@ -12,6 +12,7 @@ use stoxide_app::clients::Clients;
 use upstox_client::charges::MarginLeg;
 use upstox_client::orders::{PlaceOrderRequest, Reconciled, reconcile};
 use upstox_client::{Error as ClientError, UpstoxClient};
+use upstox_feed::{FeedEvent, PortfolioStreamer, PortfolioUpdate, StaticToken, StreamerConfig, UpdateTypes};
 use upstox_types::{InstrumentKey, OrderType, Product, Segment, TransactionType, Validity};
 
 use super::{AccountRef, Broker, BrokerError, BrokerErrorKind, Brokers, Found, OrderRequest, Placement};
@@ -21,12 +22,24 @@ use crate::intent::OrderView;
 #[derive(Debug, Clone)]
 pub struct UpstoxBrokers {
     clients: Clients,
+    order_stream: bool,
 }
 
 impl UpstoxBrokers {
     /// Brokers from `clients` (which carry the limiter, the egress address and the timeouts).
     pub fn new(clients: Clients) -> Self {
-        Self { clients }
+        Self {
+            clients,
+            order_stream: true,
+        }
+    }
+
+    /// Whether each account's broker listens to its portfolio stream for order updates (on by
+    /// default; the order book is polled either way).
+    #[must_use]
+    pub fn with_order_stream(mut self, on: bool) -> Self {
+        self.order_stream = on;
+        self
     }
 }
 
@@ -34,12 +47,49 @@ impl Brokers for UpstoxBrokers {
     fn broker(&self, account: &AccountRef, token: SecretString) -> Result<Arc<dyn Broker>, BrokerError> {
         let client = self
             .clients
-            .for_user(&account.base_url, &account.id, token)
+            .for_user(&account.base_url, &account.id, token.clone())
             .map_err(|e| BrokerError {
                 kind: BrokerErrorKind::Refused,
                 message: e.to_string(),
             })?;
-        Ok(Arc::new(UpstoxBroker { client }))
+        let (stream, updates) = if self.order_stream {
+            match self.clients.client(&account.base_url) {
+                Ok(anonymous) => {
+                    let (streamer, events) = PortfolioStreamer::start(
+                        anonymous,
+                        StaticToken(token),
+                        UpdateTypes::default(),
+                        StreamerConfig::default(),
+                    );
+                    let (tx, rx) = tokio::sync::mpsc::channel(64);
+                    tokio::spawn(async move {
+                        while let Some(event) = events.next().await {
+                            match event {
+                                FeedEvent::Portfolio(PortfolioUpdate::Order(o)) => {
+                                    // A full queue already holds a nudge: this one adds nothing.
+                                    if let Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) =
+                                        tx.try_send(o.order_id)
+                                    {
+                                        break;
+                                    }
+                                }
+                                FeedEvent::Stopped(_) => break,
+                                _ => {}
+                            }
+                        }
+                    });
+                    (Some(streamer), Some(rx))
+                }
+                Err(_) => (None, None),
+            }
+        } else {
+            (None, None)
+        };
+        Ok(Arc::new(UpstoxBroker {
+            client,
+            _stream: stream,
+            updates: parking_lot::Mutex::new(updates),
+        }))
     }
 }
 
@@ -47,6 +97,9 @@ impl Brokers for UpstoxBrokers {
 #[derive(Debug)]
 pub struct UpstoxBroker {
     client: UpstoxClient,
+    /// The account's portfolio stream, ended with the broker.
+    _stream: Option<PortfolioStreamer>,
+    updates: parking_lot::Mutex<Option<tokio::sync::mpsc::Receiver<String>>>,
 }
 
 fn wire(order: &OrderRequest) -> PlaceOrderRequest {
@@ -211,6 +264,10 @@ impl Broker for UpstoxBroker {
             Ok(report.final_margin)
         }
         .boxed()
+    }
+
+    fn order_updates(&self) -> Option<tokio::sync::mpsc::Receiver<String>> {
+        self.updates.lock().take()
     }
 
     fn market_open(&self, segment: Segment) -> BoxFuture<'_, Result<bool, BrokerError>> {

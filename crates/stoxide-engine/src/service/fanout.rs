@@ -18,8 +18,8 @@ use crate::broker::BrokerErrorKind;
 use crate::catalog::Strategy;
 use crate::error::Result;
 use crate::intent::IntentState;
-use crate::records::{self, Intent, PlanRecord, StateReason, StateRecord};
-use crate::risk::{self, Level, RiskContext, TradingState};
+use crate::records::{self, Intent, PlanRecord, StateRecord};
+use crate::risk::{self, RiskContext, TradingState};
 use crate::signal::{Refusal, Signal};
 use crate::subscription::{SubState, Subscription};
 
@@ -549,17 +549,7 @@ impl Engine {
             };
             let book = memory.books.get(&sub.id).cloned().unwrap_or_default();
             let loss = -day_pnl(&book, &self.inner().prices, &self.inner().instruments, today(now));
-            let record = StateRecord {
-                level: Level::Subscription,
-                target: sub.id.clone(),
-                state: TradingState::Reducing,
-                reason: Some(StateReason::DailyLoss {
-                    day: today(now),
-                    loss,
-                    limit: sub.inputs.daily_max_loss,
-                }),
-                updated_at: now,
-            };
+            let record = records::daily_loss_state(sub, loss, now);
             rows.push(record);
         }
         rows

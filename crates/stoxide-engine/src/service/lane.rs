@@ -21,8 +21,8 @@ use super::{Engine, today};
 use crate::broker::{AccountRef, Broker, BrokerError, BrokerErrorKind, Found, OrderRequest, Placement};
 use crate::intent::{IntentState, OrderView, settle};
 use crate::positions::apply_fill;
-use crate::records::{self, Intent, StateReason, StateRecord};
-use crate::risk::{Level, TradingState};
+use crate::records::{self, Intent};
+use crate::risk::TradingState;
 use crate::subscription::SubState;
 
 /// Jobs queued per lane at most; a full lane makes the fan-out wait (back-pressure).
@@ -38,7 +38,11 @@ const LOOKUPS: [Duration; 3] = [
 enum Job {
     Send(Intent),
     Recover(Intent),
-    CancelOpen { subscription: Option<String> },
+    CancelOpen {
+        subscription: Option<String>,
+    },
+    /// The broker pushed an order update: read the book now.
+    Nudge,
 }
 
 /// A lane as the summary shows it.
@@ -225,6 +229,17 @@ impl Lane {
             account.base_url = a.base_url.clone();
         }
         let b = inner.live.broker(&account, token)?;
+        if let Some(mut updates) = b.order_updates() {
+            let tx = self.tx.clone();
+            tokio::spawn(async move {
+                while updates.recv().await.is_some() {
+                    // A full queue means a busy lane, which reads the book anyway.
+                    if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(Job::Nudge) {
+                        break;
+                    }
+                }
+            });
+        }
         *self.shared.live.lock() = Some((issued, b.clone()));
         // A new token: whatever the old one was refused for no longer holds.
         self.shared.health.lock().needs_login = false;
@@ -327,6 +342,11 @@ impl Runner {
                 }),
             },
             Job::CancelOpen { subscription } => self.cancel_open(subscription.as_deref()).await,
+            Job::Nudge => {
+                if !self.working.is_empty() {
+                    self.schedule_poll(Duration::ZERO);
+                }
+            }
         }
     }
 
@@ -714,17 +734,7 @@ impl Runner {
                 if crate::risk::loss_breached(pnl, sub.inputs.daily_max_loss)
                     && memory.states.subscription(&sub.id) == TradingState::Active
                 {
-                    let record = StateRecord {
-                        level: Level::Subscription,
-                        target: sub.id.clone(),
-                        state: TradingState::Reducing,
-                        reason: Some(StateReason::DailyLoss {
-                            day: today(now),
-                            loss: -pnl,
-                            limit: sub.inputs.daily_max_loss,
-                        }),
-                        updated_at: now,
-                    };
+                    let record = records::daily_loss_state(&sub, -pnl, now);
                     write
                         .audit
                         .push(records::draft(now, "risk_state", &sub.account, &record));

@@ -100,6 +100,18 @@ async fn only_active_consented_subscriptions_trade_and_a_kill_switch_halts_and_e
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(exited, "the kill switch's exit was filled at Upstox");
+    // …and the engine has seen the fill (its book is flat again).
+    let mut seen = false;
+    for _ in 0..100 {
+        e.flush().await.expect("flush");
+        let mine = w.desk.intents(None, Some(&w.users[0]), 10).await.expect("intents");
+        if mine.iter().any(|i| i.tag == exit_tag && i.state == IntentState::Filled) {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(seen, "the engine settled the exit");
     let r = e
         .submit(signal("c-3", Action::EnterLong), "test")
         .await

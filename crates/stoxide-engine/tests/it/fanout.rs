@@ -11,10 +11,19 @@ use stoxide_engine::subscription::SubState;
 use upstox_sim::SimConfig;
 use upstox_sim::config::FaultConfig;
 
-use crate::{config, engine, link, orders_tagged, signal, world};
+use crate::{Backend, config, engine, link, orders_tagged, signal, world_on};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_consenting_user_gets_exactly_one_order_through_faults() {
+    fan_out_through_faults(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_consenting_user_gets_exactly_one_order_through_faults_on_postgres() {
+    fan_out_through_faults(Backend::Postgres).await;
+}
+
+async fn fan_out_through_faults(backend: Backend) {
     let sim_config = SimConfig {
         faults: FaultConfig {
             lost_response_rate: 0.2,
@@ -27,7 +36,7 @@ async fn every_consenting_user_gets_exactly_one_order_through_faults() {
         },
         ..SimConfig::default()
     };
-    let w = world(150, sim_config, true).await;
+    let w = world_on(backend, 150, sim_config, true).await;
     // One user's token is not one Upstox accepts: that user alone is refused.
     let revoked = &w.users[7];
     link(
@@ -107,7 +116,7 @@ async fn every_consenting_user_gets_exactly_one_order_through_faults() {
     let others = w.desk.subscriptions(None).await.expect("subs");
     assert_eq!(others.iter().filter(|s| s.state == SubState::Active).count(), 149);
     e.shutdown().await;
-    w.sim.shutdown().await;
+    w.finish().await;
 }
 
 async fn faults(w: &crate::World) {

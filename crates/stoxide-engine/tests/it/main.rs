@@ -38,7 +38,20 @@ pub(crate) struct World {
     pub vault: Vault,
     pub desk: Desk,
     pub users: Vec<String>,
+    /// The PostgreSQL database of a world on PostgreSQL (drop it with [`World::finish`]).
+    pub pg: Option<PgDb>,
     pub _dir: tempfile::TempDir,
+}
+
+impl World {
+    /// Stops the simulator and drops a PostgreSQL database.
+    pub(crate) async fn finish(self) {
+        self.vault.close().await;
+        self.sim.shutdown().await;
+        if let Some(db) = self.pg {
+            db.drop_db().await;
+        }
+    }
 }
 
 pub(crate) fn actor() -> Actor {
@@ -97,9 +110,72 @@ pub(crate) fn signal(id: &str, action: Action) -> Signal {
     }
 }
 
+/// A fresh PostgreSQL database on 127.0.0.1 (`STOXIDE_TEST_POSTGRES_URL`, as the test script
+/// sets it), dropped with the world.
+pub(crate) struct PgDb {
+    admin: String,
+    name: String,
+}
+
+impl PgDb {
+    async fn exec(admin: &str, sql: String) {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(admin).await.unwrap_or_else(|e| {
+            panic!("PostgreSQL at {admin} must run for these tests (scripts/test.sh starts it): {e}")
+        });
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut c)
+            .await
+            .expect("admin statement");
+    }
+
+    async fn new() -> (Self, SecretString) {
+        let admin = std::env::var("STOXIDE_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let name = format!("stoxide_e_{:016x}", rand_u64());
+        Self::exec(&admin, format!("CREATE DATABASE {name}")).await;
+        let url = match admin.rsplit_once('/') {
+            Some((base, _)) => format!("{base}/{name}"),
+            None => panic!("STOXIDE_TEST_POSTGRES_URL has no database path: {admin}"),
+        };
+        (Self { admin, name }, SecretString::from(url))
+    }
+
+    pub(crate) async fn drop_db(self) {
+        Self::exec(
+            &self.admin,
+            format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        )
+        .await;
+    }
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
+}
+
+/// Where a world's store lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backend {
+    Sqlite,
+    Postgres,
+}
+
 /// A simulator with `n` seeded users, each linked in a fresh vault, subscribed to the test
 /// strategy and (when `activate`) consenting.
 pub(crate) async fn world(n: usize, config: SimConfig, activate: bool) -> World {
+    world_on(Backend::Sqlite, n, config, activate).await
+}
+
+/// [`world`] with its store on `backend`.
+pub(crate) async fn world_on(backend: Backend, n: usize, config: SimConfig, activate: bool) -> World {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let sim = Simulator::start(
         SimConfig {
@@ -111,7 +187,14 @@ pub(crate) async fn world(n: usize, config: SimConfig, activate: bool) -> World 
     .await
     .expect("sim");
     let dir = tempfile::tempdir().expect("tempdir");
-    let vault = Vault::open(&VaultConfig::sqlite(dir.path())).await.expect("vault");
+    let (pg, vault_config) = match backend {
+        Backend::Sqlite => (None, VaultConfig::sqlite(dir.path())),
+        Backend::Postgres => {
+            let (db, url) = PgDb::new().await;
+            (Some(db), VaultConfig::sqlite(dir.path()).with_database(url))
+        }
+    };
+    let vault = Vault::open(&vault_config).await.expect("vault");
     let desk = Desk::new(vault.clone());
     desk.register(&strategy(), &actor()).await.expect("register");
     let users: Vec<String> = (1..=n).map(|i| format!("SIMU{i:05}")).collect();
@@ -131,23 +214,14 @@ pub(crate) async fn world(n: usize, config: SimConfig, activate: bool) -> World 
         vault,
         desk,
         users,
+        pg,
         _dir: dir,
     }
 }
 
 pub(crate) async fn link(vault: &Vault, sim: &Simulator, user: &str, token: SecretString) {
     vault
-        .store_token(&stoxide_vault::NewToken {
-            account_id: user.into(),
-            client_id: None,
-            user_name: None,
-            base_url: sim.base_url(),
-            access_token: token,
-            extended_token: None,
-            issued_at: chrono::Utc::now(),
-            expires_at: None,
-            origin: stoxide_vault::TokenOrigin::Imported,
-        })
+        .store_token(&stoxide_vault::NewToken::imported(user, sim.base_url(), token))
         .await
         .expect("store token");
 }

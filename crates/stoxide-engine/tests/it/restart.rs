@@ -7,11 +7,20 @@ use stoxide_engine::intent::IntentState;
 use stoxide_engine::signal::Action;
 use upstox_sim::SimConfig;
 
-use crate::{config, engine, faults, orders_tagged, signal, world};
+use crate::{Backend, config, engine, faults, orders_tagged, signal, world_on};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_finds_lost_answers_by_tag_and_sends_nothing_twice() {
-    let w = world(20, SimConfig::default(), true).await;
+    restart_after_lost_answers(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_finds_lost_answers_by_tag_and_sends_nothing_twice_on_postgres() {
+    restart_after_lost_answers(Backend::Postgres).await;
+}
+
+async fn restart_after_lost_answers(backend: Backend) {
+    let w = world_on(backend, 20, SimConfig::default(), true).await;
     let first = engine(&w, config()).await;
     first
         .submit(signal("r-0", Action::EnterLong), "test")
@@ -62,5 +71,5 @@ async fn a_restart_finds_lost_answers_by_tag_and_sends_nothing_twice() {
         );
     }
     second.shutdown().await;
-    w.sim.shutdown().await;
+    w.finish().await;
 }
