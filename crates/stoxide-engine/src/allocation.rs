@@ -113,12 +113,27 @@ pub fn allocate(
     available: Decimal,
     per_lot: Decimal,
 ) -> Allocation {
+    let consented = subscription.may_trade(strategy_version);
+    allocate_consented(signal, subscription, consented, position, inst, available, per_lot)
+}
+
+/// [`allocate`] with the consent check already made (`consented`: [`Subscription::may_trade`]
+/// for the strategy's current version), for callers that remember it per subscription.
+pub fn allocate_consented(
+    signal: &Signal,
+    subscription: &Subscription,
+    consented: bool,
+    position: i64,
+    inst: &InstrumentInfo,
+    available: Decimal,
+    per_lot: Decimal,
+) -> Allocation {
     if subscription.state != SubState::Active {
         return Err(Skip::NotActive {
             state: subscription.state,
         });
     }
-    if !subscription.may_trade(strategy_version) {
+    if !consented {
         return Err(Skip::NoConsent);
     }
     if subscription

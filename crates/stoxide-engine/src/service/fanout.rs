@@ -9,7 +9,7 @@ use futures::StreamExt;
 use rust_decimal::Decimal;
 use serde::Serialize;
 use stoxide_store::{EngineWrite, SignalRow};
-use upstox_types::TransactionType;
+use upstox_types::{Product, TransactionType};
 
 use super::state::{Cached, MarginKey, Memory};
 use super::{Engine, Progress, SignalProgress, today};
@@ -82,12 +82,20 @@ pub struct Timings {
     pub warm_us: u64,
     /// Allocation and the risk gate for every subscription (no IO).
     pub decide_us: u64,
-    /// The one journal commit of the signal, its intents and their audit records.
+    /// Making the intents' records (tags, reasons) and the one journal commit of the signal,
+    /// its intents and their audit records.
     pub commit_us: u64,
 }
 
 fn micros(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// What allocation and risk decided for one subscription.
+enum Verdict {
+    Skip(allocation::Skip),
+    Send(OrderPlan),
+    Refuse(OrderPlan, risk::Refusal),
 }
 
 /// The decision for one subscription, before anything is written.
@@ -132,9 +140,10 @@ impl Engine {
         // Warming may have found a refused token: decide on the states as they are now.
         let subs = self.subscriptions_of(&strategy.id);
         let decide_start = std::time::Instant::now();
-        let decisions = self.decide(&strategy, &signal, &subs, now);
+        let verdicts = self.decide(&strategy, &signal, &subs, now);
         let decided = decide_start.elapsed();
         let commit_start = std::time::Instant::now();
+        let decisions = Self::intents_of(&strategy, &signal, &subs, verdicts, self.inner().config.paper, now);
         let mut report = self.commit(strategy, signal, source, decisions, now).await?;
         report.timings = Some(Timings {
             warm_us: micros(warmed),
@@ -314,8 +323,9 @@ impl Engine {
         }
     }
 
-    /// Allocation and risk for every subscription: plain computation under one short lock.
-    fn decide(&self, strategy: &Strategy, signal: &Signal, subs: &[Subscription], now: DateTime<Utc>) -> Vec<Decision> {
+    /// Allocation and risk for every subscription: plain computation under one short lock, one
+    /// verdict per subscription (in `subs`' order); the records are made afterwards.
+    fn decide(&self, strategy: &Strategy, signal: &Signal, subs: &[Subscription], now: DateTime<Utc>) -> Vec<Verdict> {
         let inner = self.inner();
         let cfg = &inner.config;
         let Some(inst) = inner.instruments.get(&signal.instrument) else {
@@ -326,68 +336,46 @@ impl Engine {
         let mut memory = inner.memory.lock();
         let market_open =
             !cfg.check_market_hours || memory.market.get(&signal.instrument.segment()).is_some_and(|c| c.value);
-        // Margin promised to earlier subscriptions of the same user within this signal.
-        let mut reserved: HashMap<String, Decimal> = HashMap::new();
-        let mut planned_sends: HashMap<String, u32> = HashMap::new();
+        // The margin of one unit by product and side, looked up once per signal.
+        let mut units: Vec<((Product, TransactionType), Option<Decimal>)> = Vec::with_capacity(4);
+        let mut per_unit = |memory: &Memory, product: Product, side: TransactionType| {
+            if let Some((_, v)) = units.iter().find(|(k, _)| *k == (product, side)) {
+                return *v;
+            }
+            let v = memory
+                .margins
+                .get(&(signal.instrument.clone(), product, side))
+                .map(|c| c.value);
+            units.push(((product, side), v));
+            v
+        };
+        // Margin promised to earlier subscriptions of the same user within this signal, and
+        // their sends.
+        let mut reserved: HashMap<&str, Decimal> = HashMap::new();
+        let mut planned_sends: HashMap<&str, u32> = HashMap::new();
+        let lot = Decimal::from(inst.info.lot_size.max(1));
+        let states_global = memory.states.global();
         let mut out = Vec::with_capacity(subs.len());
         let empty = super::SubBook::default();
         for sub in subs {
-            let paper = sub.inputs.paper || cfg.paper;
-            let sends = memory.sends_last_second(&sub.account) + planned_sends.get(&sub.account).copied().unwrap_or(0);
+            let account = sub.account.as_str();
+            let sends = memory.sends_last_second(account) + planned_sends.get(account).copied().unwrap_or(0);
+            let funds = memory.funds.get(account).map(|c| c.value);
+            let available = funds.unwrap_or_default() - reserved.get(account).copied().unwrap_or_default();
+            let per_lot = per_unit(&memory, sub.inputs.product, TransactionType::Buy).unwrap_or_default() * lot;
+            let consented = memory.consented(sub, strategy.version);
             let book = memory.books.get(&sub.id).unwrap_or(&empty);
             let position = book.position(&signal.instrument);
-            let per_unit = |memory: &Memory, side| {
-                memory
-                    .margins
-                    .get(&(signal.instrument.clone(), sub.inputs.product, side))
-                    .map(|c| c.value)
-            };
-            let funds = memory.funds.get(&sub.account).map(|c| c.value);
-            let available = funds.unwrap_or_default() - reserved.get(&sub.account).copied().unwrap_or_default();
-            let per_lot =
-                per_unit(&memory, TransactionType::Buy).unwrap_or_default() * Decimal::from(inst.info.lot_size.max(1));
-            let tag = allocation::intent_tag(&strategy.id, &signal.id, &sub.id);
-            let plan = allocation::allocate(signal, sub, strategy.version, position, &inst.info, available, per_lot);
-            let mut intent = Intent {
-                tag,
-                strategy: strategy.id.clone(),
-                signal_id: signal.id.clone(),
-                subscription: sub.id.clone(),
-                account: sub.account.clone(),
-                plan: PlanRecord {
-                    instrument: signal.instrument.clone(),
-                    product: sub.inputs.product,
-                    order: None,
-                    algo_name: strategy.algo_name.clone(),
-                    paper,
-                    forced_exit: false,
-                },
-                state: IntentState::Skipped,
-                reason: None,
-                order_ids: Vec::new(),
-                filled: 0,
-                average_price: None,
-                created_at: now,
-                updated_at: now,
-            };
-            let plan: OrderPlan = match plan {
+            let plan = match allocation::allocate_consented(
+                signal, sub, consented, position, &inst.info, available, per_lot,
+            ) {
                 Ok(p) => p,
                 Err(skip) => {
-                    intent.reason = Some(match skip {
-                        allocation::Skip::NotActive {
-                            state: SubState::NeedsLogin,
-                        } => format!(
-                            "Upstox refused the account's token (401): log in again (`stoxide login --account {}`)",
-                            sub.account
-                        ),
-                        other => other.to_string(),
-                    });
-                    out.push(Decision { intent, risk: None });
+                    out.push(Verdict::Skip(skip));
                     continue;
                 }
             };
-            intent.plan.order = Some(plan.clone());
-            let per_unit_side = per_unit(&memory, plan.side);
+            let per_unit_side = per_unit(&memory, sub.inputs.product, plan.side);
             let ctx = risk_context(RiskInputs {
                 strategy,
                 sub,
@@ -395,15 +383,15 @@ impl Engine {
                 plan: &plan,
                 position,
                 states: (
-                    memory.states.global(),
-                    memory.states.user(&sub.account),
+                    states_global,
+                    memory.states.user(account),
                     memory.states.subscription(&sub.id),
                 ),
-                token_valid: memory.token_valid(&sub.account, now),
+                token_valid: memory.token_valid(account, now),
                 market_open,
                 per_unit: per_unit_side,
                 funds,
-                read_error: memory.read_errors.get(&sub.account).map(String::as_str),
+                read_error: memory.read_errors.get(account).map(String::as_str),
                 available,
                 last,
                 prices: &inner.prices,
@@ -414,23 +402,79 @@ impl Engine {
             });
             match risk::check(&plan, &ctx) {
                 Ok(()) => {
-                    intent.state = IntentState::Pending;
-                    *reserved.entry(sub.account.clone()).or_default() += ctx.margin_required;
-                    *planned_sends.entry(sub.account.clone()).or_default() += 1;
-                    memory.books.entry(sub.id.clone()).or_default().count_order(day);
-                    out.push(Decision { intent, risk: None });
+                    *reserved.entry(account).or_default() += ctx.margin_required;
+                    *planned_sends.entry(account).or_default() += 1;
+                    match memory.books.get_mut(&sub.id) {
+                        Some(b) => b.count_order(day),
+                        None => memory.books.entry(sub.id.clone()).or_default().count_order(day),
+                    }
+                    out.push(Verdict::Send(plan));
                 }
-                Err(refusal) => {
-                    intent.state = IntentState::Refused;
-                    intent.reason = Some(refusal.to_string());
-                    out.push(Decision {
-                        intent,
-                        risk: Some(serde_json::to_string(&refusal).unwrap_or_default()),
-                    });
-                }
+                Err(refusal) => out.push(Verdict::Refuse(plan, refusal)),
             }
         }
         out
+    }
+
+    /// The intents of a signal's verdicts, as they are recorded and sent.
+    fn intents_of(
+        strategy: &Strategy,
+        signal: &Signal,
+        subs: &[Subscription],
+        verdicts: Vec<Verdict>,
+        paper_engine: bool,
+        now: DateTime<Utc>,
+    ) -> Vec<Decision> {
+        subs.iter()
+            .zip(verdicts)
+            .map(|(sub, verdict)| {
+                let mut intent = Intent {
+                    tag: allocation::intent_tag(&strategy.id, &signal.id, &sub.id),
+                    strategy: strategy.id.clone(),
+                    signal_id: signal.id.clone(),
+                    subscription: sub.id.clone(),
+                    account: sub.account.clone(),
+                    plan: PlanRecord {
+                        instrument: signal.instrument.clone(),
+                        product: sub.inputs.product,
+                        order: None,
+                        algo_name: strategy.algo_name.clone(),
+                        paper: sub.inputs.paper || paper_engine,
+                        forced_exit: false,
+                    },
+                    state: IntentState::Skipped,
+                    reason: None,
+                    order_ids: Vec::new(),
+                    filled: 0,
+                    average_price: None,
+                    created_at: now,
+                    updated_at: now,
+                };
+                let mut risk = None;
+                match verdict {
+                    Verdict::Skip(allocation::Skip::NotActive {
+                        state: SubState::NeedsLogin,
+                    }) => {
+                        intent.reason = Some(format!(
+                            "Upstox refused the account's token (401): log in again (`stoxide login --account {}`)",
+                            sub.account
+                        ));
+                    }
+                    Verdict::Skip(other) => intent.reason = Some(other.to_string()),
+                    Verdict::Send(plan) => {
+                        intent.state = IntentState::Pending;
+                        intent.plan.order = Some(plan);
+                    }
+                    Verdict::Refuse(plan, refusal) => {
+                        intent.state = IntentState::Refused;
+                        intent.reason = Some(refusal.to_string());
+                        intent.plan.order = Some(plan);
+                        risk = Some(serde_json::to_string(&refusal).unwrap_or_default());
+                    }
+                }
+                Decision { intent, risk }
+            })
+            .collect()
     }
 
     async fn commit(

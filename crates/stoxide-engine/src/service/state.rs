@@ -128,6 +128,52 @@ pub(crate) struct Memory {
     pub market: HashMap<Segment, Cached<bool>>,
     /// The last failed read of funds or margin, by account (cleared by a good read).
     pub read_errors: HashMap<String, String>,
+    /// Consents whose hash was checked against exactly these inputs and version, by
+    /// subscription: the check (JSON and SHA-256) is made again only when something changed.
+    pub consents: HashMap<String, Checked>,
+}
+
+/// What a consent's hash was checked against.
+#[derive(Debug)]
+pub(crate) struct Checked {
+    pub hash: String,
+    pub version: u32,
+    pub account: String,
+    pub strategy: String,
+    pub inputs: crate::subscription::Inputs,
+}
+
+impl Memory {
+    /// Whether `sub` may trade under `version` ([`Subscription::may_trade`]), remembered.
+    pub(crate) fn consented(&mut self, sub: &Subscription, version: u32) -> bool {
+        let Some(c) = &sub.consent else { return false };
+        if sub.state != crate::subscription::SubState::Active {
+            return false;
+        }
+        if let Some(k) = self.consents.get(&sub.id)
+            && k.hash == c.hash
+            && k.version == version
+            && k.account == sub.account
+            && k.strategy == sub.strategy
+            && k.inputs == sub.inputs
+        {
+            return true;
+        }
+        let ok = sub.may_trade(version);
+        if ok {
+            self.consents.insert(
+                sub.id.clone(),
+                Checked {
+                    hash: c.hash.clone(),
+                    version,
+                    account: sub.account.clone(),
+                    strategy: sub.strategy.clone(),
+                    inputs: sub.inputs.clone(),
+                },
+            );
+        }
+        ok
+    }
 }
 
 impl Memory {
