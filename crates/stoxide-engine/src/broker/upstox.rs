@@ -155,19 +155,6 @@ fn broker_error(e: &ClientError) -> BrokerError {
     }
 }
 
-/// Upstox's exchange name of a segment, for the market-status API.
-fn exchange_of(segment: Segment) -> &'static str {
-    match segment {
-        Segment::NseEq | Segment::NseIndex => "NSE",
-        Segment::NseFo => "NFO",
-        Segment::NcdFo => "CDS",
-        Segment::BseEq | Segment::BseIndex => "BSE",
-        Segment::BseFo => "BFO",
-        Segment::BcdFo => "BCD",
-        Segment::McxFo | Segment::NseCom => "MCX",
-    }
-}
-
 impl Broker for UpstoxBroker {
     fn place<'a>(&'a self, order: &'a OrderRequest) -> BoxFuture<'a, Placement> {
         async move {
@@ -274,7 +261,7 @@ impl Broker for UpstoxBroker {
         async move {
             let status = self
                 .client
-                .market_status(exchange_of(segment))
+                .market_status(segment.order_exchange())
                 .await
                 .map_err(|e| broker_error(&e))?;
             Ok(status.status == "NORMAL_OPEN")
