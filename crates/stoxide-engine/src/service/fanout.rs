@@ -591,8 +591,10 @@ impl Engine {
             let Some(sub) = memory.subscriptions.get(&d.intent.subscription) else {
                 continue;
             };
-            let book = memory.books.get(&sub.id).cloned().unwrap_or_default();
-            let loss = -day_pnl(&book, &self.inner().prices, &self.inner().instruments, today(now));
+            let Some(book) = memory.books.get(&sub.id) else {
+                continue;
+            };
+            let loss = -day_pnl(book, &self.inner().prices, &self.inner().instruments, today(now));
             let record = records::daily_loss_state(sub, loss, now);
             rows.push(record);
         }
