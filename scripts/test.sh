@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace on a fresh machine: installs what the tests need (Debian's
-# Chromium and ChromeDriver for the browser test, a Python venv with the official Upstox SDK),
+# Chromium and ChromeDriver for the browser test, a Python venv with the official Upstox SDK and schemathesis;
+# PostgreSQL and Redis are started when they are not running),
 # checks formatting and lints, runs the Rust tests (the browser test included), a bounded fuzz run,
-# then the official-SDK conformance tests against our simulator. Tests talk to 127.0.0.1 only.
+# then the official-SDK conformance tests against our simulator and schemathesis against the
+# portal API. Tests talk to 127.0.0.1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+# A one-shot run (CI) gains nothing from incremental caches, which double the target's size.
+if [ "${CI:-}" = "true" ]; then export CARGO_INCREMENTAL=0; fi
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -38,6 +42,27 @@ fi
 pg_ready || { echo "PostgreSQL is not reachable on 127.0.0.1:5432; the contract tests need it" >&2; exit 1; }
 echo "PostgreSQL is ready ($STOXIDE_TEST_POSTGRES_URL); each test creates and drops its own database"
 
+step "Redis on 127.0.0.1:6379 for the shared rate-limit budgets (started if it is not running)"
+export STOXIDE_TEST_REDIS_URL="${STOXIDE_TEST_REDIS_URL:-redis://127.0.0.1:6379/0}"
+redis_ready() { (exec 3<>/dev/tcp/127.0.0.1/6379 && printf 'PING\r\n' >&3 && head -c 5 <&3 | grep -q PONG) 2>/dev/null; }
+if ! redis_ready; then
+    if ! command -v redis-server >/dev/null 2>&1; then
+        SUDO=""
+        if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends redis-server
+    fi
+    mkdir -p /tmp/stoxide-redis
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+        --dir /tmp/stoxide-redis --logfile /tmp/stoxide-redis/redis.log || true
+    for _ in $(seq 1 30); do redis_ready && break; sleep 1; done
+fi
+redis_ready || { echo "Redis is not reachable on 127.0.0.1:6379; the shared rate-limit tests need it" >&2; exit 1; }
+echo "Redis is ready ($STOXIDE_TEST_REDIS_URL); each test keeps its keys under a prefix of its own"
+
+step "disk before building"
+df -h "$PWD" 2>/dev/null | tail -n 1 || true
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -57,3 +82,10 @@ done
 
 step "official Python SDK against the simulator"
 STOXIDE_BIN="$CARGO_TARGET_DIR/debug/stoxide" .venv/bin/python -m pytest -q tests/conformance
+
+step "portal API fuzzing: schemathesis against a running stoxide serve (no 5xx, answers match openapi.json)"
+STOXIDE_BIN="$CARGO_TARGET_DIR/debug/stoxide" ./scripts/fuzz-api.sh
+
+step "disk used by this run"
+du -sh "$CARGO_TARGET_DIR" 2>/dev/null || true
+df -h "$CARGO_TARGET_DIR" 2>/dev/null | tail -n 1 || true

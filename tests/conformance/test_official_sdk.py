@@ -148,6 +148,8 @@ def test_orders_v3_v2_book_trades_and_portfolio(api_client):
         disclosed_quantity=0, trigger_price=0, is_amo=False,
     )
     open_id = v2.place_order(limit, V).data.order_id
+    resting = v2.get_order_status(order_id=open_id).data
+    assert resting.status == "open", (resting.status, resting.status_message, low)
     modify = upstox_client.ModifyOrderRequest(
         quantity=1, validity="DAY", price=round(low - 0.05, 2), order_id=open_id,
         order_type="LIMIT", disclosed_quantity=0, trigger_price=0,

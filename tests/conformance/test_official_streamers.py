@@ -84,7 +84,10 @@ def test_portfolio_data_streamer_gets_order_updates(api_client, ws_redirect):
     def on_message(m):
         text = m.decode() if isinstance(m, bytes) else m
         messages.append(json.loads(text))
-        if any(x.get("update_type") == "order" and x.get("status") == "complete" for x in messages):
+        # The order's completion and the position it opens are two messages; wait for both.
+        if any(x.get("update_type") == "order" and x.get("status") == "complete" for x in messages) and any(
+            x.get("update_type") == "position" for x in messages
+        ):
             got.set()
 
     streamer.on("open", lambda: opened.set())

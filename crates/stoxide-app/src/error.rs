@@ -20,6 +20,9 @@ pub enum Error {
     /// An OAuth callback that cannot be believed.
     #[error(transparent)]
     Login(#[from] crate::linking::LoginError),
+    /// A person's own Upstox app that cannot be taken.
+    #[error(transparent)]
+    OwnApp(#[from] crate::linking::OwnAppError),
     /// A token delivery (v3 token request) that cannot be believed.
     #[error(transparent)]
     Delivery(#[from] crate::linking::DeliveryError),

@@ -22,6 +22,21 @@ pub struct LinkApp {
     pub base_url: String,
 }
 
+impl LinkApp {
+    /// An app as the vault keeps it, with its opened secret.
+    fn stored(app: stoxide_vault::AppRecord, secret: SecretString) -> Self {
+        Self {
+            creds: AppCredentials {
+                client_id: app.client_id,
+                client_secret: secret,
+                redirect_uri: app.redirect_uri,
+            },
+            mode: app.mode,
+            base_url: app.base_url,
+        }
+    }
+}
+
 /// An account just linked.
 #[derive(Debug, Clone)]
 pub struct Linked {
@@ -59,18 +74,85 @@ pub async fn find(vault: &Vault, configured: Option<&LinkApp>, callback_path: &s
         if app.redirect_uri.ends_with(callback_path)
             && let Some(secret) = vault.app_secret(&app.client_id).await?
         {
-            return Ok(Some(LinkApp {
-                creds: AppCredentials {
-                    client_id: app.client_id,
-                    client_secret: secret,
-                    redirect_uri: app.redirect_uri,
-                },
-                mode: app.mode,
-                base_url: app.base_url,
-            }));
+            return Ok(Some(LinkApp::stored(app, secret)));
         }
     }
     Ok(None)
+}
+
+/// The app `client_id` names: `configured` when it is that one, else an app in the vault with
+/// its secret (a client's own app, or one linked before).
+///
+/// # Errors
+/// Vault errors.
+pub async fn app_by_id(vault: &Vault, configured: Option<&LinkApp>, client_id: &str) -> Result<Option<LinkApp>> {
+    if let Some(app) = configured.filter(|a| a.creds.client_id == client_id) {
+        return Ok(Some(app.clone()));
+    }
+    let Some(app) = vault.apps().await?.into_iter().find(|a| a.client_id == client_id) else {
+        return Ok(None);
+    };
+    Ok(vault
+        .app_secret(client_id)
+        .await?
+        .map(|secret| LinkApp::stored(app, secret)))
+}
+
+/// Why a person's own Upstox app (individual mode) is not taken. Nothing was stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OwnAppError {
+    #[error("the API key (client id) is missing or has spaces in it")]
+    ClientId,
+    #[error("the API secret is missing")]
+    Secret,
+    #[error("the redirect URI {0:?} is not this server's callback: set it to {1} in your Upstox app, and here")]
+    RedirectUri(String, String),
+    #[error("that app is already registered here with another secret: check the secret, or ask the operator")]
+    Taken,
+}
+
+/// Takes a person's own Upstox app (individual mode): its secret sealed in the vault, its
+/// redirect URI this server's `callback` (the URL Upstox sends the browser back to). An app
+/// already registered here is reused only with the same secret, so nobody replaces another's.
+///
+/// # Errors
+/// [`OwnAppError`] in [`crate::Error::OwnApp`]; vault errors.
+pub async fn own_app(vault: &Vault, creds: AppCredentials, callback: &str, base_url: &str) -> Result<LinkApp> {
+    use secrecy::ExposeSecret;
+    let id = creds.client_id.trim();
+    if id.is_empty() || id.chars().any(char::is_whitespace) {
+        return Err(OwnAppError::ClientId.into());
+    }
+    if creds.client_secret.expose_secret().trim().is_empty() {
+        return Err(OwnAppError::Secret.into());
+    }
+    let redirect = creds.redirect_uri.trim();
+    if redirect != callback {
+        return Err(OwnAppError::RedirectUri(redirect.to_owned(), callback.to_owned()).into());
+    }
+    if let Some(existing) = vault.app_secret(id).await? {
+        let same: bool = sha2_eq(existing.expose_secret(), creds.client_secret.expose_secret().trim());
+        if !same {
+            return Err(OwnAppError::Taken.into());
+        }
+    }
+    let app = LinkApp {
+        creds: AppCredentials {
+            client_id: id.to_owned(),
+            client_secret: SecretString::from(creds.client_secret.expose_secret().trim().to_owned()),
+            redirect_uri: redirect.to_owned(),
+        },
+        mode: AppMode::Individual,
+        base_url: base_url.to_owned(),
+    };
+    remember(vault, &app, true).await?;
+    Ok(app)
+}
+
+/// Whether two secrets are equal, compared as digests (the time taken says nothing of them).
+fn sha2_eq(a: &str, b: &str) -> bool {
+    use sha2::Digest;
+    sha2::Sha256::digest(a.as_bytes()) == sha2::Sha256::digest(b.as_bytes())
 }
 
 /// Why an OAuth callback is refused. Nothing was exchanged or stored.
@@ -105,6 +187,11 @@ pub type CallbackQuery = HashMap<String, String>;
 impl Logins {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The app (client id) the callback's `state` was issued for, if this process issued it.
+    pub fn app_of(&self, query: &CallbackQuery) -> Option<String> {
+        query.get("state").and_then(|s| self.states.client_of(s))
     }
 
     /// Starts a login with `app` for `owner` (a browser session's id, or the command waiting

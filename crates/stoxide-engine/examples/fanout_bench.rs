@@ -2,8 +2,9 @@
 //! today. Figures go to BENCHMARKS.md; nothing here passes or fails.
 //!
 //! `cargo run --release -p stoxide-engine --example fanout_bench -- [users] [latency_ms]`
-//! (defaults 150 and 30), and `… -- scale [users]` (default 10000, three subscriptions each,
-//! the paper broker, no latency) for allocation + risk at scale and memory per user.
+//! (defaults 150 and 30), and `… -- scale [users] [dry_runs]` (default 10000 users, three
+//! subscriptions each, the paper broker, no latency; each kind of decision measured over
+//! `dry_runs` previews, default 15) for allocation + risk at scale and memory per user.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -130,7 +131,8 @@ async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("scale") {
         let users = args.get(1).and_then(|v| v.parse().ok()).unwrap_or(10_000);
-        scale(users).await;
+        let previews = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(15);
+        scale(users, previews).await;
     } else {
         let users = args.first().and_then(|v| v.parse().ok()).unwrap_or(150);
         let latency = args.get(1).and_then(|v| v.parse().ok()).unwrap_or(30);
@@ -279,7 +281,7 @@ async fn fanout(users: usize, latency: u64) {
 
 /// `users` users × 3 subscriptions on the paper broker: allocation + risk for one signal, the
 /// whole fan-out, and memory per user.
-async fn scale(users: usize) {
+async fn scale(users: usize, previews: usize) {
     let dir = tempfile::tempdir().expect("tmp");
     let vault = Vault::open(&VaultConfig::sqlite(dir.path())).await.expect("vault");
     let desk = Desk::new(vault.clone());
@@ -331,7 +333,63 @@ async fn scale(users: usize) {
         "users {users} × 3 subscriptions (paper broker); setup (links, subscriptions, consents) {:.1} s",
         setup.as_secs_f64()
     );
-    for (id, action) in [("x-1", Action::EnterLong), ("x-2", Action::Exit)] {
+    // Each phase: `previews` dry runs (allocation + risk with nothing sent, so the same state is
+    // measured again and again), then, where the phase moves the books, one real signal through
+    // to its last fill.
+    type Phase<'a> = (&'a str, Action, Option<(&'a str, Action)>);
+    let phases: [Phase<'_>; 4] = [
+        (
+            "entry, no position yet",
+            Action::EnterLong,
+            Some(("x-1", Action::EnterLong)),
+        ),
+        ("exit of the position every subscription holds", Action::Exit, None),
+        (
+            "reversal (long to short: the whole gate, a position held)",
+            Action::EnterShort,
+            Some(("x-2", Action::Exit)),
+        ),
+        (
+            "entry again, flat books with the day's realised P&L",
+            Action::EnterLong,
+            None,
+        ),
+    ];
+    let mut n = 0;
+    for (what, action, real) in phases {
+        let mut cpu = Vec::with_capacity(previews);
+        let mut wall = Vec::with_capacity(previews);
+        let mut decided = 0;
+        for _ in 0..previews {
+            n += 1;
+            let report = engine
+                .preview(&signal("s0", &format!("p-{n}"), action))
+                .await
+                .expect("preview");
+            let t = report.timings.expect("timings");
+            decided = report.intents.len();
+            wall.push(t.decide_us);
+            if let Some(c) = t.decide_cpu_us {
+                cpu.push(c);
+            }
+        }
+        cpu.sort_unstable();
+        wall.sort_unstable();
+        let stat = |v: &[u64]| match (v.first(), v.last()) {
+            (Some(lo), Some(hi)) => format!(
+                "median {:.2} ms (min {:.2}, max {:.2})",
+                v[v.len() / 2] as f64 / 1000.0,
+                *lo as f64 / 1000.0,
+                *hi as f64 / 1000.0
+            ),
+            _ => "-".to_owned(),
+        };
+        println!(
+            "decide, {what}: {decided} subscriptions, {previews} dry runs: CPU {}; wall {}",
+            stat(&cpu),
+            stat(&wall)
+        );
+        let Some((id, action)) = real else { continue };
         let t = Instant::now();
         let report = engine.submit(signal("s0", id, action), "bench").await.expect("submit");
         let settled = engine
@@ -341,10 +399,12 @@ async fn scale(users: usize) {
         let total = t.elapsed();
         let timings = report.timings.expect("timings");
         println!(
-            "signal {id}: decide (allocation + risk, {} subscriptions) {:.2} ms; warm {:.1} ms; commit {:.1} ms; \
+            "signal {id} ({action:?}): decide {:.2} ms ({} ms CPU); warm {:.1} ms; commit {:.1} ms; \
              whole fan-out to the last fill {:.1} ms; settled {}/{}",
-            report.intents.len(),
             timings.decide_us as f64 / 1000.0,
+            timings
+                .decide_cpu_us
+                .map_or("?".to_owned(), |c| format!("{:.2}", c as f64 / 1000.0)),
             timings.warm_us as f64 / 1000.0,
             timings.commit_us as f64 / 1000.0,
             ms(total),

@@ -33,11 +33,18 @@ pub struct OrderPlan {
     pub target: i64,
 }
 
+impl OrderPlan {
+    /// The units it moves the position by (signed: a sell is negative).
+    pub fn signed_units(&self) -> i64 {
+        self.side.sign() * i64::try_from(self.quantity).unwrap_or(i64::MAX)
+    }
+}
+
 /// Why a subscription does nothing for a signal.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[serde(tag = "skipped", rename_all = "snake_case")]
 pub enum Skip {
-    #[error("the subscription is {state:?}, not active")]
+    #[error("the subscription is {}, not active", state.words())]
     NotActive { state: SubState },
     #[error("the subscription's consent does not cover its current inputs or the strategy's version")]
     NoConsent,

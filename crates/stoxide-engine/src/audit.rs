@@ -3,6 +3,7 @@
 //! number and hash) is kept apart from the records and moves with every append, which is what
 //! tells a truncation from a short log. Bodies are JSON text, hashed as stored.
 
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
@@ -134,6 +135,51 @@ pub fn verify(entries: &[Entry], head: Option<&Head>) -> Result<u64, Tamper> {
     }
 }
 
+/// The IST calendar day `date` as [start, end] in UTC (an export "per day" means the Indian day).
+pub fn ist_day(date: NaiveDate) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    let start = date
+        .and_hms_opt(0, 0, 0)?
+        .and_local_timezone(upstox_types::IST)
+        .single()?
+        .with_timezone(&Utc);
+    Some((
+        start,
+        start + chrono::Duration::days(1) - chrono::Duration::milliseconds(1),
+    ))
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+/// Records as CSV (RFC 4180 quoting): `seq,at,kind,user,body,prev,hash`, `at` in RFC 3339 UTC;
+/// the hashes let anyone re-check the chain from the file.
+pub fn csv(rows: &[Entry]) -> String {
+    let mut out = String::from("seq,at,kind,user,body,prev,hash\n");
+    for r in rows {
+        let at = Utc
+            .timestamp_millis_opt(r.at_ms)
+            .single()
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{}\n",
+            r.seq,
+            at,
+            csv_field(&r.kind),
+            csv_field(&r.user),
+            csv_field(&r.body),
+            r.prev,
+            r.hash
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,5 +239,20 @@ mod tests {
             hash: GENESIS.into(),
         };
         assert_eq!(verify(&e, Some(&forged)), Err(Tamper::HeadMismatch));
+    }
+
+    #[test]
+    fn csv_quotes_what_needs_quoting_and_keeps_the_hashes() {
+        let e = next(None, 0, "consent", "SIM001", r#"{"a":"x, \"y\""}"#.into());
+        let text = csv(std::slice::from_ref(&e));
+        let mut lines = text.lines();
+        assert_eq!(lines.next(), Some("seq,at,kind,user,body,prev,hash"));
+        let row = lines.next().expect("row");
+        assert!(row.starts_with("1,1970-01-01T00:00:00+00:00,consent,SIM001,"), "{row}");
+        assert!(row.contains(r#""{""a"":""x, \""y\""""}""#), "{row}");
+        assert!(row.ends_with(&format!("{GENESIS},{}", e.hash)), "{row}");
+        let (from, to) = ist_day(NaiveDate::from_ymd_opt(2026, 12, 2).expect("date")).expect("day");
+        assert_eq!(from.to_rfc3339(), "2026-12-01T18:30:00+00:00");
+        assert_eq!((to - from).num_milliseconds(), 86_400_000 - 1);
     }
 }

@@ -30,6 +30,13 @@ pub enum SignalSource {
     External,
 }
 
+/// A catalog file: `[[strategy]]` tables (TOML, as `examples/strategies.toml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogFile {
+    pub strategy: Vec<Strategy>,
+}
+
 /// Bounds on what a subscriber may set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InputBounds {

@@ -36,6 +36,13 @@ pub mod strategies;
 pub mod subscription;
 
 pub use error::{Error, Result};
+
+/// What `stoxide engine run` writes beside the vault so others can reach it: its address
+/// (`{"url": …}`) and the control token its `POST /kill` needs (owner-only).
+pub mod control_files {
+    pub const ENGINE_FILE: &str = "engine.json";
+    pub const TOKEN_FILE: &str = "engine.token";
+}
 pub use service::{
     Engine, EngineConfig, EngineParts, Instrument, IntentSummary, Kill, KillReport, LaneHealth, PriceTick,
     SignalOutcome, SignalProgress, SignalReport, Summary, Timings, built_in,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use upstox_client::{InstrumentMaster, UpstoxClient};
-use upstox_types::{InstrumentKey, Segment};
+use upstox_types::InstrumentKey;
 
 use crate::allocation::InstrumentInfo;
 use crate::broker::paper::Prices;
@@ -46,7 +46,7 @@ pub fn instruments(master: &InstrumentMaster, strategies: &[Strategy]) -> Result
                         lot_size,
                         freeze_quantity: freeze,
                     },
-                    multiplier: if key.segment() == Segment::McxFo { lot_size } else { 1 },
+                    multiplier: if key.segment().quantity_in_lots() { lot_size } else { 1 },
                 },
             );
         }

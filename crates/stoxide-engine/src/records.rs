@@ -49,7 +49,7 @@ pub(crate) fn strategy_of(row: &StrategyRow) -> Result<Strategy> {
     parse("strategy", &row.id, &row.definition)
 }
 
-fn sub_state_str(s: SubState) -> &'static str {
+pub(crate) fn sub_state_str(s: SubState) -> &'static str {
     match s {
         SubState::AwaitingConsent => "awaiting_consent",
         SubState::Active => "active",

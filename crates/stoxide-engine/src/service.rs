@@ -170,6 +170,9 @@ pub(crate) struct Inner {
     memory: Mutex<Memory>,
     lanes: Mutex<HashMap<String, lane::Lane>>,
     progress: Mutex<HashMap<(String, String), Progress>>,
+    /// Signals being taken right now, by (strategy, id): the same signal arriving again meanwhile
+    /// is a duplicate at once, so one signal is decided and committed once.
+    taking: Mutex<std::collections::HashSet<(String, String)>>,
     last_signal: Mutex<Option<(String, String)>>,
     changed: Notify,
     counters: Mutex<Counters>,
@@ -237,6 +240,7 @@ impl Engine {
             memory: Mutex::new(Memory::default()),
             lanes: Mutex::default(),
             progress: Mutex::default(),
+            taking: Mutex::default(),
             last_signal: Mutex::default(),
             changed: Notify::new(),
             counters: Mutex::default(),
@@ -269,19 +273,16 @@ impl Engine {
     async fn load_books(&self, now: DateTime<Utc>) -> Result<()> {
         let positions = self.inner.store.positions().await?;
         let counts = self.inner.store.orders_since(day_start_ms(now)).await?;
-        let mut memory = self.inner.memory.lock();
+        let mut guard = self.inner.memory.lock();
+        let memory = &mut *guard;
         for row in &positions {
             let (key, pos) = records::position_of(row)?;
-            memory
-                .books
-                .entry(row.subscription.clone())
-                .or_default()
-                .positions
-                .insert(key, pos);
+            let id = memory.instrument_ids.id(&key);
+            memory.books.entry(&row.subscription).positions.insert(id, &key, pos);
         }
         let day = today(now);
         for (sub, n) in counts {
-            let book = memory.books.entry(sub).or_default();
+            let book = memory.books.entry(&sub);
             book.orders_day = Some(day);
             book.orders_today = u32::try_from(n).unwrap_or(u32::MAX);
         }
@@ -293,13 +294,21 @@ impl Engine {
         let subs = self.inner.store.subscriptions().await?;
         let states = self.inner.store.trading_states().await?;
         let accounts = self.inner.vault.accounts().await?;
+        let versions: state::Map<String, u32> = self
+            .inner
+            .store
+            .strategies()
+            .await?
+            .iter()
+            .map(|row| records::strategy_of(row).map(|s| (s.id, s.version)))
+            .collect::<Result<_>>()?;
         let now = Utc::now();
         let states: Vec<StateRecord> = states.iter().map(records::state_of).collect::<Result<_>>()?;
         let subs: Vec<_> = subs.iter().map(records::subscription_of).collect::<Result<_>>()?;
         let mut logged_in = Vec::new();
         {
             let mut memory = self.inner.memory.lock();
-            let accounts: HashMap<String, stoxide_vault::Account> =
+            let accounts: state::Map<String, stoxide_vault::Account> =
                 accounts.into_iter().map(|a| (a.id.clone(), a)).collect();
             for s in subs {
                 // A subscription waiting for a login whose account has a fresh token resumes.
@@ -310,14 +319,25 @@ impl Engine {
                         logged_in.push(s.clone());
                     }
                 }
-                memory.subscriptions.insert(s.id.clone(), s);
+                if memory.subscriptions.get(&s.id) != Some(&s) {
+                    memory.subscriptions.insert(s.id.clone(), s);
+                    memory.changed();
+                }
             }
             memory.accounts = accounts;
             memory.states = States::from_records(states, today(now));
+            // Rosters (and the consents' checks: JSON of the inputs and SHA-256) are made here,
+            // when subscriptions are read, and again only after a change: a signal's decisions
+            // find them ready.
+            for (id, &version) in &versions {
+                let roster = memory.take_roster(id, version);
+                memory.put_roster(id, roster);
+            }
         }
-        for mut s in logged_in {
-            s.logged_in();
-            self.save_subscription(&s, "logged_in", serde_json::json!({"state": s.state}))
+        for before in logged_in {
+            let mut after = before.clone();
+            after.logged_in();
+            self.change_state(&before, &after, "logged_in", serde_json::json!({"state": after.state}))
                 .await?;
         }
         Ok(())
@@ -338,28 +358,49 @@ impl Engine {
         }
     }
 
-    /// Writes a subscription's new state with its audit record, and keeps it in memory.
-    pub(crate) async fn save_subscription(
+    /// Writes a subscription's move from `before`'s state to `after`'s with its audit record, and
+    /// keeps it in memory — only if the stored subscription is still in `before`'s state: a
+    /// change made meanwhile elsewhere (the desk's new inputs, a pause) stands, and the next
+    /// refresh reads it. Whether it was written.
+    pub(crate) async fn change_state(
         &self,
-        s: &crate::subscription::Subscription,
+        before: &crate::subscription::Subscription,
+        after: &crate::subscription::Subscription,
         kind: &str,
         body: serde_json::Value,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let now = Utc::now();
         let mut body = body;
         if let Some(o) = body.as_object_mut() {
-            o.insert("subscription".into(), s.id.clone().into());
+            o.insert("subscription".into(), after.id.clone().into());
         }
-        self.inner
+        let outcome = self
+            .inner
             .journal
             .write(EngineWrite {
-                subscriptions: vec![records::subscription_row(s, now)],
-                audit: vec![records::draft(now, kind, &s.account, &body)],
+                state_change: Some(stoxide_store::StateChange {
+                    id: after.id.clone(),
+                    from: records::sub_state_str(before.state).to_owned(),
+                    to: records::sub_state_str(after.state).to_owned(),
+                    updated_at: now.timestamp_millis(),
+                }),
+                audit: vec![records::draft(now, kind, &after.account, &body)],
                 ..EngineWrite::default()
             })
             .await?;
-        self.inner.memory.lock().subscriptions.insert(s.id.clone(), s.clone());
-        Ok(())
+        if !outcome.applied {
+            tracing::info!(subscription = %after.id, kind, "the subscription changed meanwhile; its new record stands");
+            return Ok(false);
+        }
+        let mut memory = self.inner.memory.lock();
+        let current = memory.subscriptions.get(&after.id);
+        if current.is_none_or(|c| c.state == before.state) {
+            let mut s = current.cloned().unwrap_or_else(|| after.clone());
+            s.state = after.state;
+            memory.subscriptions.insert(s.id.clone(), s);
+            memory.changed();
+        }
+        Ok(true)
     }
 
     /// Every unfinished intent goes back to its user's lane, to be looked up by tag.
@@ -370,6 +411,7 @@ impl Engine {
         }
         for row in rows {
             let intent = records::intent_of(&row)?;
+            self.inner.memory.lock().in_flight(&intent, true);
             self.lane(&intent.account).recover(intent).await;
         }
         Ok(())
@@ -539,7 +581,7 @@ impl Engine {
 impl Memory {
     fn token_valid_in(
         &self,
-        accounts: &HashMap<String, stoxide_vault::Account>,
+        accounts: &state::Map<String, stoxide_vault::Account>,
         account: &str,
         now: DateTime<Utc>,
     ) -> bool {

@@ -50,6 +50,10 @@ pub enum Refusal {
     UnknownStrategy(String),
     #[error("{0} is not an instrument this strategy trades")]
     NotTraded(String),
+    #[error(
+        "{0} is not loaded in this engine: the instrument master could not be read when it started (no linked account with a token); link one (`stoxide login --account ID`) and restart the engine"
+    )]
+    NotLoaded(String),
     #[error("the signal is not signed (X-Stoxide-Timestamp and X-Stoxide-Signature are required)")]
     Unsigned,
     #[error("the signal's signature does not match its body and timestamp")]

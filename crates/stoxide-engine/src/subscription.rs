@@ -54,6 +54,19 @@ pub enum SubState {
     Stopped,
 }
 
+impl SubState {
+    /// The state in plain words.
+    pub const fn words(self) -> &'static str {
+        match self {
+            Self::AwaitingConsent => "awaiting consent",
+            Self::Active => "active",
+            Self::Paused => "paused",
+            Self::NeedsLogin => "waiting for a new Upstox login",
+            Self::Stopped => "stopped",
+        }
+    }
+}
+
 /// What a user agreed to, and when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Consent {

@@ -116,6 +116,11 @@ impl AdminStore {
         if username.trim().is_empty() {
             return Err(Error::BadRequest("the admin user name is empty".into()));
         }
+        if username.starts_with(PERSON_PREFIX) {
+            return Err(Error::BadRequest(format!(
+                "the admin user name may not start with {PERSON_PREFIX:?}"
+            )));
+        }
         let hash = Argon2::default()
             .hash_password(password.as_bytes())
             .map_err(|e| Error::Internal(format!("argon2: {e}")))?
@@ -186,6 +191,20 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+const PUBLIC_ID_LEN: usize = 16;
+
+/// One live session as its owner sees it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SessionInfo {
+    pub id: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub expires_at: i64,
+}
+
+/// Session users that are portal people (`person:<id>`), not the dashboard's admin.
+pub const PERSON_PREFIX: &str = "person:";
+
 /// Signed-in browsers, in the store (they survive a restart). Only hashes of the session ids
 /// are stored.
 #[derive(Debug, Clone)]
@@ -204,6 +223,14 @@ impl Sessions {
     /// # Errors
     /// Store errors.
     pub async fn create(&self, user: &str) -> Result<String> {
+        self.create_for(user, SESSION_TTL).await
+    }
+
+    /// Starts a session that lasts `ttl`; answers its id.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn create_for(&self, user: &str, ttl: Duration) -> Result<String> {
         let id = random_hex();
         let now = now_ms();
         self.store.prune_sessions(now).await.map_err(store_error)?;
@@ -212,7 +239,7 @@ impl Sessions {
                 id_hash: id_hash(&id),
                 username: user.to_owned(),
                 created_at: now,
-                expires_at: now + SESSION_TTL.as_millis() as i64,
+                expires_at: now + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2),
                 last_seen_at: now,
                 flash: None,
             })
@@ -240,6 +267,44 @@ impl Sessions {
     pub async fn remove(&self, id: &str) -> Result<()> {
         self.store.delete_session(&id_hash(id)).await.map_err(store_error)?;
         Ok(())
+    }
+
+    /// `user`'s live sessions, newest first: (public id, created, last seen, expires), the
+    /// public id being a prefix of the stored hash (it cannot be turned back into a session).
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn list(&self, user: &str) -> Result<Vec<SessionInfo>> {
+        let rows = self.store.sessions_of(user, now_ms()).await.map_err(store_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| SessionInfo {
+                id: r.id_hash[..PUBLIC_ID_LEN].to_owned(),
+                created_at: r.created_at,
+                last_seen_at: r.last_seen_at,
+                expires_at: r.expires_at,
+            })
+            .collect())
+    }
+
+    /// The public id of the session with this (secret) id.
+    pub fn public_id(id: &str) -> String {
+        id_hash(id)[..PUBLIC_ID_LEN].to_owned()
+    }
+
+    /// Ends `user`'s session with this public id; false when `user` has none such.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn revoke(&self, user: &str, public_id: &str) -> Result<bool> {
+        let rows = self.store.sessions_of(user, now_ms()).await.map_err(store_error)?;
+        match rows
+            .iter()
+            .find(|r| r.id_hash.starts_with(public_id) && public_id.len() == PUBLIC_ID_LEN)
+        {
+            Some(r) => self.store.delete_session(&r.id_hash).await.map_err(store_error),
+            None => Ok(false),
+        }
     }
 
     /// Leaves a message for the session's next page.
@@ -293,7 +358,8 @@ impl FromRequestParts<AppState> for Signed {
         let id = cookie(&parts.headers, SESSION_COOKIE);
         let found = match id {
             Some(id) => match state.sessions.get(&id).await {
-                Ok(s) => s.map(|s| (id, s)),
+                // A portal person's session never opens the admin dashboard.
+                Ok(s) => s.filter(|s| !s.user.starts_with(PERSON_PREFIX)).map(|s| (id, s)),
                 Err(e) => return Err(e.into_response()),
             },
             None => None,

@@ -61,6 +61,8 @@ fn refusal_status(r: &Refusal) -> StatusCode {
         Refusal::Malformed(_) => StatusCode::BAD_REQUEST,
         Refusal::Unsigned | Refusal::BadSignature | Refusal::Stale { .. } => StatusCode::UNAUTHORIZED,
         Refusal::UnknownStrategy(_) | Refusal::NotTraded(_) => StatusCode::NOT_FOUND,
+        // The engine's own state, not the sender's mistake: a retry after the fix succeeds.
+        Refusal::NotLoaded(_) => StatusCode::SERVICE_UNAVAILABLE,
         Refusal::Duplicate(_) => StatusCode::CONFLICT,
     }
 }
@@ -124,6 +126,15 @@ async fn signals(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) -
 }
 
 async fn progress(State(api): State<Arc<Api>>, Path((strategy, id)): Path<(String, String)>) -> Response {
+    // Once every order ended, what the lanes recorded of them is committed before the answer
+    // says so: a reader of the store after "settled" finds the final states.
+    if api
+        .engine
+        .progress(&strategy, &id)
+        .is_some_and(|p| p.settled >= p.orders)
+    {
+        let _ = api.engine.flush().await;
+    }
     match api.engine.progress(&strategy, &id) {
         Some(p) => Json(p).into_response(),
         None => problem(

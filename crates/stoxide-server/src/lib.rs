@@ -13,6 +13,10 @@
 //! - Prometheus metrics at `/metrics` ([`metrics`]): ticks, reconnects, REST calls, rate-limit
 //!   waits — no account data.
 //!
+//! - The portal's JSON API ([`portal_api`], `/api/v1`): operators and clients sign in, each sees
+//!   only their own accounts, subscriptions, orders, positions and audit records (404 for anyone
+//!   else's); described at `/api/v1/openapi.json`.
+//!
 //! - The engine's HTTP face ([`engine_api`]): signed signals, progress, health, metrics, the
 //!   kill switch.
 //!
@@ -20,11 +24,15 @@
 //! browser test runs when `STOXIDE_BROWSER_TESTS=1` (set by `scripts/test.sh`).
 
 pub mod auth;
+mod chart;
 pub mod engine_api;
 mod error;
 pub mod hub;
 pub mod metrics;
 mod pages;
+pub mod portal_api;
+mod portal_forms;
+mod portal_pages;
 mod words;
 
 use std::path::PathBuf;
@@ -57,6 +65,8 @@ pub struct ServerConfig {
     pub app: Option<LinkApp>,
     /// Instruments shown from the start.
     pub instruments: Vec<String>,
+    /// Portal operators act only with two-factor sign-in (off only for a throwaway demo).
+    pub operator_two_factor: bool,
 }
 
 /// Shared by every request.
@@ -66,6 +76,10 @@ pub struct Shared {
     pub vault: stoxide_vault::Vault,
     pub admin: Arc<auth::AdminStore>,
     pub sessions: auth::Sessions,
+    /// The portal's people (operators and clients) and their scoped views.
+    pub people: stoxide_people::People,
+    /// The portal's use cases (subscribe, consent, inputs, kill switch), scoped per person.
+    pub portal: stoxide_portal::Portal,
     pub hub: Arc<hub::StreamHub>,
     pub metrics: Arc<metrics::Metrics>,
     /// Logins started from this dashboard, each tied to the browser session that started it.
@@ -100,8 +114,13 @@ impl Shared {
             let status = call.status.map_or_else(|| "no answer".to_owned(), |s| s.to_string());
             observed.rest_call(&metrics::endpoint_label(call.method, call.path), &status);
         }));
+        let people = stoxide_people::People::new(vault.store().clone(), stoxide_people::Limits::default())
+            .with_operator_two_factor(config.operator_two_factor);
+        let portal = stoxide_portal::Portal::new(people.clone(), vault.clone());
         Ok(Arc::new(Self {
             config,
+            people,
+            portal,
             sessions: auth::Sessions::new(vault.store().clone()),
             vault,
             admin,
@@ -177,6 +196,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(pages::healthz))
         .route("/static/app.js", get(static_js))
         .route("/static/app.css", get(static_css))
+        .merge(portal_api::router())
+        .merge(portal_pages::router())
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
 }
@@ -190,9 +211,9 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let result = axum::serve(listener, router(state.clone()))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    // The peer's address reaches the handlers (sign-in is throttled per address).
+    let app = router(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     state.hub.stop().await;
     result
 }

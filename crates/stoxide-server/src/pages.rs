@@ -81,7 +81,7 @@ fn login_response(status: StatusCode, error: Option<String>) -> Response {
 /// `GET /login`.
 pub(crate) async fn login_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Some(id) = cookie(&headers, SESSION_COOKIE)
-        && matches!(state.sessions.get(&id).await, Ok(Some(_)))
+        && matches!(state.sessions.get(&id).await, Ok(Some(s)) if !s.user.starts_with(crate::auth::PERSON_PREFIX))
     {
         return see_other("/");
     }
@@ -244,12 +244,28 @@ pub(crate) async fn refresh(
     link(state, who, form).await
 }
 
-/// `GET /oauth/callback`: the state must be one this server issued to this browser's session.
+/// `GET /oauth/callback`: the state must be one this server issued to this browser's session —
+/// the admin dashboard's, or a portal person's (whose account it then links to them).
 pub(crate) async fn oauth_callback(
     State(state): State<AppState>,
-    who: Signed,
+    headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response> {
+    let admin = match cookie(&headers, SESSION_COOKIE) {
+        Some(id) => state
+            .sessions
+            .get(&id)
+            .await?
+            .filter(|s| !s.user.starts_with(crate::auth::PERSON_PREFIX))
+            .map(|session| Signed { id, session }),
+        None => None,
+    };
+    let Some(who) = admin else {
+        if let Some((id, _, person)) = crate::portal_pages::portal_session(&state, &headers).await {
+            return Ok(crate::portal_pages::callback(&state, &id, &person, &q).await);
+        }
+        return Ok(see_other("/login"));
+    };
     let app = link_app(&state)
         .await?
         .ok_or_else(|| Error::BadRequest("the app of this login is no longer configured".into()))?;
@@ -358,21 +374,13 @@ pub(crate) async fn add_instrument(
     home_with(&state, &who, format!("Added {}.", form.key.trim())).await
 }
 
-/// `GET /instruments/search?q=`: the instrument master (downloaded once from the first
-/// account's base URL) searched by symbol and name.
-pub(crate) async fn search(
-    State(state): State<AppState>,
-    _who: Signed,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Response> {
-    let text = q.get("q").map(|s| s.trim().to_owned()).unwrap_or_default();
-    if text.len() < 2 {
-        return Ok(axum::Json(Vec::<serde_json::Value>::new()).into_response());
-    }
-    let master = state
+/// The instrument master, downloaded once from the first account's Upstox host (or the
+/// configured app's) and kept.
+pub(crate) async fn instrument_master(state: &AppState) -> Result<&upstox_client::InstrumentMaster> {
+    state
         .instruments
         .get_or_try_init(|| async {
-            let vault = vault_of(&state);
+            let vault = vault_of(state);
             let base = vault
                 .accounts()
                 .await?
@@ -391,7 +399,21 @@ pub(crate) async fn search(
                 .map_err(|e| Error::Internal(e.to_string()))?;
             Ok::<_, Error>(m)
         })
-        .await?;
+        .await
+}
+
+/// `GET /instruments/search?q=`: the instrument master (downloaded once from the first
+/// account's base URL) searched by symbol and name.
+pub(crate) async fn search(
+    State(state): State<AppState>,
+    _who: Signed,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response> {
+    let text = q.get("q").map(|s| s.trim().to_owned()).unwrap_or_default();
+    if text.len() < 2 {
+        return Ok(axum::Json(Vec::<serde_json::Value>::new()).into_response());
+    }
+    let master = instrument_master(&state).await?;
     let hits: Vec<serde_json::Value> = master
         .search(&text, 20)
         .into_iter()

@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::{Store, with_pool};
 
 mod write;
-pub use write::{AuditDraft, Chain, EngineWrite, IntentUpdate, WriteOutcome};
+pub use write::{AuditDraft, Chain, EngineWrite, IntentUpdate, StateChange, WriteOutcome};
 
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct StrategyRow {
@@ -233,6 +233,19 @@ impl Store {
             .fetch_optional(p)
             .await?),
         )
+    }
+
+    /// The latest signals received (accepted or refused), newest first.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn recent_signals(&self, limit: i64) -> Result<Vec<SignalRow>> {
+        Ok(with_pool!(&self.pool, p => sqlx::query_as(
+            "SELECT * FROM signals ORDER BY received_at DESC, strategy, id LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(p)
+        .await?))
     }
 
     /// Writes an intent before its order is sent; false when its tag exists (the same signal

@@ -1,5 +1,6 @@
 //! `stoxide-store`: the one interface to what stoxide keeps — apps, accounts and their sealed
-//! tokens, dashboard sessions, and (to come) users, subscriptions, orders and audit — over two
+//! tokens, dashboard sessions, the portal's people and invitations, and the engine's
+//! strategies, subscriptions, intents, positions and audit — over two
 //! real backends: SQLite in the data directory (the embedded default) and PostgreSQL
 //! (`STOXIDE_DATABASE_URL=postgres://…`) for nodes that share one database.
 //!
@@ -22,6 +23,8 @@ mod engine;
 mod error;
 mod location;
 pub mod lock;
+mod notifications;
+mod people;
 mod postgres;
 mod sessions;
 mod sqlite;
@@ -31,11 +34,13 @@ use sqlx::postgres::{PgPool, Postgres};
 use sqlx::sqlite::{Sqlite, SqlitePool};
 
 pub use engine::{
-    AuditDraft, AuditHead, AuditRow, Chain, EngineWrite, IntentRow, IntentUpdate, PositionRow, SignalRow, StrategyRow,
-    SubscriptionRow, TERMINAL_INTENT_STATES, TradingStateRow, WriteOutcome,
+    AuditDraft, AuditHead, AuditRow, Chain, EngineWrite, IntentRow, IntentUpdate, PositionRow, SignalRow, StateChange,
+    StrategyRow, SubscriptionRow, TERMINAL_INTENT_STATES, TradingStateRow, WriteOutcome,
 };
 pub use error::{Error, Result};
 pub use location::{DATABASE_URL_ENV, Location, SQLITE_FILE};
+pub use notifications::NotificationSettingsRow;
+pub use people::{InvitationRow, PersonRow};
 pub use sessions::SessionRow;
 pub use sqlite::{create_private_dir, sync_dir};
 pub use vault::{AccountRow, AppRow, SealedCell, SealedField, TokenRow};

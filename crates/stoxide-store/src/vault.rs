@@ -58,6 +58,8 @@ pub enum SealedField {
     ExtendedToken,
     /// The secret an external strategy signs its signals with.
     SigningSecret,
+    /// A portal person's TOTP (two-factor) secret.
+    TotpSecret,
 }
 
 impl SealedField {
@@ -67,6 +69,7 @@ impl SealedField {
             Self::AppSecret => "apps",
             Self::AccessToken | Self::ExtendedToken => "accounts",
             Self::SigningSecret => "signing_secrets",
+            Self::TotpSecret => "people",
         }
     }
 
@@ -76,6 +79,7 @@ impl SealedField {
             Self::AppSecret | Self::SigningSecret => "secret",
             Self::AccessToken => "access_token",
             Self::ExtendedToken => "extended_token",
+            Self::TotpSecret => "totp_sealed",
         }
     }
 
@@ -85,6 +89,7 @@ impl SealedField {
             Self::AccessToken => "SELECT access_token FROM accounts WHERE id = $1",
             Self::ExtendedToken => "SELECT extended_token FROM accounts WHERE id = $1",
             Self::SigningSecret => "SELECT secret FROM signing_secrets WHERE strategy = $1",
+            Self::TotpSecret => "SELECT totp_sealed FROM people WHERE id = $1",
         }
     }
 
@@ -94,6 +99,7 @@ impl SealedField {
             Self::AccessToken => "UPDATE accounts SET access_token = $1 WHERE id = $2",
             Self::ExtendedToken => "UPDATE accounts SET extended_token = $1 WHERE id = $2",
             Self::SigningSecret => "UPDATE signing_secrets SET secret = $1 WHERE strategy = $2",
+            Self::TotpSecret => "UPDATE people SET totp_sealed = $1 WHERE id = $2",
         }
     }
 }
@@ -110,7 +116,8 @@ pub struct SealedCell {
 const ALL_SEALED: &str = "SELECT 'app' AS kind, client_id AS id, secret AS blob FROM apps WHERE secret IS NOT NULL
      UNION ALL SELECT 'access', id, access_token FROM accounts WHERE access_token IS NOT NULL
      UNION ALL SELECT 'extended', id, extended_token FROM accounts WHERE extended_token IS NOT NULL
-     UNION ALL SELECT 'signing', strategy, secret FROM signing_secrets";
+     UNION ALL SELECT 'signing', strategy, secret FROM signing_secrets
+     UNION ALL SELECT 'totp', id, totp_sealed FROM people WHERE totp_sealed IS NOT NULL";
 
 fn cells(rows: Vec<(String, String, Vec<u8>)>) -> Vec<SealedCell> {
     rows.into_iter()
@@ -120,6 +127,7 @@ fn cells(rows: Vec<(String, String, Vec<u8>)>) -> Vec<SealedCell> {
                 "access" => SealedField::AccessToken,
                 "extended" => SealedField::ExtendedToken,
                 "signing" => SealedField::SigningSecret,
+                "totp" => SealedField::TotpSecret,
                 _ => return None,
             };
             Some(SealedCell { field, id, blob })

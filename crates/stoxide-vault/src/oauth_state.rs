@@ -67,6 +67,15 @@ impl LoginStates {
         state
     }
 
+    /// The app (client id) a pending `state` was issued for, without consuming it: the callback
+    /// learns which app to finish the login with.
+    pub fn client_of(&self, state: &str) -> Option<String> {
+        self.pending
+            .lock()
+            .ok()
+            .and_then(|p| p.get(state).map(|l| l.client_id.clone()))
+    }
+
     /// Consumes a state; it can be taken once.
     ///
     /// # Errors
@@ -101,6 +110,8 @@ mod tests {
         let now = Utc::now();
         let s = states.issue("app", "browser-1", now);
         assert_eq!(s.len(), 64);
+        assert_eq!(states.client_of(&s).as_deref(), Some("app"));
+        assert_eq!(states.client_of("nope"), None);
         assert_eq!(
             states.take(Some(&s), now).map(|p| (p.client_id, p.owner)),
             Ok(("app".to_owned(), "browser-1".to_owned()))

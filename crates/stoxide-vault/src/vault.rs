@@ -420,6 +420,44 @@ impl Vault {
         Ok(self.read_sealed(SealedField::SigningSecret, strategy).await?.flatten())
     }
 
+    /// Seals a portal person's TOTP secret onto their record; false when there is no such
+    /// person.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn put_totp_secret(&self, person: &str, secret: &SecretString) -> Result<bool> {
+        if self
+            .inner
+            .store
+            .sealed(SealedField::TotpSecret, person)
+            .await?
+            .is_none()
+        {
+            return Ok(false);
+        }
+        let (mut tx, ring) = self.begin_write().await?;
+        let blob = ring.seal(
+            owner_of(SealedField::TotpSecret, person),
+            secret.expose_secret().as_bytes(),
+        );
+        tx.set_sealed(&SealedCell {
+            field: SealedField::TotpSecret,
+            id: person.to_owned(),
+            blob,
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// A person's TOTP secret, decrypted (`None`: no such person or no two-factor).
+    ///
+    /// # Errors
+    /// [`Error::Tampered`] when it does not decrypt.
+    pub async fn totp_secret(&self, person: &str) -> Result<Option<SecretString>> {
+        Ok(self.read_sealed(SealedField::TotpSecret, person).await?.flatten())
+    }
+
     /// Stores a token for an account (creating the account), replacing any earlier token.
     ///
     /// # Errors

@@ -35,4 +35,4 @@ pub mod wire;
 pub use client::{CallObserver, CallRecord, ClientConfig, Hosts, RetryPolicy, UpstoxClient};
 pub use error::{ApiErrorItem, Error, Result};
 pub use instruments::{Instrument, InstrumentMaster, InstrumentRecord, OptionKind};
-pub use limiter::{LimitKey, RateLimiter};
+pub use limiter::{Admission, LimitKey, RateLimiter, SharedBudgetError, SharedBudgets};

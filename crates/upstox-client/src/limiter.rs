@@ -4,8 +4,15 @@
 //! Upstox limits each user per API category. So a process makes one [`RateLimiter`] and hands it
 //! to every client it builds ([`crate::ClientConfig::limiter`]): N users on one host each get
 //! their own full budget, and one user's calls through several clients share one budget.
+//!
+//! Several processes acting for the same users share the budgets through a [`SharedBudgets`]
+//! store ([`RateLimiter::shared`]); while that store cannot be asked, each process falls back
+//! to a conservative local budget — every window's maximum divided among the processes — never
+//! to no limit at all.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,6 +40,33 @@ impl LimitKey {
         fp.copy_from_slice(&digest[..16]);
         Self::Token(fp)
     }
+}
+
+impl LimitKey {
+    /// A name for the key that reveals nothing of a token: the user id, or the fingerprint in hex.
+    pub fn id(&self) -> String {
+        match self {
+            Self::User(u) => format!("u:{u}"),
+            Self::Token(fp) => format!("t:{}", fp.iter().map(|b| format!("{b:02x}")).collect::<String>()),
+        }
+    }
+}
+
+/// A shared budget store could not be asked (unreachable, slow, or it answered nonsense).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the shared rate-limit store: {0}")]
+pub struct SharedBudgetError(pub String);
+
+/// What a shared budget store answers.
+pub type Admission<'a> = Pin<Box<dyn Future<Output = Result<Option<Duration>, SharedBudgetError>> + Send + 'a>>;
+
+/// Budgets kept outside the process, so that several processes acting for the same users
+/// stay within each user's limits together.
+pub trait SharedBudgets: Send + Sync + std::fmt::Debug {
+    /// In one atomic step: if one more request of `category` fits every window of `key`'s
+    /// budget, counts it and answers `None`; else counts nothing and answers how long until it
+    /// may fit.
+    fn try_admit<'a>(&'a self, key: &'a LimitKey, category: ApiCategory, windows: &'a [WindowLimit]) -> Admission<'a>;
 }
 
 impl std::fmt::Debug for LimitKey {
@@ -65,6 +99,11 @@ struct Budgets {
 pub struct RateLimiter {
     limits: Arc<RateLimits>,
     budgets: Arc<Mutex<Budgets>>,
+    /// Budgets shared with other processes, and the local limits to fall back to while they
+    /// cannot be asked.
+    shared: Option<(Arc<dyn SharedBudgets>, Arc<RateLimits>)>,
+    /// The shared store failed on the last try (said once per outage, not per call).
+    store_down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Default for RateLimiter {
@@ -91,7 +130,34 @@ impl RateLimiter {
                 standard: widen_all(limits.standard),
             }),
             budgets: Arc::default(),
+            shared: None,
+            store_down: Arc::default(),
         }
+    }
+
+    /// A limiter whose budgets live in `store`, shared with the other processes that use it.
+    /// While `store` cannot be asked, this process keeps to `1/processes` of every window
+    /// (at least one request per window) on its own.
+    pub fn shared(limits: RateLimits, store: Arc<dyn SharedBudgets>, processes: u32) -> Self {
+        let processes = processes.max(1);
+        let share = |v: &[WindowLimit]| -> Vec<WindowLimit> {
+            v.iter()
+                .map(|w| WindowLimit {
+                    max: (w.max / processes).max(1),
+                    window: w.window,
+                })
+                .collect()
+        };
+        let fallback = RateLimits {
+            order: share(&limits.order),
+            multi_order: share(&limits.multi_order),
+            standard: share(&limits.standard),
+        };
+        let mut limiter = Self::new(limits);
+        // The fallback windows are widened like the shared ones.
+        let local = Self::new(fallback);
+        limiter.shared = Some((store, local.limits));
+        limiter
     }
 
     /// Waits until one more request of `category` fits every window of `key`'s budget, then
@@ -99,6 +165,33 @@ impl RateLimiter {
     ///
     /// Cancellation safe: dropping the future before it returns counts nothing.
     pub async fn acquire(&self, key: &LimitKey, category: ApiCategory) {
+        if let Some((store, fallback)) = &self.shared {
+            loop {
+                use std::sync::atomic::Ordering;
+                let answer = store.try_admit(key, category, self.limits.for_category(category)).await;
+                if answer.is_ok() && self.store_down.swap(false, Ordering::Relaxed) {
+                    tracing::warn!("rate limit: the shared store answers again");
+                }
+                match answer {
+                    Ok(None) => return,
+                    Ok(Some(wait)) => {
+                        *self.budgets.lock().waited.entry(key.clone()).or_default() += wait;
+                        tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
+                    }
+                    Err(e) => {
+                        if !self.store_down.swap(true, Ordering::Relaxed) {
+                            tracing::warn!(error = %e, "rate limit: the shared store cannot be asked; keeping to this process's share");
+                        }
+                        return self.acquire_local(key, category, fallback).await;
+                    }
+                }
+            }
+        }
+        self.acquire_local(key, category, &self.limits).await;
+    }
+
+    /// [`Self::acquire`] against this process's own budgets, under `limits`.
+    async fn acquire_local(&self, key: &LimitKey, category: ApiCategory, limits: &RateLimits) {
         loop {
             let wait = {
                 let mut b = self.budgets.lock();
@@ -109,7 +202,7 @@ impl RateLimiter {
                 let w = b
                     .windows
                     .entry((key.clone(), category))
-                    .or_insert_with(|| SlidingWindow::new(self.limits.for_category(category)));
+                    .or_insert_with(|| SlidingWindow::new(limits.for_category(category)));
                 if w.try_admit(now) {
                     return;
                 }
@@ -174,11 +267,40 @@ mod tests {
         waiting.abort();
     }
 
+    /// A store that cannot be asked.
+    #[derive(Debug)]
+    struct Down;
+
+    impl SharedBudgets for Down {
+        fn try_admit<'a>(&'a self, _: &'a LimitKey, _: ApiCategory, _: &'a [WindowLimit]) -> Admission<'a> {
+            Box::pin(async { Err(SharedBudgetError("connection refused".into())) })
+        }
+    }
+
+    #[tokio::test]
+    async fn without_its_shared_store_a_process_keeps_to_its_share_never_to_no_limit() {
+        // Two processes: each may send 2 of the 5 standard calls a minute on its own.
+        let limiter = RateLimiter::shared(tight(), Arc::new(Down), 2);
+        let a = LimitKey::User("A".into());
+        for _ in 0..2 {
+            limiter.acquire(&a, ApiCategory::Standard).await;
+        }
+        assert_eq!(limiter.total_wait(), Duration::ZERO);
+        let third = limiter.clone();
+        let key = a.clone();
+        let waiting = tokio::spawn(async move { third.acquire(&key, ApiCategory::Standard).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "a third call went out without the shared store");
+        waiting.abort();
+    }
+
     #[test]
     fn token_keys_are_stable_and_reveal_nothing() {
         let t = SecretString::from("sim_at_0123456789abcdef");
         assert_eq!(LimitKey::of_token(&t), LimitKey::of_token(&t));
         assert_ne!(LimitKey::of_token(&t), LimitKey::of_token(&SecretString::from("other")));
         assert_eq!(format!("{:?}", LimitKey::of_token(&t)), "Token(<fingerprint>)");
+        assert!(!LimitKey::of_token(&t).id().contains("sim_at"));
+        assert_eq!(LimitKey::User("AB12".into()).id(), "u:AB12");
     }
 }

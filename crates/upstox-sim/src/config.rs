@@ -269,7 +269,8 @@ pub struct UserConfig {
 }
 
 impl UserConfig {
-    pub(crate) fn new(user_id: &str, user_name: &str, pin: &str, funds: f64, app: Option<&str>) -> Self {
+    /// A user of the first app (or `app`) with these details and no email.
+    pub fn new(user_id: &str, user_name: &str, pin: &str, funds: f64, app: Option<&str>) -> Self {
         Self {
             user_id: user_id.into(),
             user_name: user_name.into(),

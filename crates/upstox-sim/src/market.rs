@@ -198,11 +198,51 @@ impl Market {
         }
     }
 
-    /// The traded price of `idx` at market instant `t`, on the tick grid (at least one tick).
-    pub fn price_at(&self, idx: u32, t: DateTime<Utc>) -> f64 {
-        let inst = self.get(idx);
+    /// The model's price of `idx` at market instant `t`, on the tick grid (at least one tick),
+    /// before any circuit limit.
+    fn model_price(&self, inst: &Instrument, t: DateTime<Utc>) -> f64 {
         let raw = self.theoretical(inst, t.timestamp_micros() as f64 / 1e6).0;
         round_to_tick(raw, inst.tick()).max(inst.tick())
+    }
+
+    /// The traded price of `idx` at market instant `t`, on the tick grid (at least one tick).
+    /// Equities stop at their circuit limits, as trading on the exchange does (derivatives' wide
+    /// bands and indices are not limited).
+    pub fn price_at(&self, idx: u32, t: DateTime<Utc>) -> f64 {
+        let inst = self.get(idx);
+        let price = self.model_price(inst, t);
+        if inst.segment.is_index() || inst.segment.is_derivative() {
+            return price;
+        }
+        let (lo, hi) = self.circuit(idx, t);
+        price.clamp(lo, hi)
+    }
+
+    /// The previous session's close of `idx` as of market instant `t` (the circuit limits'
+    /// reference price).
+    pub fn previous_close(&self, idx: u32, t: DateTime<Utc>) -> f64 {
+        let inst = self.get(idx);
+        self.model_price(inst, self.calendar.previous_close(inst.segment, t))
+    }
+
+    /// The fraction either side of the previous close inside which `idx` may trade: 40% for
+    /// derivatives; 5%, 10% or 20% for the rest, fixed per instrument.
+    pub fn circuit_band(&self, idx: u32) -> f64 {
+        if self.get(idx).segment.is_derivative() {
+            0.4
+        } else {
+            [0.05_f64, 0.1, 0.2][(mix(self.seed ^ mix(u64::from(idx)) ^ 0xC1C0) % 3) as usize]
+        }
+    }
+
+    /// The day's (lower, upper) circuit limits of `idx` at market instant `t`.
+    pub fn circuit(&self, idx: u32, t: DateTime<Utc>) -> (f64, f64) {
+        let tick = self.get(idx).tick();
+        let (cp, band) = (self.previous_close(idx, t), self.circuit_band(idx));
+        (
+            round_to_tick(cp * (1.0 - band), tick),
+            round_to_tick(cp * (1.0 + band), tick),
+        )
     }
 
     /// Last traded price now (the last close when the segment is shut).
@@ -238,7 +278,7 @@ impl Market {
     pub fn snapshot_light(&self, idx: u32, t: DateTime<Utc>) -> (f64, u64, u64, f64, f64) {
         let inst = self.get(idx);
         let ltp = self.price_at(idx, t);
-        let cp = self.price_at(idx, self.calendar.previous_close(inst.segment, t));
+        let cp = self.previous_close(idx, t);
         let lot = u64::from(inst.lot());
         let h = mix(self.seed ^ mix(u64::from(idx)) ^ mix(t.timestamp() as u64));
         let ltq = if inst.segment.is_index() {
@@ -293,14 +333,12 @@ impl Market {
         let inst = self.get(idx);
         let seg = inst.segment;
         let t = self.calendar.market_time(seg, now);
-        let tick = inst.tick();
         let ts = t.timestamp_micros() as f64 / 1e6;
         let (_, greeks, iv) = self.theoretical(inst, ts);
         let ltp = self.price_at(idx, t);
         let day = self.calendar.session_day(seg, t);
         let (open_t, _) = self.calendar.session(seg, day);
-        let cp = self.price_at(idx, self.calendar.previous_close(seg, t));
-        let _ = ts;
+        let cp = self.previous_close(idx, t);
         let open = self.price_at(idx, open_t);
         let (mut high, mut low) = (open.max(ltp), open.min(ltp));
         let mut s = open_t + chrono::Duration::minutes(1);
@@ -318,11 +356,7 @@ impl Market {
         };
         let (buy, sell) = (depth(Side::Bid), depth(Side::Ask));
         let (_, ltq, volume, _, oi) = self.snapshot_light(idx, t);
-        let band = if inst.segment.is_derivative() {
-            0.4
-        } else {
-            [0.05_f64, 0.1, 0.2][(h % 3) as usize]
-        };
+        let (lower_circuit, upper_circuit) = self.circuit(idx, t);
         Snapshot {
             ltp,
             cp,
@@ -338,8 +372,8 @@ impl Market {
             sell,
             greeks,
             iv,
-            lower_circuit: round_to_tick(cp * (1.0 - band), tick),
-            upper_circuit: round_to_tick(cp * (1.0 + band), tick),
+            lower_circuit,
+            upper_circuit,
             market_time: t,
         }
     }
@@ -389,6 +423,41 @@ mod tests {
         let k = m.lookup("NSE_EQ|INE002A01018").expect("reliance");
         assert_eq!(m.ltp(k, now), m2.ltp(k, now));
         assert_ne!(m.ltp(k, now), m3.ltp(k, now));
+    }
+
+    /// Orders outside the day's circuit limits are rejected, so a last price outside them would
+    /// leave a market nobody can trade at; the price model keeps equities inside on every day.
+    #[test]
+    fn equities_trade_inside_their_circuit_limits_day_after_day() {
+        let (m, now) = market();
+        let equities: Vec<&str> = m
+            .instruments()
+            .iter()
+            .filter(|i| i.segment == Segment::NseEq)
+            .take(12)
+            .map(|i| i.instrument_key.as_str())
+            .collect();
+        assert_eq!(equities.len(), 12);
+        for key in equities {
+            let k = m.lookup(key).expect("instrument");
+            for d in 0..250 {
+                let at = now - chrono::Duration::days(d);
+                let s = m.snapshot(k, at);
+                let later = m.snapshot(k, at + chrono::Duration::seconds(1 + d % 7));
+                assert_eq!(
+                    (s.lower_circuit, s.upper_circuit),
+                    (later.lower_circuit, later.upper_circuit),
+                    "{key}: the day's circuit limits changed within the session"
+                );
+                assert!(
+                    s.lower_circuit <= s.ltp && s.ltp <= s.upper_circuit,
+                    "{key} {d} days ago: {} outside {}..{}",
+                    s.ltp,
+                    s.lower_circuit,
+                    s.upper_circuit
+                );
+            }
+        }
     }
 
     #[test]

@@ -85,6 +85,11 @@ impl Segment {
             Segment::NseFo | Segment::BseFo | Segment::McxFo | Segment::NcdFo | Segment::BcdFo | Segment::NseCom
         )
     }
+
+    /// Whether order quantities count lots here (MCX), not units: a unit's P&L is then a lot's.
+    pub const fn quantity_in_lots(self) -> bool {
+        matches!(self, Segment::McxFo)
+    }
 }
 
 impl fmt::Display for Segment {

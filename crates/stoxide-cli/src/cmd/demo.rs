@@ -1,6 +1,7 @@
-//! `stoxide demo`: the main job on the embedded simulator — the simulator and the web dashboard
-//! in one process, a simulated account linked through the simulator's OAuth dialog, the stream
-//! running; it prints the URL and the demo credentials. `--tour` instead walks through login,
+//! `stoxide demo`: the main job on the embedded simulator — the simulator, the execution engine,
+//! the portal and the web dashboard in one process: an operator, three clients each owning a
+//! simulated Upstox account, the three built-in strategies, two consented subscriptions trading;
+//! it prints the URLs and the demo credentials. `--tour` instead walks through login,
 //! quotes and an order on the command line and exits.
 
 use crate::output::say;
@@ -92,6 +93,14 @@ async fn dashboard(args: DemoArgs) -> anyhow::Result<()> {
     let app_cfg = config.apps.first_mut().context("no app configured")?;
     app_cfg.redirect_uri = format!("{url}/oauth/callback");
     let app_cfg = app_cfg.clone();
+    // A fourth simulated Upstox user nobody owns yet: for a client invited during the demo.
+    config.users.push(upstox_sim::config::UserConfig::new(
+        "SIM004",
+        "Neha Kapoor",
+        "456789",
+        500_000.0,
+        Some(&app_cfg.client_id),
+    ));
     let user_cfg = config.users.first().context("no user configured")?.clone();
     let sim = Simulator::start(config, "127.0.0.1:0".parse()?).await?;
     let base = sim.base_url();
@@ -132,6 +141,7 @@ async fn dashboard(args: DemoArgs) -> anyhow::Result<()> {
 
     let state = stoxide_server::Shared::new(
         stoxide_server::ServerConfig {
+            operator_two_factor: false,
             data_dir: data_dir.clone(),
             app: Some(link),
             instruments: stoxide_server::DEFAULT_INSTRUMENTS
@@ -143,6 +153,21 @@ async fn dashboard(args: DemoArgs) -> anyhow::Result<()> {
     )?;
     let password = crate::cmd::serve::new_password();
     state.admin.set("admin", &password)?;
+    let stop_engine = tokio_util::sync::CancellationToken::new();
+    let people = portal(&state, &sim).await?;
+    crate::cmd::serve::spawn_notifier(&state, crate::cmd::serve::smtp_from_env()?, stop_engine.clone())?;
+    let started = crate::cmd::engine::start_engine(
+        &vault,
+        crate::cmd::engine::StartOptions {
+            paper: false,
+            check_market_hours: false,
+            egress_ip: None,
+            paper_capital: rust_decimal::Decimal::from(1_000_000),
+        },
+        &stop_engine,
+    )
+    .await?;
+    state.portal.attach_engine(std::sync::Arc::new(started.engine.clone()));
     state
         .hub
         .start(
@@ -158,9 +183,24 @@ async fn dashboard(args: DemoArgs) -> anyhow::Result<()> {
 
     // First line for scripts, then words for people.
     crate::output::announce(&format!(
-        "{}\nstoxide demo: the simulator and the dashboard are running.\n  open      {url}/\n  sign in   admin / {password}\n  account   {} is linked and streaming NIFTY 50 and BANK NIFTY\n  simulator {base} (users SIM001 123456, SIM002 234567, SIM003 345678)\nCtrl-C stops it.",
-        serde_json::json!({"url": url, "user": "admin", "password": password, "simulator": base, "account": tokens.profile.user_id}),
-        tokens.profile.user_id
+        "{}\nstoxide demo: the simulator, the engine, the portal and the dashboard are running.\n  portal    {url}/portal\n    operator  {} / {}\n    client    {} / {}  (Upstox account SIM001; two more clients: {})\n    {} strategies, two active subscriptions: orders appear within a minute\n  dashboard {url}/  admin / {password}\n  simulator {base} (users SIM001 123456, SIM002 234567, SIM003 345678; SIM004 456789 is free for a new client)\nCtrl-C stops it.",
+        serde_json::json!({
+            "url": url, "user": "admin", "password": password, "simulator": base,
+            "account": tokens.profile.user_id,
+            "portal": format!("{url}/portal"),
+            "operator": {"email": people.operator.0, "password": people.operator.1},
+            "client": {"email": people.clients[0].0, "password": people.clients[0].1, "account": "SIM001"},
+        }),
+        people.operator.0,
+        people.operator.1,
+        people.clients[0].0,
+        people.clients[0].1,
+        people.clients[1..]
+            .iter()
+            .map(|c| format!("{} / {}", c.0, c.1))
+            .collect::<Vec<_>>()
+            .join(", "),
+        started.strategies,
     ));
     let duration = args.duration;
     let stop = async move {
@@ -172,8 +212,160 @@ async fn dashboard(args: DemoArgs) -> anyhow::Result<()> {
         }
     };
     stoxide_server::serve(state, listener, stop).await?;
+    stop_engine.cancel();
+    started.engine.shutdown().await;
     sim.shutdown().await;
     Ok(())
+}
+
+/// The demo's people: (email, password) of the operator and of each client.
+struct DemoPeople {
+    operator: (String, String),
+    clients: Vec<(String, String)>,
+}
+
+/// The demo's three in-process strategies, quick enough to trade within a minute on the
+/// simulator's prices (5 s candles).
+fn demo_strategies() -> anyhow::Result<Vec<stoxide_engine::catalog::Strategy>> {
+    use stoxide_engine::catalog::{InputBounds, SignalSource, Strategy};
+    let key = |k: &str| k.parse::<upstox_types::InstrumentKey>().map_err(anyhow::Error::msg);
+    let bounds = InputBounds {
+        max_lots: 10,
+        max_multiplier: 2,
+        max_margin_percent: rust_decimal::Decimal::from(50),
+        max_exposure: rust_decimal::Decimal::from(5_000_000),
+        max_orders_per_day: 200,
+        max_open_positions: 5,
+    };
+    let one =
+        |id: &str, name: &str, description: &str, algo: &str, instrument: &str, source| -> anyhow::Result<Strategy> {
+            Ok(Strategy {
+                id: id.into(),
+                name: name.into(),
+                description: description.into(),
+                version: 1,
+                algo_name: algo.into(),
+                registered: false,
+                instruments: vec![key(instrument)?],
+                bounds: bounds.clone(),
+                source,
+            })
+        };
+    Ok(vec![
+        one(
+            "breakout",
+            "Momentum breakout",
+            "Buys RELIANCE when a 5-second candle closes above the highs of the three before it; sells on the mirror break.",
+            "STOXIDE-DEMO-BRK",
+            "NSE_EQ|INE002A01018",
+            SignalSource::Breakout {
+                lookback: 3,
+                interval_secs: 5,
+            },
+        )?,
+        one(
+            "ema-cross",
+            "EMA crossover",
+            "Long RELIANCE while the 2-candle EMA is above the 5-candle EMA of 5-second candles, flat or short otherwise.",
+            "STOXIDE-DEMO-EMA",
+            "NSE_EQ|INE002A01018",
+            SignalSource::EmaCrossover {
+                fast: 2,
+                slow: 5,
+                interval_secs: 5,
+            },
+        )?,
+        one(
+            "rsi",
+            "RSI mean reversion",
+            "Buys RELIANCE when the 6-candle RSI of 5-second candles falls below 30, sells above 70.",
+            "STOXIDE-DEMO-RSI",
+            "NSE_EQ|INE002A01018",
+            SignalSource::Rsi {
+                period: 6,
+                oversold: 30,
+                overbought: 70,
+                interval_secs: 5,
+            },
+        )?,
+    ])
+}
+
+/// The portal on the simulator: an operator, three clients each owning one simulated Upstox
+/// account, the three built-in strategies, and two subscriptions consented and active.
+async fn portal(state: &stoxide_server::AppState, sim: &Simulator) -> anyhow::Result<DemoPeople> {
+    use secrecy::SecretString;
+    use stoxide_engine::desk::{Actor, Desk};
+    use stoxide_engine::subscription::{Inputs, Sizing};
+    let now = chrono::Utc::now().timestamp_millis();
+    let secret = |p: &str| SecretString::from(p.to_owned());
+    let operator = ("operator@demo.stoxide".to_owned(), crate::cmd::serve::new_password());
+    let op = state
+        .people
+        .first_operator(&operator.0, "Demo operator", &secret(&operator.1), now)
+        .await?;
+    let desk = Desk::new(state.vault.clone());
+    let by_operator = Actor {
+        by: operator.0.clone(),
+        from: "stoxide demo".into(),
+    };
+    for s in demo_strategies()? {
+        desk.register(&s, &by_operator).await?;
+    }
+    let mut clients = Vec::new();
+    for (user, name, email) in [
+        ("SIM001", "Asha Rao", "asha@demo.stoxide"),
+        ("SIM002", "Vikram Shah", "vikram@demo.stoxide"),
+        ("SIM003", "Meera Iyer", "meera@demo.stoxide"),
+    ] {
+        if state.vault.account(user).await?.is_none_or(|a| !a.has_token) {
+            let token = sim
+                .token_of(user)
+                .with_context(|| format!("the simulator has no token for {user}"))?;
+            state
+                .vault
+                .store_token(&stoxide_vault::NewToken::imported(user, sim.base_url(), secret(token)))
+                .await?;
+        }
+        let invitation = state
+            .people
+            .invite(
+                &op,
+                email,
+                name,
+                stoxide_people::Role::Client,
+                Duration::from_secs(3600),
+                now,
+            )
+            .await?;
+        let password = crate::cmd::serve::new_password();
+        let person = state.people.accept(&invitation.secret, &secret(&password), now).await?;
+        state.people.link_account(&person, user, now).await?;
+        clients.push((email.to_owned(), password));
+    }
+    // Two clients have consented to a strategy each; the third subscribes in the portal.
+    for (user, strategy, email) in [
+        ("SIM001", "breakout", "asha@demo.stoxide"),
+        ("SIM002", "ema-cross", "vikram@demo.stoxide"),
+    ] {
+        let client = Actor {
+            by: email.to_owned(),
+            from: "stoxide demo".into(),
+        };
+        let inputs = Inputs {
+            sizing: Sizing::FixedLots { lots: 1, multiplier: 1 },
+            max_exposure: rust_decimal::Decimal::from(200_000),
+            max_open_positions: 2,
+            max_orders_per_day: 100,
+            daily_max_loss: rust_decimal::Decimal::from(10_000),
+            product: Product::Intraday,
+            whitelist: None,
+            paper: false,
+        };
+        let sub = desk.subscribe(None, user, strategy, inputs, &client).await?;
+        desk.activate(&sub.id, &client).await?;
+    }
+    Ok(DemoPeople { operator, clients })
 }
 
 /// The command-line walk-through.

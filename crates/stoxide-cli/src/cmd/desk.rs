@@ -6,7 +6,7 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use chrono::{TimeZone, Utc};
+use chrono::Utc;
 use rust_decimal::Decimal;
 use secrecy::SecretString;
 use stoxide_engine::catalog::Strategy;
@@ -187,16 +187,9 @@ async fn desk(globals: &Globals) -> anyhow::Result<Desk> {
     Ok(Desk::new(crate::vault::open(globals).await?))
 }
 
-/// A catalog file: `[[strategy]]` tables.
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CatalogFile {
-    strategy: Vec<Strategy>,
-}
-
 pub(crate) fn read_catalog(file: &std::path::Path) -> anyhow::Result<Vec<Strategy>> {
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let cat: CatalogFile = toml::from_str(&text).map_err(|e| {
+    let cat: stoxide_engine::catalog::CatalogFile = toml::from_str(&text).map_err(|e| {
         anyhow::anyhow!(
             "{} is not a strategy catalog ([[strategy]] tables): {}",
             file.display(),
@@ -375,14 +368,6 @@ pub(crate) async fn intents(globals: &Globals, out: &Output, args: IntentArgs) -
     })
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
-}
-
 pub(crate) async fn audit(globals: &Globals, out: &Output, cmd: AuditCommand) -> anyhow::Result<()> {
     let d = desk(globals).await?;
     match cmd {
@@ -405,17 +390,7 @@ pub(crate) async fn audit(globals: &Globals, out: &Output, cmd: AuditCommand) ->
         } => {
             anyhow::ensure!(hours > 0, "--hours must be above 0");
             let (from, to) = match date {
-                Some(d) => {
-                    let start = d
-                        .and_hms_opt(0, 0, 0)
-                        .and_then(|t| t.and_local_timezone(IST).single())
-                        .context("that date has no IST midnight")?
-                        .with_timezone(&Utc);
-                    (
-                        start,
-                        start + chrono::Duration::days(1) - chrono::Duration::milliseconds(1),
-                    )
-                }
+                Some(d) => stoxide_engine::audit::ist_day(d).context("that date has no IST midnight")?,
                 None => (Utc::now() - chrono::Duration::hours(hours), Utc::now()),
             };
             let rows = d.audit(user.as_deref(), from, to).await?;
@@ -426,24 +401,7 @@ pub(crate) async fn audit(globals: &Globals, out: &Output, cmd: AuditCommand) ->
                     }
                 }
                 "csv" => {
-                    say!("seq,at,kind,user,body,prev,hash");
-                    for r in &rows {
-                        let at = Utc
-                            .timestamp_millis_opt(r.at_ms)
-                            .single()
-                            .map(|t| t.to_rfc3339())
-                            .unwrap_or_default();
-                        say!(
-                            "{},{},{},{},{},{},{}",
-                            r.seq,
-                            at,
-                            csv_field(&r.kind),
-                            csv_field(&r.user),
-                            csv_field(&r.body),
-                            r.prev,
-                            r.hash
-                        );
-                    }
+                    say!("{}", stoxide_engine::audit::csv(&rows).trim_end());
                 }
                 other => anyhow::bail!("--format {other:?} is not json or csv"),
             }

@@ -22,10 +22,7 @@ use upstox_client::RateLimiter;
 use crate::output::{Output, say};
 use crate::settings::Globals;
 
-/// Where `engine run` says how to reach it, beside the vault.
-const ENGINE_FILE: &str = "engine.json";
-/// The control token `POST /kill` needs (owner-only).
-const TOKEN_FILE: &str = "engine.token";
+use stoxide_engine::control_files::{ENGINE_FILE, TOKEN_FILE};
 /// Held while an engine runs on this data directory: one engine per store.
 const LOCK_FILE: &str = "engine.lock";
 
@@ -97,17 +94,149 @@ pub(crate) async fn run(globals: &Globals, _out: &Output, cmd: EngineCommand) ->
         Some(n) => Some(start_sim(&vault, n).await?),
         None => None,
     };
+    let started = start_engine(
+        &vault,
+        StartOptions {
+            paper: args.paper,
+            check_market_hours: !args.no_market_hours,
+            egress_ip: args.egress_ip,
+            paper_capital: args.paper_capital,
+        },
+        &stop,
+    )
+    .await?;
+    let engine = started.engine;
+    let control: String = rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(40)
+        .map(char::from)
+        .collect();
+    write_private(&dir.join(TOKEN_FILE), &control)?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    write_private(
+        &dir.join(ENGINE_FILE),
+        &serde_json::json!({"url": url, "pid": std::process::id()}).to_string(),
+    )?;
+    let router = stoxide_server::engine_api::router(engine.clone(), vault.clone(), SecretString::from(control));
+    crate::output::announce(
+        &serde_json::json!({
+            "engine": url,
+            "strategies": started.strategies,
+            "accounts": started.accounts,
+            "paper": args.paper,
+            "simulator": sim.as_ref().map(upstox_sim::Simulator::base_url),
+        })
+        .to_string(),
+    );
+    let summary_engine = engine.clone();
+    let summary_stop = stop.clone();
+    tokio::spawn(async move {
+        // The live summary, on stderr, every 30 s.
+        let mut tick = tokio::time::interval(Duration::from_secs(30));
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                () = summary_stop.cancelled() => return,
+                _ = tick.tick() => {
+                    let s = summary_engine.summary();
+                    tracing::info!(
+                        accepted = s.signals_accepted,
+                        refused = s.signals_refused,
+                        lanes = s.lanes.len(),
+                        needing_login = s.accounts_needing_login.len(),
+                        "engine summary"
+                    );
+                }
+            }
+        }
+    });
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await;
+    stop.cancel();
+    engine.shutdown().await;
+    let _ = std::fs::remove_file(dir.join(ENGINE_FILE));
+    if let Some(s) = sim {
+        s.shutdown().await;
+    }
+    served.context("the engine's HTTP server failed")
+}
+
+/// How [`start_engine`] starts the engine.
+#[derive(Debug, Clone)]
+pub(crate) struct StartOptions {
+    pub(crate) paper: bool,
+    pub(crate) check_market_hours: bool,
+    pub(crate) egress_ip: Option<IpAddr>,
+    pub(crate) paper_capital: Decimal,
+}
+
+/// The engine, started on the vault's strategies and accounts.
+pub(crate) struct Started {
+    pub(crate) engine: Engine,
+    pub(crate) strategies: usize,
+    pub(crate) accounts: usize,
+}
+
+/// Each user's rate budgets: this process's own, or — with `STOXIDE_REDIS_URL` — shared in Redis
+/// by every engine node (keys under `STOXIDE_REDIS_PREFIX`, default `stoxide:rl`), each node
+/// keeping to 1/`STOXIDE_CLUSTER_NODES` (default 2) of every window on its own while Redis
+/// cannot be asked.
+fn limiter() -> anyhow::Result<RateLimiter> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    let Some(url) = var("STOXIDE_REDIS_URL") else {
+        return Ok(RateLimiter::default());
+    };
+    let nodes: u32 = match var("STOXIDE_CLUSTER_NODES") {
+        Some(n) => n
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .with_context(|| format!("STOXIDE_CLUSTER_NODES={n:?} is not a number of nodes (1 or more)"))?,
+        None => 2,
+    };
+    let prefix = var("STOXIDE_REDIS_PREFIX").unwrap_or_else(|| "stoxide:rl".into());
+    let store = stoxide_redis::RedisBudgets::new(&url, &prefix)?;
+    eprintln!(
+        "rate limits: shared in Redis by every node (without Redis, this node keeps to 1/{nodes} of each window)"
+    );
+    Ok(RateLimiter::shared(
+        upstox_types::RateLimits::published(),
+        std::sync::Arc::new(store),
+        nodes,
+    ))
+}
+
+/// Starts the engine on the vault: the instrument master read with the first linked account's
+/// token, the in-process strategies fed live ticks from one market stream, marks polled every
+/// 2 s; everything it spawns stops with `stop`.
+pub(crate) async fn start_engine(
+    vault: &stoxide_vault::Vault,
+    opts: StartOptions,
+    stop: &CancellationToken,
+) -> anyhow::Result<Started> {
     let desk = Desk::new(vault.clone());
     let strategies = desk.strategies().await?;
     let accounts = vault.accounts().await?;
     let first = accounts.iter().find(|a| a.has_token);
-    let clients = Clients::new(RateLimiter::default(), None)
-        .with_local_address(args.egress_ip)
+    let clients = Clients::new(limiter()?, None)
+        .with_local_address(opts.egress_ip)
         .with_timeout(Duration::from_secs(10));
     let prices = Prices::default();
     let mut instruments = std::collections::HashMap::new();
     // The in-process strategies' live ticks: one market stream on the first account's token.
     let mut feed = None;
+    if first.is_none() && !strategies.is_empty() {
+        eprintln!(
+            "warning: no linked account has a token, so the instrument master cannot be read: every signal will be refused until you link one (`stoxide login --account ID`) and restart the engine"
+        );
+    }
     if let Some(a) = first
         && !strategies.is_empty()
     {
@@ -156,13 +285,13 @@ pub(crate) async fn run(globals: &Globals, _out: &Output, cmd: EngineCommand) ->
         EngineParts {
             vault: vault.clone(),
             live: Arc::new(UpstoxBrokers::new(clients)),
-            paper: Arc::new(PaperBrokers::new(prices.clone(), args.paper_capital)),
+            paper: Arc::new(PaperBrokers::new(prices.clone(), opts.paper_capital)),
             prices: prices.clone(),
             instruments,
         },
         EngineConfig {
-            paper: args.paper,
-            check_market_hours: !args.no_market_hours,
+            paper: opts.paper,
+            check_market_hours: opts.check_market_hours,
             ..EngineConfig::default()
         },
     )
@@ -201,65 +330,11 @@ pub(crate) async fn run(globals: &Globals, _out: &Output, cmd: EngineCommand) ->
             stream.shutdown().await;
         });
     }
-    let control: String = rand::rng()
-        .sample_iter(rand::distr::Alphanumeric)
-        .take(40)
-        .map(char::from)
-        .collect();
-    write_private(&dir.join(TOKEN_FILE), &control)?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let url = format!("http://{}", listener.local_addr()?);
-    write_private(
-        &dir.join(ENGINE_FILE),
-        &serde_json::json!({"url": url, "pid": std::process::id()}).to_string(),
-    )?;
-    let router = stoxide_server::engine_api::router(engine.clone(), vault.clone(), SecretString::from(control));
-    crate::output::announce(
-        &serde_json::json!({
-            "engine": url,
-            "strategies": strategies.len(),
-            "accounts": accounts.len(),
-            "paper": args.paper,
-            "simulator": sim.as_ref().map(upstox_sim::Simulator::base_url),
-        })
-        .to_string(),
-    );
-    let summary_engine = engine.clone();
-    let summary_stop = stop.clone();
-    tokio::spawn(async move {
-        // The live summary, on stderr, every 30 s.
-        let mut tick = tokio::time::interval(Duration::from_secs(30));
-        tick.tick().await;
-        loop {
-            tokio::select! {
-                () = summary_stop.cancelled() => return,
-                _ = tick.tick() => {
-                    let s = summary_engine.summary();
-                    tracing::info!(
-                        accepted = s.signals_accepted,
-                        refused = s.signals_refused,
-                        lanes = s.lanes.len(),
-                        needing_login = s.accounts_needing_login.len(),
-                        "engine summary"
-                    );
-                }
-            }
-        }
-    });
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await;
-    stop.cancel();
-    engine.shutdown().await;
-    let _ = std::fs::remove_file(dir.join(ENGINE_FILE));
-    if let Some(s) = sim {
-        s.shutdown().await;
-    }
-    served.context("the engine's HTTP server failed")
+    Ok(Started {
+        engine,
+        strategies: strategies.len(),
+        accounts: accounts.len(),
+    })
 }
 
 /// Starts the embedded simulator with `n` seeded users and links each into the vault.

@@ -27,6 +27,10 @@ impl Desk {
     }
 
     fn engine(&self) -> (std::process::Child, String) {
+        self.engine_with(&[])
+    }
+
+    fn engine_with(&self, env: &[(&str, &str)]) -> (std::process::Child, String) {
         let d = self.dir.path().to_str().expect("utf8");
         // Everything the engine logs, at debug, kept to look for secrets in.
         let log = std::fs::OpenOptions::new()
@@ -37,6 +41,7 @@ impl Desk {
         let (child, banner) = spawn_with_banner(
             stoxide()
                 .env("STOXIDE_LOG", "debug")
+                .envs(env.iter().copied())
                 .args([
                     "--data-dir",
                     d,
@@ -171,7 +176,10 @@ fn signals_trade_only_for_consenting_users_once_and_the_kill_switch_halts() {
     desk.ok(&["activate", "momo:SIM001"]);
     desk.ok(&["subscription", "activate", "momo:SIM002"]);
     // SIM003 never consents.
-    let (mut engine, url) = desk.engine();
+    // The users' rate budgets in the machine's Redis, as a cluster node keeps them.
+    let redis = std::env::var("STOXIDE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
+    let prefix = format!("stoxide-cli-test:{}", std::process::id());
+    let (mut engine, url) = desk.engine_with(&[("STOXIDE_REDIS_URL", &redis), ("STOXIDE_REDIS_PREFIX", &prefix)]);
 
     // One engine per store.
     let second = desk.run(&["engine", "run", "--listen", "127.0.0.1:0"]);
@@ -259,8 +267,79 @@ fn signals_trade_only_for_consenting_users_once_and_the_kill_switch_halts() {
     ]);
     assert!(csv.lines().skip(1).all(|l| l.contains(",SIM002,")), "{csv}");
     assert!(csv.contains(",consent,") && csv.contains(",paused,"), "{csv}");
+
+    // The portal beside this engine (`stoxide serve` on the same data directory) reaches it
+    // through the address and control token it wrote there: SIM002 (long one share from s-1,
+    // paused) is halted, and its position exited by the engine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let link = stoxide_portal::engine_link::EngineByFiles::new(desk.dir.path());
+    let kill = stoxide_engine::Kill {
+        level: stoxide_engine::risk::Level::User,
+        target: "SIM002".into(),
+        state: stoxide_engine::risk::TradingState::Halted,
+        cancel: true,
+        exit: true,
+        note: Some("halt and exit from the portal".into()),
+    };
+    let actor = stoxide_engine::desk::Actor {
+        by: "client SIM002 in the portal".into(),
+        from: "127.0.0.1".into(),
+    };
+    let exits = tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(stoxide_portal::engine_link::EngineControl::kill(&link, kill, &actor))
+        .expect("the running engine answered");
+    assert_eq!(exits, 1, "one exit for SIM002's one position");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let all: Vec<serde_json::Value> = serde_json::from_str(&desk.ok(&["--json", "intents"])).expect("json");
+        let exit = all
+            .iter()
+            .find(|i| i["account"] == "SIM002" && i["signal_id"].as_str().is_some_and(|s| s.starts_with("kill-")));
+        if exit.is_some_and(|i| i["state"] == "filled") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the exit was not filled: {all:#?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     engine.kill().expect("stop");
     let _ = engine.wait();
+    // The orders' budgets were counted in Redis, under the users' ids.
+    let keys = redis_keys(&redis, &format!("{prefix}:u:SIM00*:order:*"));
+    assert!(
+        keys.iter().any(|k| k.contains(":u:SIM001:order:")) && keys.iter().any(|k| k.contains(":u:SIM002:order:")),
+        "no order budget in Redis: {keys:?}"
+    );
+    let d = desk.dir.path().to_str().expect("utf8");
+    let bad = Run::from(
+        stoxide()
+            .env("STOXIDE_REDIS_URL", "not a url")
+            .args(["--data-dir", d, "engine", "run", "--listen", "127.0.0.1:0"])
+            .output()
+            .expect("run"),
+    );
+    assert_one_line_error(&bad, "STOXIDE_REDIS_URL is not a Redis URL");
+}
+
+/// `KEYS pattern` on the Redis at `url` (redis://host:port/…), spoken in RESP by hand.
+fn redis_keys(url: &str, pattern: &str) -> Vec<String> {
+    use std::io::{BufRead, BufReader, Write as _};
+    let addr = url.trim_start_matches("redis://").split('/').next().expect("host:port");
+    let mut s = std::net::TcpStream::connect(addr).expect("Redis");
+    write!(s, "*2\r\n$4\r\nKEYS\r\n${}\r\n{pattern}\r\n", pattern.len()).expect("send");
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    r.read_line(&mut line).expect("answer");
+    let n: usize = line.trim().trim_start_matches('*').parse().expect("an array");
+    (0..n)
+        .map(|_| {
+            line.clear();
+            r.read_line(&mut line).expect("length");
+            line.clear();
+            r.read_line(&mut line).expect("key");
+            line.trim().to_owned()
+        })
+        .collect()
 }
 
 #[test]

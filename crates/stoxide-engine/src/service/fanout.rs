@@ -3,6 +3,7 @@
 //! in one commit, then the orders handed to their users' lanes.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -80,8 +81,11 @@ pub struct SignalReport {
 pub struct Timings {
     /// Reading what was stale: funds, margin of one unit, the market's status.
     pub warm_us: u64,
-    /// Allocation and the risk gate for every subscription (no IO).
+    /// Allocation and the risk gate for every subscription (no IO), wall-clock.
     pub decide_us: u64,
+    /// The same, in CPU time of the one thread that ran it (preemption by the engine's other
+    /// threads left out); `None` where the platform has no thread clock.
+    pub decide_cpu_us: Option<u64>,
     /// Making the intents' records (tags, reasons) and the one journal commit of the signal,
     /// its intents and their audit records.
     pub commit_us: u64,
@@ -89,6 +93,18 @@ pub struct Timings {
 
 fn micros(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// A signal being taken; dropping it frees the signal's id for a later duplicate check.
+struct Taking<'e> {
+    engine: &'e Engine,
+    key: (String, String),
+}
+
+impl Drop for Taking<'_> {
+    fn drop(&mut self) {
+        self.engine.inner().taking.lock().remove(&self.key);
+    }
 }
 
 /// What allocation and risk decided for one subscription.
@@ -113,56 +129,118 @@ impl Engine {
     /// Store errors (nothing was sent then).
     pub async fn submit(&self, signal: Signal, source: &str) -> Result<SignalReport> {
         let now = Utc::now();
-        let Some(strategy) = self.strategy(&signal.strategy).await? else {
-            return self
-                .refuse(&signal, source, Refusal::UnknownStrategy(signal.strategy.clone()), now)
-                .await;
-        };
-        if !strategy.instruments.contains(&signal.instrument)
-            || !self.inner().instruments.contains_key(&signal.instrument)
-        {
-            return self
-                .refuse(&signal, source, Refusal::NotTraded(signal.instrument.to_string()), now)
-                .await;
-        }
-        if self.inner().store.signal(&signal.strategy, &signal.id).await?.is_some() {
+        let key = (signal.strategy.clone(), signal.id.clone());
+        if !self.inner().taking.lock().insert(key.clone()) {
             return self
                 .refuse(&signal, source, Refusal::Duplicate(signal.id.clone()), now)
                 .await;
         }
-        // Subscriptions and trading states as they are now: a pause, stop, kill or change of
-        // inputs made anywhere takes effect before this signal.
-        self.refresh().await?;
-        let subs = self.subscriptions_of(&strategy.id);
-        let started = std::time::Instant::now();
-        self.warm(&signal, &subs).await;
-        let warmed = started.elapsed();
-        // Warming may have found a refused token: decide on the states as they are now.
-        let subs = self.subscriptions_of(&strategy.id);
-        let decide_start = std::time::Instant::now();
-        let verdicts = self.decide(&strategy, &signal, &subs, now);
-        let decided = decide_start.elapsed();
+        // Released however `take` ends, a dropped request's among them.
+        let _taking = Taking { engine: self, key };
+        self.take(signal, source, now).await
+    }
+
+    async fn take(&self, signal: Signal, source: &str, now: DateTime<Utc>) -> Result<SignalReport> {
+        let strategy = match self.admit(&signal).await? {
+            Ok(s) => s,
+            Err(reason) => return self.refuse(&signal, source, reason, now).await,
+        };
+        let (subs, verdicts, mut timings) = self.prepare(&strategy, &signal, now, true).await?;
         let commit_start = std::time::Instant::now();
         let decisions = Self::intents_of(&strategy, &signal, &subs, verdicts, self.inner().config.paper, now);
         let mut report = self.commit(strategy, signal, source, decisions, now).await?;
-        report.timings = Some(Timings {
-            warm_us: micros(warmed),
-            decide_us: micros(decided),
-            commit_us: micros(commit_start.elapsed()),
-        });
+        timings.commit_us = micros(commit_start.elapsed());
+        report.timings = Some(timings);
         Ok(report)
     }
 
-    fn subscriptions_of(&self, strategy: &str) -> Vec<Subscription> {
-        let memory = self.inner().memory.lock();
-        let mut v: Vec<Subscription> = memory
-            .subscriptions
-            .values()
-            .filter(|s| s.strategy == strategy)
-            .cloned()
-            .collect();
-        v.sort_by(|a, b| a.id.cmp(&b.id));
-        v
+    /// What `signal` would do now, subscription by subscription — the same checks, reads,
+    /// allocation and risk gate as [`Engine::submit`] — with no signal, intent or order recorded,
+    /// counted or sent (a token Upstox refuses while funds are read is still marked as needing
+    /// a login, as it would be by any read).
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn preview(&self, signal: &Signal) -> Result<SignalReport> {
+        let now = Utc::now();
+        let strategy = match self.admit(signal).await? {
+            Ok(s) => s,
+            Err(reason) => {
+                return Ok(SignalReport {
+                    strategy: signal.strategy.clone(),
+                    signal_id: signal.id.clone(),
+                    outcome: SignalOutcome::Refused { reason },
+                    intents: Vec::new(),
+                    timings: None,
+                });
+            }
+        };
+        let (subs, verdicts, timings) = self.prepare(&strategy, signal, now, false).await?;
+        let decisions = Self::intents_of(&strategy, signal, &subs, verdicts, self.inner().config.paper, now);
+        Ok(SignalReport {
+            strategy: strategy.id,
+            signal_id: signal.id.clone(),
+            outcome: SignalOutcome::Accepted,
+            intents: decisions.iter().map(|d| IntentSummary::of(&d.intent)).collect(),
+            timings: Some(timings),
+        })
+    }
+
+    /// The signal's strategy, or why the signal is refused before any subscription is looked at.
+    async fn admit(&self, signal: &Signal) -> Result<std::result::Result<Strategy, Refusal>> {
+        let Some(strategy) = self.strategy(&signal.strategy).await? else {
+            return Ok(Err(Refusal::UnknownStrategy(signal.strategy.clone())));
+        };
+        if !strategy.instruments.contains(&signal.instrument) {
+            return Ok(Err(Refusal::NotTraded(signal.instrument.to_string())));
+        }
+        if !self.inner().instruments.contains_key(&signal.instrument) {
+            return Ok(Err(Refusal::NotLoaded(signal.instrument.to_string())));
+        }
+        if self.inner().store.signal(&signal.strategy, &signal.id).await?.is_some() {
+            return Ok(Err(Refusal::Duplicate(signal.id.clone())));
+        }
+        Ok(Ok(strategy))
+    }
+
+    /// Refresh, warm and decide: the verdicts and where the time went (`commit_us` left 0).
+    /// `count`: whether the orders decided count towards their subscriptions' orders of the day.
+    async fn prepare(
+        &self,
+        strategy: &Strategy,
+        signal: &Signal,
+        now: DateTime<Utc>,
+        count: bool,
+    ) -> Result<(Arc<[Arc<Subscription>]>, Vec<Verdict>, Timings)> {
+        // Subscriptions and trading states as they are now: a pause, stop, kill or change of
+        // inputs made anywhere takes effect before this signal.
+        self.refresh().await?;
+        let subs = self.subscriptions_of(strategy);
+        let started = std::time::Instant::now();
+        self.warm(signal, &subs).await;
+        let warmed = started.elapsed();
+        // Warming may have found a refused token: decide on the states as they are now.
+        let decide_start = std::time::Instant::now();
+        let decide_cpu = cpu_time::ThreadTime::try_now().ok();
+        let (subs, verdicts) = self.decide(strategy, signal, now, count);
+        let decided_cpu = decide_cpu.and_then(|t| t.try_elapsed().ok());
+        let decided = decide_start.elapsed();
+        let timings = Timings {
+            warm_us: micros(warmed),
+            decide_us: micros(decided),
+            decide_cpu_us: decided_cpu.map(micros),
+            commit_us: 0,
+        };
+        Ok((subs, verdicts, timings))
+    }
+
+    /// `strategy`'s subscriptions in id order, as its roster holds them.
+    fn subscriptions_of(&self, strategy: &Strategy) -> Arc<[Arc<Subscription>]> {
+        let mut memory = self.inner().memory.lock();
+        let roster = memory.take_roster(&strategy.id, strategy.version);
+        let subs = roster.subs.clone();
+        memory.put_roster(&strategy.id, roster);
+        subs
     }
 
     pub(crate) async fn strategy(&self, id: &str) -> Result<Option<Strategy>> {
@@ -207,9 +285,13 @@ impl Engine {
 
     /// Reads what is stale before deciding (funds of the users concerned, the margin of one
     /// unit, the market's status), many at once, so the decisions themselves need no IO.
-    async fn warm(&self, signal: &Signal, subs: &[Subscription]) {
+    async fn warm(&self, signal: &Signal, subs: &[Arc<Subscription>]) {
         let cfg = &self.inner().config;
-        let active: Vec<&Subscription> = subs.iter().filter(|s| s.state == SubState::Active).collect();
+        let active: Vec<&Subscription> = subs
+            .iter()
+            .map(|s| &**s)
+            .filter(|s| s.state == SubState::Active)
+            .collect();
         let (stale_funds, stale_margins, market_stale) = {
             let memory = self.inner().memory.lock();
             let mut accounts: Vec<(String, bool)> = active
@@ -323,17 +405,30 @@ impl Engine {
         }
     }
 
-    /// Allocation and risk for every subscription: plain computation under one short lock, one
-    /// verdict per subscription (in `subs`' order); the records are made afterwards.
-    fn decide(&self, strategy: &Strategy, signal: &Signal, subs: &[Subscription], now: DateTime<Utc>) -> Vec<Verdict> {
+    /// Allocation and risk for every subscription of `strategy`, in id order: plain computation
+    /// under one short lock, the subscriptions and one verdict each; the records are made
+    /// afterwards.
+    fn decide(
+        &self,
+        strategy: &Strategy,
+        signal: &Signal,
+        now: DateTime<Utc>,
+        count: bool,
+    ) -> (Arc<[Arc<Subscription>]>, Vec<Verdict>) {
         let inner = self.inner();
         let cfg = &inner.config;
+        let mut guard = inner.memory.lock();
+        let memory = &mut *guard;
+        let roster = memory.take_roster(&strategy.id, strategy.version);
+        let subs = roster.subs.clone();
         let Some(inst) = inner.instruments.get(&signal.instrument) else {
-            return Vec::new();
+            memory.put_roster(&strategy.id, roster);
+            return (subs, Vec::new());
         };
         let day = today(now);
+        let signal_id = memory.instrument_ids.id(&signal.instrument);
+        let mut marks = Marks::new(&inner.prices, &inner.instruments, memory.instrument_ids.len());
         let last = inner.prices.last(&signal.instrument).unwrap_or(signal.reference_price);
-        let mut memory = inner.memory.lock();
         let market_open =
             !cfg.check_market_hours || memory.market.get(&signal.instrument.segment()).is_some_and(|c| c.value);
         // The margin of one unit by product and side, looked up once per signal.
@@ -349,23 +444,47 @@ impl Engine {
             units.push(((product, side), v));
             v
         };
-        // Margin promised to earlier subscriptions of the same user within this signal, and
-        // their sends.
-        let mut reserved: HashMap<&str, Decimal> = HashMap::new();
-        let mut planned_sends: HashMap<&str, u32> = HashMap::new();
+        // What each account brings, read once per signal; it also carries the margin promised to
+        // and the sends planned for the account's earlier subscriptions within this signal.
+        let mut views: Vec<Option<AccountView>> = vec![None; roster.accounts];
+        let clock = std::time::Instant::now();
         let lot = Decimal::from(inst.info.lot_size.max(1));
+        let notional_unit = last * Decimal::from(inst.multiplier);
+        // The margin of one lot to buy, by product: what margin-percent sizing divides by.
+        let mut per_lot_of: Vec<(Product, Decimal)> = Vec::with_capacity(2);
         let states_global = memory.states.global();
         let mut out = Vec::with_capacity(subs.len());
-        let empty = super::SubBook::default();
-        for sub in subs {
+        for (entry, sub) in roster.entries.iter().zip(subs.iter()) {
             let account = sub.account.as_str();
-            let sends = memory.sends_last_second(account) + planned_sends.get(account).copied().unwrap_or(0);
-            let funds = memory.funds.get(account).map(|c| c.value);
-            let available = funds.unwrap_or_default() - reserved.get(account).copied().unwrap_or_default();
-            let per_lot = per_unit(&memory, sub.inputs.product, TransactionType::Buy).unwrap_or_default() * lot;
-            let consented = memory.consented(sub, strategy.version);
-            let book = memory.books.get(&sub.id).unwrap_or(&empty);
-            let position = book.position(&signal.instrument);
+            let view = match views[entry.account] {
+                Some(v) => v,
+                None => {
+                    let v = AccountView::of(memory, account, now, clock);
+                    views[entry.account] = Some(v);
+                    v
+                }
+            };
+            let available = view.funds.unwrap_or_default() - view.reserved;
+            let product = sub.inputs.product;
+            let per_lot = match per_lot_of.iter().find(|(p, _)| *p == product) {
+                Some(&(_, v)) => v,
+                None => {
+                    let v = per_unit(memory, product, TransactionType::Buy).unwrap_or_default() * lot;
+                    per_lot_of.push((product, v));
+                    v
+                }
+            };
+            let consented = entry.consented == Some(strategy.version);
+            let book = memory.books.at(entry.book);
+            let filled = book.position(signal_id);
+            // An entry or a target counts what is still working towards the position; an exit
+            // sells only what was filled, so a working order that is later rejected never
+            // leaves the user short.
+            let position = if signal.action == crate::signal::Action::Exit {
+                filled
+            } else {
+                filled + book.in_flight(signal_id)
+            };
             let plan = match allocation::allocate_consented(
                 signal, sub, consented, position, &inst.info, available, per_lot,
             ) {
@@ -375,52 +494,52 @@ impl Engine {
                     continue;
                 }
             };
-            let per_unit_side = per_unit(&memory, sub.inputs.product, plan.side);
+            let per_unit_side = per_unit(memory, sub.inputs.product, plan.side);
             let ctx = risk_context(RiskInputs {
                 strategy,
                 sub,
                 book,
                 plan: &plan,
                 position,
-                states: (
-                    states_global,
-                    memory.states.user(account),
-                    memory.states.subscription(&sub.id),
-                ),
-                token_valid: memory.token_valid(account, now),
+                states: (states_global, view.user, memory.states.subscription(&sub.id)),
+                view: &view,
                 market_open,
                 per_unit: per_unit_side,
-                funds,
-                read_error: memory.read_errors.get(account).map(String::as_str),
+                read_error: if view.read_error {
+                    memory.read_errors.get(account).map(String::as_str)
+                } else {
+                    None
+                },
                 available,
-                last,
-                prices: &inner.prices,
-                instruments: &inner.instruments,
-                multiplier: inst.multiplier,
-                sends,
+                notional_unit,
+                marks: &mut marks,
                 day,
             });
             match risk::check(&plan, &ctx) {
                 Ok(()) => {
-                    *reserved.entry(account).or_default() += ctx.margin_required;
-                    *planned_sends.entry(account).or_default() += 1;
-                    match memory.books.get_mut(&sub.id) {
-                        Some(b) => b.count_order(day),
-                        None => memory.books.entry(sub.id.clone()).or_default().count_order(day),
+                    if let Some(v) = views[entry.account].as_mut() {
+                        v.reserved += ctx.margin_required;
+                        v.sends += 1;
+                    }
+                    if count {
+                        let book = memory.books.at_mut(entry.book);
+                        book.count_order(day);
+                        book.add_in_flight(signal_id, plan.signed_units());
                     }
                     out.push(Verdict::Send(plan));
                 }
                 Err(refusal) => out.push(Verdict::Refuse(plan, refusal)),
             }
         }
-        out
+        memory.put_roster(&strategy.id, roster);
+        (subs, out)
     }
 
     /// The intents of a signal's verdicts, as they are recorded and sent.
     fn intents_of(
         strategy: &Strategy,
         signal: &Signal,
-        subs: &[Subscription],
+        subs: &[Arc<Subscription>],
         verdicts: Vec<Verdict>,
         paper_engine: bool,
         now: DateTime<Utc>,
@@ -527,9 +646,16 @@ impl Engine {
                 }),
             ));
         }
-        let out = inner.journal.write(write).await?;
+        let out = match inner.journal.write(write).await {
+            Ok(out) => out,
+            Err(e) => {
+                self.release(&decisions);
+                return Err(e);
+            }
+        };
         if !out.applied {
-            // Another submission of the same signal won the race.
+            // Another submission of the same signal won the race: its orders are the ones.
+            self.release(&decisions);
             return self
                 .refuse(&signal, source, Refusal::Duplicate(signal.id.clone()), now)
                 .await;
@@ -577,6 +703,15 @@ impl Engine {
         Ok(report)
     }
 
+    /// Orders decided but never to be sent (their signal's commit failed or lost to the same
+    /// signal): no longer in flight.
+    fn release(&self, decisions: &[Decision]) {
+        let mut memory = self.inner().memory.lock();
+        for d in decisions.iter().filter(|d| d.intent.state == IntentState::Pending) {
+            memory.in_flight(&d.intent, false);
+        }
+    }
+
     /// Reducing states for subscriptions whose day's loss reached their limit, not yet set.
     fn breaches(&self, decisions: &[Decision], now: DateTime<Utc>) -> Vec<StateRecord> {
         let memory = self.inner().memory.lock();
@@ -609,16 +744,10 @@ pub(crate) fn day_pnl(
     instruments: &HashMap<upstox_types::InstrumentKey, super::Instrument>,
     day: chrono::NaiveDate,
 ) -> Decimal {
-    book.positions
-        .iter()
-        .map(|(key, p)| {
-            let mult = instruments.get(key).map_or(1, |i| i.multiplier);
-            p.day_pnl(day, prices.last(key), mult)
-        })
-        .sum()
+    book_marks(book, &mut Marks::new(prices, instruments, 0), day).1
 }
 
-struct RiskInputs<'a> {
+struct RiskInputs<'a, 'p> {
     strategy: &'a Strategy,
     sub: &'a Subscription,
     book: &'a super::SubBook,
@@ -626,38 +755,115 @@ struct RiskInputs<'a> {
     /// The subscription's position in the signal's instrument.
     position: i64,
     states: (TradingState, TradingState, TradingState),
-    token_valid: bool,
+    view: &'a AccountView,
     market_open: bool,
     per_unit: Option<Decimal>,
-    funds: Option<Decimal>,
     /// The last failed read of this account's funds or margin.
     read_error: Option<&'a str>,
     available: Decimal,
-    last: Decimal,
-    prices: &'a crate::broker::paper::Prices,
-    instruments: &'a HashMap<upstox_types::InstrumentKey, super::Instrument>,
-    multiplier: u32,
-    sends: u32,
+    /// The notional value of one unit of the signal's instrument (last price × multiplier).
+    notional_unit: Decimal,
+    marks: &'a mut Marks<'p>,
     day: chrono::NaiveDate,
 }
 
+/// What one account brings to a signal's decisions, read from memory once per signal.
+#[derive(Debug, Clone, Copy)]
+struct AccountView {
+    funds: Option<Decimal>,
+    token_valid: bool,
+    user: TradingState,
+    /// Whether a read of funds or margin failed last (the message stays in memory).
+    read_error: bool,
+    /// Margin promised to this account's earlier subscriptions within this signal.
+    reserved: Decimal,
+    /// Sends in the last second, with those planned within this signal.
+    sends: u32,
+}
+
+impl AccountView {
+    fn of(memory: &mut Memory, account: &str, now: DateTime<Utc>, clock: std::time::Instant) -> Self {
+        Self {
+            funds: memory.funds.get(account).map(|c| c.value),
+            token_valid: memory.token_valid(account, now),
+            user: memory.states.user(account),
+            read_error: memory.read_errors.contains_key(account),
+            reserved: Decimal::ZERO,
+            sends: memory.sends_last_second(account, clock),
+        }
+    }
+}
+
+/// The last prices (as decimals) and P&L multipliers of the instruments a signal's decisions
+/// touch, each read from the price board once per signal, by instrument number.
+struct Marks<'p> {
+    prices: &'p crate::broker::paper::Prices,
+    instruments: &'p HashMap<upstox_types::InstrumentKey, super::Instrument>,
+    seen: Vec<Option<(Option<Decimal>, u32)>>,
+}
+
+impl<'p> Marks<'p> {
+    fn new(
+        prices: &'p crate::broker::paper::Prices,
+        instruments: &'p HashMap<upstox_types::InstrumentKey, super::Instrument>,
+        ids: usize,
+    ) -> Self {
+        Self {
+            prices,
+            instruments,
+            seen: vec![None; ids],
+        }
+    }
+
+    /// The last price and the multiplier of `key`, numbered `id`.
+    fn get(&mut self, id: u32, key: &upstox_types::InstrumentKey) -> (Option<Decimal>, u32) {
+        let slot = usize::try_from(id).ok().and_then(|i| self.seen.get_mut(i));
+        if let Some(Some(v)) = slot.as_deref() {
+            return *v;
+        }
+        let v = (
+            self.prices.last(key),
+            self.instruments.get(key).map_or(1, |i| i.multiplier),
+        );
+        if let Some(slot) = slot {
+            *slot = Some(v);
+        }
+        v
+    }
+}
+
+/// A book's exposure now and its day's P&L (realised today plus mark-to-market), in one pass.
+fn book_marks(book: &super::SubBook, marks: &mut Marks<'_>, day: chrono::NaiveDate) -> (Decimal, Decimal) {
+    let mut exposure = Decimal::ZERO;
+    let mut pnl = Decimal::ZERO;
+    for (id, key, p) in book.positions.iter_ids() {
+        if p.quantity == 0 {
+            // Flat: no exposure and nothing to mark, only what it realised today.
+            pnl += p.realised_on(day);
+            continue;
+        }
+        let (last, mult) = marks.get(id, key);
+        exposure += p.exposure(last.unwrap_or(p.avg_price), mult);
+        pnl += p.day_pnl(day, last, mult);
+    }
+    (exposure, pnl)
+}
+
 /// What the gate knows of one subscription: gathered from memory, no IO.
-fn risk_context(r: RiskInputs<'_>) -> RiskContext {
-    let exposure_now: Decimal = r
-        .book
-        .positions
-        .iter()
-        .map(|(key, p)| {
-            let mult = r.instruments.get(key).map_or(1, |i| i.multiplier);
-            p.exposure(r.prices.last(key).unwrap_or(p.avg_price), mult)
-        })
-        .sum();
+fn risk_context(r: RiskInputs<'_, '_>) -> RiskContext {
+    // A reducing order passes the gate without its exposure or day's loss being consulted
+    // ([`risk::check`] returns before them): they are not worked out for it.
+    let (exposure_now, day_pnl) = if r.plan.reduces {
+        (Decimal::ZERO, Decimal::ZERO)
+    } else {
+        book_marks(r.book, r.marks, r.day)
+    };
     let added = if r.plan.reduces {
         Decimal::ZERO
     } else {
-        Decimal::from(r.plan.quantity) * r.last * Decimal::from(r.multiplier)
+        Decimal::from(r.plan.quantity) * r.notional_unit
     };
-    let (margin_required, margin_unknown) = match (r.per_unit, r.funds) {
+    let (margin_required, margin_unknown) = match (r.per_unit, r.view.funds) {
         _ if r.plan.reduces => (Decimal::ZERO, None),
         (Some(unit), Some(_)) => (unit * Decimal::from(r.plan.quantity), None),
         (None, _) => (
@@ -674,7 +880,7 @@ fn risk_context(r: RiskInputs<'_>) -> RiskContext {
         global: r.states.0,
         user: r.states.1,
         subscription: r.states.2,
-        token_valid: r.token_valid,
+        token_valid: r.view.token_valid,
         market_open: r.market_open,
         margin_required,
         margin_available,
@@ -686,9 +892,9 @@ fn risk_context(r: RiskInputs<'_>) -> RiskContext {
         max_open_positions: r.sub.inputs.max_open_positions,
         orders_today: r.book.orders_on(r.day),
         max_orders_per_day: r.sub.inputs.max_orders_per_day,
-        day_pnl: day_pnl(r.book, r.prices, r.instruments, r.day),
+        day_pnl,
         daily_max_loss: r.sub.inputs.daily_max_loss,
-        orders_last_second: r.sends,
+        orders_last_second: r.view.sends,
         registered_algo: r.strategy.registered,
         forced_exit: false,
     }

@@ -182,6 +182,7 @@ impl Engine {
         }
         let tags = exits.iter().map(|e| e.tag.clone()).collect();
         for e in exits {
+            self.inner().memory.lock().in_flight(&e, true);
             self.lane(&e.account.clone()).send(e).await;
         }
         tracing::warn!(level = ?kill.level, target = %kill.target, state = ?kill.state, "kill switch pulled");

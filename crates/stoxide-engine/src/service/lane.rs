@@ -169,11 +169,12 @@ impl Lane {
             .filter(|s| s.account == self.shared.account.id && s.state == SubState::Active)
             .cloned()
             .collect();
-        for mut s in subs {
-            s.needs_login();
+        for before in subs {
+            let mut after = before.clone();
+            after.needs_login();
             if let Err(e) = self
                 .engine
-                .save_subscription(&s, "needs_login", serde_json::json!({"reason": message}))
+                .change_state(&before, &after, "needs_login", serde_json::json!({"reason": message}))
                 .await
             {
                 tracing::error!(error = %e, "a subscription's needs-login state could not be written");
@@ -699,6 +700,7 @@ impl Runner {
         let engine = self.engine().clone();
         let inner = engine.inner();
         let (filled, avg) = fill.unwrap_or((0, None));
+        inner.memory.lock().in_flight(&intent, false);
         intent.state = state;
         intent.reason = reason;
         intent.filled = filled;
@@ -716,9 +718,11 @@ impl Runner {
                 .instruments
                 .get(&intent.plan.instrument)
                 .map_or(1, |i| i.multiplier);
-            let mut memory = inner.memory.lock();
-            let book = memory.books.entry(intent.subscription.clone()).or_default();
-            let before = book.positions.get(&intent.plan.instrument).cloned().unwrap_or_default();
+            let mut guard = inner.memory.lock();
+            let memory = &mut *guard;
+            let id = memory.instrument_ids.id(&intent.plan.instrument);
+            let book = memory.books.entry(&intent.subscription);
+            let before = book.positions.by_id(id).cloned().unwrap_or_default();
             let after = apply_fill(&before, order.side, filled, price, mult, today(now));
             write.positions.push(records::position_row(
                 &intent.subscription,
@@ -726,7 +730,7 @@ impl Runner {
                 &after,
                 now,
             ));
-            book.positions.insert(intent.plan.instrument.clone(), after);
+            book.positions.insert(id, &intent.plan.instrument, after);
             // A loss limit reached by this fill: the subscription may only reduce from now on.
             let book = book.clone();
             if let Some(sub) = memory.subscriptions.get(&intent.subscription).cloned() {
@@ -765,6 +769,7 @@ impl Runner {
         intent.state = state;
         intent.reason = reason;
         intent.updated_at = Utc::now();
+        self.engine().inner().memory.lock().in_flight(&intent, false);
         self.record(&intent, audit).await;
         self.engine().note(&intent, state);
     }

@@ -3,7 +3,7 @@
 //! and orders of the day, and the caches of funds, margins and market status that keep broker
 //! reads off the path from a signal to its orders.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -16,12 +16,16 @@ use crate::records::{StateReason, StateRecord};
 use crate::risk::{Level, TradingState};
 use crate::subscription::Subscription;
 
+/// The maps the engine looks things up in on a signal's path: foldhash (hashbrown's own default,
+/// randomly seeded per map) instead of SipHash, several times cheaper on short string ids.
+pub(crate) type Map<K, V> = foldhash::HashMap<K, V>;
+
 /// The trading states in force, by level.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct States {
     pub global: Option<StateRecord>,
-    pub users: HashMap<String, StateRecord>,
-    pub subscriptions: HashMap<String, StateRecord>,
+    pub users: Map<String, StateRecord>,
+    pub subscriptions: Map<String, StateRecord>,
 }
 
 impl States {
@@ -65,7 +69,11 @@ impl States {
 /// One subscription's book.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SubBook {
-    pub positions: HashMap<InstrumentKey, Position>,
+    pub positions: Positions,
+    /// Units ordered and not yet ended (signed), by instrument number: an order still working
+    /// counts towards the position the next signal aims at, so a second entry before the first
+    /// fills is not a second order.
+    pub in_flight: smallvec::SmallVec<[(u32, i64); 1]>,
     /// Orders sent (or to be sent) on `day`.
     pub orders_day: Option<NaiveDate>,
     pub orders_today: u32,
@@ -88,12 +96,71 @@ impl SubBook {
         self.orders_today += 1;
     }
 
-    pub(crate) fn position(&self, key: &InstrumentKey) -> i64 {
-        self.positions.get(key).map_or(0, |p| p.quantity)
+    /// The signed position in the instrument numbered `id` ([`InstrumentIds`]).
+    pub(crate) fn position(&self, id: u32) -> i64 {
+        self.positions.by_id(id).map_or(0, |p| p.quantity)
+    }
+
+    /// Units ordered in the instrument numbered `id` and not yet ended (signed).
+    pub(crate) fn in_flight(&self, id: u32) -> i64 {
+        self.in_flight.iter().find(|(i, _)| *i == id).map_or(0, |(_, q)| *q)
+    }
+
+    /// Adds `delta` signed units to those in flight in the instrument numbered `id`.
+    pub(crate) fn add_in_flight(&mut self, id: u32, delta: i64) {
+        match self.in_flight.iter_mut().find(|(i, _)| *i == id) {
+            Some(e) => e.1 += delta,
+            None => self.in_flight.push((id, delta)),
+        }
+        self.in_flight.retain(|(_, q)| *q != 0);
     }
 
     pub(crate) fn open_positions(&self) -> u32 {
-        u32::try_from(self.positions.values().filter(|p| p.quantity != 0).count()).unwrap_or(u32::MAX)
+        u32::try_from(self.positions.iter().filter(|(_, p)| p.quantity != 0).count()).unwrap_or(u32::MAX)
+    }
+}
+
+/// A book's positions by instrument: a short list (a subscription holds few instruments; the
+/// first is held in the book itself, not behind a pointer) whose entries carry the instrument's
+/// number, so the path from a signal finds a position by
+/// comparing numbers instead of hashing and comparing keys.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Positions(smallvec::SmallVec<[(u32, InstrumentKey, Position); 1]>);
+
+impl Positions {
+    pub(crate) fn by_id(&self, id: u32) -> Option<&Position> {
+        self.0.iter().find(|(i, _, _)| *i == id).map(|(_, _, p)| p)
+    }
+
+    /// Sets the position in `key`, numbered `id` by the memory's [`InstrumentIds`].
+    pub(crate) fn insert(&mut self, id: u32, key: &InstrumentKey, position: Position) {
+        match self.0.iter_mut().find(|(i, _, _)| *i == id) {
+            Some(e) => e.2 = position,
+            None => self.0.push((id, key.clone(), position)),
+        }
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&InstrumentKey, &Position)> {
+        self.0.iter().map(|(_, k, p)| (k, p))
+    }
+
+    pub(crate) fn iter_ids(&self) -> impl Iterator<Item = (u32, &InstrumentKey, &Position)> {
+        self.0.iter().map(|(i, k, p)| (*i, k, p))
+    }
+}
+
+/// Instruments numbered in the order the engine first meets them.
+#[derive(Debug, Default)]
+pub(crate) struct InstrumentIds(Map<InstrumentKey, u32>);
+
+impl InstrumentIds {
+    pub(crate) fn id(&mut self, key: &InstrumentKey) -> u32 {
+        let n = u32::try_from(self.0.len()).unwrap_or(u32::MAX);
+        *self.0.entry(key.clone()).or_insert(n)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
     }
 }
 
@@ -117,20 +184,92 @@ pub(crate) type MarginKey = (InstrumentKey, Product, TransactionType);
 /// await).
 #[derive(Debug, Default)]
 pub(crate) struct Memory {
-    pub subscriptions: HashMap<String, Subscription>,
+    pub subscriptions: Map<String, Subscription>,
     pub states: States,
-    pub accounts: HashMap<String, Account>,
-    pub books: HashMap<String, SubBook>,
+    pub accounts: Map<String, Account>,
+    pub books: Books,
+    /// The numbers of the instruments books hold.
+    pub instrument_ids: InstrumentIds,
     /// Sends per account in the last second (the exchange's threshold for unregistered algos).
-    pub sends: HashMap<String, VecDeque<Instant>>,
-    pub funds: HashMap<String, Cached<Decimal>>,
-    pub margins: HashMap<MarginKey, Cached<Decimal>>,
-    pub market: HashMap<Segment, Cached<bool>>,
+    pub sends: Map<String, VecDeque<Instant>>,
+    /// The last send of any account: none within the last second means no account's count
+    /// needs looking up.
+    pub last_send: Option<Instant>,
+    pub funds: Map<String, Cached<Decimal>>,
+    pub margins: Map<MarginKey, Cached<Decimal>>,
+    pub market: Map<Segment, Cached<bool>>,
     /// The last failed read of funds or margin, by account (cleared by a good read).
-    pub read_errors: HashMap<String, String>,
+    pub read_errors: Map<String, String>,
     /// Consents whose hash was checked against exactly these inputs and version, by
     /// subscription: the check (JSON and SHA-256) is made again only when something changed.
-    pub consents: HashMap<String, Checked>,
+    pub consents: Map<String, Checked>,
+    /// Bumped whenever a subscription in memory changes: rosters built before are stale.
+    pub generation: u64,
+    /// Each strategy's subscriptions as a signal's decisions walk them.
+    pub rosters: Map<String, Roster>,
+}
+
+/// Every subscription's book, in slots that stay where they are: a roster remembers the slot, so
+/// a signal's decisions reach a book without a lookup by id.
+#[derive(Debug, Default)]
+pub(crate) struct Books {
+    slots: Vec<SubBook>,
+    index: Map<String, usize>,
+}
+
+impl Books {
+    pub(crate) fn get(&self, subscription: &str) -> Option<&SubBook> {
+        self.index.get(subscription).map(|&i| &self.slots[i])
+    }
+
+    /// The slot of `subscription`'s book, made empty when it has none yet.
+    pub(crate) fn slot(&mut self, subscription: &str) -> usize {
+        if let Some(&i) = self.index.get(subscription) {
+            return i;
+        }
+        self.slots.push(SubBook::default());
+        let i = self.slots.len() - 1;
+        self.index.insert(subscription.to_owned(), i);
+        i
+    }
+
+    /// `subscription`'s book, made empty when it has none yet.
+    pub(crate) fn entry(&mut self, subscription: &str) -> &mut SubBook {
+        let i = self.slot(subscription);
+        &mut self.slots[i]
+    }
+
+    pub(crate) fn at(&self, slot: usize) -> &SubBook {
+        &self.slots[slot]
+    }
+
+    pub(crate) fn at_mut(&mut self, slot: usize) -> &mut SubBook {
+        &mut self.slots[slot]
+    }
+}
+
+/// One strategy's subscriptions in id order, with what a signal's decisions need of each found
+/// once when the roster is built instead of once per signal: the book's slot, the account's
+/// place among the roster's accounts, and the version its consent was checked for.
+#[derive(Debug, Default)]
+pub(crate) struct Roster {
+    /// The memory's generation it was built from.
+    pub generation: u64,
+    /// The strategy version its consents were checked for.
+    pub version: u32,
+    pub subs: std::sync::Arc<[std::sync::Arc<Subscription>]>,
+    pub entries: Vec<Entry>,
+    /// The distinct accounts, in the order `Entry::account` counts them.
+    pub accounts: usize,
+}
+
+/// What a roster knows of one subscription.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Entry {
+    pub book: usize,
+    pub account: usize,
+    /// The strategy version whose consent check this subscription passed, as it is now.
+    pub consented: Option<u32>,
 }
 
 /// What a consent's hash was checked against.
@@ -144,35 +283,65 @@ pub(crate) struct Checked {
 }
 
 impl Memory {
-    /// Whether `sub` may trade under `version` ([`Subscription::may_trade`]), remembered.
-    pub(crate) fn consented(&mut self, sub: &Subscription, version: u32) -> bool {
-        let Some(c) = &sub.consent else { return false };
-        if sub.state != crate::subscription::SubState::Active {
-            return false;
+    /// Notes that `intent`'s order went to (`starts`) or came back from (ended) its lane: its
+    /// signed units count as in flight in between.
+    pub(crate) fn in_flight(&mut self, intent: &crate::records::Intent, starts: bool) {
+        let Some(order) = intent.plan.order.as_ref() else {
+            return;
+        };
+        let units = order.signed_units();
+        let id = self.instrument_ids.id(&intent.plan.instrument);
+        self.books
+            .entry(&intent.subscription)
+            .add_in_flight(id, if starts { units } else { -units });
+    }
+
+    /// Notes that a subscription changed.
+    pub(crate) fn changed(&mut self) {
+        self.generation += 1;
+    }
+
+    /// `strategy`'s roster, up to date for the subscriptions in memory and `version`, taken out
+    /// of memory until [`Memory::put_roster`] gives it back.
+    pub(crate) fn take_roster(&mut self, strategy: &str, version: u32) -> Roster {
+        let mut roster = self.rosters.remove(strategy).unwrap_or_default();
+        if roster.generation != self.generation {
+            roster = self.build_roster(strategy, version);
         }
-        if let Some(k) = self.consents.get(&sub.id)
-            && k.hash == c.hash
-            && k.version == version
-            && k.account == sub.account
-            && k.strategy == sub.strategy
-            && k.inputs == sub.inputs
-        {
-            return true;
+        if roster.version != version {
+            for (e, sub) in roster.entries.iter_mut().zip(roster.subs.iter()) {
+                e.consented = consent_checked(&mut self.consents, sub, version).then_some(version);
+            }
+            roster.version = version;
         }
-        let ok = sub.may_trade(version);
-        if ok {
-            self.consents.insert(
-                sub.id.clone(),
-                Checked {
-                    hash: c.hash.clone(),
-                    version,
-                    account: sub.account.clone(),
-                    strategy: sub.strategy.clone(),
-                    inputs: sub.inputs.clone(),
-                },
-            );
+        roster
+    }
+
+    pub(crate) fn put_roster(&mut self, strategy: &str, roster: Roster) {
+        self.rosters.insert(strategy.to_owned(), roster);
+    }
+
+    fn build_roster(&mut self, strategy: &str, version: u32) -> Roster {
+        let mut subs: Vec<&Subscription> = self.subscriptions.values().filter(|s| s.strategy == strategy).collect();
+        subs.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut accounts: Map<&str, usize> = Map::default();
+        let mut entries = Vec::with_capacity(subs.len());
+        for sub in &subs {
+            let n = accounts.len();
+            let account = *accounts.entry(sub.account.as_str()).or_insert(n);
+            entries.push(Entry {
+                book: self.books.slot(&sub.id),
+                account,
+                consented: consent_checked(&mut self.consents, sub, version).then_some(version),
+            });
         }
-        ok
+        Roster {
+            generation: self.generation,
+            version,
+            accounts: accounts.len(),
+            subs: subs.into_iter().map(|s| std::sync::Arc::new(s.clone())).collect(),
+            entries,
+        }
     }
 }
 
@@ -184,21 +353,68 @@ impl Memory {
             .is_some_and(|a| a.has_token && a.expires_at.is_none_or(|e| e > now))
     }
 
-    /// Sends of `account` within the last second.
-    pub(crate) fn sends_last_second(&mut self, account: &str) -> u32 {
+    /// Sends of `account` within the second before `now`.
+    pub(crate) fn sends_last_second(&mut self, account: &str, now: Instant) -> u32 {
+        if self
+            .last_send
+            .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1))
+        {
+            return 0;
+        }
         let Some(q) = self.sends.get_mut(account) else {
             return 0;
         };
-        while q.front().is_some_and(|t| t.elapsed() >= Duration::from_secs(1)) {
-            q.pop_front();
-        }
+        prune_sends(q, now);
         u32::try_from(q.len()).unwrap_or(u32::MAX)
     }
 
     pub(crate) fn note_send(&mut self, account: &str) {
-        self.sends
-            .entry(account.to_owned())
-            .or_default()
-            .push_back(Instant::now());
+        let now = Instant::now();
+        let q = self.sends.entry(account.to_owned()).or_default();
+        prune_sends(q, now);
+        q.push_back(now);
+        self.last_send = Some(now);
     }
+}
+
+/// Drops the sends older than a second before `now`.
+fn prune_sends(q: &mut VecDeque<Instant>, now: Instant) {
+    while q
+        .front()
+        .is_some_and(|t| now.saturating_duration_since(*t) >= Duration::from_secs(1))
+    {
+        q.pop_front();
+    }
+}
+
+/// Whether `sub` may trade under `version` ([`Subscription::may_trade`]), remembered in
+/// `consents`: the hash is checked again only when the inputs, version, account or strategy differ.
+pub(crate) fn consent_checked(consents: &mut Map<String, Checked>, sub: &Subscription, version: u32) -> bool {
+    let Some(c) = &sub.consent else { return false };
+    if sub.state != crate::subscription::SubState::Active {
+        return false;
+    }
+    if let Some(k) = consents.get(&sub.id)
+        && k.hash == c.hash
+        && k.version == version
+        && k.account == sub.account
+        && k.strategy == sub.strategy
+        && k.inputs == sub.inputs
+    {
+        return true;
+    }
+    let ok = sub.may_trade(version);
+    if ok {
+        consents.insert(
+            sub.id.clone(),
+            Checked {
+                hash: c.hash.clone(),
+                version,
+                account: sub.account.clone(),
+                strategy: sub.strategy.clone(),
+                inputs: sub.inputs.clone(),
+            },
+        );
+    }
+    ok
 }

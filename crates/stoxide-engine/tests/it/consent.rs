@@ -61,7 +61,7 @@ async fn only_active_consented_subscriptions_trade_and_a_kill_switch_halts_and_e
     let stored_active = stored.iter().find(|i| i.tag == active.tag).expect("stored");
     assert_eq!(stored_active.state, IntentState::Filled, "{stored_active:?}");
     assert_eq!(orders_tagged(&w.sim, &w.users[0], &active.tag).await.len(), 1);
-    for (i, why) in [(1, "paused"), (2, "consent"), (3, "awaiting_consent")] {
+    for (i, why) in [(1, "paused"), (2, "consent"), (3, "awaiting consent")] {
         let s = by_sub(sub(i));
         assert_eq!(s.state, IntentState::Skipped, "{s:?}");
         let reason = s.reason.clone().unwrap_or_default().to_lowercase();

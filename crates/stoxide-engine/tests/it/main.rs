@@ -244,6 +244,12 @@ pub(crate) async fn engine(w: &World, config: EngineConfig) -> Engine {
 
 /// An engine whose marks come from `prices`.
 pub(crate) async fn engine_with(w: &World, config: EngineConfig, prices: Prices) -> Engine {
+    engine_of(w, config, prices, true).await
+}
+
+/// An engine that knows the test's instrument (`loaded`) or none, as one whose instrument
+/// master could not be read.
+pub(crate) async fn engine_of(w: &World, config: EngineConfig, prices: Prices, loaded: bool) -> Engine {
     let clients = Clients::new(RateLimiter::default(), None).with_timeout(Duration::from_secs(2));
     let mut instruments = HashMap::new();
     instruments.insert(
@@ -257,6 +263,9 @@ pub(crate) async fn engine_with(w: &World, config: EngineConfig, prices: Prices)
             multiplier: 1,
         },
     );
+    if !loaded {
+        instruments.clear();
+    }
     Engine::start(
         EngineParts {
             vault: w.vault.clone(),

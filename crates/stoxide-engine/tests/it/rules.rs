@@ -109,3 +109,168 @@ async fn a_daily_loss_breach_allows_only_exits_and_survives_a_restart() {
     e.shutdown().await;
     w.sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_entry_while_the_first_order_works_is_not_a_second_order() {
+    // Every call to the simulator takes 300 ms: the first entry's orders are still on their way
+    // when the second signal is decided.
+    let w = world(
+        3,
+        SimConfig {
+            faults: upstox_sim::config::FaultConfig {
+                latency_ms: 300,
+                ..upstox_sim::config::FaultConfig::default()
+            },
+            ..SimConfig::default()
+        },
+        true,
+    )
+    .await;
+    let e = engine(&w, config()).await;
+    let first = e
+        .submit(signal("w-1", Action::EnterLong), "test")
+        .await
+        .expect("submit");
+    assert!(
+        first.intents.iter().all(|i| i.state == IntentState::Pending),
+        "{first:?}"
+    );
+    let second = e
+        .submit(signal("w-2", Action::EnterLong), "test")
+        .await
+        .expect("submit");
+    for i in &second.intents {
+        assert_eq!(i.state, IntentState::Skipped, "{i:?}");
+        assert_eq!(
+            i.reason.as_deref(),
+            Some("the position is already at the target"),
+            "{i:?}"
+        );
+    }
+    e.wait_settled("momo", "w-1", Duration::from_secs(30))
+        .await
+        .expect("settled");
+    for i in &first.intents {
+        assert_eq!(crate::orders_tagged(&w.sim, &i.account, &i.tag).await.len(), 1, "{i:?}");
+    }
+    // Once filled, an exit sells what was bought, once.
+    let exit = e.submit(signal("w-3", Action::Exit), "test").await.expect("submit");
+    e.wait_settled("momo", "w-3", Duration::from_secs(30))
+        .await
+        .expect("settled");
+    for i in &exit.intents {
+        assert_eq!(i.state, IntentState::Pending, "{i:?}");
+        assert_eq!(i.quantity, Some(1), "{i:?}");
+    }
+    let ended = w.desk.intents(Some(("momo", "w-3")), None, 10).await.expect("intents");
+    assert!(ended.iter().all(|i| i.state == IntentState::Filled), "{ended:?}");
+    e.shutdown().await;
+    w.finish().await;
+}
+
+#[tokio::test]
+async fn a_preview_decides_like_a_signal_and_records_or_sends_nothing() {
+    let w = world(2, SimConfig::default(), true).await;
+    let e = engine(&w, config()).await;
+    let preview = e.preview(&signal("v-1", Action::EnterLong)).await.expect("preview");
+    assert_eq!(preview.intents.len(), 2);
+    assert!(
+        preview
+            .intents
+            .iter()
+            .all(|i| i.state == IntentState::Pending && i.quantity == Some(1))
+    );
+    assert!(
+        w.desk
+            .intents(Some(("momo", "v-1")), None, 10)
+            .await
+            .expect("intents")
+            .is_empty()
+    );
+    for i in &preview.intents {
+        assert!(
+            crate::orders_tagged(&w.sim, &i.account, &i.tag).await.is_empty(),
+            "{i:?}"
+        );
+    }
+    // The same id is still free, and the real signal decides the same.
+    let real = e
+        .submit(signal("v-1", Action::EnterLong), "test")
+        .await
+        .expect("submit");
+    assert_eq!(real.outcome, stoxide_engine::SignalOutcome::Accepted);
+    assert_eq!(
+        real.intents
+            .iter()
+            .map(|i| (&i.tag, i.state, i.quantity))
+            .collect::<Vec<_>>(),
+        preview
+            .intents
+            .iter()
+            .map(|i| (&i.tag, i.state, i.quantity))
+            .collect::<Vec<_>>()
+    );
+    e.shutdown().await;
+    w.finish().await;
+}
+
+#[tokio::test]
+async fn an_engine_without_its_instruments_says_so_instead_of_not_traded() {
+    let w = world(1, SimConfig::default(), true).await;
+    let e = crate::engine_of(&w, config(), stoxide_engine::broker::paper::Prices::default(), false).await;
+    let report = e
+        .submit(signal("n-1", Action::EnterLong), "test")
+        .await
+        .expect("submit");
+    let stoxide_engine::SignalOutcome::Refused { reason } = report.outcome else {
+        panic!("accepted without instruments: {report:?}");
+    };
+    let text = reason.to_string();
+    assert!(
+        text.contains("not loaded in this engine") && text.contains("stoxide login"),
+        "{text}"
+    );
+    e.shutdown().await;
+    w.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_signal_sent_many_times_at_once_trades_once_and_leaves_nothing_behind() {
+    let w = world(2, SimConfig::default(), true).await;
+    let e = engine(&w, config()).await;
+    // Eight submissions of one signal at once (a vendor's retries): those that pass the
+    // duplicate check before the first commits lose at the commit.
+    let reports = futures::future::join_all((0..8).map(|_| e.submit(signal("d-1", Action::EnterLong), "retry"))).await;
+    let accepted = reports
+        .iter()
+        .filter(|r| {
+            r.as_ref()
+                .is_ok_and(|r| r.outcome == stoxide_engine::SignalOutcome::Accepted)
+        })
+        .count();
+    assert_eq!(accepted, 1, "{reports:?}");
+    e.wait_settled("momo", "d-1", Duration::from_secs(30))
+        .await
+        .expect("settled");
+    e.submit(signal("d-2", Action::Exit), "test").await.expect("exit");
+    e.wait_settled("momo", "d-2", Duration::from_secs(30))
+        .await
+        .expect("settled");
+    // Flat again: a new entry is an order, not "already at the target" because of the losers.
+    let again = e.submit(signal("d-3", Action::EnterLong), "test").await.expect("again");
+    for i in &again.intents {
+        assert_eq!(
+            (i.state, i.side, i.quantity),
+            (IntentState::Pending, Some(upstox_types::TransactionType::Buy), Some(1)),
+            "{i:?}"
+        );
+    }
+    e.wait_settled("momo", "d-3", Duration::from_secs(30))
+        .await
+        .expect("settled");
+    for i in &again.intents {
+        assert_eq!(crate::orders_tagged(&w.sim, &i.account, &i.tag).await.len(), 1, "{i:?}");
+    }
+    e.shutdown().await;
+    w.finish().await;
+}

@@ -1,6 +1,8 @@
 //! The dashboard on a real socket against the in-process simulator: access rules, CSRF, security
 //! headers, linking an account through the simulator's dialog, and live quotes over SSE.
 
+mod portal;
+mod portal_pages;
 mod router;
 
 use std::time::Duration;
@@ -15,11 +17,16 @@ const PASSWORD: &str = "a long test password";
 
 struct Fixture {
     url: String,
+    state: stoxide_server::AppState,
     sim: Simulator,
     http: reqwest::Client,
     _dir: tempfile::TempDir,
     stop: tokio_util::sync::CancellationToken,
 }
+
+/// The simulator's second app: a client's own (individual mode).
+const OWN_APP: &str = "OWN-APP-1";
+const OWN_SECRET: &str = "own-app-secret-1";
 
 async fn fixture() -> Fixture {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -28,6 +35,11 @@ async fn fixture() -> Fixture {
     let mut config = SimConfig::default();
     config.apps[0].redirect_uri = format!("{url}/oauth/callback");
     let app = config.apps[0].clone();
+    // A client's own app (individual mode), registered with Upstox to come back here too.
+    let mut own = app.clone();
+    own.client_id = OWN_APP.into();
+    own.client_secret = OWN_SECRET.into();
+    config.apps.push(own);
     let sim = Simulator::start(config, "127.0.0.1:0".parse().expect("addr"))
         .await
         .expect("sim");
@@ -37,6 +49,7 @@ async fn fixture() -> Fixture {
         .expect("vault");
     let state = Shared::new(
         ServerConfig {
+            operator_two_factor: true,
             data_dir: dir.path().to_owned(),
             app: Some(LinkApp {
                 creds: AppCredentials {
@@ -55,17 +68,16 @@ async fn fixture() -> Fixture {
     state.admin.set("admin", PASSWORD).expect("admin");
     let stop = tokio_util::sync::CancellationToken::new();
     let s = stop.clone();
-    tokio::spawn(stoxide_server::serve(
-        state,
-        listener,
-        async move { s.cancelled().await },
-    ));
+    tokio::spawn(stoxide_server::serve(state.clone(), listener, async move {
+        s.cancelled().await
+    }));
     let http = reqwest::Client::builder()
         .redirect(Policy::none())
         .build()
         .expect("http");
     Fixture {
         url,
+        state,
         sim,
         http,
         _dir: dir,
@@ -91,6 +103,32 @@ fn cookie_value(set: &[String], name: &str) -> Option<String> {
 fn csrf_in(html: &str) -> String {
     let at = html.find("name=\"csrf\" value=\"").expect("csrf field") + 19;
     html[at..at + 64].to_owned()
+}
+
+/// Submits the simulator's login dialog (at `dialog`, as the server redirected there) as a
+/// browser would; answers where it sends the browser back (the callback with code and state).
+async fn through_dialog(f: &Fixture, dialog: &str, user: &str, pin: &str) -> String {
+    let q: std::collections::HashMap<String, String> = url::Url::parse(dialog)
+        .expect("url")
+        .query_pairs()
+        .into_owned()
+        .collect();
+    let r = f
+        .http
+        .post(format!("{}/v2/login/authorization/dialog", f.sim.base_url()))
+        .form(&[
+            ("client_id", q["client_id"].as_str()),
+            ("redirect_uri", &q["redirect_uri"]),
+            ("state", &q["state"]),
+            ("response_type", "code"),
+            ("user_id", user),
+            ("pin", pin),
+        ])
+        .send()
+        .await
+        .expect("dialog");
+    assert_eq!(r.status(), 302);
+    r.headers()["location"].to_str().expect("location").to_owned()
 }
 
 impl Fixture {
@@ -262,27 +300,7 @@ async fn link_an_account_through_the_dialog_and_stream_live_quotes() {
     assert_eq!(r.status(), 303);
     let dialog = r.headers()["location"].to_str().expect("location").to_owned();
     assert!(dialog.starts_with(&f.sim.base_url()), "{dialog}");
-    let q: std::collections::HashMap<String, String> = url::Url::parse(&dialog)
-        .expect("url")
-        .query_pairs()
-        .into_owned()
-        .collect();
-    let r = f
-        .http
-        .post(format!("{}/v2/login/authorization/dialog", f.sim.base_url()))
-        .form(&[
-            ("client_id", q["client_id"].as_str()),
-            ("redirect_uri", &q["redirect_uri"]),
-            ("state", &q["state"]),
-            ("response_type", "code"),
-            ("user_id", "SIM002"),
-            ("pin", "234567"),
-        ])
-        .send()
-        .await
-        .expect("dialog");
-    assert_eq!(r.status(), 302);
-    let callback = r.headers()["location"].to_str().expect("location").to_owned();
+    let callback = through_dialog(&f, &dialog, "SIM002", "234567").await;
     let path = callback.strip_prefix(&f.url).expect("back to the dashboard");
     let r = f
         .http

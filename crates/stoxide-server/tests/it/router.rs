@@ -39,6 +39,7 @@ async fn state() -> (stoxide_server::AppState, tempfile::TempDir) {
         .expect("vault");
     let state = Shared::new(
         ServerConfig {
+            operator_two_factor: true,
             data_dir: dir.path().to_owned(),
             app: None,
             instruments: DEFAULT_INSTRUMENTS.iter().map(|s| (*s).to_owned()).collect(),
@@ -165,6 +166,7 @@ async fn a_session_survives_a_restart_of_the_dashboard() {
         .expect("vault");
     let again = Shared::new(
         ServerConfig {
+            operator_two_factor: true,
             data_dir: dir.path().to_owned(),
             app: None,
             instruments: Vec::new(),

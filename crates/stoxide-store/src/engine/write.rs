@@ -32,11 +32,25 @@ pub struct AuditDraft {
     pub body: String,
 }
 
+/// A subscription's state moved from `from` to `to` — written only if the stored state is still
+/// `from`, so a change someone else made meanwhile (new inputs put it back to awaiting consent, a
+/// pause, a stop) is never overwritten by an older copy. Only the state is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateChange {
+    pub id: String,
+    pub from: String,
+    pub to: String,
+    pub updated_at: i64,
+}
+
 /// One write of the engine.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EngineWrite {
     /// Inserted first; when (strategy, id) exists already, nothing else of this write applies.
     pub signal: Option<SignalRow>,
+    /// Applied next; when the stored subscription is no longer as read, nothing else of this
+    /// write applies.
+    pub state_change: Option<StateChange>,
     /// Strategy definitions stored (or replaced).
     pub strategies: Vec<StrategyRow>,
     pub subscriptions: Vec<SubscriptionRow>,
@@ -61,7 +75,8 @@ impl EngineWrite {
 /// What one write did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteOutcome {
-    /// False when its signal was a duplicate (nothing was applied).
+    /// False when its signal was a duplicate or its state change found the subscription changed
+    /// (nothing was applied).
     pub applied: bool,
     /// Tags of the intents it inserted (an existing tag is not inserted again).
     pub new_intents: Vec<String>,
@@ -122,6 +137,21 @@ async fn apply(tx: &mut Tx, w: &EngineWrite, head: &mut Option<AuditHead>, chain
         .bind(&s.reason)
         .bind(s.received_at)
         .execute(c)
+        .await?
+        .rows_affected());
+        if n == 0 {
+            return Ok(out);
+        }
+    }
+    if let Some(c) = &w.state_change {
+        let n = with_tx!(&mut tx.inner, c2 => sqlx::query(
+            "UPDATE subscriptions SET state = $1, updated_at = $2 WHERE id = $3 AND state = $4",
+        )
+        .bind(&c.to)
+        .bind(c.updated_at)
+        .bind(&c.id)
+        .bind(&c.from)
+        .execute(c2)
         .await?
         .rows_affected());
         if n == 0 {

@@ -1,8 +1,8 @@
 //! The engine's records, on both backends.
 
 use stoxide_store::{
-    AuditDraft, AuditHead, AuditRow, EngineWrite, IntentRow, IntentUpdate, PositionRow, SignalRow, StrategyRow,
-    SubscriptionRow, TradingStateRow,
+    AuditDraft, AuditHead, AuditRow, EngineWrite, IntentRow, IntentUpdate, PositionRow, SignalRow, StateChange,
+    StrategyRow, SubscriptionRow, TradingStateRow,
 };
 
 use crate::{Fixture, contract};
@@ -350,6 +350,55 @@ async fn a_signal_its_intents_and_their_audit_are_written_together_or_not_at_all
             .expect("pos")
             .map(|p| p.quantity),
         Some(65)
+    );
+    f.finish(s).await;
+}
+
+contract!(a_state_change_applies_only_to_the_state_it_was_read_in);
+async fn a_state_change_applies_only_to_the_state_it_was_read_in(backend: &str) {
+    let f = Fixture::new(backend).await;
+    let s = f.store().await;
+    let row = SubscriptionRow {
+        id: "sub-a".into(),
+        account: "SIM001".into(),
+        strategy: "ema".into(),
+        inputs: "{\"lots\":1}".into(),
+        state: "active".into(),
+        consent: Some("{\"hash\":\"abc\"}".into()),
+        updated_at: 1,
+    };
+    s.put_subscription(&row).await.expect("subscription");
+    let change = |from: &str| EngineWrite {
+        state_change: Some(StateChange {
+            id: "sub-a".into(),
+            from: from.into(),
+            to: "needs_login".into(),
+            updated_at: 5,
+        }),
+        audit: vec![draft("needs_login", "SIM001")],
+        ..EngineWrite::default()
+    };
+    // Meanwhile the desk changed the inputs: the subscription awaits consent again.
+    let changed = SubscriptionRow {
+        inputs: "{\"lots\":2}".into(),
+        state: "awaiting_consent".into(),
+        updated_at: 3,
+        ..row.clone()
+    };
+    s.put_subscription(&changed).await.expect("desk");
+    let out = s.write_engine(&[change("active")], &toy_chain).await.expect("write");
+    assert!(!out[0].applied && out[0].audit.is_empty(), "{out:?}");
+    assert_eq!(s.subscription("sub-a").await.expect("get"), Some(changed.clone()));
+    // Read in the state it is in, the change applies (the state alone).
+    let out = s
+        .write_engine(&[change("awaiting_consent")], &toy_chain)
+        .await
+        .expect("write");
+    assert!(out[0].applied && out[0].audit.len() == 1);
+    let now = s.subscription("sub-a").await.expect("get").expect("some");
+    assert_eq!(
+        (now.state.as_str(), now.inputs.as_str()),
+        ("needs_login", "{\"lots\":2}")
     );
     f.finish(s).await;
 }

@@ -3,6 +3,7 @@
 //! the same on both.
 
 mod engine;
+mod people;
 
 use std::time::Duration;
 
