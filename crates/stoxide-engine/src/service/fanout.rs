@@ -26,6 +26,9 @@ use crate::subscription::{SubState, Subscription};
 
 /// How many broker reads (funds, margin) run at once while caches are warmed for a signal.
 const WARM_CONCURRENCY: usize = 256;
+/// Accounts the margin of one unit is tried with, one after another, before a signal's orders
+/// that need it are refused for want of it.
+const MARGIN_READERS: usize = 4;
 
 /// Whether a signal was taken.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -307,14 +310,28 @@ impl Engine {
                 .collect();
             accounts.sort();
             accounts.dedup_by(|a, b| a.0 == b.0);
-            let mut margins: Vec<(MarginKey, String, bool)> = Vec::new();
-            for s in &active {
+            // The margin of one unit is the same for every account: it is read with the first
+            // few accounts (those whose token is good first), one after another until one
+            // answers, so one user's refused token or a lost answer does not leave every user
+            // without it.
+            let now = Utc::now();
+            let (valid, rest): (Vec<&Subscription>, Vec<&Subscription>) =
+                active.iter().partition(|s| memory.token_valid(&s.account, now));
+            let mut margins: Vec<(MarginKey, Vec<(String, bool)>)> = Vec::new();
+            for s in valid.into_iter().chain(rest) {
                 for side in [TransactionType::Buy, TransactionType::Sell] {
                     let key = (signal.instrument.clone(), s.inputs.product, side);
-                    if memory.margins.get(&key).and_then(|c| c.fresh(cfg.margin_ttl)).is_none()
-                        && !margins.iter().any(|(k, ..)| k == &key)
-                    {
-                        margins.push((key, s.account.clone(), s.inputs.paper || cfg.paper));
+                    if memory.margins.get(&key).and_then(|c| c.fresh(cfg.margin_ttl)).is_some() {
+                        continue;
+                    }
+                    let reader = (s.account.clone(), s.inputs.paper || cfg.paper);
+                    match margins.iter_mut().find(|(k, _)| k == &key) {
+                        Some((_, readers)) => {
+                            if readers.len() < MARGIN_READERS && !readers.iter().any(|(a, _)| a == &reader.0) {
+                                readers.push(reader);
+                            }
+                        }
+                        None => margins.push((key, vec![reader])),
                     }
                 }
             }
@@ -351,17 +368,25 @@ impl Engine {
             .get(&signal.instrument)
             .map_or(1, |i| u64::from(i.info.lot_size.max(1)));
         let margins = futures::stream::iter(stale_margins)
-            .map(|(key, account, paper)| async move {
-                let read = match self.lane(&account).broker(paper).await {
-                    Ok(broker) => broker.margin(&key.0, lot, key.1, key.2).await,
-                    Err(e) => Err(e),
-                };
-                (
-                    key,
-                    account,
-                    read.map(|m| m / Decimal::from(lot))
-                        .map_err(|e| format!("margin: {}", e.message)),
-                )
+            .map(|(key, readers)| async move {
+                let mut last = String::from("margin: no account with a valid token to read it with");
+                for (account, paper) in readers {
+                    let lane = self.lane(&account);
+                    let read = match lane.broker(paper).await {
+                        Ok(broker) => broker.margin(&key.0, lot, key.1, key.2).await,
+                        Err(e) => Err(e),
+                    };
+                    match read {
+                        Ok(m) => return (key, Ok(m / Decimal::from(lot))),
+                        Err(e) => {
+                            if e.kind == BrokerErrorKind::Unauthorized {
+                                lane.needs_login(&e.message).await;
+                            }
+                            last = format!("margin: {}", e.message);
+                        }
+                    }
+                }
+                (key, Err(last))
             })
             .buffer_unordered(WARM_CONCURRENCY)
             .collect::<Vec<_>>();
@@ -388,13 +413,14 @@ impl Engine {
                 }
             }
         }
-        for (key, account, read) in margins {
+        for (key, read) in margins {
             match read {
                 Ok(value) => {
+                    memory.margin_errors.remove(&key);
                     memory.margins.insert(key, Cached { value, at });
                 }
                 Err(e) => {
-                    memory.read_errors.entry(account).or_insert(e);
+                    memory.margin_errors.insert(key, e);
                 }
             }
         }
@@ -507,6 +533,14 @@ impl Engine {
                 per_unit: per_unit_side,
                 read_error: if view.read_error {
                     memory.read_errors.get(account).map(String::as_str)
+                } else {
+                    None
+                },
+                margin_error: if per_unit_side.is_none() {
+                    memory
+                        .margin_errors
+                        .get(&(signal.instrument.clone(), sub.inputs.product, plan.side))
+                        .map(String::as_str)
                 } else {
                     None
                 },
@@ -758,8 +792,10 @@ struct RiskInputs<'a, 'p> {
     view: &'a AccountView,
     market_open: bool,
     per_unit: Option<Decimal>,
-    /// The last failed read of this account's funds or margin.
+    /// The last failed read of this account's funds.
     read_error: Option<&'a str>,
+    /// Why the margin of one unit could not be read, when it could not.
+    margin_error: Option<&'a str>,
     available: Decimal,
     /// The notional value of one unit of the signal's instrument (last price × multiplier).
     notional_unit: Decimal,
@@ -868,7 +904,7 @@ fn risk_context(r: RiskInputs<'_, '_>) -> RiskContext {
         (Some(unit), Some(_)) => (unit * Decimal::from(r.plan.quantity), None),
         (None, _) => (
             Decimal::ZERO,
-            Some(r.read_error.unwrap_or("the margin API did not answer").to_owned()),
+            Some(r.margin_error.unwrap_or("the margin API did not answer").to_owned()),
         ),
         (Some(_), None) => (
             Decimal::ZERO,

@@ -198,8 +198,10 @@ pub(crate) struct Memory {
     pub funds: Map<String, Cached<Decimal>>,
     pub margins: Map<MarginKey, Cached<Decimal>>,
     pub market: Map<Segment, Cached<bool>>,
-    /// The last failed read of funds or margin, by account (cleared by a good read).
+    /// The last failed read of funds, by account (cleared by a good read).
     pub read_errors: Map<String, String>,
+    /// Why the margin of one unit could not be read, by key (cleared by a good read).
+    pub margin_errors: Map<MarginKey, String>,
     /// Consents whose hash was checked against exactly these inputs and version, by
     /// subscription: the check (JSON and SHA-256) is made again only when something changed.
     pub consents: Map<String, Checked>,

@@ -37,8 +37,9 @@ async fn fan_out_through_faults(backend: Backend) {
         ..SimConfig::default()
     };
     let w = world_on(backend, 150, sim_config, true).await;
-    // One user's token is not one Upstox accepts: that user alone is refused.
-    let revoked = &w.users[7];
+    // One user's token is not one Upstox accepts: that user alone is refused. It is the first
+    // user, whose account the engine would read the margin of one unit with first.
+    let revoked = &w.users[0];
     link(
         &w.vault,
         &w.sim,
