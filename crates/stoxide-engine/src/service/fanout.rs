@@ -295,7 +295,7 @@ impl Engine {
             .map(|s| &**s)
             .filter(|s| s.state == SubState::Active)
             .collect();
-        let (stale_funds, stale_margins, market_stale) = {
+        let (stale_funds, stale_margins, market_readers) = {
             let memory = self.inner().memory.lock();
             let mut accounts: Vec<(String, bool)> = active
                 .iter()
@@ -318,7 +318,12 @@ impl Engine {
             let (valid, rest): (Vec<&Subscription>, Vec<&Subscription>) =
                 active.iter().partition(|s| memory.token_valid(&s.account, now));
             let mut margins: Vec<(MarginKey, Vec<(String, bool)>)> = Vec::new();
+            // The market's status likewise, with the first few accounts in the same order.
+            let mut market_readers: Vec<(String, bool)> = Vec::new();
             for s in valid.into_iter().chain(rest) {
+                if market_readers.len() < MARGIN_READERS && !market_readers.iter().any(|(a, _)| a == &s.account) {
+                    market_readers.push((s.account.clone(), s.inputs.paper || cfg.paper));
+                }
                 for side in [TransactionType::Buy, TransactionType::Sell] {
                     let key = (signal.instrument.clone(), s.inputs.product, side);
                     if memory.margins.get(&key).and_then(|c| c.fresh(cfg.margin_ttl)).is_some() {
@@ -336,13 +341,16 @@ impl Engine {
                 }
             }
             let segment = signal.instrument.segment();
-            let market = cfg.check_market_hours
+            let market_stale = cfg.check_market_hours
                 && memory
                     .market
                     .get(&segment)
                     .and_then(|c| c.fresh(cfg.market_ttl))
                     .is_none();
-            (accounts, margins, market)
+            if !market_stale {
+                market_readers.clear();
+            }
+            (accounts, margins, market_readers)
         };
         let funds = futures::stream::iter(stale_funds)
             .map(|(account, paper)| async move {
@@ -391,12 +399,21 @@ impl Engine {
             .buffer_unordered(WARM_CONCURRENCY)
             .collect::<Vec<_>>();
         let market = async {
-            if !market_stale {
-                return None;
+            for (account, paper) in market_readers {
+                let lane = self.lane(&account);
+                let read = match lane.broker(paper).await {
+                    Ok(b) => b.market_open(signal.instrument.segment()).await,
+                    Err(e) => Err(e),
+                };
+                match read {
+                    Ok(open) => return Some(open),
+                    Err(e) if e.kind == BrokerErrorKind::Unauthorized => lane.needs_login(&e.message).await,
+                    Err(e) => {
+                        tracing::warn!(account = %account, error = %e.message, "the market's status could not be read")
+                    }
+                }
             }
-            let s = active.first()?;
-            let b = self.lane(&s.account).broker(s.inputs.paper || cfg.paper).await.ok()?;
-            b.market_open(signal.instrument.segment()).await.ok()
+            None
         };
         // Funds, margins and the market's status are read at once: one round trip, not three.
         let (funds, margins, market) = futures::join!(funds, margins, market);
