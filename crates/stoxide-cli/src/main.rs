@@ -90,6 +90,9 @@ enum Command {
     /// The execution engine: signals to orders in every consenting user's own account.
     #[command(subcommand)]
     Engine(cmd::engine::EngineCommand),
+    /// Engine nodes sharing one PostgreSQL: their status, and the addresses apps whitelisted.
+    #[command(subcommand)]
+    Cluster(cmd::cluster::ClusterCommand),
     /// The strategy catalog and external strategies' signing secrets.
     #[command(subcommand)]
     Strategy(cmd::desk::StrategyCommand),
@@ -221,6 +224,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Vault(c) => cmd::token::vault_cmd(&globals, &out, c).await,
         Command::Doctor(a) => cmd::doctor::run(&globals, &out, a).await,
         Command::Engine(c) => cmd::engine::run(&globals, &out, c).await,
+        Command::Cluster(c) => cmd::cluster::run(&globals, &out, c).await,
         Command::Strategy(c) => cmd::desk::strategy(&globals, &out, c).await,
         Command::Subscription(c) => cmd::desk::subscription(&globals, &out, c).await,
         Command::Subscribe(a) => cmd::desk::subscribe(&globals, &out, a).await,

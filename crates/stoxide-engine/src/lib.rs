@@ -13,6 +13,7 @@
 //! - [`audit`]: the hash-chained trail and its verification (edit, delete, reorder, truncate).
 //! - [`desk`]: what operators and users do to the records (catalog, subscriptions and their
 //!   consents, trading states, intents, the audit trail), with or without an engine running.
+//! - [`ownership`]: which accounts an engine node may act for (leases held elsewhere).
 //! - [`strategies`]: candles from ticks, and the built-in RSI mean reversion, momentum breakout
 //!   and EMA crossover.
 //!
@@ -27,6 +28,7 @@ mod error;
 pub mod intent;
 mod journal;
 pub mod market;
+pub mod ownership;
 pub mod positions;
 pub mod records;
 pub mod risk;

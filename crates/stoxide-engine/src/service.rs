@@ -70,6 +70,13 @@ pub struct EngineConfig {
     pub paper: bool,
     /// Refuse orders when the market-status API says the segment is not open.
     pub check_market_hours: bool,
+    /// Set when this engine is one node of several: it decides and sends only for the
+    /// accounts this holds, a signal recorded by another node is not a duplicate, and each
+    /// (signal, subscription) still gets one intent (its tag).
+    pub cluster: Option<Arc<dyn crate::ownership::Ownership>>,
+    /// How far back a node looks, on taking accounts over, for signals those accounts have no
+    /// intent of yet (their previous holder died before deciding them).
+    pub catch_up: Duration,
 }
 
 impl Default for EngineConfig {
@@ -86,6 +93,8 @@ impl Default for EngineConfig {
             unknown_resends: 3,
             paper: false,
             check_market_hours: true,
+            cluster: None,
+            catch_up: Duration::from_secs(60),
         }
     }
 }
@@ -405,6 +414,10 @@ impl Engine {
 
     /// Every unfinished intent goes back to its user's lane, to be looked up by tag.
     async fn recover(&self) -> Result<()> {
+        if self.inner.config.cluster.is_some() {
+            // A node recovers an account's intents when it is given the account ([`Self::adopt`]).
+            return Ok(());
+        }
         let rows = self.inner.store.unfinished_intents().await?;
         if !rows.is_empty() {
             tracing::info!(intents = rows.len(), "reconciling unfinished intents by tag");
@@ -415,6 +428,108 @@ impl Engine {
             self.lane(&intent.account).recover(intent).await;
         }
         Ok(())
+    }
+
+    /// Reads the books of accounts this node is taking over again from the store (positions and
+    /// the day's order counts of their subscriptions): what their previous holder did is in
+    /// them. Called before the accounts count as held.
+    ///
+    /// # Errors
+    /// Store errors; stored records that do not read back.
+    pub async fn reload_books(&self, accounts: &[String]) -> Result<()> {
+        if accounts.is_empty() {
+            return Ok(());
+        }
+        let now = Utc::now();
+        let set: std::collections::HashSet<&str> = accounts.iter().map(String::as_str).collect();
+        self.refresh().await?;
+        let positions = self.inner.store.positions().await?;
+        let counts = self.inner.store.orders_since(day_start_ms(now)).await?;
+        let mut guard = self.inner.memory.lock();
+        let memory = &mut *guard;
+        let subs: std::collections::HashSet<String> = memory
+            .subscriptions
+            .values()
+            .filter(|s| set.contains(s.account.as_str()))
+            .map(|s| s.id.clone())
+            .collect();
+        for id in &subs {
+            *memory.books.entry(id) = SubBook::default();
+        }
+        for row in positions.iter().filter(|r| subs.contains(&r.subscription)) {
+            let (key, pos) = records::position_of(row)?;
+            let id = memory.instrument_ids.id(&key);
+            memory.books.entry(&row.subscription).positions.insert(id, &key, pos);
+        }
+        let day = today(now);
+        for (sub, n) in counts.into_iter().filter(|(s, _)| subs.contains(s)) {
+            let book = memory.books.entry(&sub);
+            book.orders_day = Some(day);
+            book.orders_today = u32::try_from(n).unwrap_or(u32::MAX);
+        }
+        Ok(())
+    }
+
+    /// Hands the unfinished intents of accounts this node has just taken over to their lanes,
+    /// to be looked up by tag before anything is sent again; answers how many.
+    ///
+    /// # Errors
+    /// Store errors; stored records that do not read back.
+    pub async fn recover_accounts(&self, accounts: &[String]) -> Result<usize> {
+        if accounts.is_empty() {
+            return Ok(0);
+        }
+        let set: std::collections::HashSet<&str> = accounts.iter().map(String::as_str).collect();
+        let mut recovered = 0;
+        for row in self.inner.store.unfinished_intents().await? {
+            if !set.contains(row.account.as_str()) {
+                continue;
+            }
+            let intent = records::intent_of(&row)?;
+            self.inner.memory.lock().in_flight(&intent, true);
+            self.lane(&intent.account).recover(intent).await;
+            recovered += 1;
+        }
+        Ok(recovered)
+    }
+
+    /// Takes again every signal accepted within [`EngineConfig::catch_up`]: the accounts this
+    /// node holds that have no intent of one (their previous holder died before deciding it)
+    /// get theirs now; the others are skipped. Answers how many signals were taken again.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn catch_up(&self) -> Result<usize> {
+        let since = Utc::now() - chrono::Duration::from_std(self.inner.config.catch_up).unwrap_or_default();
+        let mut taken = 0;
+        for row in self.inner.store.accepted_signals_since(records::ms(since)).await? {
+            let Ok(signal) = serde_json::from_str::<crate::signal::Signal>(&row.body) else {
+                tracing::warn!(strategy = %row.strategy, id = %row.id, "a stored signal does not read back; not caught up");
+                continue;
+            };
+            let report = self.submit(signal, "catch_up").await?;
+            if !report.intents.is_empty() {
+                tracing::info!(strategy = %report.strategy, id = %report.signal_id, intents = report.intents.len(), "a signal caught up for accounts taken over");
+            }
+            taken += 1;
+        }
+        Ok(taken)
+    }
+
+    /// Lets accounts go (a cluster's node no longer holds them): their lanes stop, and whatever
+    /// they had not finished stays recorded for the next holder to find by tag.
+    pub fn let_go(&self, accounts: &[String]) {
+        let mut lanes = self.inner.lanes.lock();
+        for a in accounts {
+            if let Some(l) = lanes.remove(a) {
+                l.stop();
+            }
+        }
+    }
+
+    /// Whether this engine may act for `account` now (always, unless it is a cluster's node).
+    pub(crate) fn holds(&self, account: &str) -> bool {
+        self.inner.config.cluster.as_ref().is_none_or(|o| o.holds(account))
     }
 
     /// The lane of `account`, started on first use.

@@ -248,6 +248,19 @@ impl Store {
         .await?))
     }
 
+    /// The signals accepted since `since_ms`, oldest first.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn accepted_signals_since(&self, since_ms: i64) -> Result<Vec<SignalRow>> {
+        Ok(with_pool!(&self.pool, p => sqlx::query_as(
+            "SELECT * FROM signals WHERE accepted = 1 AND received_at >= $1 ORDER BY received_at, strategy, id",
+        )
+        .bind(since_ms)
+        .fetch_all(p)
+        .await?))
+    }
+
     /// Writes an intent before its order is sent; false when its tag exists (the same signal
     /// for the same subscription is one intent).
     ///

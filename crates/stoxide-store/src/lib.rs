@@ -19,6 +19,7 @@
 //! PostgreSQL at `STOXIDE_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`;
 //! each test creates and drops its own database). `scripts/test.sh` starts PostgreSQL first.
 
+mod cluster;
 mod engine;
 mod error;
 mod location;
@@ -33,6 +34,7 @@ mod vault;
 use sqlx::postgres::{PgPool, Postgres};
 use sqlx::sqlite::{Sqlite, SqlitePool};
 
+pub use cluster::{EgressRow, LeaseRow, NodeRow};
 pub use engine::{
     AuditDraft, AuditHead, AuditRow, Chain, EngineWrite, IntentRow, IntentUpdate, PositionRow, SignalRow, StateChange,
     StrategyRow, SubscriptionRow, TERMINAL_INTENT_STATES, TradingStateRow, WriteOutcome,

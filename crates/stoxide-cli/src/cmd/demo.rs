@@ -163,6 +163,7 @@ async fn dashboard(args: DemoArgs) -> anyhow::Result<()> {
             check_market_hours: false,
             egress_ip: None,
             paper_capital: rust_decimal::Decimal::from(1_000_000),
+            cluster: None,
         },
         &stop_engine,
     )

@@ -54,6 +54,44 @@ pub(crate) struct RunArgs {
     /// Starting paper capital per account (₹).
     #[arg(long, default_value = "1000000")]
     paper_capital: Decimal,
+    /// Join a cluster as this node: the accounts are shared with the other nodes through leases
+    /// in PostgreSQL (`STOXIDE_DATABASE_URL`), signals come over NATS JetStream
+    /// (`STOXIDE_NATS_URL`) and rate limits are shared in Redis (`STOXIDE_REDIS_URL`).
+    #[arg(long, value_name = "NAME")]
+    node: Option<String>,
+}
+
+/// What a cluster node needs from the environment.
+struct ClusterEnv {
+    nats: String,
+}
+
+fn env_var(k: &str) -> Option<String> {
+    std::env::var(k).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn cluster_env(node: &str) -> anyhow::Result<ClusterEnv> {
+    anyhow::ensure!(
+        !node.is_empty()
+            && node.len() <= 64
+            && node
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+        "--node {node:?}: a node's name is 1 to 64 letters, digits, '-' or '_'"
+    );
+    let db = env_var(stoxide_store::DATABASE_URL_ENV).unwrap_or_default();
+    anyhow::ensure!(
+        db.starts_with("postgres://") || db.starts_with("postgresql://"),
+        "--node needs the shared PostgreSQL: set {}=postgres://… (every node the same)",
+        stoxide_store::DATABASE_URL_ENV
+    );
+    anyhow::ensure!(
+        env_var("STOXIDE_REDIS_URL").is_some(),
+        "--node needs Redis for the users' shared rate limits: set STOXIDE_REDIS_URL=redis://…"
+    );
+    let nats = env_var("STOXIDE_NATS_URL")
+        .context("--node needs NATS JetStream for signals: set STOXIDE_NATS_URL=nats://…")?;
+    Ok(ClusterEnv { nats })
 }
 
 fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
@@ -73,7 +111,12 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
 }
 
 pub(crate) async fn run(globals: &Globals, _out: &Output, cmd: EngineCommand) -> anyhow::Result<()> {
-    let EngineCommand::Run(args) = cmd;
+    let args = match cmd {
+        EngineCommand::Run(args) => args,
+    };
+    if let Some(node) = args.node.clone() {
+        return run_node(globals, args, &node).await;
+    }
     let dir = crate::vault::data_dir(globals)?;
     stoxide_store::create_private_dir(&dir)?;
     let lock = std::fs::OpenOptions::new()
@@ -101,6 +144,7 @@ pub(crate) async fn run(globals: &Globals, _out: &Output, cmd: EngineCommand) ->
             check_market_hours: !args.no_market_hours,
             egress_ip: args.egress_ip,
             paper_capital: args.paper_capital,
+            cluster: None,
         },
         &stop,
     )
@@ -167,6 +211,107 @@ pub(crate) async fn run(globals: &Globals, _out: &Output, cmd: EngineCommand) ->
     served.context("the engine's HTTP server failed")
 }
 
+/// `stoxide engine run --node NAME`: one node of a cluster. It beats in PostgreSQL, holds the
+/// accounts assigned to it (leases), takes every signal from its own durable JetStream consumer
+/// and decides only for the accounts it holds; health on /healthz, /metrics, /summary.
+async fn run_node(globals: &Globals, args: RunArgs, name: &str) -> anyhow::Result<()> {
+    let env = cluster_env(name)?;
+    anyhow::ensure!(
+        args.sim_users.is_none(),
+        "--sim-users starts a simulator inside this process; a cluster's nodes share one (`stoxide sim`)"
+    );
+    let dir = crate::vault::data_dir(globals)?;
+    stoxide_store::create_private_dir(&dir)?;
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(format!("engine-{name}.lock")))
+        .context("cannot open the node's lock file")?;
+    if lock.try_lock().is_err() {
+        anyhow::bail!(
+            "node {name} already runs on {} (give each node its own name)",
+            dir.display()
+        );
+    }
+    let vault = crate::vault::open(globals).await?;
+    let bus = stoxide_cluster::SignalBus::connect(&env.nats, env_var("STOXIDE_NATS_STREAM").as_deref()).await?;
+    let egress = args.egress_ip.map(|ip| ip.to_string()).unwrap_or_default();
+    let node = stoxide_cluster::Node::new(
+        stoxide_cluster::NodeConfig::new(name, egress.clone()),
+        vault.clone(),
+        Some(bus.clone()),
+    );
+    node.join().await?;
+    let stop = CancellationToken::new();
+    let started = start_engine(
+        &vault,
+        StartOptions {
+            paper: args.paper,
+            check_market_hours: !args.no_market_hours,
+            egress_ip: args.egress_ip,
+            paper_capital: args.paper_capital,
+            cluster: Some(node.leases()),
+        },
+        &stop,
+    )
+    .await?;
+    let engine = started.engine;
+    let node = Arc::new(node);
+    let membership = {
+        let node = node.clone();
+        let engine = engine.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move { node.run(engine, stop).await })
+    };
+    let consumer = {
+        let engine = engine.clone();
+        let stop = stop.clone();
+        let name = name.to_owned();
+        tokio::spawn(async move { bus.consume(&name, engine, stop).await })
+    };
+    let control: String = rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(40)
+        .map(char::from)
+        .collect();
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let router = stoxide_server::engine_api::router(engine.clone(), vault.clone(), SecretString::from(control));
+    crate::output::announce(
+        &serde_json::json!({
+            "engine": url,
+            "node": name,
+            "egress": egress,
+            "strategies": started.strategies,
+            "accounts": started.accounts,
+            "paper": args.paper,
+        })
+        .to_string(),
+    );
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                () = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+            }
+        })
+        .await;
+    stop.cancel();
+    let _ = membership.await;
+    match consumer.await {
+        Ok(Err(e)) => tracing::warn!(error = %e, "the signal consumer"),
+        Ok(Ok(())) | Err(_) => {}
+    }
+    engine.shutdown().await;
+    // The engine has stopped sending: this node's leases end now.
+    node.leave().await?;
+    served.context("the node's HTTP server failed")
+}
+
 /// How [`start_engine`] starts the engine.
 #[derive(Debug, Clone)]
 pub(crate) struct StartOptions {
@@ -174,6 +319,8 @@ pub(crate) struct StartOptions {
     pub(crate) check_market_hours: bool,
     pub(crate) egress_ip: Option<IpAddr>,
     pub(crate) paper_capital: Decimal,
+    /// Set for a cluster's node: what it holds.
+    pub(crate) cluster: Option<Arc<dyn stoxide_engine::ownership::Ownership>>,
 }
 
 /// The engine, started on the vault's strategies and accounts.
@@ -225,9 +372,11 @@ pub(crate) async fn start_engine(
     let strategies = desk.strategies().await?;
     let accounts = vault.accounts().await?;
     let first = accounts.iter().find(|a| a.has_token);
+    // A node's requests end well within the margin its leases keep (6 s).
+    let timeout = if opts.cluster.is_some() { 4 } else { 10 };
     let clients = Clients::new(limiter()?, None)
         .with_local_address(opts.egress_ip)
-        .with_timeout(Duration::from_secs(10));
+        .with_timeout(Duration::from_secs(timeout));
     let prices = Prices::default();
     let mut instruments = std::collections::HashMap::new();
     // The in-process strategies' live ticks: one market stream on the first account's token.
@@ -292,6 +441,7 @@ pub(crate) async fn start_engine(
         EngineConfig {
             paper: opts.paper,
             check_market_hours: opts.check_market_hours,
+            cluster: opts.cluster.clone(),
             ..EngineConfig::default()
         },
     )
@@ -431,6 +581,11 @@ pub(crate) struct SendArgs {
 
 pub(crate) async fn signal(globals: &Globals, out: &Output, cmd: SignalCommand) -> anyhow::Result<()> {
     let SignalCommand::Send(a) = cmd;
+    if a.engine.is_none()
+        && let Some(nats) = env_var("STOXIDE_NATS_URL")
+    {
+        return publish_signal(out, &a, &nats).await;
+    }
     let dir = crate::vault::data_dir(globals)?;
     let (url, _) = running_engine(&dir, a.engine.clone())?;
     let vault = crate::vault::open(globals).await?;
@@ -498,6 +653,46 @@ pub(crate) async fn signal(globals: &Globals, out: &Output, cmd: SignalCommand) 
             p["orders"],
             p["first_ack_ms"],
             p["last_ack_ms"]
+        );
+    }
+    say!("see each one: stoxide intents --signal {}/{}", a.strategy, a.id);
+    Ok(())
+}
+
+/// `stoxide signal send` with `STOXIDE_NATS_URL`: the signal goes on the cluster's JetStream
+/// stream, where every node takes it for the accounts it holds.
+async fn publish_signal(out: &Output, a: &SendArgs, nats: &str) -> anyhow::Result<()> {
+    let mut body = serde_json::json!({
+        "strategy": a.strategy,
+        "signal_id": a.id,
+        "instrument_key": a.instrument,
+        "action": a.action,
+        "reference_price": a.price,
+    });
+    if let Some(l) = a.target_lots {
+        body["target_lots"] = l.into();
+    }
+    let signal = stoxide_engine::signal::parse(&serde_json::to_vec(&body)?, chrono::Utc::now())
+        .map_err(|e| anyhow::anyhow!("the signal is refused: {e}"))?;
+    let bus = stoxide_cluster::SignalBus::connect(nats, env_var("STOXIDE_NATS_STREAM").as_deref()).await?;
+    let (sequence, duplicate) = bus.publish(&signal).await?;
+    if out.json {
+        return out.print_json(&serde_json::json!({
+            "strategy": signal.strategy, "signal_id": signal.id, "queued": true,
+            "sequence": sequence, "duplicate": duplicate,
+        }));
+    }
+    if duplicate {
+        say!(
+            "signal {}/{} was already on the cluster's stream (sequence {sequence}): one signal",
+            a.strategy,
+            a.id
+        );
+    } else {
+        say!(
+            "signal {}/{} queued for every node (stream sequence {sequence})",
+            a.strategy,
+            a.id
         );
     }
     say!("see each one: stoxide intents --signal {}/{}", a.strategy, a.id);

@@ -1,6 +1,7 @@
 //! The `stoxide` binary as a user runs it: output, exit codes and one-line errors.
 
 mod browser;
+mod cluster;
 mod demo;
 mod engine;
 mod login;

@@ -112,6 +112,9 @@ impl Drop for Taking<'_> {
 
 /// What allocation and risk decided for one subscription.
 enum Verdict {
+    /// Another node holds the account, or the subscription has this signal's intent already:
+    /// nothing is decided or recorded here.
+    Elsewhere,
     Skip(allocation::Skip),
     Send(OrderPlan),
     Refuse(OrderPlan, risk::Refusal),
@@ -133,10 +136,15 @@ impl Engine {
     pub async fn submit(&self, signal: Signal, source: &str) -> Result<SignalReport> {
         let now = Utc::now();
         let key = (signal.strategy.clone(), signal.id.clone());
-        if !self.inner().taking.lock().insert(key.clone()) {
-            return self
-                .refuse(&signal, source, Refusal::Duplicate(signal.id.clone()), now)
-                .await;
+        while !self.inner().taking.lock().insert(key.clone()) {
+            if self.inner().config.cluster.is_none() {
+                return self
+                    .refuse(&signal, source, Refusal::Duplicate(signal.id.clone()), now)
+                    .await;
+            }
+            // A node takes the same signal again (redelivered, or caught up after a takeover)
+            // once the first taking has ended: the intents it wrote are then skipped.
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         // Released however `take` ends, a dropped request's among them.
         let _taking = Taking { engine: self, key };
@@ -200,7 +208,9 @@ impl Engine {
         if !self.inner().instruments.contains_key(&signal.instrument) {
             return Ok(Err(Refusal::NotLoaded(signal.instrument.to_string())));
         }
-        if self.inner().store.signal(&signal.strategy, &signal.id).await?.is_some() {
+        if self.inner().config.cluster.is_none()
+            && self.inner().store.signal(&signal.strategy, &signal.id).await?.is_some()
+        {
             return Ok(Err(Refusal::Duplicate(signal.id.clone())));
         }
         Ok(Ok(strategy))
@@ -219,13 +229,26 @@ impl Engine {
         // inputs made anywhere takes effect before this signal.
         self.refresh().await?;
         let subs = self.subscriptions_of(strategy);
+        // A node decides only for the subscriptions of accounts it holds that have no intent of
+        // this signal yet (another node's, or its own from before a redelivery).
+        let taken: std::collections::HashSet<String> = if self.inner().config.cluster.is_some() {
+            self.inner()
+                .store
+                .intents_of_signal(&signal.strategy, &signal.id)
+                .await?
+                .into_iter()
+                .map(|i| i.subscription)
+                .collect()
+        } else {
+            std::collections::HashSet::new()
+        };
         let started = std::time::Instant::now();
         self.warm(signal, &subs).await;
         let warmed = started.elapsed();
         // Warming may have found a refused token: decide on the states as they are now.
         let decide_start = std::time::Instant::now();
         let decide_cpu = cpu_time::ThreadTime::try_now().ok();
-        let (subs, verdicts) = self.decide(strategy, signal, now, count);
+        let (subs, verdicts) = self.decide(strategy, signal, now, count, &taken);
         let decided_cpu = decide_cpu.and_then(|t| t.try_elapsed().ok());
         let decided = decide_start.elapsed();
         let timings = Timings {
@@ -290,10 +313,11 @@ impl Engine {
     /// unit, the market's status), many at once, so the decisions themselves need no IO.
     async fn warm(&self, signal: &Signal, subs: &[Arc<Subscription>]) {
         let cfg = &self.inner().config;
+        let cluster = cfg.cluster.as_deref();
         let active: Vec<&Subscription> = subs
             .iter()
             .map(|s| &**s)
-            .filter(|s| s.state == SubState::Active)
+            .filter(|s| s.state == SubState::Active && cluster.is_none_or(|o| o.holds(&s.account)))
             .collect();
         let (stale_funds, stale_margins, market_readers) = {
             let memory = self.inner().memory.lock();
@@ -457,6 +481,7 @@ impl Engine {
         signal: &Signal,
         now: DateTime<Utc>,
         count: bool,
+        taken: &std::collections::HashSet<String>,
     ) -> (Arc<[Arc<Subscription>]>, Vec<Verdict>) {
         let inner = self.inner();
         let cfg = &inner.config;
@@ -497,8 +522,21 @@ impl Engine {
         let mut per_lot_of: Vec<(Product, Decimal)> = Vec::with_capacity(2);
         let states_global = memory.states.global();
         let mut out = Vec::with_capacity(subs.len());
+        let cluster = cfg.cluster.as_deref();
+        let mut held: Vec<Option<bool>> = if cluster.is_some() {
+            vec![None; roster.accounts]
+        } else {
+            Vec::new()
+        };
         for (entry, sub) in roster.entries.iter().zip(subs.iter()) {
             let account = sub.account.as_str();
+            if let Some(o) = cluster {
+                let holds = *held[entry.account].get_or_insert_with(|| o.holds(account));
+                if !holds || taken.contains(&sub.id) {
+                    out.push(Verdict::Elsewhere);
+                    continue;
+                }
+            }
             let view = match views[entry.account] {
                 Some(v) => v,
                 None => {
@@ -597,6 +635,7 @@ impl Engine {
     ) -> Vec<Decision> {
         subs.iter()
             .zip(verdicts)
+            .filter(|(_, verdict)| !matches!(verdict, Verdict::Elsewhere))
             .map(|(sub, verdict)| {
                 let mut intent = Intent {
                     tag: allocation::intent_tag(&strategy.id, &signal.id, &sub.id),
@@ -622,6 +661,7 @@ impl Engine {
                 };
                 let mut risk = None;
                 match verdict {
+                    Verdict::Elsewhere => {}
                     Verdict::Skip(allocation::Skip::NotActive {
                         state: SubState::NeedsLogin,
                     }) => {
@@ -665,6 +705,7 @@ impl Engine {
                 reason: None,
                 received_at: records::ms(now),
             }),
+            shared_signal: inner.config.cluster.is_some(),
             ..EngineWrite::default()
         };
         write.audit.push(records::draft(
@@ -711,29 +752,48 @@ impl Engine {
                 .refuse(&signal, source, Refusal::Duplicate(signal.id.clone()), now)
                 .await;
         }
+        // An intent whose tag was there already (another node's, or this node's before a
+        // redelivery) is not this taking's: it is neither sent nor reported again.
+        let decisions = if out.new_intents.len() == decisions.len() {
+            decisions
+        } else {
+            let new: std::collections::HashSet<&str> = out.new_intents.iter().map(String::as_str).collect();
+            let (mine, theirs): (Vec<Decision>, Vec<Decision>) =
+                decisions.into_iter().partition(|d| new.contains(d.intent.tag.as_str()));
+            self.release(&theirs);
+            mine
+        };
         inner.counters.lock().accepted += 1;
         let orders = decisions
             .iter()
             .filter(|d| d.intent.state == IntentState::Pending)
             .count();
-        inner.progress.lock().insert(
-            (signal.strategy.clone(), signal.id.clone()),
-            Progress {
-                public: SignalProgress {
-                    strategy: signal.strategy.clone(),
-                    signal_id: signal.id.clone(),
-                    accepted_at: now,
-                    orders,
-                    acked: 0,
-                    settled: 0,
-                    first_ack_ms: None,
-                    last_ack_ms: None,
-                },
-                started: std::time::Instant::now(),
-                acked: std::collections::HashSet::new(),
-                ended: std::collections::HashSet::new(),
-            },
-        );
+        // A node taking the same signal again (for accounts it took over) adds to its progress.
+        {
+            let mut progress = inner.progress.lock();
+            if let Some(p) = progress.get_mut(&(signal.strategy.clone(), signal.id.clone())) {
+                p.public.orders += orders;
+            } else {
+                progress.insert(
+                    (signal.strategy.clone(), signal.id.clone()),
+                    Progress {
+                        public: SignalProgress {
+                            strategy: signal.strategy.clone(),
+                            signal_id: signal.id.clone(),
+                            accepted_at: now,
+                            orders,
+                            acked: 0,
+                            settled: 0,
+                            first_ack_ms: None,
+                            last_ack_ms: None,
+                        },
+                        started: std::time::Instant::now(),
+                        acked: std::collections::HashSet::new(),
+                        ended: std::collections::HashSet::new(),
+                    },
+                );
+            }
+        }
         *inner.last_signal.lock() = Some((signal.strategy.clone(), signal.id.clone()));
         let mut report = SignalReport {
             strategy: signal.strategy.clone(),

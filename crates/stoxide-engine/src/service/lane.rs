@@ -71,6 +71,8 @@ struct Shared {
     live: Mutex<Option<LiveBroker>>,
     paper: Mutex<Option<Arc<dyn Broker>>>,
     health: Mutex<LaneHealth>,
+    /// Stops this lane alone (a node letting the account go), or with the engine.
+    stop: tokio_util::sync::CancellationToken,
 }
 
 /// A handle on one user's lane. Cheap to clone.
@@ -116,6 +118,7 @@ impl Lane {
             account,
             live: Mutex::default(),
             paper: Mutex::default(),
+            stop: engine.inner().stop.child_token(),
         });
         let lane = Self { tx, shared, engine };
         let runner = Runner {
@@ -130,6 +133,11 @@ impl Lane {
         };
         let task = tokio::spawn(runner.run(rx));
         (lane, task)
+    }
+
+    /// Stops the lane: nothing it has not finished is touched again by it.
+    pub(crate) fn stop(&self) {
+        self.shared.stop.cancel();
     }
 
     /// Queues an intent's order.
@@ -283,10 +291,16 @@ impl Runner {
     }
 
     async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
-        let stop = self.engine().inner().stop.clone();
+        let stop = self.lane.shared.stop.clone();
         loop {
             while let Ok(job) = rx.try_recv() {
                 self.queue.push_back(job);
+            }
+            if stop.is_cancelled() {
+                return;
+            }
+            if !self.engine().holds(self.account()) {
+                self.abandon();
             }
             if !self.queue.is_empty() && !self.backing_off() {
                 if let Some(job) = self.queue.pop_front() {
@@ -349,6 +363,26 @@ impl Runner {
                 }
             }
         }
+    }
+
+    /// This node no longer holds the account: everything of it is left as recorded, for the
+    /// next holder to find by tag; nothing more is sent, looked up or read here.
+    fn abandon(&mut self) {
+        if self.queue.is_empty() && self.working.is_empty() && self.unknown.is_empty() {
+            return;
+        }
+        tracing::info!(
+            account = %self.account(),
+            queued = self.queue.len(),
+            working = self.working.len(),
+            unknown = self.unknown.len(),
+            "this node no longer holds the account: its orders are left to the next holder"
+        );
+        self.queue.clear();
+        self.working.clear();
+        self.unknown.clear();
+        self.next_poll = None;
+        self.publish();
     }
 
     fn schedule_poll(&mut self, after: Duration) {
@@ -419,6 +453,11 @@ impl Runner {
                 return;
             }
         };
+        if !self.engine().holds(self.account()) {
+            // Left pending in the store: the account's next holder sends it (or finds it).
+            self.abandon();
+            return;
+        }
         self.engine().inner().memory.lock().note_send(self.account());
         let placement = broker.place(&req).await;
         let now = Utc::now();

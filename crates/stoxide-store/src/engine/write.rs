@@ -46,8 +46,13 @@ pub struct StateChange {
 /// One write of the engine.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EngineWrite {
-    /// Inserted first; when (strategy, id) exists already, nothing else of this write applies.
+    /// Inserted first; when (strategy, id) exists already, nothing else of this write applies
+    /// — unless `shared_signal`.
     pub signal: Option<SignalRow>,
+    /// The signal is shared by engine nodes, each writing the intents of the accounts it holds:
+    /// it is recorded by the first and the rest of each node's write applies either way (its
+    /// intents still go in only where their tag is new).
+    pub shared_signal: bool,
     /// Applied next; when the stored subscription is no longer as read, nothing else of this
     /// write applies.
     pub state_change: Option<StateChange>,
@@ -139,7 +144,7 @@ async fn apply(tx: &mut Tx, w: &EngineWrite, head: &mut Option<AuditHead>, chain
         .execute(c)
         .await?
         .rows_affected());
-        if n == 0 {
+        if n == 0 && !w.shared_signal {
             return Ok(out);
         }
     }

@@ -1,0 +1,188 @@
+//! Signals over NATS JetStream: one stream, a durable consumer per node.
+//!
+//! Every node takes every signal (each decides only for the accounts it holds), so each node
+//! has its own durable consumer: a signal is acknowledged by a node once that node's intents
+//! are written, and redelivered to it (after `ack_wait`, or when it restarts) if it died first.
+//! A signal published twice with the same id within the stream's duplicate window is stored
+//! once (`Nats-Msg-Id`), and the engine's tags make the same signal one intent per
+//! subscription whatever else happens.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream};
+use futures::StreamExt;
+use stoxide_engine::Engine;
+use stoxide_engine::signal::Signal;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{Error, Result};
+
+/// The JetStream stream signals are kept in.
+pub const SIGNAL_STREAM: &str = "STOXIDE_SIGNALS";
+const SUBJECT_PREFIX: &str = "stoxide.signals";
+
+/// A connection to the signal stream.
+#[derive(Debug, Clone)]
+pub struct SignalBus {
+    url: String,
+    js: jetstream::Context,
+    stream: String,
+}
+
+fn subject_token(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+impl SignalBus {
+    /// Connects and makes sure the stream exists (named [`SIGNAL_STREAM`], or `stream` for a
+    /// test's own).
+    ///
+    /// # Errors
+    /// NATS cannot be reached, or JetStream is not enabled there.
+    pub async fn connect(url: &str, stream: Option<&str>) -> Result<Self> {
+        let nats = |detail: String| Error::Nats {
+            url: url.to_owned(),
+            detail,
+        };
+        let client = async_nats::ConnectOptions::new()
+            .connection_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(|e| nats(e.to_string()))?;
+        let js = jetstream::new(client);
+        let name = stream.unwrap_or(SIGNAL_STREAM).to_owned();
+        js.get_or_create_stream(stream::Config {
+            name: name.clone(),
+            subjects: vec![format!("{}.{}.>", SUBJECT_PREFIX, subject_token(&name))],
+            max_age: Duration::from_secs(24 * 3600),
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| nats(e.to_string()))?;
+        Ok(Self {
+            url: url.to_owned(),
+            js,
+            stream: name,
+        })
+    }
+
+    fn nats(&self, e: impl std::fmt::Display) -> Error {
+        Error::Nats {
+            url: self.url.clone(),
+            detail: e.to_string(),
+        }
+    }
+
+    /// Publishes a signal; answers its sequence in the stream and whether the stream already
+    /// had it (the same strategy and id within the duplicate window).
+    ///
+    /// # Errors
+    /// NATS errors.
+    pub async fn publish(&self, signal: &Signal) -> Result<(u64, bool)> {
+        let subject = format!(
+            "{}.{}.{}",
+            SUBJECT_PREFIX,
+            subject_token(&self.stream),
+            subject_token(&signal.strategy)
+        );
+        let body = serde_json::to_vec(signal).map_err(|e| self.nats(e))?;
+        let ack = self
+            .js
+            .send_publish(
+                subject,
+                jetstream::message::PublishMessage::build()
+                    .message_id(format!("{}:{}", signal.strategy, signal.id))
+                    .payload(body.into()),
+            )
+            .await
+            .map_err(|e| self.nats(e))?
+            .await
+            .map_err(|e| self.nats(e))?;
+        Ok((ack.sequence, ack.duplicate))
+    }
+
+    async fn consumer(&self, node: &str) -> Result<consumer::Consumer<consumer::pull::Config>> {
+        let stream = self.js.get_stream(&self.stream).await.map_err(|e| self.nats(e))?;
+        let name = format!("node-{}", subject_token(node));
+        stream
+            .get_or_create_consumer(
+                &name,
+                consumer::pull::Config {
+                    durable_name: Some(name.clone()),
+                    deliver_policy: consumer::DeliverPolicy::New,
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    ack_wait: Duration::from_secs(30),
+                    max_deliver: 20,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| self.nats(e))
+    }
+
+    /// Signals waiting for `node` (not yet delivered, or delivered and not acknowledged).
+    ///
+    /// # Errors
+    /// NATS errors.
+    pub async fn lag(&self, node: &str) -> Result<u64> {
+        let mut c = self.consumer(node).await?;
+        let info = c.info().await.map_err(|e| self.nats(e))?;
+        Ok(info.num_pending + u64::try_from(info.num_ack_pending).unwrap_or(0))
+    }
+
+    /// Takes `node`'s signals into `engine` until `stop`: each is acknowledged once the engine
+    /// has written its intents (or refused it); a store error asks for it again in 1 s.
+    ///
+    /// # Errors
+    /// The consumer could not be made.
+    pub async fn consume(&self, node: &str, engine: Engine, stop: CancellationToken) -> Result<()> {
+        let consumer = self.consumer(node).await?;
+        let mut messages = consumer.messages().await.map_err(|e| self.nats(e))?;
+        loop {
+            let next = tokio::select! {
+                () = stop.cancelled() => return Ok(()),
+                m = messages.next() => m,
+            };
+            let msg = match next {
+                Some(Ok(m)) => m,
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "the signal stream");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+                None => return Ok(()),
+            };
+            let signal: Signal = match serde_json::from_slice(&msg.payload) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(subject = %msg.subject, error = %e, "not a signal; dropped from the stream");
+                    let _ = msg.ack_with(jetstream::AckKind::Term).await;
+                    continue;
+                }
+            };
+            match engine.submit(signal, "nats").await {
+                Ok(report) => {
+                    tracing::debug!(strategy = %report.strategy, id = %report.signal_id, intents = report.intents.len(), "signal taken");
+                    if let Err(e) = msg.ack().await {
+                        tracing::warn!(error = %e, "a signal's acknowledgement was lost; it comes again and is one signal");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "a signal could not be taken; asked for again in 1 s");
+                    let _ = msg
+                        .ack_with(jetstream::AckKind::Nak(Some(Duration::from_secs(1))))
+                        .await;
+                }
+            }
+        }
+    }
+}
