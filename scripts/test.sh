@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace on a fresh machine: installs what the tests need (Debian's
 # Chromium and ChromeDriver for the browser test, a Python venv with the official Upstox SDK and schemathesis;
-# PostgreSQL and Redis are started when they are not running),
+# PostgreSQL, Redis and NATS (JetStream) are started when they are not running),
 # checks formatting and lints, runs the Rust tests (the browser test included), a bounded fuzz run,
 # then the official-SDK conformance tests against our simulator and schemathesis against the
 # portal API. Tests talk to 127.0.0.1 only.
@@ -59,6 +59,24 @@ if ! redis_ready; then
 fi
 redis_ready || { echo "Redis is not reachable on 127.0.0.1:6379; the shared rate-limit tests need it" >&2; exit 1; }
 echo "Redis is ready ($STOXIDE_TEST_REDIS_URL); each test keeps its keys under a prefix of its own"
+
+step "NATS with JetStream on 127.0.0.1:4222 for the cluster test (started if it is not running)"
+export STOXIDE_TEST_NATS_URL="${STOXIDE_TEST_NATS_URL:-nats://127.0.0.1:4222}"
+nats_ready() { (exec 3<>/dev/tcp/127.0.0.1/4222 && head -c 4 <&3 | grep -q INFO) 2>/dev/null; }
+if ! nats_ready; then
+    if ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ]; then
+        SUDO=""
+        if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nats-server
+    fi
+    NATS_BIN="$(command -v nats-server || echo /usr/sbin/nats-server)"
+    mkdir -p /tmp/stoxide-nats
+    nohup "$NATS_BIN" -a 127.0.0.1 -p 4222 -js -sd /tmp/stoxide-nats -l /tmp/stoxide-nats/nats.log >/dev/null 2>&1 &
+    for _ in $(seq 1 30); do nats_ready && break; sleep 1; done
+fi
+nats_ready || { echo "NATS is not reachable on 127.0.0.1:4222; the cluster test needs it (with -js)" >&2; exit 1; }
+echo "NATS is ready ($STOXIDE_TEST_NATS_URL); the cluster test keeps its signals in a stream of its own"
 
 step "disk before building"
 df -h "$PWD" 2>/dev/null | tail -n 1 || true

@@ -111,9 +111,7 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
 }
 
 pub(crate) async fn run(globals: &Globals, _out: &Output, cmd: EngineCommand) -> anyhow::Result<()> {
-    let args = match cmd {
-        EngineCommand::Run(args) => args,
-    };
+    let EngineCommand::Run(args) = cmd;
     if let Some(node) = args.node.clone() {
         return run_node(globals, args, &node).await;
     }
@@ -302,9 +300,8 @@ async fn run_node(globals: &Globals, args: RunArgs, name: &str) -> anyhow::Resul
         .await;
     stop.cancel();
     let _ = membership.await;
-    match consumer.await {
-        Ok(Err(e)) => tracing::warn!(error = %e, "the signal consumer"),
-        Ok(Ok(())) | Err(_) => {}
+    if let Ok(Err(e)) = consumer.await {
+        tracing::warn!(error = %e, "the signal consumer");
     }
     engine.shutdown().await;
     // The engine has stopped sending: this node's leases end now.

@@ -2,6 +2,7 @@
 //! a real PostgreSQL on 127.0.0.1 (a database of its own, dropped afterwards), and must behave
 //! the same on both.
 
+mod cluster;
 mod engine;
 mod people;
 
