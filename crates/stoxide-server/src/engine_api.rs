@@ -36,11 +36,44 @@ struct Api {
     engine: Engine,
     vault: stoxide_vault::Vault,
     control: SecretString,
+    relay: Option<Arc<dyn Relay>>,
+}
+
+/// Where a cluster's node puts the signed signals it receives: on the cluster's stream, for
+/// every node to take for the accounts it holds. Answers the stream's sequence and whether the
+/// stream had the signal already.
+pub trait Relay: Send + Sync {
+    fn relay<'a>(&'a self, signal: &'a signal::Signal) -> futures::future::BoxFuture<'a, Result<(u64, bool), String>>;
 }
 
 /// The engine's routes. `control` is the bearer token `POST /kill` needs.
 pub fn router(engine: Engine, vault: stoxide_vault::Vault, control: SecretString) -> Router {
-    let api = Arc::new(Api { engine, vault, control });
+    routes(Api {
+        engine,
+        vault,
+        control,
+        relay: None,
+    })
+}
+
+/// A cluster node's routes: as [`router`], but a signed signal goes to `relay` (202 `queued`,
+/// 409 when the stream had it already) instead of into this node's engine alone.
+pub fn router_relaying(
+    engine: Engine,
+    vault: stoxide_vault::Vault,
+    control: SecretString,
+    relay: Arc<dyn Relay>,
+) -> Router {
+    routes(Api {
+        engine,
+        vault,
+        control,
+        relay: Some(relay),
+    })
+}
+
+fn routes(api: Api) -> Router {
+    let api = Arc::new(api);
     Router::new()
         .route("/signals", post(signals))
         .route("/signals/{strategy}/{id}", get(progress))
@@ -109,6 +142,20 @@ async fn signals(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) -
         Ok(s) => s,
         Err(r) => return problem(refusal_status(&r), r.to_string()),
     };
+    if let Some(relay) = &api.relay {
+        return match relay.relay(&parsed).await {
+            Ok((_, true)) => problem(StatusCode::CONFLICT, Refusal::Duplicate(parsed.id.clone()).to_string()),
+            Ok((sequence, false)) => (
+                StatusCode::ACCEPTED,
+                Json(serde_json::json!({
+                    "strategy": parsed.strategy, "signal_id": parsed.id,
+                    "outcome": "queued", "sequence": sequence,
+                })),
+            )
+                .into_response(),
+            Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, e),
+        };
+    }
     match api.engine.submit(parsed, "http").await {
         Ok(report) => {
             let (status, error) = match &report.outcome {

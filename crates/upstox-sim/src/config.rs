@@ -35,6 +35,9 @@ pub struct SimConfig {
     /// Extra users `SIMU00001`, `SIMU00002`, … each with a token of the first app and
     /// ₹1,000,000, for tests and benchmarks with many accounts.
     pub seed_users: usize,
+    /// The number of the first seeded user (`SIMU{seed_first:05}`): several simulators seed
+    /// disjoint users, as several brokers' worth of accounts.
+    pub seed_first: usize,
 }
 
 /// The WebSocket feeds.
@@ -110,6 +113,7 @@ impl Default for SimConfig {
             feed: FeedConfig::default(),
             algo_names: None,
             seed_users: 0,
+            seed_first: 1,
         }
     }
 }
@@ -166,6 +170,12 @@ impl SimConfig {
             return Err(SimError::Config(format!(
                 "seed_users must be at most {MAX_SEED_USERS}, not {}",
                 self.seed_users
+            )));
+        }
+        if self.seed_first == 0 || self.seed_first.saturating_add(self.seed_users) > MAX_SEED_USERS + 1 {
+            return Err(SimError::Config(format!(
+                "seeded users are numbered 1 to {MAX_SEED_USERS}: seed_first {} with seed_users {} goes past them",
+                self.seed_first, self.seed_users
             )));
         }
         if self.seed_users > 0

@@ -47,7 +47,7 @@ impl Simulator {
     pub async fn start(mut config: SimConfig, addr: SocketAddr) -> Result<Self, SimError> {
         config.validate()?;
         let first_app = config.apps.first().map(|a| a.client_id.clone());
-        for i in 1..=config.seed_users {
+        for i in config.seed_first..config.seed_first + config.seed_users {
             let id = format!("SIMU{i:05}");
             let name = format!("Seeded User {i}");
             config.users.push(crate::config::UserConfig::new(
@@ -162,6 +162,11 @@ impl Simulator {
     }
 
     /// The access token pre-issued for a seeded user.
+    /// Every seeded user (`seed_users`) with its pre-issued token, in order.
+    pub fn seeded_tokens(&self) -> &[(String, String)] {
+        &self.seeded_tokens
+    }
+
     pub fn token_of(&self, user_id: &str) -> Option<&str> {
         self.seeded_tokens
             .iter()

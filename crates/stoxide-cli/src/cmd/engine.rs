@@ -94,7 +94,7 @@ fn cluster_env(node: &str) -> anyhow::Result<ClusterEnv> {
     Ok(ClusterEnv { nats })
 }
 
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+pub(crate) fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
@@ -262,6 +262,7 @@ async fn run_node(globals: &Globals, args: RunArgs, name: &str) -> anyhow::Resul
         let stop = stop.clone();
         tokio::spawn(async move { node.run(engine, stop).await })
     };
+    let relay_bus = bus.clone();
     let consumer = {
         let engine = engine.clone();
         let stop = stop.clone();
@@ -277,7 +278,12 @@ async fn run_node(globals: &Globals, args: RunArgs, name: &str) -> anyhow::Resul
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let url = format!("http://{}", listener.local_addr()?);
-    let router = stoxide_server::engine_api::router(engine.clone(), vault.clone(), SecretString::from(control));
+    let router = stoxide_server::engine_api::router_relaying(
+        engine.clone(),
+        vault.clone(),
+        SecretString::from(control),
+        Arc::new(BusRelay(relay_bus)),
+    );
     crate::output::announce(
         &serde_json::json!({
             "engine": url,
@@ -307,6 +313,18 @@ async fn run_node(globals: &Globals, args: RunArgs, name: &str) -> anyhow::Resul
     // The engine has stopped sending: this node's leases end now.
     node.leave().await?;
     served.context("the node's HTTP server failed")
+}
+
+/// A node's `POST /signals` puts signals on the cluster's stream.
+struct BusRelay(stoxide_cluster::SignalBus);
+
+impl stoxide_server::engine_api::Relay for BusRelay {
+    fn relay<'a>(
+        &'a self,
+        signal: &'a stoxide_engine::signal::Signal,
+    ) -> futures::future::BoxFuture<'a, Result<(u64, bool), String>> {
+        Box::pin(async move { self.0.publish(signal).await.map_err(|e| e.to_string()) })
+    }
 }
 
 /// How [`start_engine`] starts the engine.
@@ -634,6 +652,16 @@ pub(crate) async fn signal(globals: &Globals, out: &Output, cmd: SignalCommand) 
     }
     if out.json {
         return out.print_json(&report);
+    }
+    if report["outcome"] == "queued" {
+        say!(
+            "signal {}/{} queued for every node (stream sequence {})",
+            a.strategy,
+            a.id,
+            report["sequence"]
+        );
+        say!("see each one: stoxide intents --signal {}/{}", a.strategy, a.id);
+        return Ok(());
     }
     let intents = report["intents"].as_array().cloned().unwrap_or_default();
     let orders = intents.iter().filter(|i| i["state"] == "pending").count();

@@ -35,6 +35,12 @@ pub(crate) struct SimArgs {
     /// Also seed this many users `SIMU00001`, `SIMU00002`, … each with a token and ₹10 lakh.
     #[arg(long, value_name = "N")]
     seed_users: Option<usize>,
+    /// Number the seeded users from N (`SIMU{N:05}` on): several simulators seed disjoint users.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    seed_first: usize,
+    /// Write each seeded user's id and token, tab-separated, one a line, to FILE (owner-only).
+    #[arg(long, value_name = "FILE")]
+    tokens_file: Option<std::path::PathBuf>,
     /// Accept only these names in `X-Algo-Name` on order APIs (repeatable; `UDAPI1156` otherwise).
     #[arg(long = "algo-name", value_name = "NAME")]
     algo_names: Vec<String>,
@@ -88,6 +94,7 @@ pub(crate) fn build_config(args: &SimArgs) -> anyhow::Result<SimConfig> {
     if let Some(n) = args.seed_users {
         config.seed_users = n;
     }
+    config.seed_first = args.seed_first;
     if !args.algo_names.is_empty() {
         config.algo_names = Some(args.algo_names.clone());
     }
@@ -105,6 +112,10 @@ pub(crate) async fn run(args: SimArgs, _globals: &Globals) -> anyhow::Result<()>
     let sim = Simulator::start(config, args.addr)
         .await
         .with_context(|| format!("starting the simulator on {}", args.addr))?;
+    if let Some(path) = &args.tokens_file {
+        let text: String = sim.seeded_tokens().iter().map(|(u, t)| format!("{u}\t{t}\n")).collect();
+        crate::cmd::engine::write_private(path, &text)?;
+    }
     // The first stdout line is for scripts: one JSON object.
     let base = sim.base_url();
     crate::output::announce(&format!(

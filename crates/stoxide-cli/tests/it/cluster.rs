@@ -41,7 +41,8 @@ impl Cluster {
         Run::from(self.cmd().args(args).output().expect("run"))
     }
 
-    fn node(&self, name: &str) -> Child {
+    /// A node, and its HTTP address.
+    fn node(&self, name: &str) -> (Child, String) {
         let log = std::fs::File::create(self.dir.path().join(format!("{name}.log"))).expect("log");
         let (child, banner) = spawn_with_banner(
             self.cmd()
@@ -58,7 +59,7 @@ impl Cluster {
                 .stderr(log),
         );
         assert_eq!(banner["node"], name);
-        child
+        (child, banner["engine"].as_str().expect("url").to_owned())
     }
 
     fn status(&self) -> serde_json::Value {
@@ -97,11 +98,12 @@ impl Cluster {
         }
     }
 
-    fn signal(&self, n: usize) {
+    /// Signal `n` onto the stream, or through a node's signed `POST /signals` (`via`).
+    fn signal(&self, n: usize, via: Option<&str>) -> Run {
         let id = format!("{}-{n}", self.run_id);
         // Alternately one lot and flat: each signal is one order for every user.
         let lots = if n % 2 == 1 { "1" } else { "0" };
-        let r = self.run(&[
+        let mut args = vec![
             "signal",
             "send",
             "--strategy",
@@ -116,9 +118,11 @@ impl Cluster {
             lots,
             "--price",
             "2500",
-        ]);
-        assert_eq!(r.code, 0, "{}", r.stderr);
-        assert!(r.stdout.contains("queued for every node"), "{}", r.stdout);
+        ];
+        if let Some(url) = via {
+            args.extend(["--engine", url]);
+        }
+        self.run(&args)
     }
 }
 
@@ -250,17 +254,36 @@ async fn two_nodes_share_the_users_and_a_sigkilled_node_costs_no_order_and_dupli
 
     let a = format!("a{}", std::process::id());
     let b = format!("b{}", std::process::id());
-    children.0.push(cluster.node(&a));
-    children.0.push(cluster.node(&b));
+    let (node_a, _) = cluster.node(&a);
+    children.0.push(node_a);
+    let (node_b, b_url) = cluster.node(&b);
+    children.0.push(node_b);
     // The first node takes every user; the second gets its share as the first lets it go.
     let spread = cluster.wait_all_held(2, Duration::from_secs(60));
     assert_eq!(spread.len(), 2, "{spread:?}");
     assert!(spread.values().all(|n| *n > 100), "both nodes hold users: {spread:?}");
 
     let mut killed_at = None;
+    // The last signal comes signed to a node's HTTP endpoint, which puts it on the stream.
+    let mut secret = cluster
+        .cmd()
+        .args(["strategy", "secret", "momo"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("secret");
+    std::io::Write::write_all(
+        &mut secret.stdin.take().expect("stdin"),
+        b"a-vendor-signing-secret-0001\n",
+    )
+    .expect("write");
+    assert!(secret.wait().expect("wait").success());
     for n in 1..=SIGNALS {
         let sent = Instant::now();
-        cluster.signal(n);
+        let via = (n == SIGNALS).then_some(b_url.as_str());
+        let r = cluster.signal(n, via);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(r.stdout.contains("queued for every node"), "{}", r.stdout);
         if n == KILL_AFTER_SIGNAL {
             // In the middle of that signal's fan-out.
             std::thread::sleep(Duration::from_millis(150));
@@ -272,6 +295,9 @@ async fn two_nodes_share_the_users_and_a_sigkilled_node_costs_no_order_and_dupli
         std::thread::sleep(Duration::from_secs(1).saturating_sub(sent.elapsed()));
     }
     let after = cluster.wait_all_held(1, Duration::from_secs(60));
+    // The same signal again, to the endpoint: the stream had it, one signal.
+    let again = cluster.signal(SIGNALS, Some(&b_url));
+    super::assert_one_line_error(&again, "already received");
     let took_over = killed_at.expect("killed").elapsed();
     assert_eq!(after.get(&b).copied(), Some(USERS as u64), "{after:?}");
     eprintln!("node {b} held every user {} ms after the kill", took_over.as_millis());
