@@ -25,9 +25,13 @@ const SUBJECT_PREFIX: &str = "stoxide.signals";
 #[derive(Debug, Clone)]
 pub struct SignalBus {
     url: String,
+    client: async_nats::Client,
     js: jetstream::Context,
     stream: String,
 }
+
+/// The lease name of the market feed: the node holding it reads the last prices for every node.
+pub const FEED_LEASE: &str = "~feed";
 
 fn subject_token(s: &str) -> String {
     s.chars()
@@ -57,7 +61,7 @@ impl SignalBus {
             .connect(url)
             .await
             .map_err(|e| nats(e.to_string()))?;
-        let js = jetstream::new(client);
+        let js = jetstream::new(client.clone());
         let name = stream.unwrap_or(SIGNAL_STREAM).to_owned();
         js.get_or_create_stream(stream::Config {
             name: name.clone(),
@@ -70,6 +74,7 @@ impl SignalBus {
         .map_err(|e| nats(e.to_string()))?;
         Ok(Self {
             url: url.to_owned(),
+            client,
             js,
             stream: name,
         })
@@ -108,6 +113,51 @@ impl SignalBus {
             .await
             .map_err(|e| self.nats(e))?;
         Ok((ack.sequence, ack.duplicate))
+    }
+
+    fn prices_subject(&self) -> String {
+        format!("stoxide.prices.{}", subject_token(&self.stream))
+    }
+
+    /// Passes last prices on to every node (plain NATS: a mark missed is replaced by the next).
+    pub async fn publish_prices(&self, batch: &[(upstox_types::InstrumentKey, f64)]) {
+        let body: Vec<(String, f64)> = batch.iter().map(|(k, p)| (k.to_string(), *p)).collect();
+        let Ok(bytes) = serde_json::to_vec(&body) else { return };
+        if let Err(e) = self.client.publish(self.prices_subject(), bytes.into()).await {
+            tracing::warn!(error = %e, "last prices could not be passed on");
+        }
+    }
+
+    /// Takes the last prices the feed's node passes on into `prices` until `stop`.
+    ///
+    /// # Errors
+    /// The subscription could not be made.
+    pub async fn follow_prices(
+        &self,
+        prices: stoxide_engine::broker::paper::Prices,
+        stop: CancellationToken,
+    ) -> Result<()> {
+        let mut sub = self
+            .client
+            .subscribe(self.prices_subject())
+            .await
+            .map_err(|e| self.nats(e))?;
+        loop {
+            let msg = tokio::select! {
+                () = stop.cancelled() => return Ok(()),
+                m = sub.next() => m,
+            };
+            let Some(msg) = msg else { return Ok(()) };
+            let Ok(batch) = serde_json::from_slice::<Vec<(String, f64)>>(&msg.payload) else {
+                tracing::warn!("a price message that is not prices; ignored");
+                continue;
+            };
+            for (k, p) in batch {
+                if let Ok(key) = k.parse::<upstox_types::InstrumentKey>() {
+                    prices.update(&key, p, None, None);
+                }
+            }
+        }
     }
 
     async fn consumer(&self, node: &str) -> Result<consumer::Consumer<consumer::pull::Config>> {

@@ -10,6 +10,8 @@
 //!   accounts handed to and taken from the engine.
 //! - [`SignalBus`]: signals over NATS JetStream — durable, deduplicated by signal id,
 //!   acknowledged after each node's intents are written, redelivered to a node that restarts.
+//!   The node holding the [`FEED_LEASE`] reads the last prices and passes them on to every
+//!   node over plain NATS: one market connection serves the cluster.
 //! - [`status`]: nodes, leases, users per node and signal lag, for `stoxide cluster status`.
 //!
 //! Tests: `cargo test -p stoxide-cluster` (unit); the two-node cluster with a SIGKILL is in
@@ -23,7 +25,7 @@ mod node;
 mod status;
 
 pub use assign::{NodeView, assign};
-pub use bus::{SIGNAL_STREAM, SignalBus};
+pub use bus::{FEED_LEASE, SIGNAL_STREAM, SignalBus};
 pub use error::{Error, Result};
 pub use leases::Leases;
 pub use node::{Node, NodeConfig};

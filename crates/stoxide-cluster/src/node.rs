@@ -118,7 +118,8 @@ impl Node {
         };
         let summary = engine.summary();
         let info = serde_json::json!({
-            "users": held.len(),
+            "users": held.iter().filter(|a| !a.starts_with('~')).count(),
+            "feed": held.contains(crate::bus::FEED_LEASE),
             "lag": lag,
             "accepted": summary.signals_accepted,
             "refused": summary.signals_refused,
@@ -157,7 +158,7 @@ impl Node {
             .collect();
         let vendor = whitelists.get("*");
         let accounts = self.vault.accounts().await?;
-        let desired: Vec<String> = accounts
+        let mut desired: Vec<String> = accounts
             .iter()
             .filter(|a| {
                 let allowed = whitelists.get(&a.id).or(vendor).map(Vec::as_slice);
@@ -165,6 +166,10 @@ impl Node {
             })
             .map(|a| a.id.clone())
             .collect();
+        // The market feed is held like an account, by one node at a time.
+        if assign(crate::bus::FEED_LEASE, None, &nodes).is_some_and(|n| n.name == self.config.name) {
+            desired.push(crate::bus::FEED_LEASE.to_owned());
+        }
         // Accounts this node should no longer hold stop at once here; their leases are left to
         // run out, so whatever was sent for them has ended before anyone else takes them.
         let wanted: HashSet<&String> = desired.iter().collect();

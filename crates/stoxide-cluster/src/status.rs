@@ -15,6 +15,8 @@ pub struct NodeStatus {
     pub silent_ms: i64,
     /// Accounts whose lease it holds now.
     pub users: usize,
+    /// Whether it reads the market for every node.
+    pub feed: bool,
     /// Signals waiting for it on the bus, as it last reported.
     pub lag: Option<u64>,
     pub signals_accepted: Option<u64>,
@@ -43,7 +45,13 @@ pub async fn status(store: &Store, accounts: &[String], node_ttl_ms: i64) -> Res
         .map(|n| {
             let info: serde_json::Value = serde_json::from_str(&n.info).unwrap_or_default();
             NodeStatus {
-                users: leases.iter().filter(|l| l.node == n.name && l.expires_ms > now).count(),
+                users: leases
+                    .iter()
+                    .filter(|l| l.node == n.name && l.expires_ms > now && !l.account.starts_with('~'))
+                    .count(),
+                feed: leases
+                    .iter()
+                    .any(|l| l.node == n.name && l.expires_ms > now && l.account == crate::bus::FEED_LEASE),
                 alive: now - n.heartbeat_ms <= node_ttl_ms,
                 silent_ms: now - n.heartbeat_ms,
                 lag: info["lag"].as_u64(),

@@ -63,6 +63,20 @@ pub async fn poll_prices(
     every: Duration,
     stop: CancellationToken,
 ) {
+    poll_prices_when(client, keys, prices, every, stop, || true, |_| {}).await;
+}
+
+/// [`poll_prices`], reading only while `polls()` says this process should (a cluster's node
+/// holding the feed), and handing each batch read to `read` (to pass on to the other nodes).
+pub async fn poll_prices_when(
+    client: UpstoxClient,
+    keys: Vec<InstrumentKey>,
+    prices: Prices,
+    every: Duration,
+    stop: CancellationToken,
+    polls: impl Fn() -> bool,
+    read: impl Fn(Vec<(InstrumentKey, f64)>),
+) {
     if keys.is_empty() {
         return;
     }
@@ -74,13 +88,19 @@ pub async fn poll_prices(
             () = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
+        if !polls() {
+            continue;
+        }
         for chunk in texts.chunks(500) {
             let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
             match client.ltp(&refs).await {
                 Ok(map) => {
+                    let mut batch = Vec::with_capacity(map.len());
                     for q in map.values() {
                         prices.update(&q.instrument_token, q.last_price, None, None);
+                        batch.push((q.instrument_token.clone(), q.last_price));
                     }
+                    read(batch);
                 }
                 Err(e) => tracing::warn!(error = %e, "last prices could not be read; the marks keep their last value"),
             }

@@ -51,7 +51,7 @@ pub(crate) async fn run(globals: &Globals, out: &Output, cmd: ClusterCommand) ->
             );
             for n in &s.nodes {
                 say!(
-                    "{:<16} {:<16} {:<6} {:>10} {:>7} {:>5} {:>9}",
+                    "{:<16} {:<16} {:<6} {:>10} {:>7} {:>5} {:>9} {}",
                     n.name,
                     if n.egress.is_empty() { "-" } else { &n.egress },
                     if n.alive { "yes" } else { "no" },
@@ -59,6 +59,7 @@ pub(crate) async fn run(globals: &Globals, out: &Output, cmd: ClusterCommand) ->
                     n.users,
                     n.lag.map_or_else(|| "-".into(), |l| l.to_string()),
                     n.signals_accepted.map_or_else(|| "-".into(), |l| l.to_string()),
+                    if n.feed { "yes" } else { "" },
                 );
             }
             say!("{} account(s), {} held by no node", s.accounts, s.unowned.len());

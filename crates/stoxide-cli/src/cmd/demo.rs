@@ -164,6 +164,7 @@ async fn dashboard(args: DemoArgs) -> anyhow::Result<()> {
             egress_ip: None,
             paper_capital: rust_decimal::Decimal::from(1_000_000),
             cluster: None,
+            bus: None,
         },
         &stop_engine,
     )

@@ -143,6 +143,7 @@ pub(crate) async fn run(globals: &Globals, _out: &Output, cmd: EngineCommand) ->
             egress_ip: args.egress_ip,
             paper_capital: args.paper_capital,
             cluster: None,
+            bus: None,
         },
         &stop,
     )
@@ -250,6 +251,7 @@ async fn run_node(globals: &Globals, args: RunArgs, name: &str) -> anyhow::Resul
             egress_ip: args.egress_ip,
             paper_capital: args.paper_capital,
             cluster: Some(node.leases()),
+            bus: Some(bus.clone()),
         },
         &stop,
     )
@@ -336,6 +338,8 @@ pub(crate) struct StartOptions {
     pub(crate) paper_capital: Decimal,
     /// Set for a cluster's node: what it holds.
     pub(crate) cluster: Option<Arc<dyn stoxide_engine::ownership::Ownership>>,
+    /// A cluster's node: the bus its market prices are shared on.
+    pub(crate) bus: Option<stoxide_cluster::SignalBus>,
 }
 
 /// The engine, started on the vault's strategies and accounts.
@@ -437,13 +441,41 @@ pub(crate) async fn start_engine(
             stream.streamer.subscribe(&refs, upstox_types::FeedMode::Ltpc)?;
             feed = Some((stream, in_process));
         }
-        tokio::spawn(stoxide_engine::market::poll_prices(
-            client,
-            keys,
-            prices.clone(),
-            Duration::from_secs(2),
-            stop.clone(),
-        ));
+        match (&opts.cluster, &opts.bus) {
+            (Some(owner), Some(bus)) => {
+                // One node reads the market for all (the feed's lease); every node follows it.
+                let owner = owner.clone();
+                let publisher = bus.clone();
+                tokio::spawn(stoxide_engine::market::poll_prices_when(
+                    client,
+                    keys,
+                    prices.clone(),
+                    Duration::from_secs(2),
+                    stop.clone(),
+                    move || owner.holds(stoxide_cluster::FEED_LEASE),
+                    move |batch| {
+                        let publisher = publisher.clone();
+                        tokio::spawn(async move { publisher.publish_prices(&batch).await });
+                    },
+                ));
+                let follower = bus.clone();
+                let (marks, follow_stop) = (prices.clone(), stop.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = follower.follow_prices(marks, follow_stop).await {
+                        tracing::warn!(error = %e, "this node cannot follow the cluster's prices");
+                    }
+                });
+            }
+            _ => {
+                tokio::spawn(stoxide_engine::market::poll_prices(
+                    client,
+                    keys,
+                    prices.clone(),
+                    Duration::from_secs(2),
+                    stop.clone(),
+                ));
+            }
+        }
     }
     let engine = Engine::start(
         EngineParts {

@@ -299,6 +299,23 @@ async fn two_nodes_share_the_users_and_a_sigkilled_node_costs_no_order_and_dupli
     let again = cluster.signal(SIGNALS, Some(&b_url));
     super::assert_one_line_error(&again, "already received");
     let took_over = killed_at.expect("killed").elapsed();
+    // One node reads the market for every node; after the kill, the survivor.
+    let feed = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = cluster.status();
+        let readers: Vec<&str> = s["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .filter(|n| n["alive"] == true && n["feed"] == true)
+            .filter_map(|n| n["name"].as_str())
+            .collect();
+        if readers == [b.as_str()] {
+            break;
+        }
+        assert!(Instant::now() < feed, "the feed did not move to {b}: {s}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
     assert_eq!(after.get(&b).copied(), Some(USERS as u64), "{after:?}");
     eprintln!("node {b} held every user {} ms after the kill", took_over.as_millis());
 
