@@ -249,7 +249,10 @@ async fn main() -> anyhow::Result<()> {
             let now = store.cluster_now_ms().await?;
             let leases = store.leases().await?;
             let mut per: HashMap<String, usize> = HashMap::new();
-            for l in leases.iter().filter(|l| l.expires_ms > now && !l.account.starts_with('~')) {
+            for l in leases
+                .iter()
+                .filter(|l| l.expires_ms > now && !l.account.starts_with('~'))
+            {
                 *per.entry(l.node.clone()).or_default() += 1;
             }
             let held: usize = per.values().sum();

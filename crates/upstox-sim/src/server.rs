@@ -162,7 +162,8 @@ impl Simulator {
     }
 
     /// The access token pre-issued for a seeded user.
-    /// Every seeded user (`seed_users`) with its pre-issued token, in order.
+    /// Every user with a pre-issued token (the configured ones, then the seeded `SIMU…`), in
+    /// order.
     pub fn seeded_tokens(&self) -> &[(String, String)] {
         &self.seeded_tokens
     }

@@ -113,7 +113,12 @@ pub(crate) async fn run(args: SimArgs, _globals: &Globals) -> anyhow::Result<()>
         .await
         .with_context(|| format!("starting the simulator on {}", args.addr))?;
     if let Some(path) = &args.tokens_file {
-        let text: String = sim.seeded_tokens().iter().map(|(u, t)| format!("{u}\t{t}\n")).collect();
+        let text: String = sim
+            .seeded_tokens()
+            .iter()
+            .filter(|(u, _)| u.starts_with("SIMU"))
+            .map(|(u, t)| format!("{u}\t{t}\n"))
+            .collect();
         crate::cmd::engine::write_private(path, &text)?;
     }
     // The first stdout line is for scripts: one JSON object.
