@@ -6,8 +6,6 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] stoxide_store::Error),
     #[error(transparent)]
-    Vault(#[from] stoxide_vault::Error),
-    #[error(transparent)]
     Engine(#[from] stoxide_engine::Error),
     /// NATS could not be reached or refused a request.
     #[error("NATS at {url}: {detail}; check that nats-server runs there with JetStream (-js)")]

@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use stoxide_engine::Engine;
 use stoxide_store::Store;
-use stoxide_vault::Vault;
 use tokio_util::sync::CancellationToken;
 
 use crate::assign::{NodeView, assign};
@@ -50,18 +49,19 @@ impl NodeConfig {
 pub struct Node {
     config: NodeConfig,
     store: Store,
-    vault: Vault,
     leases: Arc<Leases>,
     bus: Option<SignalBus>,
 }
 
 impl Node {
-    pub fn new(config: NodeConfig, vault: Vault, bus: Option<SignalBus>) -> Self {
+    /// A node beating, reading and renewing through `store`: best a pool of its own on the
+    /// shared database, so the engine's writes (which queue on the audit chain's lock under
+    /// load) never hold up a renewal.
+    pub fn new(config: NodeConfig, store: Store, bus: Option<SignalBus>) -> Self {
         let leases = Arc::new(Leases::new(config.margin));
         Self {
-            store: vault.store().clone(),
+            store,
             config,
-            vault,
             leases,
             bus,
         }
@@ -94,24 +94,18 @@ impl Node {
         let mut held: HashSet<String> = HashSet::new();
         let mut tick = tokio::time::interval(self.config.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let catching_up = Arc::new(tokio::sync::Mutex::new(()));
         loop {
             tokio::select! {
                 () = stop.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            if let Err(e) = self.round(&engine, &mut held, &catching_up).await {
+            if let Err(e) = self.round(&engine, &mut held).await {
                 tracing::warn!(node = %self.config.name, error = %e, "a cluster round failed; the leases run out unless the next one works");
             }
         }
     }
 
-    async fn round(
-        &self,
-        engine: &Engine,
-        held: &mut HashSet<String>,
-        catching_up: &Arc<tokio::sync::Mutex<()>>,
-    ) -> Result<()> {
+    async fn round(&self, engine: &Engine, held: &mut HashSet<String>) -> Result<()> {
         let lag = match &self.bus {
             Some(b) => b.lag(&self.config.name).await.ok(),
             None => None,
@@ -157,7 +151,7 @@ impl Node {
             })
             .collect();
         let vendor = whitelists.get("*");
-        let accounts = self.vault.accounts().await?;
+        let accounts = self.store.accounts().await?;
         let mut desired: Vec<String> = accounts
             .iter()
             .filter(|a| {
@@ -182,6 +176,22 @@ impl Node {
             }
             tracing::info!(node = %self.config.name, accounts = leaving.len(), "accounts handed over");
         }
+        // Accounts whose local margin ran out before this renewal (a slow round) have had their
+        // lanes drop their work and signals pass them by: they are let go and taken up again as
+        // new below — books read again, unfinished intents looked up by tag, signals caught up.
+        let lapsed: Vec<String> = held
+            .iter()
+            .filter(|a| !stoxide_engine::ownership::Ownership::holds(&*self.leases, a))
+            .cloned()
+            .collect();
+        if !lapsed.is_empty() {
+            self.leases.drop_accounts(&lapsed);
+            engine.let_go(&lapsed);
+            for a in &lapsed {
+                held.remove(a);
+            }
+            tracing::warn!(node = %self.config.name, accounts = lapsed.len(), "leases' margins ran out before renewal; those accounts are taken up again");
+        }
         let asked = Instant::now();
         let lease_ms = i64::try_from(self.config.lease_ttl.as_millis()).unwrap_or(i64::MAX);
         let rows = self.store.hold_leases(&self.config.name, &desired, lease_ms).await?;
@@ -194,23 +204,39 @@ impl Node {
             engine.let_go(&lost);
             tracing::warn!(node = %self.config.name, accounts = lost.len(), "leases lost");
         }
-        let new: Vec<String> = now_held.iter().filter(|a| !held.contains(*a)).cloned().collect();
+        let mut new: Vec<String> = now_held.iter().filter(|a| !held.contains(*a)).cloned().collect();
+        let mut now_held = now_held;
+        // New accounts are used only once the signal being taken is done: the node then decides
+        // the signals they missed, in order, before the next one.
+        let in_order = if new.is_empty() {
+            None
+        } else {
+            match tokio::time::timeout(self.config.tick * 3, engine.sequencer().lock_owned()).await {
+                Ok(guard) => Some(guard),
+                Err(_) => {
+                    // Still held in PostgreSQL; taken into use at a later round.
+                    for a in &new {
+                        now_held.remove(a);
+                    }
+                    new.clear();
+                    None
+                }
+            }
+        };
         // A new account's book is read again before it counts as held: what its previous holder
         // did is in it.
         engine.reload_books(&new).await?;
         self.leases
             .renew(now_held.iter().cloned(), asked + self.config.lease_ttl);
         *held = now_held;
-        if !new.is_empty() {
+        if let Some(guard) = in_order {
             let recovered = engine.recover_accounts(&new).await?;
             tracing::info!(node = %self.config.name, accounts = new.len(), recovered, "accounts taken over");
-            // Signals the new accounts missed are decided on the side: the leases keep being
-            // renewed meanwhile.
+            // The signals the new accounts missed are decided on the side (the leases keep being
+            // renewed meanwhile); new signals wait for them.
             let engine = engine.clone();
-            let lock = catching_up.clone();
             tokio::spawn(async move {
-                let _one = lock.lock().await;
-                if let Err(e) = engine.catch_up().await {
+                if let Err(e) = engine.catch_up(guard).await {
                     tracing::warn!(error = %e, "signals could not be caught up for accounts taken over");
                 }
             });

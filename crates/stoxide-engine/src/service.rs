@@ -182,6 +182,9 @@ pub(crate) struct Inner {
     /// Signals being taken right now, by (strategy, id): the same signal arriving again meanwhile
     /// is a duplicate at once, so one signal is decided and committed once.
     taking: Mutex<std::collections::HashSet<(String, String)>>,
+    /// A cluster's node takes signals one at a time, in order; accounts it takes over catch up
+    /// on the signals they missed before it takes the next one.
+    sequencer: Arc<tokio::sync::Mutex<()>>,
     last_signal: Mutex<Option<(String, String)>>,
     changed: Notify,
     counters: Mutex<Counters>,
@@ -250,6 +253,7 @@ impl Engine {
             lanes: Mutex::default(),
             progress: Mutex::default(),
             taking: Mutex::default(),
+            sequencer: Arc::default(),
             last_signal: Mutex::default(),
             changed: Notify::new(),
             counters: Mutex::default(),
@@ -493,13 +497,21 @@ impl Engine {
         Ok(recovered)
     }
 
+    /// The order signals are taken in, on a cluster's node: the node holds it (waiting for the
+    /// signal being taken) to start using accounts it takes over, and passes it to
+    /// [`Self::catch_up`], so a new signal is never decided for an account before the signals it
+    /// missed.
+    pub fn sequencer(&self) -> Arc<tokio::sync::Mutex<()>> {
+        self.inner.sequencer.clone()
+    }
+
     /// Takes again every signal accepted within [`EngineConfig::catch_up`]: the accounts this
     /// node holds that have no intent of one (their previous holder died before deciding it)
     /// get theirs now; the others are skipped. Answers how many signals were taken again.
     ///
     /// # Errors
     /// Store errors.
-    pub async fn catch_up(&self) -> Result<usize> {
+    pub async fn catch_up(&self, _in_order: tokio::sync::OwnedMutexGuard<()>) -> Result<usize> {
         let since = Utc::now() - chrono::Duration::from_std(self.inner.config.catch_up).unwrap_or_default();
         let mut taken = 0;
         for row in self.inner.store.accepted_signals_since(records::ms(since)).await? {
@@ -507,7 +519,7 @@ impl Engine {
                 tracing::warn!(strategy = %row.strategy, id = %row.id, "a stored signal does not read back; not caught up");
                 continue;
             };
-            let report = self.submit(signal, "catch_up").await?;
+            let report = self.submit_in_order(signal, "catch_up").await?;
             if !report.intents.is_empty() {
                 tracing::info!(strategy = %report.strategy, id = %report.signal_id, intents = report.intents.len(), "a signal caught up for accounts taken over");
             }

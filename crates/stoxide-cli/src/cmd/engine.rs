@@ -236,9 +236,14 @@ async fn run_node(globals: &Globals, args: RunArgs, name: &str) -> anyhow::Resul
     let vault = crate::vault::open(globals).await?;
     let bus = stoxide_cluster::SignalBus::connect(&env.nats, env_var("STOXIDE_NATS_STREAM").as_deref()).await?;
     let egress = args.egress_ip.map(|ip| ip.to_string()).unwrap_or_default();
+    // Leases are renewed through a pool of their own: the engine's writes cannot starve them.
+    let db = env_var(stoxide_store::DATABASE_URL_ENV).unwrap_or_default();
+    let membership = stoxide_store::Store::open(&stoxide_store::Location::postgres(&db)?, false)
+        .await?
+        .context("the shared database has no stoxide schema yet")?;
     let node = stoxide_cluster::Node::new(
         stoxide_cluster::NodeConfig::new(name, egress.clone()),
-        vault.clone(),
+        membership,
         Some(bus.clone()),
     );
     node.join().await?;

@@ -395,4 +395,16 @@ async fn two_nodes_share_the_users_and_a_sigkilled_node_costs_no_order_and_dupli
     drop(children);
     vault.close().await;
     sim.shutdown().await;
+    drop_database(&admin, &format!("stoxide_cluster_{stamp}")).await;
+}
+
+async fn drop_database(admin: &str, name: &str) {
+    use sqlx::Connection;
+    if let Ok(mut c) = sqlx::PgConnection::connect(admin).await {
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&mut c)
+        .await;
+    }
 }

@@ -134,6 +134,16 @@ impl Engine {
     /// # Errors
     /// Store errors (nothing was sent then).
     pub async fn submit(&self, signal: Signal, source: &str) -> Result<SignalReport> {
+        if self.inner().config.cluster.is_some() {
+            let sequencer = self.sequencer();
+            let _in_order = sequencer.lock().await;
+            return self.submit_in_order(signal, source).await;
+        }
+        self.submit_in_order(signal, source).await
+    }
+
+    /// [`Self::submit`], on a cluster's node with the sequencer already held.
+    pub(crate) async fn submit_in_order(&self, signal: Signal, source: &str) -> Result<SignalReport> {
         let now = Utc::now();
         let key = (signal.strategy.clone(), signal.id.clone());
         while !self.inner().taking.lock().insert(key.clone()) {
