@@ -314,8 +314,13 @@ async fn main() -> anyhow::Result<()> {
         None
     };
 
-    // Drain: every intent of every signal ended, or 10 minutes.
+    // Drain: every intent of every signal ended, or `STOXIDE_BENCH_DRAIN_S` (default 600 s).
+    let drain_limit: u64 = std::env::var("STOXIDE_BENCH_DRAIN_S")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(600);
     let drain = Instant::now();
+    let mut not_ended;
     let mut pg = {
         use sqlx::Connection;
         sqlx::PgConnection::connect(&db).await?
@@ -329,11 +334,12 @@ async fn main() -> anyhow::Result<()> {
         .bind(&ids)
         .fetch_one(&mut pg)
         .await?;
-        if total as usize == ids.len() * a.users && open == 0 {
+        not_ended = ids.len() * a.users - usize::try_from(total).unwrap_or(0) + usize::try_from(open).unwrap_or(0);
+        if not_ended == 0 {
             break;
         }
-        if drain.elapsed() > Duration::from_secs(600) {
-            eprintln!("drain: gave up after 600 s with {total} intents, {open} not ended");
+        if drain.elapsed() > Duration::from_secs(drain_limit) {
+            eprintln!("drain: gave up after {drain_limit} s with {total} intents, {open} not ended");
             break;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;

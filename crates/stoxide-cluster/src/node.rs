@@ -176,9 +176,15 @@ impl Node {
             }
             tracing::info!(node = %self.config.name, accounts = leaving.len(), "accounts handed over");
         }
-        // Accounts whose local margin ran out before this renewal (a slow round) have had their
-        // lanes drop their work and signals pass them by: they are let go and taken up again as
-        // new below — books read again, unfinished intents looked up by tag, signals caught up.
+        let asked = Instant::now();
+        let lease_ms = i64::try_from(self.config.lease_ttl.as_millis()).unwrap_or(i64::MAX);
+        let rows = self.store.hold_leases(&self.config.name, &desired, lease_ms).await?;
+        let now_held: HashSet<String> = rows.into_iter().map(|r| r.account).collect();
+        // Accounts whose margin ran out at any moment since the last renewal (this one was slow)
+        // may have had their lanes drop their work and signals pass them by: they are let go and
+        // taken up again as new below — books read again, unfinished intents looked up by tag,
+        // missed signals caught up. (A margin only shrinks between renewals, so looking now,
+        // before renewing, sees every lapse.)
         let lapsed: Vec<String> = held
             .iter()
             .filter(|a| !stoxide_engine::ownership::Ownership::holds(&*self.leases, a))
@@ -192,10 +198,6 @@ impl Node {
             }
             tracing::warn!(node = %self.config.name, accounts = lapsed.len(), "leases' margins ran out before renewal; those accounts are taken up again");
         }
-        let asked = Instant::now();
-        let lease_ms = i64::try_from(self.config.lease_ttl.as_millis()).unwrap_or(i64::MAX);
-        let rows = self.store.hold_leases(&self.config.name, &desired, lease_ms).await?;
-        let now_held: HashSet<String> = rows.into_iter().map(|r| r.account).collect();
         // Desired but held elsewhere still (a dead node's lease not yet run out), or a renewal
         // that did not go through: not ours now.
         let lost: Vec<String> = held.iter().filter(|a| !now_held.contains(*a)).cloned().collect();
@@ -230,7 +232,18 @@ impl Node {
             .renew(now_held.iter().cloned(), asked + self.config.lease_ttl);
         *held = now_held;
         if let Some(guard) = in_order {
-            let recovered = engine.recover_accounts(&new).await?;
+            let recovered = match engine.recover_accounts(&new).await {
+                Ok(n) => n,
+                Err(e) => {
+                    // Not taken into use after all: taken up again at the next round.
+                    self.leases.drop_accounts(&new);
+                    engine.let_go(&new);
+                    for a in &new {
+                        held.remove(a);
+                    }
+                    return Err(e.into());
+                }
+            };
             tracing::info!(node = %self.config.name, accounts = new.len(), recovered, "accounts taken over");
             // The signals the new accounts missed are decided on the side (the leases keep being
             // renewed meanwhile); new signals wait for them.

@@ -445,6 +445,18 @@ impl Runner {
         }
         let broker = match self.lane.broker(intent.plan.paper).await {
             Ok(b) => b,
+            Err(e) if e.kind == BrokerErrorKind::Unavailable => {
+                // The token could not be read just now (a busy database): nothing was sent, and
+                // the order goes once the lane's wait is over.
+                let cfg = &self.engine().inner().config;
+                let wait = self.backoff.map_or(cfg.backoff_min, |b| (b * 2).min(cfg.backoff_max));
+                self.backoff = Some(wait);
+                self.backoff_until = Some(Instant::now() + wait);
+                self.lane.shared.health.lock().last_error = Some(e.message.clone());
+                tracing::warn!(account = %self.account(), error = %e.message, wait_ms = wait.as_millis() as u64, "the account's broker is not available; its order waits");
+                self.queue.push_front(Job::Send(intent));
+                return;
+            }
             Err(e) => {
                 if e.kind == BrokerErrorKind::Unauthorized {
                     self.needs_login(&e.message).await;
