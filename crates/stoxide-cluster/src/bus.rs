@@ -33,6 +33,14 @@ pub struct SignalBus {
 /// The lease name of the market feed: the node holding it reads the last prices for every node.
 pub const FEED_LEASE: &str = "~feed";
 
+/// `url` as it may be shown: any user and password replaced.
+fn shown(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}://***{}", &url[..scheme], &url[at..]),
+        _ => url.to_owned(),
+    }
+}
+
 fn subject_token(s: &str) -> String {
     s.chars()
         .map(|c| {
@@ -53,7 +61,7 @@ impl SignalBus {
     /// NATS cannot be reached, or JetStream is not enabled there.
     pub async fn connect(url: &str, stream: Option<&str>) -> Result<Self> {
         let nats = |detail: String| Error::Nats {
-            url: url.to_owned(),
+            url: shown(url),
             detail,
         };
         let client = async_nats::ConnectOptions::new()
@@ -73,7 +81,7 @@ impl SignalBus {
         .await
         .map_err(|e| nats(e.to_string()))?;
         Ok(Self {
-            url: url.to_owned(),
+            url: shown(url),
             client,
             js,
             stream: name,
@@ -234,5 +242,17 @@ impl SignalBus {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_url_is_shown_without_its_credentials() {
+        assert_eq!(
+            super::shown("nats://u:secret@10.0.0.1:4222"),
+            "nats://***@10.0.0.1:4222"
+        );
+        assert_eq!(super::shown("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
     }
 }

@@ -131,13 +131,16 @@ impl SimClock {
     }
 }
 
-/// `HH:MM` IST on the latest weekday at or before `now`'s IST date.
+/// `HH:MM` IST on `now`'s IST date, or the Monday after it when that is a weekend.
 fn session_anchor(now: DateTime<Utc>, start: &str) -> Result<DateTime<Utc>, SimError> {
     let time = NaiveTime::parse_from_str(start, "%H:%M")
         .map_err(|_| SimError::Config(format!("clock.session_start must be HH:MM, not {start:?}")))?;
+    // A weekend moves forward to Monday, never back to Friday: the simulated day is then never
+    // behind the wall clock's, so a token it issues (valid until 03:30 IST after its day) is
+    // valid by the wall clock too, as clients judge it.
     let mut date = now.with_timezone(&IST).date_naive();
     while matches!(date.weekday(), Weekday::Sat | Weekday::Sun) {
-        date = date - Days::new(1);
+        date = date + Days::new(1);
     }
     IST.from_local_datetime(&date.and_time(time))
         .single()

@@ -198,7 +198,8 @@ impl SimConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct ClockConfig {
     /// `real`: the wall clock. `session`: a trading-day session that starts at `session_start`
-    /// IST on the latest weekday, so the market is open whenever the simulator runs.
+    /// IST today (the coming Monday at a weekend), so the market is open whenever the simulator
+    /// runs.
     pub mode: ClockMode,
     /// IST time of day at which a `session` clock starts (HH:MM).
     pub session_start: String,
