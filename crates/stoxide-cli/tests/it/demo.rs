@@ -111,9 +111,10 @@ async fn the_demo_operator_and_client_sign_in_and_see_orders_flow() {
 
     // The engine trades the two active subscriptions on the simulator's prices: wait for the
     // client's first filled order, and for orders in both subscribed accounts (the bound is only
-    // there so a broken demo fails instead of hanging).
+    // there so a broken demo fails instead of hanging: an EMA crossover on the simulated prices
+    // can take minutes on a loaded machine).
     let mut seen = (Value::Null, Value::Null);
-    for _ in 0..240 {
+    for _ in 0..720 {
         let mine = call(&http, &url, reqwest::Method::GET, "/api/v1/orders", Some(&client), None).await;
         let all = call(
             &http,
