@@ -631,6 +631,23 @@ pub(crate) struct SendArgs {
     wait: bool,
 }
 
+impl SendArgs {
+    /// The signal's JSON body, as `POST /signals` takes it.
+    fn body(&self) -> serde_json::Value {
+        let mut body = serde_json::json!({
+            "strategy": self.strategy,
+            "signal_id": self.id,
+            "instrument_key": self.instrument,
+            "action": self.action,
+            "reference_price": self.price,
+        });
+        if let Some(l) = self.target_lots {
+            body["target_lots"] = l.into();
+        }
+        body
+    }
+}
+
 pub(crate) async fn signal(globals: &Globals, out: &Output, cmd: SignalCommand) -> anyhow::Result<()> {
     let SignalCommand::Send(a) = cmd;
     if a.engine.is_none()
@@ -647,17 +664,7 @@ pub(crate) async fn signal(globals: &Globals, out: &Output, cmd: SignalCommand) 
             a.strategy, a.strategy
         )
     })?;
-    let mut body = serde_json::json!({
-        "strategy": a.strategy,
-        "signal_id": a.id,
-        "instrument_key": a.instrument,
-        "action": a.action,
-        "reference_price": a.price,
-    });
-    if let Some(l) = a.target_lots {
-        body["target_lots"] = l.into();
-    }
-    let body = serde_json::to_vec(&body)?;
+    let body = serde_json::to_vec(&a.body())?;
     let ts = chrono::Utc::now().timestamp();
     let sig = stoxide_engine::signal::sign(secret.expose_secret().as_bytes(), ts, &body);
     let resp = reqwest::Client::new()
@@ -724,17 +731,7 @@ pub(crate) async fn signal(globals: &Globals, out: &Output, cmd: SignalCommand) 
 /// `stoxide signal send` with `STOXIDE_NATS_URL`: the signal goes on the cluster's JetStream
 /// stream, where every node takes it for the accounts it holds.
 async fn publish_signal(out: &Output, a: &SendArgs, nats: &str) -> anyhow::Result<()> {
-    let mut body = serde_json::json!({
-        "strategy": a.strategy,
-        "signal_id": a.id,
-        "instrument_key": a.instrument,
-        "action": a.action,
-        "reference_price": a.price,
-    });
-    if let Some(l) = a.target_lots {
-        body["target_lots"] = l.into();
-    }
-    let signal = stoxide_engine::signal::parse(&serde_json::to_vec(&body)?, chrono::Utc::now())
+    let signal = stoxide_engine::signal::parse(&serde_json::to_vec(&a.body())?, chrono::Utc::now())
         .map_err(|e| anyhow::anyhow!("the signal is refused: {e}"))?;
     let bus = stoxide_cluster::SignalBus::connect(nats, env_var("STOXIDE_NATS_STREAM").as_deref()).await?;
     let (sequence, duplicate) = bus.publish(&signal).await?;
