@@ -66,6 +66,12 @@ pub struct EngineConfig {
     /// How many times a place whose outcome was unknown, and which the order book then did not
     /// show, is sent again.
     pub unknown_resends: u32,
+    /// How long after a place whose answer was lost the order book must keep showing no order
+    /// with its tag before it is sent again (or given up). Upstox has no idempotency key, and
+    /// a place the client stopped waiting for can still reach the exchange seconds later; how
+    /// late is not documented, so this is a setting (30 s by default, `engine run
+    /// --resend-quiet`).
+    pub resend_quiet: Duration,
     /// Every order to the paper broker, whatever the subscriptions say.
     pub paper: bool,
     /// Refuse orders when the market-status API says the segment is not open.
@@ -91,6 +97,7 @@ impl Default for EngineConfig {
             backoff_min: Duration::from_secs(1),
             backoff_max: Duration::from_secs(30),
             unknown_resends: 3,
+            resend_quiet: Duration::from_secs(30),
             paper: false,
             check_market_hours: true,
             cluster: None,

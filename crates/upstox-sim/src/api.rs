@@ -185,7 +185,7 @@ async fn inject_faults(State(state): State<AppState>, req: Request, next: Next) 
     }
     let faults = state.faults.read().clone();
     let is_write = req.method() != axum::http::Method::GET;
-    let (delay, roll_error, roll_hang, roll_lost, roll_write, roll_limit) = {
+    let (delay, roll_error, roll_hang, roll_lost, roll_write, roll_limit, roll_late) = {
         let mut rng = rand::rng();
         let jitter = if faults.latency_jitter_ms > 0 {
             rng.random_range(0..faults.latency_jitter_ms)
@@ -194,6 +194,7 @@ async fn inject_faults(State(state): State<AppState>, req: Request, next: Next) 
         };
         (
             faults.latency_ms + jitter,
+            rng.random::<f64>(),
             rng.random::<f64>(),
             rng.random::<f64>(),
             rng.random::<f64>(),
@@ -214,7 +215,20 @@ async fn inject_faults(State(state): State<AppState>, req: Request, next: Next) 
         tokio::time::sleep(Duration::from_millis(faults.timeout_hang_ms.max(1))).await;
         return ApiError::new(StatusCode::GATEWAY_TIMEOUT, error_code::INTERNAL, "Gateway timeout").into_response();
     }
-    let response = next.run(req).await;
+    let response = if is_write && roll_late < faults.late_write_rate {
+        // Carried out later on a task of its own: a caller that stopped waiting does not stop it.
+        let late = Duration::from_millis(faults.late_write_ms);
+        let work = tokio::spawn(async move {
+            tokio::time::sleep(late).await;
+            next.run(req).await
+        });
+        match work.await {
+            Ok(response) => response,
+            Err(_) => ApiError::internal().into_response(),
+        }
+    } else {
+        next.run(req).await
+    };
     // Lost answers are injected on writes only: they model a place/modify/cancel whose outcome
     // the caller cannot know, which the caller then checks with (working) reads.
     if is_write && roll_lost < faults.lost_response_rate {

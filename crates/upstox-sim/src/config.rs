@@ -329,6 +329,15 @@ pub struct FaultConfig {
     pub rate_limited_rate: f64,
     /// How long a hanging request hangs.
     pub timeout_hang_ms: u64,
+    /// Fraction of write requests (POST/PUT/DELETE) that reach the exchange late: each is
+    /// carried out `late_write_ms` after it arrived, whether or not the caller is still waiting
+    /// — the place a client gave up on (its timeout) that shows up in the order book seconds
+    /// later.
+    #[serde(default)]
+    pub late_write_rate: f64,
+    /// How late a late write is carried out.
+    #[serde(default)]
+    pub late_write_ms: u64,
 }
 
 /// The longest latency (and jitter) a fault may add: a minute.
@@ -350,6 +359,7 @@ impl FaultConfig {
             ("lost_response_rate", self.lost_response_rate),
             ("write_error_rate", self.write_error_rate),
             ("rate_limited_rate", self.rate_limited_rate),
+            ("late_write_rate", self.late_write_rate),
         ];
         for (name, rate) in rates {
             if !(rate.is_finite() && (0.0..=1.0).contains(&rate)) {
@@ -362,6 +372,7 @@ impl FaultConfig {
             ("latency_ms", self.latency_ms, MAX_FAULT_LATENCY_MS),
             ("latency_jitter_ms", self.latency_jitter_ms, MAX_FAULT_LATENCY_MS),
             ("timeout_hang_ms", self.timeout_hang_ms, MAX_FAULT_HANG_MS),
+            ("late_write_ms", self.late_write_ms, MAX_FAULT_HANG_MS),
         ] {
             if ms > max {
                 return Err(SimError::Config(format!(

@@ -161,6 +161,7 @@ async fn dashboard(args: DemoArgs) -> anyhow::Result<()> {
         crate::cmd::engine::StartOptions {
             paper: false,
             check_market_hours: false,
+            resend_quiet: stoxide_engine::EngineConfig::default().resend_quiet,
             egress_ip: None,
             paper_capital: rust_decimal::Decimal::from(1_000_000),
             cluster: None,

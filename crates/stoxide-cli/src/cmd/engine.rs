@@ -59,6 +59,10 @@ pub(crate) struct RunArgs {
     /// (`STOXIDE_NATS_URL`) and rate limits are shared in Redis (`STOXIDE_REDIS_URL`).
     #[arg(long, value_name = "NAME")]
     node: Option<String>,
+    /// Seconds the order book must keep showing nothing for a place whose answer was lost
+    /// before it is sent again: a place can reach the exchange after the client gave up on it.
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = clap::value_parser!(u64).range(1..=600))]
+    resend_quiet: u64,
 }
 
 /// What a cluster node needs from the environment.
@@ -140,6 +144,7 @@ pub(crate) async fn run(globals: &Globals, _out: &Output, cmd: EngineCommand) ->
         StartOptions {
             paper: args.paper,
             check_market_hours: !args.no_market_hours,
+            resend_quiet: Duration::from_secs(args.resend_quiet),
             egress_ip: args.egress_ip,
             paper_capital: args.paper_capital,
             cluster: None,
@@ -253,6 +258,7 @@ async fn run_node(globals: &Globals, args: RunArgs, name: &str) -> anyhow::Resul
         StartOptions {
             paper: args.paper,
             check_market_hours: !args.no_market_hours,
+            resend_quiet: Duration::from_secs(args.resend_quiet),
             egress_ip: args.egress_ip,
             paper_capital: args.paper_capital,
             cluster: Some(node.leases()),
@@ -339,6 +345,8 @@ impl stoxide_server::engine_api::Relay for BusRelay {
 pub(crate) struct StartOptions {
     pub(crate) paper: bool,
     pub(crate) check_market_hours: bool,
+    /// [`EngineConfig::resend_quiet`].
+    pub(crate) resend_quiet: Duration,
     pub(crate) egress_ip: Option<IpAddr>,
     pub(crate) paper_capital: Decimal,
     /// Set for a cluster's node: what it holds.
@@ -493,6 +501,7 @@ pub(crate) async fn start_engine(
         EngineConfig {
             paper: opts.paper,
             check_market_hours: opts.check_market_hours,
+            resend_quiet: opts.resend_quiet,
             cluster: opts.cluster.clone(),
             ..EngineConfig::default()
         },

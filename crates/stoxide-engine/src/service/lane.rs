@@ -89,9 +89,15 @@ struct Unknown {
     intent: Intent,
     lookups: usize,
     next_at: Instant,
+    /// When its last place went out (at the latest): no order is sent again, nor the intent
+    /// given up, before `resend_quiet` has passed since.
+    since: DateTime<Utc>,
     /// A restart's intent: never seen answered by this process.
     recovered: bool,
 }
+
+/// How often the order book is looked in while a quiet period runs out.
+const QUIET_LOOKS: Duration = Duration::from_secs(2);
 
 fn request(engine: &Engine, i: &Intent) -> Option<OrderRequest> {
     let order = i.plan.order.as_ref()?;
@@ -350,6 +356,7 @@ impl Runner {
                     self.schedule_poll(Duration::ZERO);
                 }
                 _ => self.unknown.push(Unknown {
+                    since: intent.updated_at,
                     intent,
                     lookups: LOOKUPS.len(),
                     next_at: Instant::now(),
@@ -548,6 +555,7 @@ impl Runner {
                     intent: unknown,
                     lookups: 0,
                     next_at: Instant::now() + LOOKUPS[0],
+                    since: now,
                     recovered: false,
                 });
             }
@@ -617,8 +625,15 @@ impl Runner {
                 u.next_at = Instant::now() + LOOKUPS[u.lookups];
                 self.unknown.push(u);
             }
+            Ok(Found::Nothing) if self.quiet_left(&u) > Duration::ZERO => {
+                // A place that timed out may still reach the exchange late: nothing is decided
+                // before the quiet period is over.
+                u.next_at = Instant::now() + self.quiet_left(&u).min(QUIET_LOOKS);
+                self.unknown.push(u);
+            }
             Ok(Found::Nothing) => {
-                // The order book shows no order with this tag: the request never arrived.
+                // The order book shows no order with this tag for the whole quiet period: the
+                // request never arrived.
                 let sent = self.resends.entry(u.intent.tag.clone()).or_insert(0);
                 let budget = self.lane.engine.inner().config.unknown_resends + u32::from(u.recovered);
                 if *sent < budget {
@@ -644,6 +659,7 @@ impl Runner {
                         intent,
                         lookups: u.lookups,
                         next_at: u.next_at,
+                        since: u.since,
                         recovered: u.recovered,
                     },
                     &why,
@@ -656,6 +672,13 @@ impl Runner {
             }
             Err(e) => self.retry_later(u, &e.message),
         }
+    }
+
+    /// What is left of `u`'s quiet period (zero once it is over).
+    fn quiet_left(&self, u: &Unknown) -> Duration {
+        let quiet = self.engine().inner().config.resend_quiet;
+        let gone = (Utc::now() - u.since).to_std().unwrap_or(Duration::ZERO);
+        quiet.saturating_sub(gone)
     }
 
     fn retry_later(&mut self, mut u: Unknown, why: &str) {

@@ -129,3 +129,64 @@ async fn faults(w: &crate::World) {
     )
     .await;
 }
+
+/// A place the client gave up on (its 2 s timeout) reaches the exchange 6 s later: the engine
+/// keeps looking in the order book for its quiet period instead of sending it again, so each
+/// user still has exactly one order. (With no quiet period, the look-ups at 0.25, 1 and 2 s
+/// find nothing and a second order goes out before the first one lands.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_place_that_reaches_the_exchange_late_is_not_sent_again() {
+    let sim_config = SimConfig {
+        faults: FaultConfig {
+            late_write_rate: 0.5,
+            late_write_ms: 6_000,
+            ..FaultConfig::default()
+        },
+        ..SimConfig::default()
+    };
+    let w = world_on(Backend::Sqlite, 30, sim_config, true).await;
+    let e = engine(
+        &w,
+        EngineConfig {
+            resend_quiet: Duration::from_secs(10),
+            ..config()
+        },
+    )
+    .await;
+    let report = e
+        .submit(signal("s-late", Action::EnterLong), "test")
+        .await
+        .expect("submit");
+    assert_eq!(report.outcome, SignalOutcome::Accepted);
+    let progress = e
+        .wait_settled("momo", "s-late", Duration::from_secs(90))
+        .await
+        .expect("progress");
+    assert_eq!(progress.settled, progress.orders, "every order ended: {progress:?}");
+    crate::faults(&w.sim, serde_json::json!({"late_write_rate": 0.0})).await;
+    let intents = w
+        .desk
+        .intents(Some(("momo", "s-late")), None, 1000)
+        .await
+        .expect("intents");
+    assert_eq!(intents.len(), 30);
+    for i in &intents {
+        let at_upstox = orders_tagged(&w.sim, &i.account, &i.tag).await;
+        assert_eq!(
+            at_upstox.len(),
+            1,
+            "{} has {} orders for {}: {i:?}",
+            i.account,
+            at_upstox.len(),
+            i.tag
+        );
+        assert_eq!(i.state, IntentState::Filled, "{i:?}");
+        assert_eq!(
+            i.order_ids,
+            vec![at_upstox[0].order_id.clone()],
+            "the intent carries the user's one order"
+        );
+    }
+    e.shutdown().await;
+    w.finish().await;
+}

@@ -232,6 +232,9 @@ pub(crate) fn config() -> EngineConfig {
         poll_interval: Duration::from_millis(200),
         backoff_min: Duration::from_millis(200),
         backoff_max: Duration::from_secs(2),
+        // The simulator carries out every write it received at once (unless a test says
+        // otherwise): a short quiet period keeps the tests quick.
+        resend_quiet: Duration::from_secs(4),
         ..EngineConfig::default()
     }
 }
