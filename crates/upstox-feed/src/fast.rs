@@ -1,6 +1,12 @@
 //! The hot decoder: protobuf `FeedResponse` bytes straight into typed ticks, without building
 //! prost's intermediate message (no `HashMap<String, Feed>`, no strings for candle intervals).
 //!
+//! Every message is read by one loop ([`fields`]) over its fields; each message's decoder is a
+//! table from field number to the slot it fills. [`FrameDecoder`] keeps its ticks between
+//! frames — instrument keys rewritten in place, depth and candles in reused vectors, full-mode
+//! boxes recycled — so a warm decoder allocates nothing per tick (a counting allocator proves it
+//! in the tests).
+//!
 //! It follows the wire rules prost follows — unknown fields skipped, a repeated occurrence of a
 //! message field merged into the first, the last scalar wins, a known field with the wrong wire
 //! type is an error — and is cross-checked against prost by a property test and by the
@@ -101,6 +107,27 @@ impl<'a> Reader<'a> {
         Ok(b)
     }
 
+    /// A known `double` field (wire type checked as prost checks it).
+    #[inline]
+    fn double(&mut self, wire: u8) -> R<f64> {
+        want(wire, FIXED64)?;
+        self.f64()
+    }
+
+    /// A known varint field (`int64`, `int32`, `bool`, enums), as its raw 64 bits.
+    #[inline]
+    fn int(&mut self, wire: u8) -> R<u64> {
+        want(wire, VARINT)?;
+        self.varint()
+    }
+
+    /// A known message, string or bytes field.
+    #[inline]
+    fn msg(&mut self, wire: u8) -> R<&'a [u8]> {
+        want(wire, LEN)?;
+        self.bytes()
+    }
+
     /// Skips a field's value. A group (wire types 3/4, deprecated but legal) is skipped up to
     /// its matching end tag, at most 100 deep, as prost does.
     fn skip_field(&mut self, field: u32, wire: u8) -> R<()> {
@@ -145,102 +172,80 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Reads a field of the expected wire type, or fails like prost.
-macro_rules! expect {
-    ($wire:expr, $want:expr) => {
-        if $wire != $want {
-            return Err(err("invalid wire type for a known field"));
+/// A known field with another wire type than its declaration's fails, as in prost.
+#[inline]
+fn want(wire: u8, expected: u8) -> R<()> {
+    if wire == expected {
+        Ok(())
+    } else {
+        Err(err("invalid wire type for a known field"))
+    }
+}
+
+/// The one field loop: `take` is given each field of the message in `buf` and reads the ones
+/// it knows (returning `true`); the rest are skipped.
+#[inline(always)]
+fn fields<'a>(buf: &'a [u8], mut take: impl FnMut(u32, u8, &mut Reader<'a>) -> R<bool>) -> R<()> {
+    let mut r = Reader::new(buf);
+    while !r.done() {
+        let (field, wire) = r.key()?;
+        if !take(field, wire, &mut r)? {
+            r.skip_field(field, wire)?;
         }
-    };
+    }
+    Ok(())
 }
 
 fn ltpc(buf: &[u8], m: &mut Ltpc) -> R<()> {
-    let mut r = Reader::new(buf);
-    while !r.done() {
-        match r.key()? {
-            (1, w) => {
-                expect!(w, FIXED64);
-                m.ltp = r.f64()?;
-            }
-            (2, w) => {
-                expect!(w, VARINT);
-                m.ltt = r.varint()? as i64;
-            }
-            (3, w) => {
-                expect!(w, VARINT);
-                m.ltq = r.varint()? as i64;
-            }
-            (4, w) => {
-                expect!(w, FIXED64);
-                m.cp = r.f64()?;
-            }
-            (5, w) => {
-                expect!(w, LEN);
+    fields(buf, |f, w, r| {
+        match f {
+            1 => m.ltp = r.double(w)?,
+            2 => m.ltt = r.int(w)? as i64,
+            3 => m.ltq = r.int(w)? as i64,
+            4 => m.cp = r.double(w)?,
+            5 => {
                 // google.protobuf.DoubleValue: field 1 is the double; a second occurrence merges.
                 let mut v = m.iep.unwrap_or(0.0);
-                let mut inner = Reader::new(r.bytes()?);
-                while !inner.done() {
-                    match inner.key()? {
-                        (1, w) => {
-                            expect!(w, FIXED64);
-                            v = inner.f64()?;
-                        }
-                        (f, w) => inner.skip_field(f, w)?,
+                fields(r.msg(w)?, |f, w, r| {
+                    if f == 1 {
+                        v = r.double(w)?;
                     }
-                }
+                    Ok(f == 1)
+                })?;
                 m.iep = Some(v);
             }
-            (f, w) => r.skip_field(f, w)?,
+            _ => return Ok(false),
         }
-    }
-    Ok(())
+        Ok(true)
+    })
 }
 
 fn quote(buf: &[u8], q: &mut Quote) -> R<()> {
-    let mut r = Reader::new(buf);
-    while !r.done() {
-        match r.key()? {
-            (1, w) => {
-                expect!(w, VARINT);
-                q.bid_qty = r.varint()? as i64;
-            }
-            (2, w) => {
-                expect!(w, FIXED64);
-                q.bid = r.f64()?;
-            }
-            (3, w) => {
-                expect!(w, VARINT);
-                q.ask_qty = r.varint()? as i64;
-            }
-            (4, w) => {
-                expect!(w, FIXED64);
-                q.ask = r.f64()?;
-            }
-            (f, w) => r.skip_field(f, w)?,
+    fields(buf, |f, w, r| {
+        match f {
+            1 => q.bid_qty = r.int(w)? as i64,
+            2 => q.bid = r.double(w)?,
+            3 => q.ask_qty = r.int(w)? as i64,
+            4 => q.ask = r.double(w)?,
+            _ => return Ok(false),
         }
-    }
-    Ok(())
+        Ok(true)
+    })
 }
 
 fn greeks(buf: &[u8], g: &mut Greeks) -> R<()> {
-    let mut r = Reader::new(buf);
-    while !r.done() {
-        let (f, w) = r.key()?;
+    fields(buf, |f, w, r| {
         let slot = match f {
             1 => &mut g.delta,
             2 => &mut g.theta,
             3 => &mut g.gamma,
             4 => &mut g.vega,
             5 => &mut g.rho,
-            _ => {
-                r.skip_field(f, w)?;
-                continue;
-            }
+            _ => return Ok(false),
         };
-        expect!(w, FIXED64);
-        *slot = r.f64()?;
-    }
-    Ok(())
+        *slot = r.double(w)?;
+        Ok(true)
+    })
 }
 
 fn interval(b: &[u8]) -> R<Interval> {
@@ -248,11 +253,7 @@ fn interval(b: &[u8]) -> R<Interval> {
         b"1d" => Interval::Day,
         b"I1" => Interval::OneMinute,
         b"I30" => Interval::ThirtyMinutes,
-        other => Interval::Other(
-            std::str::from_utf8(other)
-                .map_err(|_| err("invalid UTF-8 in a string"))?
-                .to_owned(),
-        ),
+        other => Interval::Other(utf8(other)?.to_owned()),
     })
 }
 
@@ -266,281 +267,249 @@ fn candle(buf: &[u8]) -> R<Candle> {
         volume: 0,
         ts: 0,
     };
-    let mut r = Reader::new(buf);
-    while !r.done() {
-        match r.key()? {
-            (1, w) => {
-                expect!(w, LEN);
-                c.interval = interval(r.bytes()?)?;
-            }
-            (f @ 2..=5, w) => {
-                expect!(w, FIXED64);
-                let v = r.f64()?;
-                match f {
-                    2 => c.open = v,
-                    3 => c.high = v,
-                    4 => c.low = v,
-                    _ => c.close = v,
-                }
-            }
-            (6, w) => {
-                expect!(w, VARINT);
-                c.volume = r.varint()? as i64;
-            }
-            (7, w) => {
-                expect!(w, VARINT);
-                c.ts = r.varint()? as i64;
-            }
-            (f, w) => r.skip_field(f, w)?,
+    fields(buf, |f, w, r| {
+        match f {
+            1 => c.interval = interval(r.msg(w)?)?,
+            2 => c.open = r.double(w)?,
+            3 => c.high = r.double(w)?,
+            4 => c.low = r.double(w)?,
+            5 => c.close = r.double(w)?,
+            6 => c.volume = r.int(w)? as i64,
+            7 => c.ts = r.int(w)? as i64,
+            _ => return Ok(false),
         }
-    }
+        Ok(true)
+    })?;
     Ok(c)
 }
 
 /// `MarketOHLC` (repeated `OHLC` in field 1), appended to `out` (a repeated field merges by appending).
 fn candles(buf: &[u8], out: &mut Vec<Candle>) -> R<()> {
-    let mut r = Reader::new(buf);
-    while !r.done() {
-        match r.key()? {
-            (1, w) => {
-                expect!(w, LEN);
-                if out.capacity() == 0 {
-                    // 1d, I1 (current and previous), I30: usually four candles.
-                    out.reserve(4);
-                }
-                out.push(candle(r.bytes()?)?);
-            }
-            (f, w) => r.skip_field(f, w)?,
+    fields(buf, |f, w, r| {
+        if f != 1 {
+            return Ok(false);
         }
-    }
-    Ok(())
+        let b = r.msg(w)?;
+        if out.capacity() == 0 {
+            // 1d, I1 (current and previous), I30: usually four candles.
+            out.reserve(4);
+        }
+        out.push(candle(b)?);
+        Ok(true)
+    })
 }
 
 fn market_ff(buf: &[u8], m: &mut MarketFull) -> R<()> {
-    let mut r = Reader::new(buf);
-    while !r.done() {
-        match r.key()? {
-            (1, w) => {
-                expect!(w, LEN);
-                ltpc(r.bytes()?, m.ltpc.get_or_insert_with(Ltpc::default))?;
-            }
-            (2, w) => {
-                expect!(w, LEN);
-                let mut level = Reader::new(r.bytes()?);
-                while !level.done() {
-                    match level.key()? {
-                        (1, w) => {
-                            expect!(w, LEN);
-                            let mut q = Quote::default();
-                            quote(level.bytes()?, &mut q)?;
-                            if m.depth.capacity() == 0 {
-                                // Five levels in full mode, thirty in full_d30: one allocation either way.
-                                m.depth.reserve(if level.buf.len() > 200 { 30 } else { 5 });
-                            }
-                            m.depth.push(q);
-                        }
-                        (f, w) => level.skip_field(f, w)?,
+    fields(buf, |f, w, r| {
+        match f {
+            1 => ltpc(r.msg(w)?, m.ltpc.get_or_insert_with(Ltpc::default))?,
+            2 => {
+                let levels = r.msg(w)?;
+                fields(levels, |f, w, r| {
+                    if f != 1 {
+                        return Ok(false);
                     }
-                }
+                    let mut q = Quote::default();
+                    quote(r.msg(w)?, &mut q)?;
+                    if m.depth.capacity() == 0 {
+                        // Five levels in full mode, thirty in full_d30: one allocation either way.
+                        m.depth.reserve(if levels.len() > 200 { 30 } else { 5 });
+                    }
+                    m.depth.push(q);
+                    Ok(true)
+                })?;
             }
-            (3, w) => {
-                expect!(w, LEN);
-                greeks(r.bytes()?, m.greeks.get_or_insert_with(Greeks::default))?;
-            }
-            (4, w) => {
-                expect!(w, LEN);
-                candles(r.bytes()?, &mut m.candles)?;
-            }
-            (f @ (5 | 7 | 8 | 9 | 10 | 11 | 12), w) => {
-                expect!(w, FIXED64);
-                let v = r.f64()?;
-                match f {
-                    5 => m.atp = v,
-                    7 => m.oi = v,
-                    8 => m.iv = v,
-                    9 => m.tbq = v,
-                    10 => m.tsq = v,
-                    11 => m.auction.iep = v,
-                    _ => m.auction.rp = v,
-                }
-            }
-            (f @ (6 | 13 | 14 | 15 | 16), w) => {
-                expect!(w, VARINT);
-                let v = r.varint()?;
-                match f {
-                    6 => m.vtt = v as i64,
-                    13 => m.auction.ieq = v as i64,
-                    14 => m.auction.iiq_total = v as i64,
-                    15 => m.auction.iiq_m = v as i64,
-                    _ => m.auction.cas_eligible = v != 0,
-                }
-            }
-            (f, w) => r.skip_field(f, w)?,
+            3 => greeks(r.msg(w)?, m.greeks.get_or_insert_with(Greeks::default))?,
+            4 => candles(r.msg(w)?, &mut m.candles)?,
+            5 => m.atp = r.double(w)?,
+            6 => m.vtt = r.int(w)? as i64,
+            7 => m.oi = r.double(w)?,
+            8 => m.iv = r.double(w)?,
+            9 => m.tbq = r.double(w)?,
+            10 => m.tsq = r.double(w)?,
+            11 => m.auction.iep = r.double(w)?,
+            12 => m.auction.rp = r.double(w)?,
+            13 => m.auction.ieq = r.int(w)? as i64,
+            14 => m.auction.iiq_total = r.int(w)? as i64,
+            15 => m.auction.iiq_m = r.int(w)? as i64,
+            16 => m.auction.cas_eligible = r.int(w)? != 0,
+            _ => return Ok(false),
         }
-    }
-    Ok(())
+        Ok(true)
+    })
 }
 
 fn index_ff(buf: &[u8], m: &mut IndexFull) -> R<()> {
-    let mut r = Reader::new(buf);
-    while !r.done() {
-        match r.key()? {
-            (1, w) => {
-                expect!(w, LEN);
-                ltpc(r.bytes()?, m.ltpc.get_or_insert_with(Ltpc::default))?;
-            }
-            (2, w) => {
-                expect!(w, LEN);
-                candles(r.bytes()?, &mut m.candles)?;
-            }
-            (f, w) => r.skip_field(f, w)?,
+    fields(buf, |f, w, r| {
+        match f {
+            1 => ltpc(r.msg(w)?, m.ltpc.get_or_insert_with(Ltpc::default))?,
+            2 => candles(r.msg(w)?, &mut m.candles)?,
+            _ => return Ok(false),
         }
-    }
-    Ok(())
+        Ok(true)
+    })
 }
 
 fn first_level(buf: &[u8], m: &mut FirstLevel) -> R<()> {
-    let mut r = Reader::new(buf);
-    while !r.done() {
-        match r.key()? {
-            (1, w) => {
-                expect!(w, LEN);
-                ltpc(r.bytes()?, m.ltpc.get_or_insert_with(Ltpc::default))?;
-            }
-            (2, w) => {
-                expect!(w, LEN);
-                quote(r.bytes()?, m.first_depth.get_or_insert_with(Quote::default))?;
-            }
-            (3, w) => {
-                expect!(w, LEN);
-                greeks(r.bytes()?, m.greeks.get_or_insert_with(Greeks::default))?;
-            }
-            (4, w) => {
-                expect!(w, VARINT);
-                m.vtt = r.varint()? as i64;
-            }
-            (5, w) => {
-                expect!(w, FIXED64);
-                m.oi = r.f64()?;
-            }
-            (6, w) => {
-                expect!(w, FIXED64);
-                m.iv = r.f64()?;
-            }
-            (f, w) => r.skip_field(f, w)?,
+    fields(buf, |f, w, r| {
+        match f {
+            1 => ltpc(r.msg(w)?, m.ltpc.get_or_insert_with(Ltpc::default))?,
+            2 => quote(r.msg(w)?, m.first_depth.get_or_insert_with(Quote::default))?,
+            3 => greeks(r.msg(w)?, m.greeks.get_or_insert_with(Greeks::default))?,
+            4 => m.vtt = r.int(w)? as i64,
+            5 => m.oi = r.double(w)?,
+            6 => m.iv = r.double(w)?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    })
+}
+
+/// Heap parts of earlier ticks, kept for the next ones.
+#[derive(Debug, Default)]
+struct Spares {
+    // Boxed as the ticks hold them: a box moves between a tick and here without allocating.
+    #[allow(clippy::vec_box)]
+    full: Vec<Box<MarketFull>>,
+    candles: Vec<Vec<Candle>>,
+}
+
+impl Spares {
+    /// Keeps what `data` holds on the heap; `data` is left empty.
+    #[inline]
+    fn recycle(&mut self, data: &mut TickData) {
+        match std::mem::replace(data, TickData::Empty) {
+            TickData::Full(b) => self.full.push(b),
+            TickData::Index(i) => self.candles.push(i.candles),
+            _ => {}
         }
     }
-    Ok(())
+
+    /// An empty full-mode payload, on a recycled box when there is one.
+    #[inline]
+    fn full(&mut self) -> Box<MarketFull> {
+        match self.full.pop() {
+            Some(mut b) => {
+                let (mut depth, mut candles) = (std::mem::take(&mut b.depth), std::mem::take(&mut b.candles));
+                depth.clear();
+                candles.clear();
+                *b = MarketFull {
+                    depth,
+                    candles,
+                    ..MarketFull::default()
+                };
+                b
+            }
+            None => Box::default(),
+        }
+    }
+
+    /// An empty candle list, on recycled storage when there is some.
+    #[inline]
+    fn candles(&mut self) -> Vec<Candle> {
+        let mut c = self.candles.pop().unwrap_or_default();
+        c.clear();
+        c
+    }
 }
 
 /// `FullFeed`: a oneof of `marketFF` (1) and `indexFF` (2).
-fn full_feed(buf: &[u8], data: &mut TickData) -> R<()> {
-    let mut r = Reader::new(buf);
-    while !r.done() {
-        match r.key()? {
-            (1, w) => {
-                expect!(w, LEN);
-                let b = r.bytes()?;
+fn full_feed(buf: &[u8], data: &mut TickData, spares: &mut Spares) -> R<()> {
+    fields(buf, |f, w, r| {
+        match f {
+            1 => {
+                let b = r.msg(w)?;
                 if !matches!(data, TickData::Full(_)) {
-                    *data = TickData::Full(Box::default());
+                    spares.recycle(data);
+                    *data = TickData::Full(spares.full());
                 }
                 if let TickData::Full(m) = data {
                     market_ff(b, m)?;
                 }
             }
-            (2, w) => {
-                expect!(w, LEN);
-                let b = r.bytes()?;
+            2 => {
+                let b = r.msg(w)?;
                 if !matches!(data, TickData::Index(_)) {
-                    *data = TickData::Index(IndexFull::default());
+                    spares.recycle(data);
+                    *data = TickData::Index(IndexFull {
+                        ltpc: None,
+                        candles: spares.candles(),
+                    });
                 }
                 if let TickData::Index(m) = data {
                     index_ff(b, m)?;
                 }
             }
-            (f, w) => r.skip_field(f, w)?,
+            _ => return Ok(false),
         }
-    }
-    Ok(())
+        Ok(true)
+    })
 }
 
-/// `Feed`: the oneof `FeedUnion` and `requestMode`.
-fn feed(buf: &[u8]) -> R<(TickData, i32)> {
-    // The oneof is held as our TickData; `full` means the FullFeed wrapper was seen.
-    let mut data = TickData::Empty;
+/// `Feed` into `data` (empty on entry): the oneof `FeedUnion`; returns `requestMode`.
+fn feed(buf: &[u8], data: &mut TickData, spares: &mut Spares) -> R<i32> {
+    // `full` means the FullFeed wrapper was seen (its payload may still be empty).
     let mut full = false;
     let mut mode = 0i32;
-    let mut r = Reader::new(buf);
-    while !r.done() {
-        match r.key()? {
-            (1, w) => {
-                expect!(w, LEN);
-                let b = r.bytes()?;
+    fields(buf, |f, w, r| {
+        match f {
+            1 => {
+                let b = r.msg(w)?;
                 if !matches!(data, TickData::Ltpc(_)) {
-                    data = TickData::Ltpc(Ltpc::default());
+                    spares.recycle(data);
+                    *data = TickData::Ltpc(Ltpc::default());
                 }
                 full = false;
-                if let TickData::Ltpc(l) = &mut data {
+                if let TickData::Ltpc(l) = data {
                     ltpc(b, l)?;
                 }
             }
-            (2, w) => {
-                expect!(w, LEN);
-                let b = r.bytes()?;
+            2 => {
+                let b = r.msg(w)?;
                 if !full {
-                    data = TickData::Empty;
+                    spares.recycle(data);
                     full = true;
                 }
-                full_feed(b, &mut data)?;
+                full_feed(b, data, spares)?;
             }
-            (3, w) => {
-                expect!(w, LEN);
-                let b = r.bytes()?;
+            3 => {
+                let b = r.msg(w)?;
                 if !matches!(data, TickData::OptionGreeks(_)) {
-                    data = TickData::OptionGreeks(FirstLevel::default());
+                    spares.recycle(data);
+                    *data = TickData::OptionGreeks(FirstLevel::default());
                 }
                 full = false;
-                if let TickData::OptionGreeks(g) = &mut data {
+                if let TickData::OptionGreeks(g) = data {
                     first_level(b, g)?;
                 }
             }
-            (4, w) => {
-                expect!(w, VARINT);
-                mode = r.varint()? as i32;
-            }
-            (f, w) => r.skip_field(f, w)?,
+            4 => mode = r.int(w)? as i32,
+            _ => return Ok(false),
         }
-    }
-    Ok((data, mode))
+        Ok(true)
+    })?;
+    Ok(mode)
 }
 
 fn utf8(b: &[u8]) -> R<&str> {
     std::str::from_utf8(b).map_err(|_| err("invalid UTF-8 in a string"))
 }
 
-/// `MarketInfo.segmentStatus` (map<string, MarketStatus>); the CAS and pre-open maps are skipped
-/// (the typed `MarketInfo` carries segment statuses only).
+/// `MarketInfo.segmentStatus` (map<string, MarketStatus>); the CAS and pre-open maps are
+/// validated as prost would and skipped (the typed `MarketInfo` carries segment statuses only).
 fn market_info(buf: &[u8], out: &mut Vec<(String, String)>) -> R<()> {
-    let mut r = Reader::new(buf);
-    while !r.done() {
-        match r.key()? {
-            (1, w) => {
-                expect!(w, LEN);
-                let mut e = Reader::new(r.bytes()?);
+    fields(buf, |f, w, r| {
+        match f {
+            1 => {
                 let (mut k, mut v) = ("", 0i32);
-                while !e.done() {
-                    match e.key()? {
-                        (1, w) => {
-                            expect!(w, LEN);
-                            k = utf8(e.bytes()?)?;
-                        }
-                        (2, w) => {
-                            expect!(w, VARINT);
-                            v = e.varint()? as i32;
-                        }
-                        (f, w) => e.skip_field(f, w)?,
+                fields(r.msg(w)?, |f, w, r| {
+                    match f {
+                        1 => k = utf8(r.msg(w)?)?,
+                        2 => v = r.int(w)? as i32,
+                        _ => return Ok(false),
                     }
-                }
+                    Ok(true)
+                })?;
                 let name = upstox_proto::wire::MarketStatus::try_from(v)
                     .map_or_else(|_| v.to_string(), |s| s.as_str_name().to_owned());
                 match out.iter_mut().find(|(s, _)| s == k) {
@@ -548,123 +517,163 @@ fn market_info(buf: &[u8], out: &mut Vec<(String, String)>) -> R<()> {
                     None => out.push((k.to_owned(), name)),
                 }
             }
-            (f @ (2 | 3), w) => {
-                expect!(w, LEN);
-                // Validate like prost would: entries are maps of string → StatusInfo.
-                let mut e = Reader::new(r.bytes()?);
-                while !e.done() {
-                    match e.key()? {
-                        (1, w) => {
-                            expect!(w, LEN);
-                            utf8(e.bytes()?)?;
-                        }
-                        (2, w) => {
-                            expect!(w, LEN);
-                            let mut s = Reader::new(e.bytes()?);
-                            while !s.done() {
-                                match s.key()? {
-                                    (1, w) => {
-                                        expect!(w, LEN);
-                                        utf8(s.bytes()?)?;
-                                    }
-                                    (2, w) => {
-                                        expect!(w, VARINT);
-                                        s.varint()?;
-                                    }
-                                    (f, w) => s.skip_field(f, w)?,
-                                }
+            2 | 3 => {
+                // Entries are maps of string → StatusInfo { string, int }.
+                fields(r.msg(w)?, |f, w, r| {
+                    match f {
+                        1 => drop(utf8(r.msg(w)?)?),
+                        2 => fields(r.msg(w)?, |f, w, r| {
+                            match f {
+                                1 => drop(utf8(r.msg(w)?)?),
+                                2 => drop(r.int(w)?),
+                                _ => return Ok(false),
                             }
-                        }
-                        (f, w) => e.skip_field(f, w)?,
+                            Ok(true)
+                        })?,
+                        _ => return Ok(false),
                     }
-                }
-                let _ = f;
+                    Ok(true)
+                })?;
             }
-            (f, w) => r.skip_field(f, w)?,
+            _ => return Ok(false),
         }
-    }
-    Ok(())
+        Ok(true)
+    })
 }
 
-/// Decodes a frame into typed ticks (or the market-info snapshot).
+/// Decodes frame after frame into the same storage: once warm (each tick slot has seen the
+/// largest payload it will carry), decoding allocates nothing.
+///
+/// ```
+/// let mut decoder = upstox_feed::FrameDecoder::default();
+/// match decoder.decode(&[]).expect("an empty frame is valid") {
+///     upstox_feed::Decoded::Ticks(ticks) => assert!(ticks.is_empty()),
+///     upstox_feed::Decoded::MarketInfo(_) => unreachable!(),
+/// }
+/// ```
+#[derive(Debug, Default)]
+pub struct FrameDecoder {
+    /// Tick slots; the first `used` are the last frame's.
+    ticks: Vec<Tick>,
+    used: usize,
+    spares: Spares,
+}
+
+/// What [`FrameDecoder::decode`] found: ticks borrowed from the decoder (valid until the next
+/// frame), or the market-info snapshot.
+#[derive(Debug, PartialEq)]
+pub enum Decoded<'a> {
+    Ticks(&'a [Tick]),
+    MarketInfo(MarketInfo),
+}
+
+impl FrameDecoder {
+    /// Decodes one frame; its ticks replace the previous frame's.
+    ///
+    /// # Errors
+    /// When the bytes are not a valid `FeedResponse` (the decoder stays usable).
+    pub fn decode(&mut self, bytes: &[u8]) -> Result<Decoded<'_>, DecodeError> {
+        Ok(match self.fill(bytes)? {
+            Some(info) => Decoded::MarketInfo(info),
+            None => Decoded::Ticks(&self.ticks[..self.used]),
+        })
+    }
+
+    /// Decodes into the slots; `Some` for a market-info frame.
+    fn fill(&mut self, bytes: &[u8]) -> R<Option<MarketInfo>> {
+        // The last frame's heap parts go back first, so this frame's ticks find them whatever
+        // order its instruments come in.
+        for t in &mut self.ticks[..self.used] {
+            self.spares.recycle(&mut t.data);
+        }
+        self.used = 0;
+        let mut kind = 0i32;
+        let mut current_ts = 0i64;
+        let mut info: Option<Vec<(String, String)>> = None;
+        // Ticks are filled as the map entries arrive; `type` and `currentTs` may come after
+        // them on the wire, so those two are set at the end.
+        let Self { ticks, used, spares } = self;
+        fields(bytes, |f, w, r| {
+            match f {
+                1 => kind = r.int(w)? as i32,
+                2 => {
+                    if *used == ticks.len() {
+                        ticks.push(Tick {
+                            instrument_key: upstox_types::InstrumentKey::new(
+                                upstox_types::Segment::NseEq,
+                                String::with_capacity(24),
+                            ),
+                            kind: FrameKind::Initial,
+                            mode: RequestMode::Ltpc,
+                            current_ts: 0,
+                            data: TickData::Empty,
+                        });
+                    }
+                    let slot = &mut ticks[*used];
+                    spares.recycle(&mut slot.data);
+                    let mut key = "";
+                    let mut mode = 0i32;
+                    fields(r.msg(w)?, |f, w, r| {
+                        match f {
+                            1 => key = utf8(r.msg(w)?)?,
+                            2 => {
+                                // A second value replaces the first.
+                                let b = r.msg(w)?;
+                                spares.recycle(&mut slot.data);
+                                mode = feed(b, &mut slot.data, spares)?;
+                            }
+                            _ => return Ok(false),
+                        }
+                        Ok(true)
+                    })?;
+                    // A key that is not SEGMENT|ID of a known segment cannot be subscribed to,
+                    // so it is no instrument of ours: skipped, as prost's path skips it.
+                    if slot.instrument_key.assign(key).is_ok() {
+                        slot.mode = RequestMode::from_wire(mode);
+                        *used += 1;
+                    }
+                }
+                3 => current_ts = r.int(w)? as i64,
+                4 => market_info(r.msg(w)?, info.get_or_insert_with(Vec::new))?,
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        if kind == upstox_proto::wire::Type::MarketInfo as i32 {
+            let mut segment_status = info.unwrap_or_default();
+            segment_status.sort();
+            self.used = 0;
+            return Ok(Some(MarketInfo {
+                current_ts,
+                segment_status,
+            }));
+        }
+        let kind = if kind == upstox_proto::wire::Type::LiveFeed as i32 {
+            FrameKind::Live
+        } else {
+            FrameKind::Initial
+        };
+        for t in &mut self.ticks[..self.used] {
+            t.kind = kind;
+            t.current_ts = current_ts;
+        }
+        Ok(None)
+    }
+}
+
+/// Decodes a frame into typed ticks (or the market-info snapshot), owned.
 ///
 /// # Errors
 /// When the bytes are not a valid `FeedResponse`.
 pub(crate) fn decode(bytes: &[u8]) -> Result<Frame, DecodeError> {
-    let mut kind = 0i32;
-    let mut current_ts = 0i64;
-    // Ticks are built as the map entries arrive; `type` and `currentTs` may come after them on
-    // the wire, so those two are filled in at the end.
-    let mut ticks: Vec<Tick> = Vec::new();
-    let mut info: Option<Vec<(String, String)>> = None;
-    let mut r = Reader::new(bytes);
-    while !r.done() {
-        match r.key()? {
-            (1, w) => {
-                expect!(w, VARINT);
-                kind = r.varint()? as i32;
-            }
-            (2, w) => {
-                expect!(w, LEN);
-                let mut e = Reader::new(r.bytes()?);
-                let mut key = "";
-                let mut value: Option<(TickData, i32)> = None;
-                while !e.done() {
-                    match e.key()? {
-                        (1, w) => {
-                            expect!(w, LEN);
-                            key = utf8(e.bytes()?)?;
-                        }
-                        (2, w) => {
-                            expect!(w, LEN);
-                            value = Some(feed(e.bytes()?)?);
-                        }
-                        (f, w) => e.skip_field(f, w)?,
-                    }
-                }
-                let (data, mode) = value.unwrap_or((TickData::Empty, 0));
-                // A key that is not SEGMENT|ID of a known segment cannot be subscribed to, so it
-                // is no instrument of ours: skipped, as prost's path skips it.
-                let Ok(instrument_key) = key.parse::<upstox_types::InstrumentKey>() else {
-                    continue;
-                };
-                ticks.push(Tick {
-                    instrument_key,
-                    kind: FrameKind::Initial,
-                    mode: RequestMode::from_wire(mode),
-                    current_ts: 0,
-                    data,
-                });
-            }
-            (3, w) => {
-                expect!(w, VARINT);
-                current_ts = r.varint()? as i64;
-            }
-            (4, w) => {
-                expect!(w, LEN);
-                market_info(r.bytes()?, info.get_or_insert_with(Vec::new))?;
-            }
-            (f, w) => r.skip_field(f, w)?,
+    let mut d = FrameDecoder::default();
+    Ok(match d.fill(bytes)? {
+        Some(info) => Frame::MarketInfo(info),
+        None => {
+            d.ticks.truncate(d.used);
+            Frame::Ticks(d.ticks)
         }
-    }
-    if kind == upstox_proto::wire::Type::MarketInfo as i32 {
-        let mut segment_status = info.unwrap_or_default();
-        segment_status.sort();
-        return Ok(Frame::MarketInfo(MarketInfo {
-            current_ts,
-            segment_status,
-        }));
-    }
-    let kind = if kind == upstox_proto::wire::Type::LiveFeed as i32 {
-        FrameKind::Live
-    } else {
-        FrameKind::Initial
-    };
-    for t in &mut ticks {
-        t.kind = kind;
-        t.current_ts = current_ts;
-    }
-    Ok(Frame::Ticks(ticks))
+    })
 }
 
 #[cfg(test)]
@@ -808,6 +817,26 @@ mod tests {
             let theirs = crate::decode::decode_prost(&bytes).expect("prost");
             // NaN != NaN: compare through the Debug text, which prints NaN the same both ways.
             prop_assert_eq!(format!("{:?}", sorted(ours)), format!("{:?}", sorted(theirs)));
+        }
+
+        /// One decoder reused frame after frame (modes switching, lists shrinking and growing)
+        /// gives what a fresh decode gives each time: nothing of an earlier frame leaks.
+        #[test]
+        fn a_reused_decoder_decodes_like_a_fresh_one(frames in proptest::collection::vec(
+            (proptest::collection::hash_map("[A-Z_]{2,6}\\|[0-9A-Za-z ]{1,8}", arb_feed(), 0..6), 0i32..3, any::<i64>()),
+            1..6,
+        )) {
+            let mut reused = FrameDecoder::default();
+            for (feeds, kind, ts) in frames {
+                let msg = wire::FeedResponse { r#type: kind, feeds, current_ts: ts, market_info: None };
+                let bytes = msg.encode_to_vec();
+                let fresh = decode(&bytes).expect("fresh");
+                let again = match reused.decode(&bytes).expect("reused") {
+                    Decoded::Ticks(t) => Frame::Ticks(t.to_vec()),
+                    Decoded::MarketInfo(i) => Frame::MarketInfo(i),
+                };
+                prop_assert_eq!(format!("{fresh:?}"), format!("{again:?}"));
+            }
         }
 
         /// Any bytes: both decoders accept or both refuse.

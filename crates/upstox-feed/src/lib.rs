@@ -16,6 +16,7 @@ pub mod decode;
 pub mod error;
 pub mod events;
 mod fast;
+pub use fast::{Decoded, FrameDecoder};
 pub mod market;
 pub mod portfolio;
 pub mod recording;

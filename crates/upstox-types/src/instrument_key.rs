@@ -168,21 +168,42 @@ impl fmt::Display for InstrumentKey {
     }
 }
 
+/// The checked parts of `s`: its segment and its trimmed id.
+fn key_parts(s: &str) -> Result<(Segment, &str), InstrumentKeyError> {
+    let (segment, id) = s
+        .split_once('|')
+        .ok_or_else(|| InstrumentKeyError::MissingPipe(s.to_owned()))?;
+    let segment: Segment = segment.trim().parse()?;
+    let id = id.trim();
+    if id.is_empty() {
+        return Err(InstrumentKeyError::EmptyId(s.to_owned()));
+    }
+    if id.chars().any(char::is_control) {
+        return Err(InstrumentKeyError::ControlCharacters(s.to_owned()));
+    }
+    Ok((segment, id))
+}
+
+impl InstrumentKey {
+    /// Makes this key the one `s` spells, reusing the id's storage (no allocation when the new
+    /// id fits): how a decoder that keeps its ticks fills a key frame after frame.
+    ///
+    /// # Errors
+    /// As [`str::parse`]; the key is left as it was.
+    pub fn assign(&mut self, s: &str) -> Result<(), InstrumentKeyError> {
+        let (segment, id) = key_parts(s)?;
+        self.segment = segment;
+        self.id.clear();
+        self.id.push_str(id);
+        Ok(())
+    }
+}
+
 impl FromStr for InstrumentKey {
     type Err = InstrumentKeyError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (segment, id) = s
-            .split_once('|')
-            .ok_or_else(|| InstrumentKeyError::MissingPipe(s.to_owned()))?;
-        let segment: Segment = segment.trim().parse()?;
-        let id = id.trim();
-        if id.is_empty() {
-            return Err(InstrumentKeyError::EmptyId(s.to_owned()));
-        }
-        if id.chars().any(char::is_control) {
-            return Err(InstrumentKeyError::ControlCharacters(s.to_owned()));
-        }
+        let (segment, id) = key_parts(s)?;
         Ok(Self::new(segment, id))
     }
 }

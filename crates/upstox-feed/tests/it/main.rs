@@ -1,5 +1,7 @@
 //! The streamer against an in-process simulator, with the simulator's faults.
 
+mod alloc;
+
 use std::sync::Arc;
 use std::time::Duration;
 
