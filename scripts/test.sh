@@ -104,6 +104,9 @@ STOXIDE_BIN="$CARGO_TARGET_DIR/debug/stoxide" .venv/bin/python -m pytest -q test
 step "portal API fuzzing: schemathesis against a running stoxide serve (no 5xx, answers match openapi.json)"
 STOXIDE_BIN="$CARGO_TARGET_DIR/debug/stoxide" ./scripts/fuzz-api.sh
 
+step "benchmarks, smoke run: cargo xtask bench-all --quick (debug build; figures printed, never asserted)"
+cargo run --quiet --locked -p xtask -- bench-all --quick --python .venv/bin/python
+
 step "disk used by this run"
 du -sh "$CARGO_TARGET_DIR" 2>/dev/null || true
 df -h "$CARGO_TARGET_DIR" 2>/dev/null | tail -n 1 || true

@@ -48,7 +48,7 @@ impl<'a> Reader<'a> {
         self.pos >= self.buf.len()
     }
 
-    #[inline]
+    #[inline(always)]
     fn varint(&mut self) -> R<u64> {
         // Most varints on this wire (field keys, small counts) are one byte.
         if let Some(&b) = self.buf.get(self.pos)
@@ -57,6 +57,27 @@ impl<'a> Reader<'a> {
             self.pos += 1;
             return Ok(u64::from(b));
         }
+        // Times and volumes take five to seven bytes: with ten bytes left, one bounds check.
+        if let Some(w) = self.buf.get(self.pos..self.pos + 10) {
+            let mut v = 0u64;
+            for (i, &b) in w.iter().enumerate() {
+                v |= u64::from(b & 0x7f) << (7 * i);
+                if b < 0x80 {
+                    if i == 9 && b > 1 {
+                        return Err(err("varint overflows 64 bits"));
+                    }
+                    self.pos += i + 1;
+                    return Ok(v);
+                }
+            }
+            return Err(err("varint longer than 10 bytes"));
+        }
+        self.varint_tail()
+    }
+
+    /// A varint within the last ten bytes of a message.
+    #[cold]
+    fn varint_tail(&mut self) -> R<u64> {
         let mut v = 0u64;
         for i in 0..10 {
             let b = *self.buf.get(self.pos).ok_or_else(|| err("truncated varint"))?;
@@ -72,7 +93,7 @@ impl<'a> Reader<'a> {
         Err(err("varint longer than 10 bytes"))
     }
 
-    #[inline]
+    #[inline(always)]
     fn key(&mut self) -> R<(u32, u8)> {
         let k = self.varint()?;
         let field = (k >> 3) as u32;
@@ -82,7 +103,7 @@ impl<'a> Reader<'a> {
         Ok((field, (k & 7) as u8))
     }
 
-    #[inline]
+    #[inline(always)]
     fn f64(&mut self) -> R<f64> {
         let b = self
             .buf
@@ -94,7 +115,7 @@ impl<'a> Reader<'a> {
         Ok(f64::from_le_bytes(a))
     }
 
-    #[inline]
+    #[inline(always)]
     fn bytes(&mut self) -> R<&'a [u8]> {
         let n = usize::try_from(self.varint()?).map_err(|_| err("length too large"))?;
         let end = self
@@ -108,21 +129,21 @@ impl<'a> Reader<'a> {
     }
 
     /// A known `double` field (wire type checked as prost checks it).
-    #[inline]
+    #[inline(always)]
     fn double(&mut self, wire: u8) -> R<f64> {
         want(wire, FIXED64)?;
         self.f64()
     }
 
     /// A known varint field (`int64`, `int32`, `bool`, enums), as its raw 64 bits.
-    #[inline]
+    #[inline(always)]
     fn int(&mut self, wire: u8) -> R<u64> {
         want(wire, VARINT)?;
         self.varint()
     }
 
     /// A known message, string or bytes field.
-    #[inline]
+    #[inline(always)]
     fn msg(&mut self, wire: u8) -> R<&'a [u8]> {
         want(wire, LEN)?;
         self.bytes()
@@ -173,7 +194,7 @@ impl<'a> Reader<'a> {
 }
 
 /// A known field with another wire type than its declaration's fails, as in prost.
-#[inline]
+#[inline(always)]
 fn want(wire: u8, expected: u8) -> R<()> {
     if wire == expected {
         Ok(())
@@ -611,11 +632,11 @@ impl FrameDecoder {
                     }
                     let slot = &mut ticks[*used];
                     spares.recycle(&mut slot.data);
-                    let mut key = "";
+                    let mut key: &[u8] = b"";
                     let mut mode = 0i32;
                     fields(r.msg(w)?, |f, w, r| {
                         match f {
-                            1 => key = utf8(r.msg(w)?)?,
+                            1 => key = r.msg(w)?,
                             2 => {
                                 // A second value replaces the first.
                                 let b = r.msg(w)?;
@@ -628,7 +649,11 @@ impl FrameDecoder {
                     })?;
                     // A key that is not SEGMENT|ID of a known segment cannot be subscribed to,
                     // so it is no instrument of ours: skipped, as prost's path skips it.
-                    if slot.instrument_key.assign(key).is_ok() {
+                    if !key.is_ascii() {
+                        // A string field that is not UTF-8 fails the frame, as in prost.
+                        utf8(key)?;
+                    }
+                    if slot.instrument_key.assign_utf8(key).is_ok() {
                         slot.mode = RequestMode::from_wire(mode);
                         *used += 1;
                     }

@@ -132,6 +132,8 @@ pub enum InstrumentKeyError {
         "unknown segment {0:?}: use one of NSE_EQ, NSE_INDEX, NSE_FO, NCD_FO, BSE_EQ, BSE_INDEX, BSE_FO, BCD_FO, MCX_FO, NSE_COM"
     )]
     UnknownSegment(String),
+    #[error("an instrument key must be UTF-8 text")]
+    NotUtf8,
     #[error("instrument key {0:?} has an empty id after '|'")]
     EmptyId(String),
     #[error("instrument key {0:?} holds control characters; no instrument key does")]
@@ -184,6 +186,33 @@ fn key_parts(s: &str) -> Result<(Segment, &str), InstrumentKeyError> {
     Ok((segment, id))
 }
 
+/// [`key_parts`] for the keys a feed carries (ASCII, no spaces around the parts, no control
+/// characters); `None` sends anything else to [`key_parts`], which decides and explains.
+#[inline]
+fn ascii_key_parts(b: &[u8]) -> Option<(Segment, &[u8])> {
+    let pipe = b.iter().position(|&c| c == b'|')?;
+    let (seg, id) = (&b[..pipe], &b[pipe + 1..]);
+    let segment = match seg {
+        b"NSE_EQ" => Segment::NseEq,
+        b"NSE_INDEX" => Segment::NseIndex,
+        b"NSE_FO" => Segment::NseFo,
+        b"NCD_FO" => Segment::NcdFo,
+        b"BSE_EQ" => Segment::BseEq,
+        b"BSE_INDEX" => Segment::BseIndex,
+        b"BSE_FO" => Segment::BseFo,
+        b"BCD_FO" => Segment::BcdFo,
+        b"MCX_FO" => Segment::McxFo,
+        b"NSE_COM" => Segment::NseCom,
+        _ => return None,
+    };
+    let plain = |c: &u8| c.is_ascii_graphic() || *c == b' ';
+    let (first, last) = (id.first()?, id.last()?);
+    if *first == b' ' || *last == b' ' || !id.iter().all(plain) {
+        return None;
+    }
+    Some((segment, id))
+}
+
 impl InstrumentKey {
     /// Makes this key the one `s` spells, reusing the id's storage (no allocation when the new
     /// id fits): how a decoder that keeps its ticks fills a key frame after frame.
@@ -191,6 +220,24 @@ impl InstrumentKey {
     /// # Errors
     /// As [`str::parse`]; the key is left as it was.
     pub fn assign(&mut self, s: &str) -> Result<(), InstrumentKeyError> {
+        self.assign_utf8(s.as_bytes())
+    }
+
+    /// [`assign`](Self::assign) from bytes as they come off a wire: printable ASCII (every key
+    /// a feed sends) is taken without a separate UTF-8 pass.
+    ///
+    /// # Errors
+    /// As [`str::parse`], and [`InstrumentKeyError::NotUtf8`]; the key is left as it was.
+    pub fn assign_utf8(&mut self, b: &[u8]) -> Result<(), InstrumentKeyError> {
+        if let Some((segment, id)) = ascii_key_parts(b) {
+            self.segment = segment;
+            self.id.clear();
+            // Printable ASCII, so this check cannot fail.
+            self.id
+                .push_str(std::str::from_utf8(id).map_err(|_| InstrumentKeyError::NotUtf8)?);
+            return Ok(());
+        }
+        let s = std::str::from_utf8(b).map_err(|_| InstrumentKeyError::NotUtf8)?;
         let (segment, id) = key_parts(s)?;
         self.segment = segment;
         self.id.clear();
@@ -281,6 +328,25 @@ mod tests {
             let key = InstrumentKey::new(Segment::ALL[seg], id.trim());
             let back: InstrumentKey = key.to_string().parse().expect("round trip");
             prop_assert_eq!(back, key);
+        }
+
+        /// Assigning in place (the decoder's fast path for ASCII keys, and the slow one for the
+        /// rest) accepts exactly what parsing accepts, and gives the same key.
+        #[test]
+        fn assign_agrees_with_parse(
+            seg in prop_oneof![Just("NSE_FO".to_owned()), Just("NSE_INDEX".to_owned()), Just(" BSE_EQ".to_owned()), "[A-Z_]{0,9}"],
+            id in "[ A-Za-z0-9\u{7f}\u{85}\u{a0}|é\t]{0,12}",
+            pipe: bool,
+        ) {
+            let s = if pipe { format!("{seg}|{id}") } else { format!("{seg}{id}") };
+            let parsed = s.parse::<InstrumentKey>();
+            let mut key = InstrumentKey::new(Segment::McxFo, "previous");
+            let assigned = key.assign(&s);
+            prop_assert_eq!(parsed.is_ok(), assigned.is_ok(), "{:?}", s);
+            match parsed {
+                Ok(p) => prop_assert_eq!(p, key),
+                Err(_) => prop_assert_eq!(key, InstrumentKey::new(Segment::McxFo, "previous")),
+            }
         }
     }
 }

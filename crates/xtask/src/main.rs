@@ -1,5 +1,9 @@
-//! Project automation: `cargo xtask bench-instruments` and `cargo xtask bench-client`.
-//! Benchmarks print their figures; they are never pass/fail tests.
+//! Project automation: the benchmarks behind BENCHMARKS.md (`cargo xtask bench-all`, or one of
+//! `bench-decode`, `bench-instruments`, `bench-client`, `bench-stream`, `bench-engine`).
+//! Benchmarks print their figures; they are never pass/fail tests. `bench-all --quick` is the
+//! smoke run the test command makes (small sizes; its figures mean nothing).
+
+mod engine;
 
 use std::io::Write;
 use std::process::Command;
@@ -60,6 +64,33 @@ enum Task {
         /// Where to keep the captured frames (recording format).
         #[arg(long, default_value = "target/bench-frames")]
         dir: std::path::PathBuf,
+        /// Full-mode and ltpc-mode option keys subscribed, frames captured, passes decoded.
+        #[arg(long, default_value_t = 2000)]
+        full_keys: usize,
+        #[arg(long, default_value_t = 5000)]
+        ltpc_keys: usize,
+        #[arg(long, default_value_t = 20)]
+        frames: usize,
+        #[arg(long, default_value_t = 20)]
+        passes: u32,
+    },
+    /// The engine's decisions on one core: tick → candle → strategy → signal → sized,
+    /// risk-checked, tagged intents for every subscription.
+    BenchEngine {
+        #[arg(long, default_value_t = 10_000)]
+        subscriptions: usize,
+        #[arg(long, default_value_t = 200)]
+        signals: usize,
+    },
+    /// Every benchmark in one go, each with its defaults (or small sizes with --quick). The
+    /// streamer's needs the CLI built next to xtask (same profile).
+    BenchAll {
+        /// A smoke run: small sizes, seconds instead of minutes; its figures mean nothing.
+        #[arg(long)]
+        quick: bool,
+        /// Python with upstox-python-sdk installed.
+        #[arg(long, default_value = ".venv/bin/python")]
+        python: String,
     },
 }
 
@@ -73,7 +104,25 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Task::BenchInstruments { runs, python } => rt.block_on(bench_instruments(runs, &python)),
         Task::BenchClient { calls } => rt.block_on(bench_client(calls)),
-        Task::BenchDecode { python, dir } => rt.block_on(bench_decode(&python, &dir)),
+        Task::BenchDecode {
+            python,
+            dir,
+            full_keys,
+            ltpc_keys,
+            frames,
+            passes,
+        } => rt.block_on(bench_decode(
+            &python,
+            &dir,
+            Capture {
+                full_keys,
+                ltpc_keys,
+                frames,
+                passes,
+            },
+        )),
+        Task::BenchEngine { subscriptions, signals } => engine::bench_engine(subscriptions, signals),
+        Task::BenchAll { quick, python } => rt.block_on(bench_all(quick, &python)),
         Task::BenchStream {
             python,
             seconds,
@@ -327,7 +376,62 @@ sdk = bench(lambda f: json_format.MessageToDict(pb.FeedResponse.FromString(f)), 
 print(api_implementation.Type(), fs[0], fs[1], sdk[0], sdk[1])
 "#;
 
-async fn bench_decode(python: &str, dir: &std::path::Path) -> anyhow::Result<()> {
+/// What `bench-decode` captures and how often it decodes it.
+#[derive(Debug, Clone, Copy)]
+struct Capture {
+    full_keys: usize,
+    ltpc_keys: usize,
+    frames: usize,
+    passes: u32,
+}
+
+/// Runs every benchmark, one after the other, each under its own heading.
+async fn bench_all(quick: bool, python: &str) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let step = |name: &str| println!("\n## {name} ({:.0} s in)\n", started.elapsed().as_secs_f64());
+    step("feed decoding");
+    let capture = if quick {
+        Capture {
+            full_keys: 100,
+            ltpc_keys: 200,
+            frames: 3,
+            passes: 2,
+        }
+    } else {
+        Capture {
+            full_keys: 2000,
+            ltpc_keys: 5000,
+            frames: 20,
+            passes: 20,
+        }
+    };
+    let dir = tempfile::tempdir()?;
+    bench_decode(python, dir.path(), capture).await?;
+    step("instrument master");
+    bench_instruments(if quick { 1 } else { 7 }, python).await?;
+    step("REST client");
+    bench_client(if quick { 50 } else { 2000 }).await?;
+    step("streamer end to end");
+    bench_stream(python, if quick { 2.0 } else { 15.0 }, 20, 10).await?;
+    step("engine decisions");
+    if quick {
+        engine::bench_engine(500, 5)?;
+    } else {
+        engine::bench_engine(10_000, 200)?;
+    }
+    println!(
+        "\nall benchmarks ran in {:.0} s{}",
+        started.elapsed().as_secs_f64(),
+        if quick {
+            " (--quick: smoke sizes, figures not comparable)"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}
+
+async fn bench_decode(python: &str, dir: &std::path::Path, size: Capture) -> anyhow::Result<()> {
     use upstox_types::{FeedMode, Segment};
     let mut config = SimConfig::default();
     config.feed.tick_interval_ms = 200;
@@ -339,24 +443,44 @@ async fn bench_decode(python: &str, dir: &std::path::Path) -> anyhow::Result<()>
         .filter(|i| i.segment == Segment::NseFo && i.is_option())
         .map(|i| i.instrument_key.clone())
         .collect();
-    let full_keys: Vec<String> = options.iter().take(2000).cloned().collect();
-    let ltpc_keys: Vec<String> = options.iter().skip(2000).take(5000).cloned().collect();
+    let full_keys: Vec<String> = options.iter().take(size.full_keys).cloned().collect();
+    let ltpc_keys: Vec<String> = options
+        .iter()
+        .skip(size.full_keys)
+        .take(size.ltpc_keys)
+        .cloned()
+        .collect();
     std::fs::create_dir_all(dir)?;
-    let full = capture(&sim, &full_keys, FeedMode::Full, 20).await?;
-    let ltpc = capture(&sim, &ltpc_keys, FeedMode::Ltpc, 20).await?;
+    let full = capture(&sim, &full_keys, FeedMode::Full, size.frames).await?;
+    let ltpc = capture(&sim, &ltpc_keys, FeedMode::Ltpc, size.frames).await?;
     sim.shutdown().await;
-    println!("| frames (2026-11-23) | decoder | frames/s | MB/s |");
+    println!(
+        "| frames ({}) | decoder | frames/s | MB/s |",
+        chrono::Utc::now().date_naive()
+    );
     println!("|---|---|---|---|");
-    for (name, frames) in [("full (2,000 option keys)", &full), ("ltpc (5,000 option keys)", &ltpc)] {
+    let names = [
+        format!("full ({} option keys)", size.full_keys),
+        format!("ltpc ({} option keys)", size.ltpc_keys),
+    ];
+    for (name, frames) in [(&names[0], &full), (&names[1], &ltpc)] {
         let path = dir.join(format!("{}.stx", name.split(' ').next().unwrap_or("frames")));
         save(&path, frames)?;
         let avg = frames.iter().map(|f| f.bytes.len()).sum::<usize>() as f64 / frames.len() as f64 / 1e3;
-        let (fps, mbs) = rate(frames, 20, |b| match upstox_feed::decode(b) {
+        let (fps, mbs) = rate(frames, size.passes, |b| match upstox_feed::decode(b) {
             Ok(upstox_feed::Frame::Ticks(t)) => t.len(),
             _ => 0,
         });
-        println!("| {name}, avg {avg:.0} KB | stoxide: typed ticks (upstox_feed::decode) | {fps:.0} | {mbs:.0} |");
-        let (fps, mbs) = rate(frames, 20, |b| {
+        println!(
+            "| {name}, avg {avg:.0} KB | stoxide: typed ticks, owned (upstox_feed::decode) | {fps:.0} | {mbs:.0} |"
+        );
+        let mut decoder = upstox_feed::FrameDecoder::default();
+        let (fps, mbs) = rate(frames, size.passes, |b| match decoder.decode(b) {
+            Ok(upstox_feed::Decoded::Ticks(t)) => t.len(),
+            _ => 0,
+        });
+        println!("| | stoxide: typed ticks, reused storage (FrameDecoder) | {fps:.0} | {mbs:.0} |");
+        let (fps, mbs) = rate(frames, size.passes, |b| {
             upstox_feed::decode::decode_wire(b).map(|m| m.feeds.len()).unwrap_or(0)
         });
         println!("| | stoxide: prost message only | {fps:.0} | {mbs:.0} |");
@@ -404,11 +528,12 @@ fn self_usage() -> (f64, f64) {
     (cpu, hwm / 1024.0)
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+/// The `p` quantile (0..=1) of sorted values; the default value when there are none.
+pub(crate) fn percentile<T: Copy + Default>(sorted: &[T], p: f64) -> T {
+    sorted
+        .get((sorted.len().saturating_sub(1) as f64 * p).round() as usize)
+        .copied()
+        .unwrap_or_default()
 }
 
 const PY_STREAM: &str = r#"
