@@ -58,6 +58,13 @@ pub struct FeedConfig {
     /// Probability per second that a connection is dropped without a close frame.
     pub random_drop_per_sec: f64,
     pub caps: FeedCaps,
+    /// A recording of send times, for measuring a client's latency to the microsecond: one line
+    /// per market-data frame as it is handed to the socket, `send_ns<TAB>currentTs<TAB>key<TAB>key…`
+    /// (`send_ns`: nanoseconds since the Unix epoch by this machine's clock, which another
+    /// process on the same machine reads alike). Nothing goes on the wire that the real server
+    /// does not send.
+    #[serde(default)]
+    pub send_log: Option<std::path::PathBuf>,
 }
 
 impl Default for FeedConfig {
@@ -70,6 +77,7 @@ impl Default for FeedConfig {
             authorized_uri_ttl_secs: 60,
             random_drop_per_sec: 0.0,
             caps: FeedCaps::default(),
+            send_log: None,
         }
     }
 }

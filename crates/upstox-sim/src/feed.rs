@@ -54,6 +54,50 @@ pub struct FeedHub {
     stall: watch::Sender<bool>,
     drop_all: broadcast::Sender<()>,
     stalled_flag: AtomicBool,
+    /// Where market-data frames' send times go (`[feed] send_log`), opened on first use.
+    send_log: std::sync::OnceLock<Option<SendLog>>,
+}
+
+/// The send-time recording: lines handed to a writer thread, so a send never waits on a disk.
+#[derive(Debug)]
+pub(crate) struct SendLog {
+    tx: std::sync::mpsc::Sender<String>,
+}
+
+impl SendLog {
+    fn open(path: &std::path::Path) -> std::io::Result<Self> {
+        use std::io::Write;
+        let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        std::thread::Builder::new().name("sim-send-log".into()).spawn(move || {
+            while let Ok(line) = rx.recv() {
+                let mut ok = out.write_all(line.as_bytes()).is_ok();
+                // Whatever else is waiting goes in the same write; flushed when drained.
+                while let Ok(more) = rx.try_recv() {
+                    ok &= out.write_all(more.as_bytes()).is_ok();
+                }
+                if !ok || out.flush().is_err() {
+                    tracing::warn!("the feed's send log cannot be written; no more send times are kept");
+                    return;
+                }
+            }
+        })?;
+        Ok(Self { tx })
+    }
+
+    /// Records a frame of `keys` with `current_ts`, leaving now.
+    pub(crate) fn stamp<'a>(&self, current_ts: i64, keys: impl Iterator<Item = &'a str>) {
+        let ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let mut line = format!("{ns}\t{current_ts}");
+        for k in keys {
+            line.push('\t');
+            line.push_str(k);
+        }
+        line.push('\n');
+        let _ = self.tx.send(line);
+    }
 }
 
 impl Default for FeedHub {
@@ -65,6 +109,7 @@ impl Default for FeedHub {
             stall: watch::channel(false).0,
             drop_all: broadcast::channel(16).0,
             stalled_flag: AtomicBool::new(false),
+            send_log: std::sync::OnceLock::new(),
         }
     }
 }
@@ -94,6 +139,21 @@ fn new_code() -> String {
 }
 
 impl FeedHub {
+    /// The send-time recording, when `[feed] send_log` names one (opened on first use; a file
+    /// that cannot be created is said once and nothing is recorded).
+    pub(crate) fn send_log(&self, path: Option<&std::path::Path>) -> Option<&SendLog> {
+        self.send_log
+            .get_or_init(|| {
+                let path = path?;
+                SendLog::open(path)
+                    .map_err(
+                        |e| tracing::warn!(path = %path.display(), error = %e, "the feed's send log cannot be created"),
+                    )
+                    .ok()
+            })
+            .as_ref()
+    }
+
     fn authorize(&self, state: &SimState, who: &Authed, kind: FeedKind) -> String {
         let code = new_code();
         let request_id = new_code();

@@ -5,6 +5,7 @@
 
 mod engine;
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -537,10 +538,10 @@ pub(crate) fn percentile<T: Copy + Default>(sorted: &[T], p: f64) -> T {
 }
 
 const PY_STREAM: &str = r#"
-import json, resource, sys, threading, time
+import json, resource, sys, time
 import upstox_client, websocket
 base, token, secs = sys.argv[1], sys.argv[2], float(sys.argv[3])
-ltpc_keys, full_keys = json.loads(sys.argv[4]), json.loads(sys.argv[5])
+ltpc_keys, full_keys, out_path = json.loads(sys.argv[4]), json.loads(sys.argv[5]), sys.argv[6]
 real = websocket.WebSocketApp
 def patched(url, *a, **k):
     return real(url.replace("wss://api.upstox.com", base.replace("http://", "ws://")), *a, **k)
@@ -548,8 +549,15 @@ websocket.WebSocketApp = patched
 cfg = upstox_client.Configuration(); cfg.host = base; cfg.access_token = token
 client = upstox_client.ApiClient(cfg)
 count = [0]
+window = [False]
+seen = []
 def on_message(m):
     count[0] += 1
+    if window[0]:
+        now = time.time_ns()
+        ts = m.get("currentTs", "0")
+        for k in m.get("feeds", {}):
+            seen.append("%d\t%s\t%s\n" % (now, ts, k))
 streamers = []
 for keys, mode in ((ltpc_keys, "ltpc"), (full_keys, "full")):
     s = upstox_client.MarketDataStreamerV3(client, keys, mode)
@@ -559,23 +567,88 @@ for keys, mode in ((ltpc_keys, "ltpc"), (full_keys, "full")):
 time.sleep(3)
 c0, r0 = count[0], resource.getrusage(resource.RUSAGE_SELF)
 t0 = time.time()
+window[0] = True
 time.sleep(secs)
+window[0] = False
 c1, r1 = count[0], resource.getrusage(resource.RUSAGE_SELF)
 el = time.time() - t0
 for s in streamers: s.disconnect()
+with open(out_path, "w") as f: f.writelines(seen)
 cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-print((c1 - c0) / el, cpu / el * 100, r1.ru_maxrss / 1024)
+print((c1 - c0) / el, cpu, r1.ru_maxrss / 1024, c1 - c0)
 "#;
+
+/// A 64-bit FNV-1a hash of an instrument key's text, for joining ticks with the send log
+/// without keeping a string per tick.
+fn key_hash(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for &b in *p {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+fn unix_ns() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+/// (currentTs, key hash) → when the frame carrying that tick was sent (ns).
+type SendTimes = HashMap<(i64, u64), u128>;
+
+/// The simulator's send log: each tick's send time, and each frame's.
+fn read_send_log(path: &std::path::Path) -> anyhow::Result<(SendTimes, Vec<u128>)> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut sent = HashMap::new();
+    let mut frames = Vec::new();
+    for line in text.lines() {
+        let mut f = line.split('\t');
+        let (Some(ns), Some(ts)) = (f.next(), f.next()) else {
+            continue;
+        };
+        let (Ok(ns), Ok(ts)) = (ns.parse::<u128>(), ts.parse::<i64>()) else {
+            continue;
+        };
+        frames.push(ns);
+        for key in f {
+            sent.insert((ts, key_hash(&[key.as_bytes()])), ns);
+        }
+    }
+    Ok((sent, frames))
+}
+
+/// Latencies (µs) of received ticks `(recv ns, currentTs, key hash)` against the send log;
+/// answers the latencies and how many ticks found no send record.
+fn join_latencies(sent: &SendTimes, seen: &[(u128, i64, u64)]) -> (Vec<f64>, usize) {
+    let mut lat = Vec::with_capacity(seen.len());
+    let mut unmatched = 0;
+    for (recv, ts, key) in seen {
+        match sent.get(&(*ts, *key)) {
+            Some(ns) => lat.push((*recv as f64 - *ns as f64) / 1e3),
+            None => unmatched += 1,
+        }
+    }
+    lat.sort_by(f64::total_cmp);
+    (lat, unmatched)
+}
 
 async fn bench_stream(python: &str, seconds: f64, tick_ms: u64, keys_per_frame: usize) -> anyhow::Result<()> {
     use upstox_feed::{FeedEvent, MarketStreamer, StaticToken, StreamerConfig};
     use upstox_types::FeedMode;
-    // The simulator runs as its own process so its CPU is not counted as ours.
+    // The simulator runs as its own process so its CPU is not counted as ours; it records each
+    // frame's send time (ns, this machine's clock) in a side file, never on the wire.
     let dir = tempfile::tempdir()?;
     let conf = dir.path().join("sim.toml");
+    let send_log = dir.path().join("sent.tsv");
     std::fs::write(
         &conf,
-        format!("[feed]\ntick_interval_ms = {tick_ms}\nmax_keys_per_frame = {keys_per_frame}\n"),
+        format!(
+            "[feed]\ntick_interval_ms = {tick_ms}\nmax_keys_per_frame = {keys_per_frame}\nsend_log = {:?}\n",
+            send_log.to_str().context("utf8 path")?
+        ),
     )?;
     let exe = std::env::current_exe()?.with_file_name("stoxide");
     anyhow::ensure!(
@@ -626,20 +699,12 @@ async fn bench_stream(python: &str, seconds: f64, tick_ms: u64, keys_per_frame: 
         s.subscribe(&refs, mode)?;
         handles.push((s, events));
     }
-    // The simulator's clock is the wall clock plus a fixed offset (session mode): measure it.
-    let state_now = reqwest::get(format!("{base}/sim/state"))
-        .await?
-        .json::<serde_json::Value>()
-        .await?;
-    let sim_now = chrono::DateTime::parse_from_rfc3339(state_now["data"]["now"].as_str().context("now")?)?;
-    let offset_ms = sim_now.timestamp_millis() - chrono::Utc::now().timestamp_millis();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (cpu0, _) = self_usage();
     let started = Instant::now();
-    let frames_before: u64 = handles.iter().map(|(_, e)| e.ticks_received()).sum();
-    let mut latencies = Vec::new();
+    let (window_start, frames_before) = (unix_ns(), handles.iter().map(|(_, e)| e.ticks_received()).sum::<u64>());
+    let mut seen: Vec<(u128, i64, u64)> = Vec::with_capacity(1 << 20);
     let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(seconds);
-    let mut consumed = 0u64;
     loop {
         let next = async {
             tokio::select! {
@@ -651,11 +716,11 @@ async fn bench_stream(python: &str, seconds: f64, tick_ms: u64, keys_per_frame: 
             () = tokio::time::sleep_until(deadline) => break,
             e = next => match e {
                 Some(FeedEvent::Ticks(t)) => {
-                    let now = chrono::Utc::now().timestamp_millis() + offset_ms;
+                    let now = unix_ns();
                     for tick in &t {
-                        latencies.push((now - tick.current_ts) as f64);
+                        let k = &tick.instrument_key;
+                        seen.push((now, tick.current_ts, key_hash(&[k.segment().as_str().as_bytes(), b"|", k.id().as_bytes()])));
                     }
-                    consumed += t.len() as u64;
                 }
                 Some(FeedEvent::Stopped(d)) => anyhow::bail!("stream stopped: {d}"),
                 Some(_) => {}
@@ -663,6 +728,7 @@ async fn bench_stream(python: &str, seconds: f64, tick_ms: u64, keys_per_frame: 
             }
         }
     }
+    let window_end = unix_ns();
     let elapsed = started.elapsed().as_secs_f64();
     let (cpu1, rss) = self_usage();
     let ticks: u64 = handles.iter().map(|(_, e)| e.ticks_received()).sum::<u64>() - frames_before;
@@ -670,20 +736,9 @@ async fn bench_stream(python: &str, seconds: f64, tick_ms: u64, keys_per_frame: 
     for (s, _) in handles {
         s.shutdown().await;
     }
-    latencies.sort_by(f64::total_cmp);
-    let frames_per_sec = ticks as f64 / elapsed / keys_per_frame as f64;
-    println!(
-        "streamer end to end vs `stoxide sim` (tick {tick_ms} ms, {keys_per_frame} instruments per frame), 5,000 ltpc + 2,000 full on two connections, {seconds:.0} s"
-    );
-    println!("| client | frames/s (≈) | ticks/s | CPU % of one core | peak RSS | send→consumer p50 / p99 |");
-    println!("|---|---|---|---|---|---|");
-    println!(
-        "| stoxide MarketStreamer | {frames_per_sec:.0} | {:.0} | {:.0}% | {rss:.0} MB | {:.0} ms / {:.0} ms (ms clock; {consumed} consumed, {coalesced} coalesced) |",
-        ticks as f64 / elapsed,
-        (cpu1 - cpu0) / elapsed * 100.0,
-        percentile(&latencies, 0.5),
-        percentile(&latencies, 0.99)
-    );
+
+    // The official SDK on the same subscriptions, recording when each tick reached its callback.
+    let py_seen = dir.path().join("py_seen.tsv");
     let out = Command::new(python)
         .args([
             "-c",
@@ -693,6 +748,7 @@ async fn bench_stream(python: &str, seconds: f64, tick_ms: u64, keys_per_frame: 
             &seconds.to_string(),
             &serde_json::to_string(&ltpc)?,
             &serde_json::to_string(&full)?,
+            py_seen.to_str().context("utf8 path")?,
         ])
         .output()
         .with_context(|| format!("running {python}"))?;
@@ -705,10 +761,55 @@ async fn bench_stream(python: &str, seconds: f64, tick_ms: u64, keys_per_frame: 
     );
     let text = String::from_utf8_lossy(&out.stdout);
     let v: Vec<f64> = text.split_whitespace().filter_map(|x| x.parse().ok()).collect();
-    anyhow::ensure!(v.len() == 3, "unexpected python output: {text}");
+    anyhow::ensure!(v.len() == 4, "unexpected python output: {text}");
+
+    let (sent, frame_times) = read_send_log(&send_log)?;
+    let frames_in = |a: u128, b: u128| frame_times.iter().filter(|t| (a..b).contains(*t)).count() as f64;
+    let our_frames = frames_in(window_start, window_end);
+    let (lat, unmatched) = join_latencies(&sent, &seen);
+    let py_lines = std::fs::read_to_string(&py_seen).unwrap_or_default();
+    let py_ticks: Vec<(u128, i64, u64)> = py_lines
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split('\t');
+            Some((
+                f.next()?.parse().ok()?,
+                f.next()?.parse().ok()?,
+                key_hash(&[f.next()?.as_bytes()]),
+            ))
+        })
+        .collect();
+    let (py_lat, py_unmatched) = join_latencies(&sent, &py_ticks);
+    let py_frames = v[3];
+    let us = |l: &[f64], p: f64| percentile(l, p);
     println!(
-        "| official SDK MarketDataStreamerV3 (Python) | {:.0} | – | {:.0}% | {:.0} MB | – |",
-        v[0], v[1], v[2]
+        "streamer end to end vs `stoxide sim` (tick {tick_ms} ms, {keys_per_frame} instruments per frame), 5,000 ltpc + 2,000 full on two connections, {seconds:.0} s each side; latency = consumer's clock − the simulator's send time (ns, same machine)"
+    );
+    println!(
+        "| client | frames/s sent | ticks/s | CPU % of one core | CPU µs per frame | peak RSS | send→consumer p50 / p99 / p99.9 |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| stoxide MarketStreamer | {:.0} | {:.0} | {:.0}% | {:.1} | {rss:.0} MB | {:.0} µs / {:.0} µs / {:.0} µs ({} ticks timed, {unmatched} unmatched, {coalesced} coalesced) |",
+        our_frames / elapsed,
+        ticks as f64 / elapsed,
+        (cpu1 - cpu0) / elapsed * 100.0,
+        (cpu1 - cpu0) * 1e6 / our_frames.max(1.0),
+        us(&lat, 0.5),
+        us(&lat, 0.99),
+        us(&lat, 0.999),
+        lat.len()
+    );
+    println!(
+        "| official SDK MarketDataStreamerV3 (Python) | {:.0} (callbacks) | – | {:.0}% | {:.1} | {:.0} MB | {:.0} µs / {:.0} µs / {:.0} µs ({} ticks timed, {py_unmatched} unmatched) |",
+        v[0],
+        v[1] / seconds * 100.0,
+        v[1] * 1e6 / py_frames.max(1.0),
+        v[2],
+        us(&py_lat, 0.5),
+        us(&py_lat, 0.99),
+        us(&py_lat, 0.999),
+        py_lat.len()
     );
     Ok(())
 }

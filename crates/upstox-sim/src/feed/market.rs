@@ -403,6 +403,16 @@ fn changed(state: &AppState, subs: &Subscriptions, now: DateTime<Utc>) -> Vec<u3
 
 type Sink = futures::stream::SplitSink<WebSocket, Message>;
 
+/// Records the send time of a frame of `idxs` stamped `current`, when a send log is kept.
+fn stamp(state: &AppState, current: DateTime<Utc>, idxs: &[u32]) {
+    if let Some(log) = state.feed.send_log(state.config.feed.send_log.as_deref()) {
+        log.stamp(
+            current.timestamp_millis(),
+            idxs.iter().map(|&i| state.market.get(i).instrument_key.as_str()),
+        );
+    }
+}
+
 /// Sends one frame; false when the client is gone or does not read it in time.
 async fn send(tx: &mut Sink, bytes: Vec<u8>) -> bool {
     crate::feed::send_within(tx, Message::Binary(bytes.into())).await
@@ -439,6 +449,7 @@ pub(super) async fn session(state: AppState, socket: WebSocket) {
                     if !fresh.is_empty() {
                         let now = state.now();
                         let bytes = frame(&state, &mut subs, &fresh, Type::InitialFeed, now, now);
+                        stamp(&state, now, &fresh);
                         if !send(&mut tx, bytes).await {
                             return;
                         }
@@ -457,7 +468,9 @@ pub(super) async fn session(state: AppState, socket: WebSocket) {
                 let per_frame = if cfg.max_keys_per_frame == 0 { moved.len().max(1) } else { cfg.max_keys_per_frame };
                 for chunk in moved.chunks(per_frame) {
                     // Prices are those of the tick instant; currentTs is when this frame leaves.
-                    let bytes = frame(&state, &mut subs, chunk, Type::LiveFeed, now, state.now());
+                    let leaves = state.now();
+                    let bytes = frame(&state, &mut subs, chunk, Type::LiveFeed, now, leaves);
+                    stamp(&state, leaves, chunk);
                     if !send(&mut tx, bytes).await {
                         return;
                     }
