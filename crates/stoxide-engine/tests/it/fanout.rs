@@ -59,17 +59,7 @@ async fn fan_out_through_faults(backend: Backend) {
     )
     .await;
 
-    let report = e
-        .submit(signal("s-1", Action::EnterLong), "test")
-        .await
-        .expect("submit");
-    assert_eq!(report.outcome, SignalOutcome::Accepted);
-    assert_eq!(report.intents.len(), 150, "one intent per subscription");
-    let progress = e
-        .wait_settled("momo", "s-1", Duration::from_secs(90))
-        .await
-        .expect("progress");
-    assert_eq!(progress.settled, progress.orders, "every order ended: {progress:?}");
+    submit_and_settle(&e, "s-1", 150).await;
 
     // Sent again, the same signal is one signal.
     let again = e
@@ -121,6 +111,19 @@ async fn fan_out_through_faults(backend: Backend) {
     w.finish().await;
 }
 
+/// Sends signal `id` (enter long), accepted with one intent per subscription (`subscriptions`),
+/// and waits until every order has ended.
+async fn submit_and_settle(e: &stoxide_engine::Engine, id: &str, subscriptions: usize) {
+    let report = e.submit(signal(id, Action::EnterLong), "test").await.expect("submit");
+    assert_eq!(report.outcome, SignalOutcome::Accepted);
+    assert_eq!(report.intents.len(), subscriptions, "one intent per subscription");
+    let progress = e
+        .wait_settled("momo", id, Duration::from_secs(90))
+        .await
+        .expect("progress");
+    assert_eq!(progress.settled, progress.orders, "every order ended: {progress:?}");
+}
+
 async fn faults(w: &crate::World) {
     crate::faults(
         &w.sim,
@@ -153,16 +156,7 @@ async fn a_place_that_reaches_the_exchange_late_is_not_sent_again() {
         },
     )
     .await;
-    let report = e
-        .submit(signal("s-late", Action::EnterLong), "test")
-        .await
-        .expect("submit");
-    assert_eq!(report.outcome, SignalOutcome::Accepted);
-    let progress = e
-        .wait_settled("momo", "s-late", Duration::from_secs(90))
-        .await
-        .expect("progress");
-    assert_eq!(progress.settled, progress.orders, "every order ended: {progress:?}");
+    submit_and_settle(&e, "s-late", 30).await;
     crate::faults(&w.sim, serde_json::json!({"late_write_rate": 0.0})).await;
     let intents = w
         .desk
