@@ -3,6 +3,9 @@
 //! Every node takes every signal (each decides only for the accounts it holds), so each node
 //! has its own durable consumer: a signal is acknowledged by a node once that node's intents
 //! are written, and redelivered to it (after `ack_wait`, or when it restarts) if it died first.
+//! A node takes one signal at a time (`max_ack_pending` 1), in the stream's order, and keeps it
+//! (saying "in progress") until it is written: a strategy's signals are decided in the order
+//! they were sent, however slow a node is.
 //! A signal published twice with the same id within the stream's duplicate window is stored
 //! once (`Nats-Msg-Id`), and the engine's tags make the same signal one intent per
 //! subscription whatever else happens.
@@ -20,6 +23,9 @@ use crate::error::{Error, Result};
 /// The JetStream stream signals are kept in.
 pub const SIGNAL_STREAM: &str = "STOXIDE_SIGNALS";
 const SUBJECT_PREFIX: &str = "stoxide.signals";
+/// How long a node may hold a signal without a word before the stream gives it out again; a
+/// node deciding one says "in progress" every third of it.
+const ACK_WAIT: Duration = Duration::from_secs(30);
 
 /// A connection to the signal stream.
 #[derive(Debug, Clone)]
@@ -171,18 +177,20 @@ impl SignalBus {
     async fn consumer(&self, node: &str) -> Result<consumer::Consumer<consumer::pull::Config>> {
         let stream = self.js.get_stream(&self.stream).await.map_err(|e| self.nats(e))?;
         let name = format!("node-{}", subject_token(node));
+        // Created, or brought up to this configuration if an older node made it differently.
         stream
-            .get_or_create_consumer(
-                &name,
-                consumer::pull::Config {
-                    durable_name: Some(name.clone()),
-                    deliver_policy: consumer::DeliverPolicy::New,
-                    ack_policy: consumer::AckPolicy::Explicit,
-                    ack_wait: Duration::from_secs(30),
-                    max_deliver: 20,
-                    ..Default::default()
-                },
-            )
+            .create_consumer(consumer::pull::Config {
+                durable_name: Some(name.clone()),
+                deliver_policy: consumer::DeliverPolicy::New,
+                ack_policy: consumer::AckPolicy::Explicit,
+                ack_wait: ACK_WAIT,
+                // One signal at a time, in the stream's order: a strategy's signals are decided
+                // in the order it sent them, however long one takes (a second one in flight
+                // could be redelivered after a later one and decided out of turn).
+                max_ack_pending: 1,
+                max_deliver: -1,
+                ..Default::default()
+            })
             .await
             .map_err(|e| self.nats(e))
     }
@@ -227,18 +235,37 @@ impl SignalBus {
                     continue;
                 }
             };
-            match engine.submit(signal, "nats").await {
-                Ok(report) => {
-                    tracing::debug!(strategy = %report.strategy, id = %report.signal_id, intents = report.intents.len(), "signal taken");
-                    if let Err(e) = msg.ack().await {
-                        tracing::warn!(error = %e, "a signal's acknowledgement was lost; it comes again and is one signal");
+            // Taken here until it is written: the stream hears that it is in progress (so it is
+            // not given to this node again meanwhile), and a store error is retried here rather
+            // than handed back (which would let the next signal pass it).
+            loop {
+                let submit = engine.submit(signal.clone(), "nats");
+                tokio::pin!(submit);
+                let mut progress = tokio::time::interval_at(tokio::time::Instant::now() + ACK_WAIT / 3, ACK_WAIT / 3);
+                let outcome = loop {
+                    tokio::select! {
+                        r = &mut submit => break r,
+                        _ = progress.tick() => {
+                            let _ = msg.ack_with(jetstream::AckKind::Progress).await;
+                        }
                     }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "a signal could not be taken; asked for again in 1 s");
-                    let _ = msg
-                        .ack_with(jetstream::AckKind::Nak(Some(Duration::from_secs(1))))
-                        .await;
+                };
+                match outcome {
+                    Ok(report) => {
+                        tracing::debug!(strategy = %report.strategy, id = %report.signal_id, intents = report.intents.len(), "signal taken");
+                        if let Err(e) = msg.ack().await {
+                            tracing::warn!(error = %e, "a signal's acknowledgement was lost; it comes again and is one signal");
+                        }
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "a signal could not be taken; tried again in 1 s");
+                        let _ = msg.ack_with(jetstream::AckKind::Progress).await;
+                        tokio::select! {
+                            () = stop.cancelled() => return Ok(()),
+                            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        }
+                    }
                 }
             }
         }
