@@ -222,6 +222,8 @@ async fn main() -> anyhow::Result<()> {
 
     // The nodes.
     let mut node_pids = Vec::new();
+    // How far back a node catches up a dead node's signals (`--catch-up`, default the CLI's 60 s).
+    let catch_up = std::env::var("STOXIDE_BENCH_CATCH_UP_S").unwrap_or_else(|_| "60".into());
     for n in 0..a.nodes {
         let name = format!("n{n}");
         let log = std::fs::File::create(dir.path().join(format!("{name}.log")))?;
@@ -236,6 +238,8 @@ async fn main() -> anyhow::Result<()> {
                     "--listen",
                     "127.0.0.1:0",
                     "--no-market-hours",
+                    "--catch-up",
+                    &catch_up,
                 ])
                 .stderr(log),
         )?;

@@ -553,10 +553,11 @@ impl Engine {
 
     /// The lane of `account`, started on first use.
     pub(crate) fn lane(&self, account: &str) -> lane::Lane {
-        let mut lanes = self.inner.lanes.lock();
-        if let Some(l) = lanes.get(account) {
+        if let Some(l) = self.inner.lanes.lock().get(account) {
             return l.clone();
         }
+        // Read with no other lock held: the engine's locks are never nested (a lane started
+        // while `summary` held the memory and waited for the lanes deadlocked a node).
         let base_url = self
             .inner
             .memory
@@ -565,6 +566,10 @@ impl Engine {
             .get(account)
             .map(|a| a.base_url.clone())
             .unwrap_or_default();
+        let mut lanes = self.inner.lanes.lock();
+        if let Some(l) = lanes.get(account) {
+            return l.clone();
+        }
         let (l, task) = lane::Lane::start(
             self.clone(),
             AccountRef {
@@ -653,28 +658,35 @@ impl Engine {
 
     /// The live summary.
     pub fn summary(&self) -> Summary {
-        let counters = self.inner.counters.lock();
-        let memory = self.inner.memory.lock();
-        let mut needing: Vec<String> = memory
-            .subscriptions
-            .values()
-            .filter(|s| s.state == crate::subscription::SubState::NeedsLogin)
-            .map(|s| s.account.clone())
-            .collect();
+        // One lock at a time, never two held together (see `lane`).
+        let (mut needing, global_state) = {
+            let memory = self.inner.memory.lock();
+            let needing: Vec<String> = memory
+                .subscriptions
+                .values()
+                .filter(|s| s.state == crate::subscription::SubState::NeedsLogin)
+                .map(|s| s.account.clone())
+                .collect();
+            (needing, memory.states.global())
+        };
         needing.sort();
         needing.dedup();
+        let (accepted, refused, intents) = {
+            let c = self.inner.counters.lock();
+            (c.accepted, c.refused, c.intents.clone())
+        };
         let last = self.inner.last_signal.lock().clone();
-        let lanes: Vec<LaneHealth> = self.inner.lanes.lock().values().map(lane::Lane::health).collect();
+        let lanes: Vec<lane::Lane> = self.inner.lanes.lock().values().cloned().collect();
         Summary {
             started_at: self.inner.started_at,
-            signals_accepted: counters.accepted,
-            signals_refused: counters.refused,
-            intents: counters.intents.clone(),
-            lanes,
+            signals_accepted: accepted,
+            signals_refused: refused,
+            intents,
+            lanes: lanes.iter().map(lane::Lane::health).collect(),
             accounts_needing_login: needing,
             journal_failures: self.inner.journal.failures(),
             last_signal: last.and_then(|(s, id)| self.progress(&s, &id)),
-            global_state: memory.states.global(),
+            global_state,
         }
     }
 

@@ -63,6 +63,10 @@ pub(crate) struct RunArgs {
     /// before it is sent again: a place can reach the exchange after the client gave up on it.
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = clap::value_parser!(u64).range(1..=600))]
     resend_quiet: u64,
+    /// A cluster's node: how far back (seconds) it looks, on taking users over, for signals
+    /// their previous holder died before deciding; older ones are not traded for them.
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    catch_up: u64,
 }
 
 /// What a cluster node needs from the environment.
@@ -145,6 +149,7 @@ pub(crate) async fn run(globals: &Globals, _out: &Output, cmd: EngineCommand) ->
             paper: args.paper,
             check_market_hours: !args.no_market_hours,
             resend_quiet: Duration::from_secs(args.resend_quiet),
+            catch_up: Duration::from_secs(args.catch_up),
             egress_ip: args.egress_ip,
             paper_capital: args.paper_capital,
             cluster: None,
@@ -259,6 +264,7 @@ async fn run_node(globals: &Globals, args: RunArgs, name: &str) -> anyhow::Resul
             paper: args.paper,
             check_market_hours: !args.no_market_hours,
             resend_quiet: Duration::from_secs(args.resend_quiet),
+            catch_up: Duration::from_secs(args.catch_up),
             egress_ip: args.egress_ip,
             paper_capital: args.paper_capital,
             cluster: Some(node.leases()),
@@ -347,6 +353,8 @@ pub(crate) struct StartOptions {
     pub(crate) check_market_hours: bool,
     /// [`EngineConfig::resend_quiet`].
     pub(crate) resend_quiet: Duration,
+    /// [`EngineConfig::catch_up`].
+    pub(crate) catch_up: Duration,
     pub(crate) egress_ip: Option<IpAddr>,
     pub(crate) paper_capital: Decimal,
     /// Set for a cluster's node: what it holds.
@@ -502,6 +510,7 @@ pub(crate) async fn start_engine(
             paper: opts.paper,
             check_market_hours: opts.check_market_hours,
             resend_quiet: opts.resend_quiet,
+            catch_up: opts.catch_up,
             cluster: opts.cluster.clone(),
             ..EngineConfig::default()
         },
