@@ -247,11 +247,26 @@ impl Node {
             tracing::info!(node = %self.config.name, accounts = new.len(), recovered, "accounts taken over");
             // The signals the new accounts missed are decided on the side (the leases keep being
             // renewed meanwhile); new signals wait for them.
+            // Until they are, no new signal is decided (the guard is held): one that failed is
+            // tried again rather than letting a later signal pass it.
             let engine = engine.clone();
             tokio::spawn(async move {
-                if let Err(e) = engine.catch_up(guard).await {
-                    tracing::warn!(error = %e, "signals could not be caught up for accounts taken over");
+                for attempt in 1.. {
+                    match engine.catch_up(&guard).await {
+                        Ok(_) => break,
+                        // Two minutes of a store that does not answer: the node is not working
+                        // anyway; the signals wait no longer (and are said to be left).
+                        Err(e) if attempt >= 120 => {
+                            tracing::error!(error = %e, "signals could not be caught up for accounts taken over; left");
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "signals could not be caught up for accounts taken over; trying again in 1 s");
+                            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        }
+                    }
                 }
+                drop(guard);
             });
         }
         Ok(())

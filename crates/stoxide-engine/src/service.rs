@@ -518,7 +518,7 @@ impl Engine {
     ///
     /// # Errors
     /// Store errors.
-    pub async fn catch_up(&self, _in_order: tokio::sync::OwnedMutexGuard<()>) -> Result<usize> {
+    pub async fn catch_up(&self, _in_order: &tokio::sync::OwnedMutexGuard<()>) -> Result<usize> {
         let since = Utc::now() - chrono::Duration::from_std(self.inner.config.catch_up).unwrap_or_default();
         let mut taken = 0;
         for row in self.inner.store.accepted_signals_since(records::ms(since)).await? {
