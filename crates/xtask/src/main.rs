@@ -620,14 +620,16 @@ fn read_send_log(path: &std::path::Path) -> anyhow::Result<(SendTimes, Vec<u128>
     Ok((sent, frames))
 }
 
-/// Latencies (µs) of received ticks `(recv ns, currentTs, key hash)` against the send log;
-/// answers the latencies and how many ticks found no send record.
-fn join_latencies(sent: &SendTimes, seen: &[(u128, i64, u64)]) -> (Vec<f64>, usize) {
+/// Latencies (µs) of received ticks `(recv ns, currentTs, key hash)` against the send log,
+/// for ticks sent from `from` on (ticks that waited in the queue from before the window are
+/// not the stream's latency); answers the latencies and how many ticks found no send record.
+fn join_latencies(sent: &SendTimes, seen: &[(u128, i64, u64)], from: u128) -> (Vec<f64>, usize) {
     let mut lat = Vec::with_capacity(seen.len());
     let mut unmatched = 0;
     for (recv, ts, key) in seen {
         match sent.get(&(*ts, *key)) {
-            Some(ns) => lat.push((*recv as f64 - *ns as f64) / 1e3),
+            Some(ns) if *ns >= from => lat.push((*recv as f64 - *ns as f64) / 1e3),
+            Some(_) => {}
             None => unmatched += 1,
         }
     }
@@ -766,7 +768,7 @@ async fn bench_stream(python: &str, seconds: f64, tick_ms: u64, keys_per_frame: 
     let (sent, frame_times) = read_send_log(&send_log)?;
     let frames_in = |a: u128, b: u128| frame_times.iter().filter(|t| (a..b).contains(*t)).count() as f64;
     let our_frames = frames_in(window_start, window_end);
-    let (lat, unmatched) = join_latencies(&sent, &seen);
+    let (lat, unmatched) = join_latencies(&sent, &seen, window_start);
     let py_lines = std::fs::read_to_string(&py_seen).unwrap_or_default();
     let py_ticks: Vec<(u128, i64, u64)> = py_lines
         .lines()
@@ -779,7 +781,9 @@ async fn bench_stream(python: &str, seconds: f64, tick_ms: u64, keys_per_frame: 
             ))
         })
         .collect();
-    let (py_lat, py_unmatched) = join_latencies(&sent, &py_ticks);
+    // The SDK's window starts 3 s after it connected; its ticks sent before are left out alike.
+    let py_from = py_ticks.iter().map(|t| t.0).min().unwrap_or(0);
+    let (py_lat, py_unmatched) = join_latencies(&sent, &py_ticks, py_from);
     let py_frames = v[3];
     let us = |l: &[f64], p: f64| percentile(l, p);
     println!(
