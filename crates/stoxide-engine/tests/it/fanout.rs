@@ -88,16 +88,7 @@ async fn fan_out_through_faults(backend: Backend) {
             assert!(at_upstox.is_empty());
             continue;
         }
-        assert_eq!(
-            at_upstox.len(),
-            1,
-            "{} has {} orders for {}: {i:?}",
-            i.account,
-            at_upstox.len(),
-            i.tag
-        );
-        assert_eq!(i.state, IntentState::Filled, "{i:?}");
-        assert_eq!(i.filled, 1);
+        one_filled_order(i, &at_upstox);
     }
     let sub = w.desk.subscription(&format!("momo:{revoked}")).await.expect("sub");
     assert_eq!(
@@ -122,6 +113,20 @@ async fn submit_and_settle(e: &stoxide_engine::Engine, id: &str, subscriptions: 
         .await
         .expect("progress");
     assert_eq!(progress.settled, progress.orders, "every order ended: {progress:?}");
+}
+
+/// The intent is filled and its user has exactly one order with its tag.
+fn one_filled_order(i: &stoxide_engine::records::Intent, at_upstox: &[upstox_client::orders::Order]) {
+    assert_eq!(
+        at_upstox.len(),
+        1,
+        "{} has {} orders for {}: {i:?}",
+        i.account,
+        at_upstox.len(),
+        i.tag
+    );
+    assert_eq!(i.state, IntentState::Filled, "{i:?}");
+    assert_eq!(i.filled, 1);
 }
 
 async fn faults(w: &crate::World) {
@@ -166,15 +171,7 @@ async fn a_place_that_reaches_the_exchange_late_is_not_sent_again() {
     assert_eq!(intents.len(), 30);
     for i in &intents {
         let at_upstox = orders_tagged(&w.sim, &i.account, &i.tag).await;
-        assert_eq!(
-            at_upstox.len(),
-            1,
-            "{} has {} orders for {}: {i:?}",
-            i.account,
-            at_upstox.len(),
-            i.tag
-        );
-        assert_eq!(i.state, IntentState::Filled, "{i:?}");
+        one_filled_order(i, &at_upstox);
         assert_eq!(
             i.order_ids,
             vec![at_upstox[0].order_id.clone()],
