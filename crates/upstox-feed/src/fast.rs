@@ -636,7 +636,15 @@ impl FrameDecoder {
                     let mut mode = 0i32;
                     fields(r.msg(w)?, |f, w, r| {
                         match f {
-                            1 => key = r.msg(w)?,
+                            1 => {
+                                // Every occurrence is checked (prost refuses a frame whose
+                                // first key is not UTF-8 even when a later one replaces it).
+                                let k = r.msg(w)?;
+                                if !k.is_ascii() {
+                                    utf8(k)?;
+                                }
+                                key = k;
+                            }
                             2 => {
                                 // A second value replaces the first.
                                 let b = r.msg(w)?;
@@ -649,10 +657,6 @@ impl FrameDecoder {
                     })?;
                     // A key that is not SEGMENT|ID of a known segment cannot be subscribed to,
                     // so it is no instrument of ours: skipped, as prost's path skips it.
-                    if !key.is_ascii() {
-                        // A string field that is not UTF-8 fails the frame, as in prost.
-                        utf8(key)?;
-                    }
                     if slot.instrument_key.assign_utf8(key).is_ok() {
                         slot.mode = RequestMode::from_wire(mode);
                         *used += 1;
@@ -830,6 +834,19 @@ mod tests {
             feed_union,
             request_mode,
         })
+    }
+
+    /// Found by the `feed_frame` fuzzer: a map entry whose first key is not UTF-8 and whose
+    /// second (replacing it) is ASCII. prost refuses the frame; so must we.
+    #[test]
+    fn a_first_key_that_is_not_utf8_fails_the_frame_even_when_a_later_one_replaces_it() {
+        let mut frame = vec![0x12, 0x18, 0x0a, 0x0a];
+        frame.extend_from_slice(&[0x1e, 0xdb, 0x76, 0xde, 0x5b, 0x30, 0x20, 0x2c, 0x20, 0x0a]);
+        frame.extend_from_slice(&[0x0a, 0x0a]);
+        frame.extend_from_slice(b"\n\n\n\n222222");
+        assert!(crate::decode::decode_prost(&frame).is_err());
+        assert!(decode(&frame).is_err());
+        assert!(FrameDecoder::default().decode(&frame).is_err());
     }
 
     proptest! {
