@@ -455,10 +455,7 @@ impl Runner {
             Err(e) if e.kind == BrokerErrorKind::Unavailable => {
                 // The token could not be read just now (a busy database): nothing was sent, and
                 // the order goes once the lane's wait is over.
-                let cfg = &self.engine().inner().config;
-                let wait = self.backoff.map_or(cfg.backoff_min, |b| (b * 2).min(cfg.backoff_max));
-                self.backoff = Some(wait);
-                self.backoff_until = Some(Instant::now() + wait);
+                let wait = self.back_off();
                 self.lane.shared.health.lock().last_error = Some(e.message.clone());
                 tracing::warn!(account = %self.account(), error = %e.message, wait_ms = wait.as_millis() as u64, "the account's broker is not available; its order waits");
                 self.queue.push_front(Job::Send(intent));
@@ -517,10 +514,7 @@ impl Runner {
                     .await;
             }
             Placement::RateLimited { message } => {
-                let cfg = &self.engine().inner().config;
-                let wait = self.backoff.map_or(cfg.backoff_min, |b| (b * 2).min(cfg.backoff_max));
-                self.backoff = Some(wait);
-                self.backoff_until = Some(Instant::now() + wait);
+                let wait = self.back_off();
                 {
                     let mut h = self.lane.shared.health.lock();
                     h.rate_limited += 1;
@@ -625,13 +619,15 @@ impl Runner {
                 u.next_at = Instant::now() + LOOKUPS[u.lookups];
                 self.unknown.push(u);
             }
-            Ok(Found::Nothing) if self.quiet_left(&u) > Duration::ZERO => {
-                // A place that timed out may still reach the exchange late: nothing is decided
-                // before the quiet period is over.
-                u.next_at = Instant::now() + self.quiet_left(&u).min(QUIET_LOOKS);
-                self.unknown.push(u);
-            }
             Ok(Found::Nothing) => {
+                let quiet = self.quiet_left(&u);
+                if quiet > Duration::ZERO {
+                    // A place that timed out may still reach the exchange late: nothing is
+                    // decided before the quiet period is over.
+                    u.next_at = Instant::now() + quiet.min(QUIET_LOOKS);
+                    self.unknown.push(u);
+                    return;
+                }
                 // The order book shows no order with this tag for the whole quiet period: the
                 // request never arrived.
                 let sent = self.resends.entry(u.intent.tag.clone()).or_insert(0);
@@ -672,6 +668,15 @@ impl Runner {
             }
             Err(e) => self.retry_later(u, &e.message),
         }
+    }
+
+    /// The lane's next wait (doubling from `backoff_min` up to `backoff_max`), started now.
+    fn back_off(&mut self) -> Duration {
+        let cfg = &self.engine().inner().config;
+        let wait = self.backoff.map_or(cfg.backoff_min, |b| (b * 2).min(cfg.backoff_max));
+        self.backoff = Some(wait);
+        self.backoff_until = Some(Instant::now() + wait);
+        wait
     }
 
     /// What is left of `u`'s quiet period (zero once it is over).
