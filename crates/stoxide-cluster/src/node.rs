@@ -250,6 +250,7 @@ impl Node {
             // Until they are, no new signal is decided (the guard is held): one that failed is
             // tried again rather than letting a later signal pass it.
             let engine = engine.clone();
+            let taken = new.clone();
             tokio::spawn(async move {
                 for attempt in 1.. {
                     match engine.catch_up(&guard).await {
@@ -267,6 +268,12 @@ impl Node {
                     }
                 }
                 drop(guard);
+                // Older signals they missed are not traded any more; each gets a record saying so.
+                match engine.record_late(&taken).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::warn!(intents = n, "signals too old to catch up recorded as not traded"),
+                    Err(e) => tracing::warn!(error = %e, "signals too old to catch up could not be recorded"),
+                }
             });
         }
         Ok(())

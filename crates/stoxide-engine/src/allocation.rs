@@ -62,6 +62,12 @@ pub enum Skip {
     },
     #[error("delivery (product D) cannot go short on an equity")]
     NoShortDelivery,
+    /// A cluster's node took the account over after its previous node stopped without
+    /// deciding this signal, and the signal was by then older than the catch-up window.
+    #[error(
+        "not traded: the signal was accepted {age_secs} s before this node took the account over (its previous node stopped before deciding it), past the {window_secs} s catch-up window; an old signal is not traded on a stale price"
+    )]
+    Late { age_secs: i64, window_secs: u64 },
 }
 
 /// The outcome for one subscription.

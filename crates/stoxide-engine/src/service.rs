@@ -83,6 +83,10 @@ pub struct EngineConfig {
     /// How far back a node looks, on taking accounts over, for signals those accounts have no
     /// intent of yet (their previous holder died before deciding them).
     pub catch_up: Duration,
+    /// How far back, beyond [`Self::catch_up`], a node looks for signals that accounts it took
+    /// over were never decided for: each gets a skipped intent saying it came too late (rather
+    /// than no record at all). One hour by default (`engine run --late-horizon`).
+    pub late_horizon: Duration,
 }
 
 impl Default for EngineConfig {
@@ -102,6 +106,7 @@ impl Default for EngineConfig {
             check_market_hours: true,
             cluster: None,
             catch_up: Duration::from_secs(60),
+            late_horizon: Duration::from_secs(3600),
         }
     }
 }

@@ -315,6 +315,29 @@ impl Store {
         .await?))
     }
 
+    /// Which of `tags` are the tags of recorded intents.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn existing_tags(&self, tags: &[String]) -> Result<std::collections::HashSet<String>> {
+        let mut out = std::collections::HashSet::new();
+        // Well under SQLite's limit of bound values per statement.
+        for chunk in tags.chunks(500) {
+            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            // Only numbered placeholders go into the text; the tags are bound.
+            let sql = format!("SELECT tag FROM intents WHERE tag IN ({})", marks.join(","));
+            let found: Vec<String> = with_pool!(&self.pool, p => {
+                let mut q = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone()));
+                for t in chunk {
+                    q = q.bind(t);
+                }
+                q.fetch_all(p).await?
+            });
+            out.extend(found);
+        }
+        Ok(out)
+    }
+
     /// Intents not in a terminal state: what a restart reconciles.
     ///
     /// # Errors

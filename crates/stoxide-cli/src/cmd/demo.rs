@@ -163,6 +163,7 @@ async fn dashboard(args: DemoArgs) -> anyhow::Result<()> {
             check_market_hours: false,
             resend_quiet: stoxide_engine::EngineConfig::default().resend_quiet,
             catch_up: stoxide_engine::EngineConfig::default().catch_up,
+            late_horizon: stoxide_engine::EngineConfig::default().late_horizon,
             egress_ip: None,
             paper_capital: rust_decimal::Decimal::from(1_000_000),
             cluster: None,

@@ -67,6 +67,11 @@ pub(crate) struct RunArgs {
     /// their previous holder died before deciding; older ones are not traded for them.
     #[arg(long, value_name = "SECS", default_value = "60", value_parser = clap::value_parser!(u64).range(1..=3600))]
     catch_up: u64,
+    /// A cluster's node: how far back (seconds) it records, on taking users over, the signals
+    /// their previous holder never decided that are older than `--catch-up` (each is written
+    /// down as not traded, with why).
+    #[arg(long, value_name = "SECS", default_value = "3600", value_parser = clap::value_parser!(u64).range(1..=86400))]
+    late_horizon: u64,
 }
 
 /// What a cluster node needs from the environment.
@@ -150,6 +155,7 @@ pub(crate) async fn run(globals: &Globals, _out: &Output, cmd: EngineCommand) ->
             check_market_hours: !args.no_market_hours,
             resend_quiet: Duration::from_secs(args.resend_quiet),
             catch_up: Duration::from_secs(args.catch_up),
+            late_horizon: Duration::from_secs(args.late_horizon),
             egress_ip: args.egress_ip,
             paper_capital: args.paper_capital,
             cluster: None,
@@ -265,6 +271,7 @@ async fn run_node(globals: &Globals, args: RunArgs, name: &str) -> anyhow::Resul
             check_market_hours: !args.no_market_hours,
             resend_quiet: Duration::from_secs(args.resend_quiet),
             catch_up: Duration::from_secs(args.catch_up),
+            late_horizon: Duration::from_secs(args.late_horizon),
             egress_ip: args.egress_ip,
             paper_capital: args.paper_capital,
             cluster: Some(node.leases()),
@@ -355,6 +362,8 @@ pub(crate) struct StartOptions {
     pub(crate) resend_quiet: Duration,
     /// [`EngineConfig::catch_up`].
     pub(crate) catch_up: Duration,
+    /// [`EngineConfig::late_horizon`].
+    pub(crate) late_horizon: Duration,
     pub(crate) egress_ip: Option<IpAddr>,
     pub(crate) paper_capital: Decimal,
     /// Set for a cluster's node: what it holds.
@@ -511,6 +520,7 @@ pub(crate) async fn start_engine(
             check_market_hours: opts.check_market_hours,
             resend_quiet: opts.resend_quiet,
             catch_up: opts.catch_up,
+            late_horizon: opts.late_horizon,
             cluster: opts.cluster.clone(),
             ..EngineConfig::default()
         },

@@ -175,6 +175,113 @@ impl Engine {
         Ok(report)
     }
 
+    /// Records, for `accounts` this node has just taken over, the signals their previous node
+    /// passed without deciding that are now too old to trade: accepted within
+    /// [`EngineConfig::late_horizon`](crate::EngineConfig::late_horizon) but before the
+    /// catch-up window, and already taken by this node (one it has not reached yet is decided
+    /// for them when it does). Each active subscription of theirs that had consented by then
+    /// gets a skipped intent saying why, instead of no record. Answers how many.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn record_late(&self, accounts: &[String]) -> Result<usize> {
+        if accounts.is_empty() {
+            return Ok(0);
+        }
+        let inner = self.inner();
+        let now = Utc::now();
+        let window = inner.config.catch_up;
+        let window_start = records::ms(now - chrono::Duration::from_std(window).unwrap_or_default());
+        let horizon_start =
+            records::ms(now - chrono::Duration::from_std(inner.config.late_horizon).unwrap_or_default());
+        let started = records::ms(inner.started_at);
+        let accounts: std::collections::HashSet<&str> = accounts.iter().map(String::as_str).collect();
+        let mut strategies: HashMap<String, Option<Strategy>> = HashMap::new();
+        // (signal, its subscriptions concerned) for every late signal, oldest first.
+        let mut late: Vec<(Strategy, Signal, i64, Vec<Arc<Subscription>>)> = Vec::new();
+        for row in inner.store.accepted_signals_since(horizon_start).await? {
+            if row.received_at >= window_start {
+                break;
+            }
+            // Passed by this node: taken here, or accepted before this engine started.
+            let passed = row.received_at < started
+                || inner
+                    .progress
+                    .lock()
+                    .contains_key(&(row.strategy.clone(), row.id.clone()));
+            if !passed {
+                continue;
+            }
+            let Ok(signal) = serde_json::from_str::<Signal>(&row.body) else {
+                continue;
+            };
+            if !strategies.contains_key(&row.strategy) {
+                let s = self.strategy(&row.strategy).await?;
+                strategies.insert(row.strategy.clone(), s);
+            }
+            let Some(Some(strategy)) = strategies.get(&row.strategy) else {
+                continue;
+            };
+            let accepted_at = records::from_ms(row.received_at);
+            let subs: Vec<Arc<Subscription>> = self
+                .subscriptions_of(strategy)
+                .iter()
+                .filter(|s| {
+                    accounts.contains(s.account.as_str())
+                        && s.state == SubState::Active
+                        && s.consent.as_ref().is_some_and(|c| c.at <= accepted_at)
+                })
+                .cloned()
+                .collect();
+            if !subs.is_empty() {
+                late.push((strategy.clone(), signal, row.received_at, subs));
+            }
+        }
+        let tags: Vec<String> = late
+            .iter()
+            .flat_map(|(st, sig, _, subs)| subs.iter().map(|s| allocation::intent_tag(&st.id, &sig.id, &s.id)))
+            .collect();
+        let decided = inner.store.existing_tags(&tags).await?;
+        let mut recorded = 0;
+        for (strategy, signal, received_at, subs) in late {
+            let subs: Vec<Arc<Subscription>> = subs
+                .into_iter()
+                .filter(|s| !decided.contains(&allocation::intent_tag(&strategy.id, &signal.id, &s.id)))
+                .collect();
+            if subs.is_empty() {
+                continue;
+            }
+            let skip = allocation::Skip::Late {
+                age_secs: (records::ms(now) - received_at) / 1000,
+                window_secs: window.as_secs(),
+            };
+            let verdicts = subs.iter().map(|_| Verdict::Skip(skip.clone())).collect();
+            let decisions = Self::intents_of(&strategy, &signal, &subs, verdicts, inner.config.paper, now);
+            let mut write = EngineWrite::default();
+            for d in &decisions {
+                write.intents.push(records::intent_row(&d.intent));
+                write.audit.push(records::draft(
+                    now,
+                    "intent",
+                    &d.intent.account,
+                    &serde_json::json!({
+                        "tag": d.intent.tag,
+                        "signal": signal.id,
+                        "strategy": strategy.id,
+                        "subscription": d.intent.subscription,
+                        "state": d.intent.state,
+                        "reason": d.intent.reason,
+                        "plan": d.intent.plan,
+                    }),
+                ));
+            }
+            let out = inner.journal.write(write).await?;
+            recorded += out.new_intents.len();
+            tracing::warn!(strategy = %strategy.id, id = %signal.id, subscriptions = out.new_intents.len(), "a signal too old to catch up was recorded as not traded for accounts taken over");
+        }
+        Ok(recorded)
+    }
+
     /// What `signal` would do now, subscription by subscription — the same checks, reads,
     /// allocation and risk gate as [`Engine::submit`] — with no signal, intent or order recorded,
     /// counted or sent (a token Upstox refuses while funds are read is still marked as needing

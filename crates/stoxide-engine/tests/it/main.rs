@@ -8,6 +8,7 @@ mod fanout;
 mod restart;
 mod rules;
 mod runner;
+mod takeover;
 
 use std::collections::HashMap;
 use std::str::FromStr;
