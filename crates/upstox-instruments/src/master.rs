@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+mod scan;
+
 /// One record of the instrument master, with the real file's field names.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct InstrumentRecord {
@@ -161,7 +163,7 @@ impl Span {
 }
 
 /// One parsed record, as spans and numbers (no allocation per record).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 struct Row {
     segment: Span,
     name: Span,
@@ -336,19 +338,14 @@ fn parse_records(text: &str, from: usize, to: usize) -> Result<(Vec<Row>, String
         if pos >= to || bytes.get(pos) == Some(&b']') {
             return Ok((rows, maker.side, pos));
         }
-        let mut stream = serde_json::Deserializer::from_str(&text[pos..to]).into_iter::<RawRecord<'_>>();
-        let raw = match stream.next() {
-            Some(Ok(r)) => r,
-            Some(Err(e)) => {
-                return Err(Error::Malformed(format!(
-                    "record {} is not an instrument record: {e}",
-                    rows.len() + 1
-                )));
-            }
-            None => return Err(Error::Malformed("the JSON array ends early".into())),
-        };
-        pos += stream.byte_offset();
-        rows.push(maker.row(raw));
+        if let Some((row, next)) = scan::record(text, pos).filter(|&(_, next)| next <= to) {
+            rows.push(row);
+            pos = next;
+        } else {
+            let (row, next) = parse_one(&mut maker, text, pos, to, rows.len())?;
+            rows.push(row);
+            pos = next;
+        }
         pos = skip_ws(bytes, pos);
         match bytes.get(pos) {
             Some(b',') => pos += 1,
@@ -362,6 +359,24 @@ fn parse_records(text: &str, from: usize, to: usize) -> Result<(Vec<Row>, String
             }
         }
     }
+}
+
+/// One record at `pos` by serde_json (what the scanner left to it): its row and the position
+/// after it. `parsed`: how many records came before it.
+fn parse_one(maker: &mut SpanMaker<'_>, text: &str, pos: usize, to: usize, parsed: usize) -> Result<(Row, usize)> {
+    let mut stream = serde_json::Deserializer::from_str(&text[pos..to]).into_iter::<RawRecord<'_>>();
+    let raw = match stream.next() {
+        Some(Ok(r)) => r,
+        Some(Err(e)) => {
+            return Err(Error::Malformed(format!(
+                "record {} is not an instrument record: {e}",
+                parsed + 1
+            )));
+        }
+        None => return Err(Error::Malformed("the JSON array ends early".into())),
+    };
+    let next = pos + stream.byte_offset();
+    Ok((maker.row(raw), next))
 }
 
 /// A record boundary near `mid`: the `{` of a record that follows `},`. Only a guess (a string
