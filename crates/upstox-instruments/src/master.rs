@@ -549,15 +549,13 @@ impl InstrumentMaster {
     fn build_indexes(&mut self) {
         let mut table = hashbrown::HashTable::with_capacity(self.rows.len());
         for i in 0..self.rows.len() {
-            let key = self.view(i).instrument_key;
+            let key = self.key_at(i);
             let hash = self.key_hash(key);
             // A later record with the same key replaces the earlier one, as a map would.
-            match table.find_mut(hash, |&j: &u32| self.view(j as usize).instrument_key == key) {
+            match table.find_mut(hash, |&j: &u32| self.key_at(j as usize) == key) {
                 Some(slot) => *slot = i as u32,
                 None => {
-                    table.insert_unique(hash, i as u32, |&j: &u32| {
-                        self.key_hash(self.view(j as usize).instrument_key)
-                    });
+                    table.insert_unique(hash, i as u32, |&j: &u32| self.key_hash(self.key_at(j as usize)));
                 }
             }
         }
@@ -610,6 +608,14 @@ impl InstrumentMaster {
         buf.get(start as usize..(start + s.1) as usize)
     }
 
+    /// The instrument key of row `i` (what the key index compares).
+    fn key_at(&self, i: usize) -> &str {
+        self.rows
+            .get(i)
+            .and_then(|r| self.str_of(r.instrument_key))
+            .unwrap_or("")
+    }
+
     fn view(&self, i: usize) -> Instrument<'_> {
         let r = &self.rows[i];
         let req = |s| self.str_of(s).unwrap_or("");
@@ -654,7 +660,7 @@ impl InstrumentMaster {
     pub fn get(&self, key: &str) -> Option<Instrument<'_>> {
         let hash = self.key_hash(key);
         self.by_key
-            .find(hash, |&i| self.view(i as usize).instrument_key == key)
+            .find(hash, |&i| self.key_at(i as usize) == key)
             .map(|&i| self.view(i as usize))
     }
 
