@@ -174,7 +174,8 @@ impl<P: Protocol> Worker<P> {
                 }
                 Err(e) => return Err(End::Retry(format!("authorize failed: {e}"))),
             };
-            match tokio_tungstenite::connect_async(uri.as_str()).await {
+            // Nagle off: the subscription requests are small writes that must not wait for an ACK.
+            match tokio_tungstenite::connect_async_with_config(uri.as_str(), None, true).await {
                 Ok((ws, _)) => Ok(ws),
                 Err(tungstenite::Error::Http(resp)) => {
                     let refusal = crate::error::HandshakeRefusal::from_response(&resp);

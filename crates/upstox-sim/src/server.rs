@@ -105,6 +105,13 @@ impl Simulator {
         let router = app(state.clone());
         let stop = shutdown.clone();
         tasks.push(tokio::spawn(async move {
+            // Nagle off, as a market-data server has it: a small frame written while the last is
+            // unacknowledged would otherwise wait for the client's delayed ACK (~40 ms).
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!(error = %e, "TCP_NODELAY not set on a connection");
+                }
+            });
             // The peer address is kept for the order APIs' static-IP check.
             let serve = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
                 .with_graceful_shutdown(async move { stop.cancelled().await });

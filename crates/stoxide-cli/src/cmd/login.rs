@@ -425,7 +425,18 @@ pub(crate) async fn login(globals: &Globals, out: &Output, args: LoginArgs) -> a
         let _ = server.await;
         r?
     };
-    print_login(out, &linked.profile, &linked.account, &vault_location)
+    print_login(out, &linked.profile, &linked.account, &vault_location)?;
+    // Upstox delivers the token of whoever approved; asked for another account, that is said
+    // (the token is stored under the user it belongs to, the one asked for is unchanged).
+    if let Some(wanted) = globals.account.as_deref()
+        && !linked.account.id.eq_ignore_ascii_case(wanted)
+    {
+        anyhow::bail!(
+            "the token Upstox delivered belongs to {got}, not {wanted}: it is stored under {got}, and {wanted}'s token is unchanged; to link {wanted}, approve the login as {wanted} (sign in to Upstox as that user) and run the command again",
+            got = linked.account.id
+        );
+    }
+    Ok(())
 }
 
 pub(crate) async fn logout(globals: &Globals, out: &Output, _args: LogoutArgs) -> anyhow::Result<()> {

@@ -522,6 +522,24 @@ fn token_request_and_refused_callbacks() {
     assert_eq!(status.code, 0, "{}", status.stderr);
     assert!(status.stdout.contains("\"valid\""), "{}", status.stdout);
 
+    // Asked for another account, the token approved is SIM001's: said, and stored under SIM001.
+    let mut c = u.cmd();
+    User::app_env(&mut c, false, &sim);
+    let out = c
+        .args(["--account", "SIM002", "login", "--request", "--listen", &listen, "--timeout", "30"])
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("belongs to SIM001, not SIM002: it is stored under SIM001"),
+        "{stderr}"
+    );
+    let status = u.run(&["--account", "SIM002", "token", "status"]);
+    assert_ne!(status.code, 0, "SIM002 got no token: {}", status.stdout);
+    let status = u.run(&["--account", "SIM001", "token", "status"]);
+    assert_eq!(status.code, 0, "{}", status.stderr);
+
     // A callback with the right state but no code ends the login with a clear line.
     let (child, url) = u.start_login(false, &[]);
     let state = query(&url).into_iter().find(|(k, _)| k == "state").expect("state").1;
