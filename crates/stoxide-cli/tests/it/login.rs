@@ -526,7 +526,16 @@ fn token_request_and_refused_callbacks() {
     let mut c = u.cmd();
     User::app_env(&mut c, false, &sim);
     let out = c
-        .args(["--account", "SIM002", "login", "--request", "--listen", &listen, "--timeout", "30"])
+        .args([
+            "--account",
+            "SIM002",
+            "login",
+            "--request",
+            "--listen",
+            &listen,
+            "--timeout",
+            "30",
+        ])
         .output()
         .expect("run");
     let stderr = String::from_utf8_lossy(&out.stderr);
