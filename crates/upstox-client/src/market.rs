@@ -275,6 +275,30 @@ pub struct MarketStatus {
     pub last_updated: i64,
 }
 
+/// An exchange's session on one day (epoch ms).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExchangeTiming {
+    pub exchange: String,
+    pub start_time: i64,
+    pub end_time: i64,
+}
+
+/// An exchange holiday.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Holiday {
+    pub date: chrono::NaiveDate,
+    #[serde(default)]
+    pub description: String,
+    /// `TRADING_HOLIDAY`, `SETTLEMENT_HOLIDAY` or `SPECIAL_TIMING`.
+    #[serde(default)]
+    pub holiday_type: String,
+    #[serde(default)]
+    pub closed_exchanges: Vec<String>,
+    /// Exchanges that trade that day anyway, with their hours.
+    #[serde(default)]
+    pub open_exchanges: Vec<ExchangeTiming>,
+}
+
 fn keys_param(keys: &[&str]) -> Result<Vec<(String, String)>> {
     if keys.is_empty() {
         return Err(Error::InvalidInput("give at least one instrument key".into()));
@@ -440,6 +464,32 @@ impl UpstoxClient {
     /// An unknown exchange.
     pub async fn market_status(&self, exchange: &str) -> Result<MarketStatus> {
         self.get_data(&format!("/v2/market/status/{}", seg(exchange)), &[])
+            .await
+    }
+
+    /// This year's exchange holidays.
+    ///
+    /// # Errors
+    /// Transport and API errors.
+    pub async fn market_holidays(&self) -> Result<Vec<Holiday>> {
+        self.get_data("/v2/market/holidays", &[]).await
+    }
+
+    /// The holiday on `date`, if it is one (an empty list otherwise).
+    ///
+    /// # Errors
+    /// Transport and API errors.
+    pub async fn market_holiday(&self, date: chrono::NaiveDate) -> Result<Vec<Holiday>> {
+        self.get_data(&format!("/v2/market/holidays/{}", date.format("%Y-%m-%d")), &[])
+            .await
+    }
+
+    /// Each exchange's session on `date` (none on a weekend or a holiday).
+    ///
+    /// # Errors
+    /// Transport and API errors.
+    pub async fn exchange_timings(&self, date: chrono::NaiveDate) -> Result<Vec<ExchangeTiming>> {
+        self.get_data(&format!("/v2/market/timings/{}", date.format("%Y-%m-%d")), &[])
             .await
     }
 }

@@ -1,6 +1,7 @@
 //! The HTTP surface: every REST path of api.upstox.com and api-hft.upstox.com the simulator
 //! serves, the instrument files, and the `/sim/...` control endpoints.
 
+mod calendar;
 mod charges;
 mod control;
 mod history;
@@ -72,6 +73,9 @@ pub fn app(state: AppState) -> Router {
         .route("/v2/market-quote/quotes", get(quotes::full_quote))
         .route("/v3/market-quote/option-greek", get(quotes::option_greeks))
         .route("/v2/market/status/{exchange}", get(quotes::market_status))
+        .route("/v2/market/holidays", get(calendar::holidays))
+        .route("/v2/market/holidays/{date}", get(calendar::holiday))
+        .route("/v2/market/timings/{date}", get(calendar::timings))
         // History
         .route(
             "/v2/historical-candle/intraday/{key}/{interval}",

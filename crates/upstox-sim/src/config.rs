@@ -408,8 +408,9 @@ pub struct MarketConfig {
     pub stock_fo_count: usize,
     pub monthly_expiries: usize,
     pub weekly_expiries: usize,
-    /// Exchange holidays, `YYYY-MM-DD`.
-    pub holidays: Vec<String>,
+    /// Exchange holidays (every exchange closed): `"YYYY-MM-DD"`, or
+    /// `{ date = "YYYY-MM-DD", description = "…" }` for the name `/v2/market/holidays` shows.
+    pub holidays: Vec<HolidayEntry>,
     pub sessions: SessionsConfig,
     pub margins: MarginConfig,
     /// Brokerage, taxes and fees (`GET /v2/charges/brokerage`); Upstox's schedule by default.
@@ -417,6 +418,31 @@ pub struct MarketConfig {
     pub charges: crate::charges::ChargesConfig,
     pub indices: Vec<IndexConfig>,
     pub commodities: Vec<CommodityConfig>,
+}
+
+/// One exchange holiday of the market's configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum HolidayEntry {
+    Date(String),
+    Named { date: String, description: String },
+}
+
+impl HolidayEntry {
+    /// The date as written.
+    pub fn date(&self) -> &str {
+        match self {
+            Self::Date(d) | Self::Named { date: d, .. } => d,
+        }
+    }
+
+    /// The name, when one was given.
+    pub fn description(&self) -> Option<&str> {
+        match self {
+            Self::Date(_) => None,
+            Self::Named { description, .. } => Some(description),
+        }
+    }
 }
 
 /// The market data bundled with the simulator.

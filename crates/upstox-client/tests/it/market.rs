@@ -182,3 +182,73 @@ async fn instrument_master_downloads_parses_and_indexes() {
     assert!(nse.iter().all(|r| r.exchange == "NSE"));
     sim.shutdown().await;
 }
+
+/// The first Wednesday of `month` in `year`.
+fn first_wednesday(year: i32, month: u32) -> chrono::NaiveDate {
+    use chrono::Datelike;
+    let mut d = chrono::NaiveDate::from_ymd_opt(year, month, 1).expect("date");
+    while d.weekday() != chrono::Weekday::Wed {
+        d = d.succ_opt().expect("date");
+    }
+    d
+}
+
+#[tokio::test]
+async fn holidays_and_timings_come_from_the_market_calendar() {
+    use chrono::{Datelike, TimeZone};
+    // The simulator's year (its clock may run on another day than ours).
+    let (probe, c) = start(SimConfig::default()).await;
+    let now = c.market_status("NSE").await.expect("status").last_updated;
+    probe.shutdown().await;
+    let ist = chrono::FixedOffset::east_opt(5 * 3600 + 1800).expect("IST");
+    let year = ist.timestamp_millis_opt(now).single().expect("now").year();
+    let named = first_wednesday(year, 3);
+    let plain = first_wednesday(year, 4);
+    let mut config = SimConfig::default();
+    config.market.holidays = vec![
+        upstox_sim::config::HolidayEntry::Named {
+            date: named.to_string(),
+            description: "Holi".into(),
+        },
+        upstox_sim::config::HolidayEntry::Date(plain.to_string()),
+    ];
+    let (sim, c) = start(config).await;
+
+    let all = c.market_holidays().await.expect("holidays");
+    let got: Vec<(chrono::NaiveDate, &str)> = all.iter().map(|h| (h.date, h.description.as_str())).collect();
+    assert_eq!(got, vec![(named, "Holi"), (plain, "Exchange holiday")]);
+    assert_eq!(all[0].holiday_type, "TRADING_HOLIDAY");
+    assert!(all[0].closed_exchanges.iter().any(|e| e == "NSE") && all[0].closed_exchanges.iter().any(|e| e == "MCX"));
+    assert_eq!(c.market_holiday(named).await.expect("one").len(), 1);
+    let thursday = named.succ_opt().expect("date");
+    assert!(c.market_holiday(thursday).await.expect("none").is_empty());
+
+    // A trading day: every exchange's session, in IST; none on the holiday or a Sunday.
+    let timings = c.exchange_timings(thursday).await.expect("timings");
+    let at = |h: u32, m: u32| {
+        ist.from_local_datetime(&thursday.and_hms_opt(h, m, 0).expect("time"))
+            .single()
+            .expect("instant")
+            .timestamp_millis()
+    };
+    let of = |e: &str| {
+        timings
+            .iter()
+            .find(|t| t.exchange == e)
+            .map(|t| (t.start_time, t.end_time))
+    };
+    assert_eq!(of("NSE"), Some((at(9, 15), at(15, 30))));
+    assert_eq!(of("NFO"), Some((at(9, 15), at(15, 30))));
+    assert_eq!(of("MCX"), Some((at(9, 0), at(23, 30))));
+    assert_eq!(timings.len(), 5, "{timings:?}");
+    assert!(c.exchange_timings(named).await.expect("holiday").is_empty());
+    let sunday = named + chrono::Days::new(4);
+    assert!(c.exchange_timings(sunday).await.expect("sunday").is_empty());
+
+    // A date that is not one gets a 400.
+    let resp = reqwest::get(format!("{}/v2/market/timings/2026-13-40", sim.base_url()))
+        .await
+        .expect("call");
+    assert_eq!(resp.status(), 400);
+    sim.shutdown().await;
+}

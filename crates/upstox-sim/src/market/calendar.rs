@@ -1,6 +1,6 @@
 //! Trading sessions, holidays and expiry calendars, all from `MarketConfig` data.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Datelike, Days, Months, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
 use upstox_types::{IST, Segment};
@@ -36,6 +36,8 @@ impl MarketStatus {
 #[derive(Debug, Clone)]
 pub struct Calendar {
     holidays: HashSet<NaiveDate>,
+    /// Every holiday with its name (the configured one, or a plain "Exchange holiday").
+    named: BTreeMap<NaiveDate, String>,
     pre_open: NaiveTime,
     pre_open_end: NaiveTime,
     equity_open: NaiveTime,
@@ -63,16 +65,19 @@ impl Calendar {
     /// When a session time or holiday is malformed.
     pub fn new(config: &MarketConfig) -> Result<Self, SimError> {
         let s = &config.sessions;
-        let holidays = config
+        let named: BTreeMap<NaiveDate, String> = config
             .holidays
             .iter()
-            .map(|d| {
+            .map(|h| {
+                let d = h.date();
                 NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                    .map(|date| (date, h.description().unwrap_or("Exchange holiday").to_owned()))
                     .map_err(|_| SimError::Config(format!("market.holidays: {d:?} is not YYYY-MM-DD")))
             })
             .collect::<Result<_, _>>()?;
         Ok(Self {
-            holidays,
+            holidays: named.keys().copied().collect(),
+            named,
             pre_open: hm(&s.equity_pre_open, "equity_pre_open")?,
             pre_open_end: hm(&s.equity_pre_open_end, "equity_pre_open_end")?,
             equity_open: hm(&s.equity_open, "equity_open")?,
@@ -82,6 +87,16 @@ impl Calendar {
             mcx_open: hm(&s.mcx_open, "mcx_open")?,
             mcx_close: hm(&s.mcx_close, "mcx_close")?,
         })
+    }
+
+    /// The exchange holidays, in date order, with their names (weekends are not listed).
+    pub fn holidays(&self) -> impl Iterator<Item = (NaiveDate, &str)> {
+        self.named.iter().map(|(d, n)| (*d, n.as_str()))
+    }
+
+    /// The name of `date`'s holiday, when it is one.
+    pub fn holiday(&self, date: NaiveDate) -> Option<&str> {
+        self.named.get(&date).map(String::as_str)
     }
 
     pub fn is_trading_day(&self, date: NaiveDate) -> bool {
