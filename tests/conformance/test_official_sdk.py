@@ -108,6 +108,23 @@ def test_market_status(api_client):
     assert status.data.exchange == "NSE" and status.data.status
 
 
+def test_holidays_and_exchange_timings(api_client):
+    api = upstox_client.MarketHolidaysAndTimingsApi(api_client)
+    holidays = api.get_holidays()
+    assert holidays.status == "success" and isinstance(holidays.data, list)
+    # 2026-12-07 is a Monday: every exchange's session, 09:15-15:30 IST for NSE.
+    timings = api.get_exchange_timings("2026-12-07")
+    by_exchange = {t.exchange: t for t in timings.data}
+    assert set(by_exchange) == {"NSE", "NFO", "BSE", "BFO", "MCX"}
+    ist = datetime.timezone(datetime.timedelta(hours=5, minutes=30))
+    opens = datetime.datetime.fromtimestamp(by_exchange["NSE"].start_time / 1000, ist)
+    closes = datetime.datetime.fromtimestamp(by_exchange["NSE"].end_time / 1000, ist)
+    assert (opens.hour, opens.minute, closes.hour, closes.minute) == (9, 15, 15, 30)
+    # A Sunday: nothing trades; a day that is no holiday has none.
+    assert api.get_exchange_timings("2026-12-06").data == []
+    assert api.get_holiday("2026-12-07").data == []
+
+
 def test_options_contracts_chain_and_greeks(api_client):
     options = upstox_client.OptionsApi(api_client)
     contracts = options.get_option_contracts(NIFTY)

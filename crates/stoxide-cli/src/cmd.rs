@@ -9,6 +9,7 @@ pub(crate) mod engine;
 pub(crate) mod feed;
 pub(crate) mod instruments;
 pub(crate) mod login;
+pub(crate) mod market;
 pub(crate) mod order;
 pub(crate) mod quote;
 pub(crate) mod serve;

@@ -66,6 +66,9 @@ enum Command {
     /// Search the instrument master.
     #[command(subcommand)]
     Instruments(cmd::instruments::InstrumentsCommand),
+    /// The exchange calendar: holidays, session timings, open or closed now.
+    #[command(subcommand)]
+    Market(cmd::market::MarketCommand),
     /// Live market data: a table updating in place (or --json: one line per tick).
     Stream(cmd::stream::StreamArgs),
     /// Record raw feed frames with receive timestamps to a file.
@@ -214,6 +217,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Positions => cmd::account::positions(&globals, &out).await,
         Command::Holdings => cmd::account::holdings(&globals, &out).await,
         Command::Instruments(c) => cmd::instruments::run(&globals, &out, c).await,
+        Command::Market(c) => cmd::market::run(&globals, &out, c).await,
         Command::Stream(a) => cmd::stream::stream(&globals, out.json, a).await,
         Command::Record(a) => cmd::stream::record(&globals, a).await,
         Command::Replay(a) => cmd::stream::replay_cmd(out.json, a).await,

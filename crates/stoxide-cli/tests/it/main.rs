@@ -76,6 +76,36 @@ fn assert_one_line_error(r: &Run, needle: &str) {
 }
 
 #[test]
+fn the_exchange_calendar_shows_sessions_in_ist_and_says_when_nothing_trades() {
+    // 2026-12-07 is a Monday, 2026-12-06 a Sunday.
+    let r = run(&["market", "timings", "2026-12-07"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let nse = r.stdout.lines().find(|l| l.contains("NSE ")).unwrap_or_default();
+    assert!(nse.contains("09:15") && nse.contains("15:30"), "{}", r.stdout);
+    let mcx = r.stdout.lines().find(|l| l.contains("MCX")).unwrap_or_default();
+    assert!(mcx.contains("09:00") && mcx.contains("23:30"), "{}", r.stdout);
+    let r = run(&["market", "timings", "2026-12-06"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("no exchange trades on 2026-12-06 (Sunday)"),
+        "{}",
+        r.stdout
+    );
+    let r = run(&["--json", "market", "timings", "2026-12-07"]);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("json");
+    assert_eq!(v.as_array().map(Vec::len), Some(5), "{v}");
+    let r = run(&["market", "holidays", "--date", "2026-12-07"]);
+    assert!(
+        r.stdout.contains("2026-12-07 is not an exchange holiday"),
+        "{}",
+        r.stdout
+    );
+    let r = run(&["market", "timings", "07-12-2026"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("is not a date: write YYYY-MM-DD"), "{}", r.stderr);
+}
+
+#[test]
 fn quote_against_the_embedded_simulator_prints_a_table() {
     let r = run(&["quote", "NSE_INDEX|Nifty 50", "NSE_EQ|INE002A01018"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
