@@ -126,6 +126,12 @@ async fn option_contracts_chain_and_greeks() {
     let (sim, c) = start(SimConfig::default()).await;
     let contracts = c.option_contracts(NIFTY, None).await.expect("contracts");
     assert!(contracts.len() > 1000, "{}", contracts.len());
+    // The exchange as the instrument master and Upstox's documentation write it for contracts.
+    assert!(
+        contracts.iter().all(|k| k.exchange.as_deref() == Some("NSE")),
+        "{:?}",
+        contracts.first()
+    );
     let expiry = contracts.iter().map(|k| k.expiry.clone()).min().expect("an expiry");
     let chain = c.option_chain(NIFTY, &expiry).await.expect("chain");
     assert!(chain.len() > 100);

@@ -49,7 +49,7 @@ pub(super) async fn contracts(State(state): State<AppState>, _who: Authed, q: Qu
                 out.push(json!({
                     "name": inst.name,
                     "segment": inst.segment,
-                    "exchange": inst.segment.order_exchange(),
+                    "exchange": inst.segment.exchange(),
                     "expiry": exp.format("%Y-%m-%d").to_string(),
                     "instrument_key": inst.instrument_key,
                     "exchange_token": inst.exchange_token,
