@@ -254,6 +254,27 @@ async fn v3_slices_by_freeze_quantity_and_multi_place_reports_partial_success() 
         "{} units with freeze {freeze} → 2 slices",
         req.quantity
     );
+    // Exit-all sends a position above the freeze quantity in slices below it, as Upstox does.
+    let held = req.quantity;
+    let exit = c.exit_all_positions(Some("NSE_FO"), None).await.expect("exit all");
+    assert_eq!(
+        exit.summary.success, 2,
+        "{held} units with freeze {freeze} → 2 exit slices"
+    );
+    let sells: Vec<u64> = c
+        .order_book()
+        .await
+        .expect("book")
+        .iter()
+        .filter(|o| {
+            o.instrument_token.as_deref() == Some(opt.instrument_key.as_str())
+                && o.transaction_type == Some(TransactionType::Sell)
+        })
+        .map(|o| o.quantity)
+        .collect();
+    assert_eq!(sells.len(), 2, "{sells:?}");
+    assert!(sells.iter().all(|&q| (q as f64) < opt.freeze_quantity), "{sells:?}");
+    assert_eq!(sells.iter().sum::<u64>(), held);
     req.quantity = lot * (freeze / lot) * 30;
     assert!(
         c.place_order_v3(&req)

@@ -253,8 +253,8 @@ const MAX_QUANTITY: u64 = 1_000_000_000;
 /// No price in rupees is above this (the dearest Indian shares trade near ₹1.5 lakh).
 const MAX_PRICE: f64 = 10_000_000.0;
 
-/// Splits a quantity by the freeze quantity, each slice a whole number of lots.
-fn slices(state: &AppState, req: &OrderRequest) -> Result<Vec<u64>, ApiError> {
+/// A quantity split by the freeze quantity, each part a whole number of lots below it.
+fn freeze_parts(state: &AppState, req: &OrderRequest) -> Vec<u64> {
     let inst = state.market.get(req.instrument);
     let lot = if inst.segment == Segment::McxFo {
         1
@@ -264,18 +264,25 @@ fn slices(state: &AppState, req: &OrderRequest) -> Result<Vec<u64>, ApiError> {
     let freeze = inst.freeze_quantity.unwrap_or(f64::MAX);
     let per_slice = (((freeze as u64).saturating_sub(1).max(lot)) / lot) * lot;
     if req.quantity as f64 <= freeze || per_slice == 0 {
-        return Ok(vec![req.quantity]);
+        return vec![req.quantity];
     }
     let n = req.quantity.div_ceil(per_slice);
-    if n > MAX_SLICES {
+    let mut out = vec![per_slice; (n - 1) as usize];
+    out.push(req.quantity - per_slice * (n - 1));
+    out
+}
+
+/// Splits a quantity by the freeze quantity (`slice=true`), at most [`MAX_SLICES`] parts.
+fn slices(state: &AppState, req: &OrderRequest) -> Result<Vec<u64>, ApiError> {
+    let out = freeze_parts(state, req);
+    let n = out.len();
+    if n as u64 > MAX_SLICES {
         return Err(ApiError::bad_request(
             error_code::SLICE_LIMIT,
             format!("Order would need {n} slices; at most {MAX_SLICES} are allowed"),
         )
         .with_property("quantity", Some(req.quantity.into())));
     }
-    let mut out = vec![per_slice; (n - 1) as usize];
-    out.push(req.quantity - per_slice * (n - 1));
     Ok(out)
 }
 
@@ -602,8 +609,14 @@ pub(super) async fn exit_all(State(state): State<AppState>, who: Authed, q: Quer
         ));
     }
     legs.sort_by_key(|l| l.transaction_type == TransactionType::Sell);
+    // A position above the freeze quantity leaves in slices below it, as Upstox sends it.
     let ids: Vec<String> = legs
         .into_iter()
+        .flat_map(|l| {
+            freeze_parts(&state, &l)
+                .into_iter()
+                .map(move |quantity| OrderRequest { quantity, ..l.clone() })
+        })
         .filter_map(|l| engine.place(&state.market, &who.user_id, l, now, true))
         .collect();
     Ok(bulk_response(ids, Vec::new()))
