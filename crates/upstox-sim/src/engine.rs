@@ -119,10 +119,62 @@ impl Position {
 #[derive(Debug, Clone)]
 struct Holding {
     instrument: u32,
+    /// Settled before the simulator started (the seeded holdings).
+    quantity: u64,
+    /// Delivery buys since: on their trade day they are positions only; the next trading day
+    /// they show as `t1_quantity`; after it as `quantity` (T+1 settlement).
+    bought: Vec<(chrono::NaiveDate, u64, f64)>,
+    cnc_used_quantity: u64,
+    /// Of the settled `quantity`.
+    average_price: f64,
+}
+
+/// A holding as `/v2/portfolio/long-term-holdings` shows it on one day.
+#[derive(Debug, Clone, Copy)]
+struct HoldingView {
+    instrument: u32,
     quantity: u64,
     t1_quantity: u64,
     cnc_used_quantity: u64,
     average_price: f64,
+}
+
+impl Holding {
+    /// Everything held, today's delivery buys included (what a delivery sell may sell).
+    fn sellable(&self) -> u64 {
+        (self.quantity + self.bought.iter().map(|b| b.1).sum::<u64>()).saturating_sub(self.cnc_used_quantity)
+    }
+
+    /// As shown on `today` (a trading day), whose previous trading day is `previous`.
+    fn view(&self, today: chrono::NaiveDate, previous: chrono::NaiveDate) -> HoldingView {
+        let (mut settled, mut t1) = (self.quantity, 0u64);
+        let mut value = self.average_price * self.quantity as f64;
+        for &(day, qty, price) in &self.bought {
+            if day >= today {
+                continue;
+            }
+            if day >= previous {
+                t1 += qty;
+            } else {
+                settled += qty;
+            }
+            value += price * qty as f64;
+        }
+        let shown = settled + t1;
+        HoldingView {
+            instrument: self.instrument,
+            quantity: settled,
+            t1_quantity: t1,
+            cnc_used_quantity: self.cnc_used_quantity,
+            average_price: if shown > 0 { r2(value / shown as f64) } else { 0.0 },
+        }
+    }
+}
+
+/// The trading day of the equity segment at `now`, and the one before it.
+fn equity_days(market: &Market, now: DateTime<Utc>) -> (chrono::NaiveDate, chrono::NaiveDate) {
+    let today = market.calendar.session_day(Segment::NseEq, now);
+    (today, market.calendar.previous_trading_day(today))
 }
 
 /// The margin one order needs, by component (rupees).
@@ -201,7 +253,7 @@ impl Engine {
                         Holding {
                             instrument: idx,
                             quantity: 10 * u64::from(k + 1),
-                            t1_quantity: 0,
+                            bought: Vec::new(),
                             cnc_used_quantity: 0,
                             average_price: r2(price * 0.95),
                         },
@@ -410,10 +462,7 @@ impl Engine {
             && req.product == Product::Delivery
             && req.transaction_type == TransactionType::Sell
         {
-            let held = acct
-                .holdings
-                .get(&req.instrument)
-                .map_or(0, |h| h.quantity + h.t1_quantity - h.cnc_used_quantity) as i64;
+            let held = acct.holdings.get(&req.instrument).map_or(0, Holding::sellable) as i64;
             let pending: i64 = acct
                 .orders
                 .iter()
@@ -708,19 +757,23 @@ impl Engine {
             let h = acct.holdings.entry(req.instrument).or_insert(Holding {
                 instrument: req.instrument,
                 quantity: 0,
-                t1_quantity: 0,
+                bought: Vec::new(),
                 cnc_used_quantity: 0,
                 average_price: price,
             });
+            let (today, previous) = equity_days(market, now);
             match req.transaction_type {
-                TransactionType::Buy => {
-                    let total = (h.quantity + h.t1_quantity) as f64;
-                    h.average_price = r2((h.average_price * total + price * qty as f64) / (total + qty as f64));
-                    h.t1_quantity += qty;
+                // A delivery buy is a position today; holdings show it from the next trading day.
+                TransactionType::Buy => h.bought.push((today, qty, price)),
+                TransactionType::Sell => {
+                    h.cnc_used_quantity += qty;
+                    holding_update = Some(holding_json(
+                        market,
+                        &h.view(today, previous),
+                        market.ltp(req.instrument, now),
+                    ));
                 }
-                TransactionType::Sell => h.cnc_used_quantity += qty,
             }
-            holding_update = Some(holding_json(market, h, market.ltp(req.instrument, now)));
         }
         acct.trades.push(trade);
         for update in [Some(order_update), Some(position_update), holding_update]
@@ -771,10 +824,13 @@ impl Engine {
     /// Holdings JSON.
     pub fn holdings(&self, market: &Market, user: &str, now: DateTime<Utc>) -> Vec<Value> {
         self.accounts.get(user).map_or_else(Vec::new, |a| {
+            let (today, previous) = equity_days(market, now);
             a.holdings
                 .values()
+                .map(|h| h.view(today, previous))
+                .filter(|h| h.quantity + h.t1_quantity + h.cnc_used_quantity > 0)
                 .map(|h| {
-                    let mut v = holding_json(market, h, market.ltp(h.instrument, now));
+                    let mut v = holding_json(market, &h, market.ltp(h.instrument, now));
                     if let Some(o) = v.as_object_mut() {
                         o.remove("update_type");
                         o.remove("instrument_key");
@@ -878,7 +934,7 @@ fn position_json(market: &Market, idx: u32, product: &str, p: &Position, mult: f
     })
 }
 
-fn holding_json(market: &Market, h: &Holding, ltp: f64) -> Value {
+fn holding_json(market: &Market, h: &HoldingView, ltp: f64) -> Value {
     let inst = market.get(h.instrument);
     let qty = h.quantity + h.t1_quantity;
     json!({

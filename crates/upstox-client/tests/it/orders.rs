@@ -322,12 +322,56 @@ async fn holdings_follow_delivery_fills() {
     ))
     .await
     .expect("buy");
+    const NHPC: &str = "NSE_EQ|INE848E01016";
+    // On the trade day it is a position (product D), not yet a holding (NHPC's seeded 20
+    // shares are).
+    let held = |list: &[upstox_client::portfolio::Holding]| {
+        list.iter()
+            .find(|h| h.instrument_token == NHPC)
+            .map(|h| (h.quantity, h.t1_quantity))
+    };
+    let seeded = held(&before).expect("a seeded NHPC holding").0;
     let after = c.holdings().await.expect("holdings");
-    let nhpc = after
+    assert_eq!(held(&after), Some((seeded, 0)));
+    let positions = c.positions().await.expect("positions");
+    let p = positions
         .iter()
-        .find(|h| h.instrument_token == "NSE_EQ|INE848E01016")
-        .expect("NHPC holding");
-    assert_eq!(nhpc.t1_quantity, 7);
+        .find(|p| p.instrument_token == NHPC)
+        .expect("NHPC position");
+    assert_eq!((p.quantity, p.product), (7, Some(Product::Delivery)));
+
+    // The next trading day it is in holdings as T1, the day after settled (T+1). Read from the
+    // simulator's engine at those instants (its tokens die at 03:30 IST in between).
+    let state = sim.state();
+    let now = state.now();
+    let calendar = &state.market.calendar;
+    let trade_day = calendar.session_day(upstox_types::Segment::NseEq, now);
+    let next_day = |d: chrono::NaiveDate| {
+        let mut n = d.succ_opt().expect("date");
+        while !calendar.is_trading_day(n) {
+            n = n.succ_opt().expect("date");
+        }
+        n
+    };
+    let at_ten = |d: chrono::NaiveDate| {
+        let ist = chrono::FixedOffset::east_opt(19_800).expect("IST");
+        chrono::TimeZone::from_local_datetime(&ist, &d.and_hms_opt(10, 0, 0).expect("time"))
+            .single()
+            .expect("instant")
+            .with_timezone(&chrono::Utc)
+    };
+    let nhpc_on = |d: chrono::NaiveDate| {
+        state
+            .engine
+            .lock()
+            .holdings(&state.market, "SIM001", at_ten(d))
+            .into_iter()
+            .find(|h| h["instrument_token"] == NHPC)
+            .map(|h| (h["quantity"].as_i64(), h["t1_quantity"].as_i64()))
+    };
+    let t1 = next_day(trade_day);
+    assert_eq!(nhpc_on(t1), Some((Some(seeded), Some(7))));
+    assert_eq!(nhpc_on(next_day(t1)), Some((Some(seeded + 7), Some(0))));
     sim.shutdown().await;
 }
 
