@@ -125,6 +125,20 @@ def test_holidays_and_exchange_timings(api_client):
     assert api.get_holiday("2026-12-07").data == []
 
 
+def test_brokerage_and_margin(api_client):
+    charges = upstox_client.ChargeApi(api_client)
+    b = charges.get_brokerage(RELIANCE, 10, "D", "BUY", 2500.0, V)
+    c = b.data.charges
+    assert c.total > 0 and c.brokerage >= 0 and c.taxes.stt > 0
+    body = upstox_client.MarginRequest(instruments=[
+        upstox_client.Instrument(instrument_key=RELIANCE, quantity=10, product="I",
+                                 transaction_type="BUY", price=2500.0),
+    ])
+    m = charges.post_margin(body)
+    assert m.status == "success" and len(m.data.margins) == 1
+    assert m.data.final_margin > 0
+
+
 def test_options_contracts_chain_and_greeks(api_client):
     options = upstox_client.OptionsApi(api_client)
     contracts = options.get_option_contracts(NIFTY)

@@ -1,6 +1,7 @@
 //! One module per command.
 
 pub(crate) mod account;
+pub(crate) mod charges;
 pub(crate) mod cluster;
 pub(crate) mod demo;
 pub(crate) mod desk;

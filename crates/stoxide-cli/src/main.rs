@@ -66,6 +66,9 @@ enum Command {
     /// Search the instrument master.
     #[command(subcommand)]
     Instruments(cmd::instruments::InstrumentsCommand),
+    /// What an order would cost (brokerage, taxes) and the margin it would block.
+    #[command(subcommand)]
+    Charges(cmd::charges::ChargesCommand),
     /// The exchange calendar: holidays, session timings, open or closed now.
     #[command(subcommand)]
     Market(cmd::market::MarketCommand),
@@ -218,6 +221,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Holdings => cmd::account::holdings(&globals, &out).await,
         Command::Instruments(c) => cmd::instruments::run(&globals, &out, c).await,
         Command::Market(c) => cmd::market::run(&globals, &out, c).await,
+        Command::Charges(c) => cmd::charges::run(&globals, &out, c).await,
         Command::Stream(a) => cmd::stream::stream(&globals, out.json, a).await,
         Command::Record(a) => cmd::stream::record(&globals, a).await,
         Command::Replay(a) => cmd::stream::replay_cmd(out.json, a).await,

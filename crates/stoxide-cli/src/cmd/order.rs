@@ -69,13 +69,13 @@ pub(crate) struct ModifyArgs {
     validity: Option<Validity>,
 }
 
-fn parse_side(s: &str) -> Result<TransactionType, String> {
+pub(crate) fn parse_side(s: &str) -> Result<TransactionType, String> {
     s.parse()
 }
 fn parse_type(s: &str) -> Result<OrderType, String> {
     s.parse()
 }
-fn parse_product(s: &str) -> Result<Product, String> {
+pub(crate) fn parse_product(s: &str) -> Result<Product, String> {
     s.parse()
 }
 fn parse_validity(s: &str) -> Result<Validity, String> {
