@@ -139,6 +139,29 @@ def test_brokerage_and_margin(api_client):
     assert m.data.final_margin > 0
 
 
+def test_trade_pnl_report(api_client):
+    orders = upstox_client.OrderApiV3(api_client)
+    for side, qty in (("BUY", 5), ("SELL", 5)):
+        orders.place_order(upstox_client.PlaceOrderV3Request(
+            quantity=qty, product="I", validity="DAY", price=0, instrument_token=RELIANCE,
+            order_type="MARKET", transaction_type=side, disclosed_quantity=0, trigger_price=0,
+            is_amo=False))
+    ist = datetime.timezone(datetime.timedelta(hours=5, minutes=30))
+    # The simulator's day (its clock may run on another day than ours).
+    now_ms = upstox_client.MarketHolidaysAndTimingsApi(api_client).get_market_status("NSE").data.last_updated
+    today = datetime.datetime.fromtimestamp(now_ms / 1000, ist).date()
+    start = today.year if today.month >= 4 else today.year - 1
+    fy = f"{start % 100:02d}{(start + 1) % 100:02d}"
+    pnl = upstox_client.TradeProfitAndLossApi(api_client)
+    meta = pnl.get_trade_wise_profit_and_loss_meta_data("EQ", fy, V)
+    assert meta.data.trades_count >= 1 and meta.data.page_size_limit > 0
+    rows = pnl.get_trade_wise_profit_and_loss_data("EQ", fy, 1, 100, V)
+    assert rows.metadata.page.page_number == 1
+    assert any(r.scrip_name == "RELIANCE" and r.quantity == 5 for r in rows.data)
+    charges = pnl.get_profit_and_loss_charges("EQ", fy, V)
+    assert charges.data.charges_breakdown.total > 0
+
+
 def test_options_contracts_chain_and_greeks(api_client):
     options = upstox_client.OptionsApi(api_client)
     contracts = options.get_option_contracts(NIFTY)

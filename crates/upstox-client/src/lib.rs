@@ -28,6 +28,7 @@ pub mod limiter;
 pub mod login;
 pub mod market;
 pub mod orders;
+pub mod pnl;
 pub mod portfolio;
 pub mod user;
 pub mod wire;

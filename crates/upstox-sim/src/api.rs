@@ -9,6 +9,7 @@ mod instruments;
 mod login;
 mod options;
 mod orders;
+mod pnl;
 mod portfolio;
 mod quotes;
 mod user;
@@ -73,6 +74,9 @@ pub fn app(state: AppState) -> Router {
         .route("/v2/market-quote/quotes", get(quotes::full_quote))
         .route("/v3/market-quote/option-greek", get(quotes::option_greeks))
         .route("/v2/market/status/{exchange}", get(quotes::market_status))
+        .route("/v2/trade/profit-loss/metadata", get(pnl::metadata))
+        .route("/v2/trade/profit-loss/data", get(pnl::data))
+        .route("/v2/trade/profit-loss/charges", get(pnl::charges))
         .route("/v2/market/holidays", get(calendar::holidays))
         .route("/v2/market/holidays/{date}", get(calendar::holiday))
         .route("/v2/market/timings/{date}", get(calendar::timings))

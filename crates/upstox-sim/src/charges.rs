@@ -83,7 +83,7 @@ pub enum TradeKind {
 }
 
 /// The charges of one order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Charges {
     pub total: Decimal,
     pub brokerage: Decimal,

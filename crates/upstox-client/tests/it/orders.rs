@@ -429,3 +429,92 @@ async fn prices_outside_the_band_and_absurd_numbers_are_refused() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_pnl_report_lists_realised_trades_and_their_charges() {
+    use upstox_client::pnl::{FinancialYear, PnlSegment};
+    let (sim, c) = start(SimConfig::default()).await;
+    let mut fills = Vec::new();
+    for (side, qty) in [
+        (TransactionType::Buy, 10),
+        (TransactionType::Sell, 6),
+        (TransactionType::Sell, 4),
+    ] {
+        let placed = c
+            .place_order_v3(&PlaceOrderRequest::market(RELIANCE, side, qty, Product::Intraday))
+            .await
+            .expect("place");
+        fills.push(
+            c.order_details(&placed.order_ids[0])
+                .await
+                .expect("details")
+                .average_price,
+        );
+    }
+    // A buy still open is not realised.
+    c.place_order_v3(&PlaceOrderRequest::market(
+        RELIANCE,
+        TransactionType::Buy,
+        3,
+        Product::Intraday,
+    ))
+    .await
+    .expect("open buy");
+    let year = FinancialYear::of(sim.state().now().with_timezone(&upstox_types::IST).date_naive());
+    let meta = c.pnl_metadata(PnlSegment::Equity, year).await.expect("metadata");
+    assert_eq!(meta.trades_count, 2);
+    let rows = c.pnl_trades(PnlSegment::Equity, year, 1, 100).await.expect("data");
+    let got: Vec<(Decimal, Decimal, Decimal)> = rows
+        .iter()
+        .map(|r| (r.quantity, r.buy_average, r.sell_average))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (Decimal::from(6), fills[0], fills[1]),
+            (Decimal::from(4), fills[0], fills[2])
+        ]
+    );
+    assert!(
+        rows.iter()
+            .all(|r| r.scrip_name == "RELIANCE" && r.trade_type == "INTRADAY")
+    );
+    assert_eq!(rows[0].pnl(), rows[0].sell_amount - rows[0].buy_amount);
+    assert!(
+        c.pnl_trades(PnlSegment::Equity, year, 2, 100)
+            .await
+            .expect("page 2")
+            .is_empty()
+    );
+    assert!(
+        c.pnl_metadata(PnlSegment::Derivatives, year)
+            .await
+            .expect("FO")
+            .trades_count
+            == 0
+    );
+    let charges = c.pnl_charges(PnlSegment::Equity, year).await.expect("charges");
+    assert!(
+        charges.total > Decimal::ZERO && charges.brokerage > Decimal::ZERO,
+        "{charges:?}"
+    );
+    let other = c
+        .pnl_metadata(PnlSegment::Equity, FinancialYear::starting(2020))
+        .await
+        .map(|m| m.trades_count);
+    assert_eq!(other.ok(), Some(0), "another year holds none of these");
+    // A year that is not one is refused with a 400 naming the field.
+    let resp = reqwest::Client::new()
+        .get(format!(
+            "{}/v2/trade/profit-loss/metadata?segment=EQ&financial_year=2527",
+            sim.base_url()
+        ))
+        .bearer_auth(sim.token_of("SIM001").expect("token"))
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(resp.status(), 400);
+    let body: serde_json::Value = resp.json().await.expect("json");
+    assert_eq!(body["errors"][0]["property_path"], "financial_year", "{body}");
+    sim.shutdown().await;
+}
