@@ -107,17 +107,6 @@ fn dmy<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<NaiveDate, D::Err
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
-pub struct PnlTaxes {
-    #[serde(with = "wire::decimal")]
-    pub gst: Decimal,
-    #[serde(with = "wire::decimal")]
-    pub stt: Decimal,
-    #[serde(with = "wire::decimal")]
-    pub stamp_duty: Decimal,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(default)]
 pub struct PnlOtherCharges {
     #[serde(with = "wire::decimal")]
     pub transaction: Decimal,
@@ -139,7 +128,7 @@ pub struct PnlCharges {
     pub total: Decimal,
     #[serde(with = "wire::decimal")]
     pub brokerage: Decimal,
-    pub taxes: PnlTaxes,
+    pub taxes: crate::charges::Taxes,
     pub charges: PnlOtherCharges,
 }
 

@@ -126,6 +126,28 @@ struct Decision {
     risk: Option<String>,
 }
 
+impl Decision {
+    /// Adds the intent and its audit record to `write`.
+    fn record(&self, write: &mut EngineWrite, strategy: &str, signal: &str, now: DateTime<Utc>) {
+        write.intents.push(records::intent_row(&self.intent));
+        write.audit.push(records::draft(
+            now,
+            "intent",
+            &self.intent.account,
+            &serde_json::json!({
+                "tag": self.intent.tag,
+                "signal": signal,
+                "strategy": strategy,
+                "subscription": self.intent.subscription,
+                "state": self.intent.state,
+                "reason": self.intent.reason,
+                "plan": self.intent.plan,
+                "risk": self.risk,
+            }),
+        ));
+    }
+}
+
 impl Engine {
     /// Takes a signal: refused (and recorded) when malformed for this engine, a duplicate, or for
     /// a strategy it does not know; otherwise each subscription gets an intent — an order, or a
@@ -259,21 +281,7 @@ impl Engine {
             let decisions = Self::intents_of(&strategy, &signal, &subs, verdicts, inner.config.paper, now);
             let mut write = EngineWrite::default();
             for d in &decisions {
-                write.intents.push(records::intent_row(&d.intent));
-                write.audit.push(records::draft(
-                    now,
-                    "intent",
-                    &d.intent.account,
-                    &serde_json::json!({
-                        "tag": d.intent.tag,
-                        "signal": signal.id,
-                        "strategy": strategy.id,
-                        "subscription": d.intent.subscription,
-                        "state": d.intent.state,
-                        "reason": d.intent.reason,
-                        "plan": d.intent.plan,
-                    }),
-                ));
+                d.record(&mut write, &strategy.id, &signal.id, now);
             }
             let out = inner.journal.write(write).await?;
             recorded += out.new_intents.len();
@@ -838,22 +846,7 @@ impl Engine {
             write.trading_states.push(records::state_row(&s));
         }
         for d in &decisions {
-            write.intents.push(records::intent_row(&d.intent));
-            write.audit.push(records::draft(
-                now,
-                "intent",
-                &d.intent.account,
-                &serde_json::json!({
-                    "tag": d.intent.tag,
-                    "signal": signal.id,
-                    "strategy": strategy.id,
-                    "subscription": d.intent.subscription,
-                    "state": d.intent.state,
-                    "reason": d.intent.reason,
-                    "plan": d.intent.plan,
-                    "risk": d.risk,
-                }),
-            ));
+            d.record(&mut write, &strategy.id, &signal.id, now);
         }
         let out = match inner.journal.write(write).await {
             Ok(out) => out,
