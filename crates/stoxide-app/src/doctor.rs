@@ -414,11 +414,25 @@ where
                         Step::Key(k.clone()),
                         format!("{} ({}), in the instrument master", r.trading_symbol, r.instrument_type),
                     ),
-                    None => report.fail(
-                        Step::Key(k.clone()),
-                        format!("not in the instrument master ({} instruments)", master.len()),
-                        Fix::FindKey,
-                    ),
+                    None => {
+                        let found = master.suggest(k, chrono::Utc::now().timestamp_millis(), 3);
+                        let detail = match found.first() {
+                            None => format!("not in the instrument master ({} instruments)", master.len()),
+                            Some(best) => format!(
+                                "not in the instrument master: {}; use {}",
+                                best.why.words(),
+                                found
+                                    .iter()
+                                    .map(|s| format!(
+                                        "\"{}\" ({})",
+                                        s.instrument.instrument_key, s.instrument.trading_symbol
+                                    ))
+                                    .collect::<Vec<_>>()
+                                    .join(" or ")
+                            ),
+                        };
+                        report.fail(Step::Key(k.clone()), detail, Fix::FindKey);
+                    }
                 }
             }
         }

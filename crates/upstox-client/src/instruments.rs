@@ -5,7 +5,9 @@ use crate::client::UpstoxClient;
 use crate::error::{Error, Result};
 
 use upstox_instruments::DownloadError;
-pub use upstox_instruments::{Instrument, InstrumentMaster, InstrumentRecord, MAX_INSTRUMENT_FILE, OptionKind};
+pub use upstox_instruments::{
+    Instrument, InstrumentMaster, InstrumentRecord, MAX_INSTRUMENT_FILE, OptionKind, Suggestion, Why,
+};
 
 impl UpstoxClient {
     /// The URL of an instrument file (`complete`, `NSE`, `BSE`, `MCX`).

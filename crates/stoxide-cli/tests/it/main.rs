@@ -494,6 +494,55 @@ fn doctor_names_each_injected_failure() {
     );
     assert!(unknown.stdout.contains("✗ key RELIANCE"), "{}", unknown.stdout);
 
+    // Wrong keys people write: each answered with a key that works, said why.
+    let wrong = sim.run(&[
+        "doctor",
+        "NSE_EQ|RELIANCE",
+        "NSE_EQ|NIFTY50",
+        "NSE_FO|BANKNIFTY20FEB51000CE",
+        "NSE_EQ|RELIANC",
+    ]);
+    assert_ne!(wrong.code, 0);
+    for (key, says) in [
+        (
+            "NSE_EQ|RELIANCE",
+            "a trading symbol was written where Upstox wants the instrument's token or ISIN; use \"NSE_EQ|INE002A01018\" (RELIANCE)",
+        ),
+        (
+            "NSE_EQ|NIFTY50",
+            "an index was written under an equity segment; use \"NSE_INDEX|Nifty 50\"",
+        ),
+        (
+            "NSE_FO|BANKNIFTY20FEB51000CE",
+            "that contract is not live; the same strike at the nearest live expiry; use \"NSE_FO|",
+        ),
+        (
+            "NSE_EQ|RELIANC",
+            "a close spelling; use \"NSE_EQ|INE002A01018\" (RELIANCE)",
+        ),
+    ] {
+        let line = wrong
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("✗ key {key}:")))
+            .unwrap_or_default();
+        assert!(line.contains(says), "{key}: {}", wrong.stdout);
+    }
+    // The suggested contract is a BANKNIFTY 51000 call, and the doctor passes it.
+    let line = wrong
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("✗ key NSE_FO|BANKNIFTY20FEB"))
+        .unwrap_or_default();
+    assert!(line.contains("(BANKNIFTY 51000 CE "), "{line}");
+    let suggested = line
+        .split("use \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a suggested key");
+    let again = sim.run(&["doctor", suggested]);
+    assert_eq!(again.code, 0, "{suggested}: {}", again.stdout);
+
     sim.feed_fault(r#"{"refuse": 403}"#);
     let forbidden = sim.run(&["doctor"]);
     assert_ne!(forbidden.code, 0);

@@ -258,3 +258,60 @@ async fn holidays_and_timings_come_from_the_market_calendar() {
     assert_eq!(resp.status(), 400);
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn wrong_keys_are_turned_into_keys_that_work() {
+    use chrono::{Datelike, TimeZone};
+    use upstox_client::instruments::{InstrumentMaster, Why};
+    let (sim, c) = start(SimConfig::default()).await;
+    let gz = c.download_instruments("complete", |_, _| {}).await.expect("download");
+    let master = InstrumentMaster::from_gzip(&gz).expect("master");
+    let now = sim.state().now().timestamp_millis();
+    let first = |key: &str| {
+        master
+            .suggest(key, now, 3)
+            .first()
+            .map(|s| (s.instrument.instrument_key.to_owned(), s.why))
+    };
+    // A trading symbol where the ISIN belongs; an index under the equity segment; a near miss.
+    assert_eq!(first("NSE_EQ|RELIANCE"), Some((RELIANCE.to_owned(), Why::SymbolAsKey)));
+    assert_eq!(first("NSE_EQ|NIFTY50"), Some((NIFTY.to_owned(), Why::IndexUnderEquity)));
+    assert_eq!(first("NSE_EQ|RELIANC"), Some((RELIANCE.to_owned(), Why::CloseSpelling)));
+    assert!(
+        master.suggest(RELIANCE, now, 3).is_empty(),
+        "a key that works needs nothing"
+    );
+
+    // A contract written as its compact symbol: that contract (the month's first expiry).
+    let ist = chrono::FixedOffset::east_opt(19_800).expect("IST");
+    let call = master
+        .iter()
+        .filter(|r| r.underlying_symbol == Some("NIFTY") && r.instrument_type == "CE")
+        .filter(|r| r.expiry.is_some_and(|e| e >= now))
+        .min_by_key(|r| r.expiry)
+        .expect("a live NIFTY call");
+    let strike = call.strike_price.expect("strike");
+    let day = ist
+        .timestamp_millis_opt(call.expiry.expect("expiry"))
+        .single()
+        .expect("date");
+    let month = [
+        "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+    ][day.month0() as usize];
+    let compact = format!("NSE_FO|NIFTY{:02}{month}{strike}CE", day.year() % 100);
+    let got = master.suggest(&compact, now, 3);
+    let best = got.first().expect("a suggestion");
+    assert_eq!(best.why, Why::SymbolAsKey, "{compact}");
+    assert_eq!(best.instrument.instrument_key, call.instrument_key, "{compact}");
+    // Master keys are pasteable: the suggestion is a key the master (and so the feed) knows.
+    assert!(master.get(best.instrument.instrument_key).is_some());
+
+    // The same contract a year earlier has expired: the same strike at the nearest live expiry.
+    let expired = format!("NSE_FO|NIFTY{:02}{month}{strike}CE", (day.year() - 1) % 100);
+    let got = master.suggest(&expired, now, 3);
+    let best = got.first().expect("a suggestion");
+    assert_eq!(best.why, Why::NearestLiveExpiry, "{expired}");
+    assert_eq!(best.instrument.strike_price, Some(strike));
+    assert_eq!(best.instrument.expiry, call.expiry);
+    sim.shutdown().await;
+}
