@@ -98,6 +98,8 @@ pub enum Fix {
     WriteKeyAsSegmentId,
     /// A well-formed key the instrument master does not know.
     FindKey,
+    /// The account is not cleared for the key's exchange (its profile's `exchanges`).
+    ActivateSegment { exchange: String },
     /// The instrument file could not be downloaded.
     InstrumentDownload,
     /// Start the stream again.
@@ -248,11 +250,19 @@ pub enum TokenSourceKind {
 /// The connection's part: the token at the REST profile endpoint, the feed's authorize call,
 /// the handshake, then `market_info` and a first tick of [`PROBE_KEY`] within `wait`. `client`
 /// carries the token.
-pub async fn connection(report: &mut Report, client: &UpstoxClient, source: &TokenSourceKind, wait: Duration) {
+///
+/// Answers the user's profile when the REST check passed (its `exchanges` say which segments
+/// the account may trade: [`keys`] checks them).
+pub async fn connection(
+    report: &mut Report,
+    client: &UpstoxClient,
+    source: &TokenSourceKind,
+    wait: Duration,
+) -> Option<upstox_client::user::Profile> {
     let detail = match source {
         TokenSourceKind::Missing => {
             report.fail(Step::TokenPresent, "no token found", Fix::ProvideToken);
-            return;
+            return None;
         }
         TokenSourceKind::Vault { account } => format!("from the vault (account {account})"),
         TokenSourceKind::Simulator => "the embedded simulator's seeded user".into(),
@@ -276,8 +286,11 @@ pub async fn connection(report: &mut Report, client: &UpstoxClient, source: &Tok
         );
     }
 
-    match client.profile().await {
-        Ok(p) => report.pass(Step::RestProfile, format!("GET /v2/user/profile → user {}", p.user_id)),
+    let profile = match client.profile().await {
+        Ok(p) => {
+            report.pass(Step::RestProfile, format!("GET /v2/user/profile → user {}", p.user_id));
+            p
+        }
         Err(e) => {
             let fix = if e.is_unauthorized() {
                 Fix::LogIn {
@@ -288,9 +301,9 @@ pub async fn connection(report: &mut Report, client: &UpstoxClient, source: &Tok
                 Fix::CheckNetwork
             };
             report.fail(Step::RestProfile, e.to_string(), fix);
-            return;
+            return None;
         }
-    }
+    };
 
     let uri = match client.market_feed_authorize().await {
         Ok(u) => {
@@ -307,7 +320,7 @@ pub async fn connection(report: &mut Report, client: &UpstoxClient, source: &Tok
                 Fix::CheckFeedPermission
             };
             report.fail(Step::FeedAuthorize, e.to_string(), fix);
-            return;
+            return Some(profile);
         }
     };
 
@@ -328,15 +341,15 @@ pub async fn connection(report: &mut Report, client: &UpstoxClient, source: &Tok
                     status => Fix::HandshakeStatus { status },
                 };
                 report.fail(Step::FeedHandshake, refusal.to_string(), fix);
-                return;
+                return Some(profile);
             }
             Ok(Err(e)) => {
                 report.fail(Step::FeedHandshake, e.to_string(), Fix::WebSocketUnavailable);
-                return;
+                return Some(profile);
             }
             Err(_) => {
                 report.fail(Step::FeedHandshake, "no answer within 10 s", Fix::FeedHostSilent);
-                return;
+                return Some(profile);
             }
         };
 
@@ -388,10 +401,13 @@ pub async fn connection(report: &mut Report, client: &UpstoxClient, source: &Tok
             Fix::TryInSession,
         ),
     }
+    Some(profile)
 }
 
-/// The keys' part: each key's syntax, then whether the instrument master (from `master`) knows it.
-pub async fn keys<F, E>(report: &mut Report, keys: &[String], master: F)
+/// The keys' part: each key's syntax, whether the instrument master (from `master`) knows it
+/// (and if not, the key meant), and whether the account may trade its exchange (`cleared`: the
+/// profile's `exchanges`, when the profile was read).
+pub async fn keys<F, E>(report: &mut Report, keys: &[String], master: F, cleared: Option<&[String]>)
 where
     F: std::future::Future<Output = Result<InstrumentMaster, E>>,
     E: std::fmt::Display,
@@ -399,7 +415,7 @@ where
     let mut valid = Vec::new();
     for k in keys {
         match k.parse::<InstrumentKey>() {
-            Ok(_) => valid.push(k),
+            Ok(key) => valid.push((k, key.segment())),
             Err(e) => report.fail(Step::Key(k.clone()), e.to_string(), Fix::WriteKeyAsSegmentId),
         }
     }
@@ -408,8 +424,24 @@ where
     }
     match master.await {
         Ok(master) => {
-            for k in valid {
+            for (k, segment) in valid {
+                let exchange = segment.order_exchange();
                 match master.get(k) {
+                    // Indices are not traded: any account may stream them.
+                    Some(r) if !segment.is_index() && cleared.is_some_and(|c| !c.iter().any(|e| e == exchange)) => {
+                        report.fail(
+                            Step::Key(k.clone()),
+                            format!(
+                                "{} ({}): this account is not cleared for {exchange} (its profile lists {})",
+                                r.trading_symbol,
+                                r.instrument_type,
+                                cleared.map(|c| c.join(", ")).unwrap_or_default()
+                            ),
+                            Fix::ActivateSegment {
+                                exchange: exchange.to_owned(),
+                            },
+                        );
+                    }
                     Some(r) => report.pass(
                         Step::Key(k.clone()),
                         format!("{} ({}), in the instrument master", r.trading_symbol, r.instrument_type),

@@ -77,6 +77,9 @@ pub(crate) fn fix(f: &Fix) -> String {
         Fix::FindKey => "the key is well formed but unknown (expired contract? wrong ISIN?); find it with `stoxide instruments search TEXT`".into(),
         Fix::InstrumentDownload => "the instrument file could not be downloaded; check the network".into(),
         Fix::RestartStream => "start the stream again; if it stops again, the fix above applies".into(),
+        Fix::ActivateSegment { exchange } => format!(
+            "activate the {exchange} segment for this account with the broker (Upstox: My Account → Segment activation; F&O and commodity need proof of income), then log in again so the token carries it"
+        ),
     }
 }
 

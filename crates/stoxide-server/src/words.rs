@@ -70,6 +70,9 @@ pub(crate) fn fix(f: &Fix) -> String {
         Fix::WriteKeyAsSegmentId | Fix::FindKey => "Search for the instrument and add it from the results.".into(),
         Fix::InstrumentDownload => "The instrument file could not be downloaded: check the network.".into(),
         Fix::RestartStream => "Press Start stream; if it stops again, the fix above applies.".into(),
+        Fix::ActivateSegment { exchange } => format!(
+            "Activate the {exchange} segment for this account with the broker (Upstox: My Account → Segment activation), then log in again."
+        ),
     }
 }
 

@@ -285,6 +285,10 @@ pub struct UserConfig {
     pub app: Option<String>,
     #[serde(default)]
     pub email: Option<String>,
+    /// The exchanges the account is cleared for (the profile's `exchanges`); every one when
+    /// not given.
+    #[serde(default)]
+    pub exchanges: Option<Vec<String>>,
 }
 
 impl UserConfig {
@@ -297,6 +301,7 @@ impl UserConfig {
             funds,
             app: app.map(Into::into),
             email: None,
+            exchanges: None,
         }
     }
 }

@@ -296,3 +296,63 @@ async fn a_vault_stream_uses_a_new_login_without_a_restart() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_doctor_says_when_the_account_is_not_cleared_for_a_keys_segment() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut config = SimConfig::default();
+    config.users[0].exchanges = Some(vec!["NSE".into(), "BSE".into()]);
+    let user = config.users[0].user_id.clone();
+    let sim = Simulator::start(config, "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("sim");
+    let client = Clients::default()
+        .for_user(
+            &sim.base_url(),
+            &user,
+            SecretString::from(sim.token_of(&user).expect("t")),
+        )
+        .expect("client");
+    let mut report = doctor::Report::default();
+    let profile = doctor::connection(
+        &mut report,
+        &client,
+        &doctor::TokenSourceKind::Simulator,
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("the profile was read");
+    assert_eq!(profile.exchanges, vec!["NSE", "BSE"]);
+    let gz = client
+        .download_instruments("complete", |_, _| {})
+        .await
+        .expect("download");
+    let master = upstox_client::instruments::InstrumentMaster::from_gzip(&gz).expect("master");
+    let option = master
+        .iter()
+        .find(|r| r.segment == "NSE_FO" && r.instrument_type == "CE")
+        .map(|r| r.instrument_key.to_owned())
+        .expect("an option");
+    let keys = vec![
+        "NSE_EQ|INE002A01018".to_owned(),
+        option.clone(),
+        "NSE_INDEX|Nifty 50".to_owned(),
+    ];
+    let mut report = doctor::Report::default();
+    doctor::keys(
+        &mut report,
+        &keys,
+        async { Ok::<_, String>(master) },
+        Some(profile.exchanges.as_slice()),
+    )
+    .await;
+    let failed: Vec<_> = report.checks.iter().filter(|c| !c.ok).collect();
+    assert_eq!(failed.len(), 1, "{:?}", report.checks);
+    assert_eq!(failed[0].step, doctor::Step::Key(option));
+    assert!(failed[0].detail.contains("not cleared for NFO"), "{}", failed[0].detail);
+    assert_eq!(
+        failed[0].fix,
+        Some(doctor::Fix::ActivateSegment { exchange: "NFO".into() })
+    );
+    sim.shutdown().await;
+}

@@ -79,12 +79,17 @@ pub(crate) async fn run(globals: &Globals, out: &Output, args: DoctorArgs) -> an
         (Some(_), None, false) => TokenSourceKind::Configured,
     };
     let wait = Duration::from_secs_f64(args.timeout.clamp(0.1, 600.0));
-    doctor::connection(&mut report, &session.client, &source, wait).await;
-    doctor::keys(&mut report, &args.keys, async {
-        crate::cmd::instruments::load_master(&session.client)
-            .await
-            .map_err(|e| format!("{e:#}"))
-    })
+    let profile = doctor::connection(&mut report, &session.client, &source, wait).await;
+    doctor::keys(
+        &mut report,
+        &args.keys,
+        async {
+            crate::cmd::instruments::load_master(&session.client)
+                .await
+                .map_err(|e| format!("{e:#}"))
+        },
+        profile.as_ref().map(|p| p.exchanges.as_slice()),
+    )
     .await;
     session.close().await;
     print_report(out, &report)?;

@@ -14,7 +14,9 @@ use crate::state::{AppState, Authed};
 pub(crate) fn profile_json(user: &crate::config::UserConfig) -> serde_json::Map<String, serde_json::Value> {
     let v = json!({
         "email": user.email.clone().unwrap_or_else(|| format!("{}@sim.stoxide.local", user.user_id.to_lowercase())),
-        "exchanges": ["NSE", "NFO", "BSE", "CDS", "BFO", "BCD", "MCX"],
+        "exchanges": user.exchanges.clone().unwrap_or_else(|| {
+            ["NSE", "NFO", "BSE", "CDS", "BFO", "BCD", "MCX"].map(String::from).to_vec()
+        }),
         "products": ["D", "CO", "I"],
         "broker": "UPSTOX",
         "user_id": user.user_id,
