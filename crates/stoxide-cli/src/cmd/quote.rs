@@ -6,26 +6,29 @@ use upstox_types::InstrumentKey;
 use crate::output::{Output, money, table};
 use crate::settings::{Globals, Session};
 
-/// The keys Upstox does not know, found by asking for their last prices (500 keys a call):
-/// Upstox leaves unknown keys out of a quote answer. `None` when the call itself fails (an
-/// expired token, say): a stream then diagnoses that itself.
-pub(crate) async fn unknown_keys(client: &upstox_client::UpstoxClient, keys: &[&str]) -> Option<Vec<String>> {
-    let mut unknown = Vec::new();
+/// The trading symbol of each key Upstox knows, from a quote of their last prices (500 keys a
+/// call; the answer is keyed `SEGMENT:SYMBOL` and leaves unknown keys out); `None` when the
+/// call itself fails (an expired token, say: a stream then diagnoses that itself).
+pub(crate) async fn key_names(
+    client: &upstox_client::UpstoxClient,
+    keys: &[&str],
+) -> Option<std::collections::HashMap<String, String>> {
+    let mut names = std::collections::HashMap::new();
     for chunk in keys.chunks(500) {
         match client.ltp(chunk).await {
-            Ok(quotes) => unknown.extend(
-                chunk
-                    .iter()
-                    .filter(|k| !quotes.values().any(|q| q.instrument_token == **k))
-                    .map(|k| (*k).to_owned()),
-            ),
+            Ok(quotes) => {
+                for (name, q) in quotes {
+                    let symbol = name.split_once(':').map_or(name.as_str(), |(_, s)| s).to_owned();
+                    names.insert(q.instrument_token.to_string(), symbol);
+                }
+            }
             Err(e) => {
                 tracing::debug!(error = %e, "cannot check the instrument keys with a quote");
                 return None;
             }
         }
     }
-    Some(unknown)
+    Some(names)
 }
 
 /// The one-line error for keys Upstox does not know.

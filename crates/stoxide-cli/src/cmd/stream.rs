@@ -79,6 +79,8 @@ async fn until_deadline(deadline: Option<tokio::time::Instant>) {
 /// fixed token.
 struct Notices {
     rx: Option<tokio::sync::mpsc::UnboundedReceiver<stoxide_vault::TokenEvent>>,
+    /// Each key's trading symbol, for the table (people read "RELIANCE", not the ISIN).
+    names: std::collections::HashMap<String, String>,
 }
 
 impl Notices {
@@ -98,11 +100,17 @@ async fn open_streamer(
 ) -> anyhow::Result<(Session, stoxide_app::stream::Stream, Notices)> {
     let session = Session::open(globals).await?;
     // A key Upstox does not know streams nothing at all: say so instead of waiting silently.
-    if let Some(unknown) = crate::cmd::quote::unknown_keys(&session.client, keys).await
-        && !unknown.is_empty()
-    {
-        session.close().await;
-        return Err(crate::cmd::quote::unknown_keys_error(&unknown));
+    let names = crate::cmd::quote::key_names(&session.client, keys).await;
+    if let Some(names) = &names {
+        let unknown: Vec<String> = keys
+            .iter()
+            .filter(|k| !names.contains_key(**k))
+            .map(|k| (*k).to_owned())
+            .collect();
+        if !unknown.is_empty() {
+            session.close().await;
+            return Err(crate::cmd::quote::unknown_keys_error(&unknown));
+        }
     }
     let token = session
         .token
@@ -121,6 +129,7 @@ async fn open_streamer(
     stream.streamer.subscribe(keys, mode)?;
     let notices = Notices {
         rx: stream.token_events.take(),
+        names: names.unwrap_or_default(),
     };
     Ok((session, stream, notices))
 }
@@ -128,6 +137,8 @@ async fn open_streamer(
 /// What the live table shows per instrument.
 #[derive(Debug, Default)]
 struct Row {
+    /// The trading symbol, when known.
+    name: String,
     ltp: f64,
     cp: f64,
     volume: Option<i64>,
@@ -138,6 +149,7 @@ struct Row {
 
 fn render(rows: &BTreeMap<InstrumentKey, Row>, status: &str, ticks: u64) -> String {
     let mut t = table(&[
+        "symbol",
         "instrument",
         "ltp",
         "change",
@@ -150,6 +162,7 @@ fn render(rows: &BTreeMap<InstrumentKey, Row>, status: &str, ticks: u64) -> Stri
     for (k, r) in rows {
         let upstox_types::PriceChange { change, percent: pct } = upstox_types::PriceChange::of(r.ltp, r.cp);
         t.add_row(vec![
+            r.name.clone(),
             k.to_string(),
             if r.last_tick.is_some() {
                 money(r.ltp)
@@ -195,8 +208,11 @@ async fn show(
 ) -> anyhow::Result<()> {
     let mut rows: BTreeMap<InstrumentKey, Row> = keys
         .iter()
-        .filter_map(|k| k.parse().ok())
-        .map(|k| (k, Row::default()))
+        .filter_map(|k| {
+            let key: InstrumentKey = k.parse().ok()?;
+            let name = notices.names.get(*k).cloned().unwrap_or_default();
+            Some((key, Row { name, ..Row::default() }))
+        })
         .collect();
     let mut status = "connecting…".to_owned();
     let mut ticks = 0u64;
@@ -333,7 +349,10 @@ pub(crate) async fn replay_cmd(json: bool, args: ReplayArgs) -> anyhow::Result<(
     })?;
     let events = replay(frames, args.speed);
     if json {
-        let mut none = Notices { rx: None };
+        let mut none = Notices {
+            rx: None,
+            names: std::collections::HashMap::new(),
+        };
         return show(&events, &[], true, None, &mut none).await;
     }
     let mut rows = BTreeMap::new();

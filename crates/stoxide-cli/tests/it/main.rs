@@ -456,6 +456,32 @@ fn malformed_frames_and_recordings_get_one_line() {
 }
 
 #[test]
+fn the_stream_table_names_each_instrument_beside_its_key() {
+    let r = run(&[
+        "stream",
+        "NSE_EQ|INE002A01018",
+        "NSE_INDEX|Nifty 50",
+        "--duration",
+        "1.5",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let row = |key: &str| {
+        r.stdout
+            .lines()
+            .rev()
+            .find(|l| l.contains(key))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(row("NSE_EQ|INE002A01018").contains("RELIANCE"), "{}", r.stdout);
+    assert!(
+        row("NSE_INDEX|Nifty 50").matches("Nifty 50").count() == 2,
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
 fn stream_json_prints_one_line_per_tick() {
     let r = run(&[
         "--json",
