@@ -315,3 +315,24 @@ async fn wrong_keys_are_turned_into_keys_that_work() {
     assert_eq!(best.instrument.expiry, call.expiry);
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_ohlc_apis_30_minute_candle_starts_where_the_history_candles_do() {
+    let (sim, c) = start(SimConfig::default()).await;
+    let ohlc = c.ohlc(&[RELIANCE], "I30").await.expect("ohlc");
+    let live = ohlc["NSE_EQ:RELIANCE"].live_ohlc.expect("a live 30-minute candle");
+    let history = c
+        .intraday_candles(RELIANCE, CandleUnit::Minutes(30))
+        .await
+        .expect("intraday 30-minute candles");
+    // Candles are newest first; their times are IST RFC 3339.
+    let newest = chrono::DateTime::parse_from_rfc3339(&history[0].0).expect("time");
+    assert_eq!(
+        live.ts,
+        newest.timestamp_millis(),
+        "live {} vs history {}",
+        live.ts,
+        history[0].0
+    );
+    sim.shutdown().await;
+}

@@ -2,7 +2,7 @@
 //! Response maps are keyed `SEGMENT:SYMBOL` with `instrument_token` inside (api-facts §5.4).
 
 use axum::extract::{Path, State};
-use chrono::{DateTime, Duration, DurationRound, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde_json::{Map, Value, json};
 use upstox_types::{IST, Segment, error_code};
 
@@ -110,10 +110,10 @@ fn ohlc_pair(state: &AppState, i: u32, iv: &str, now: DateTime<Utc>) -> (Value, 
             } else {
                 Duration::minutes(30)
             };
-            let start = (t.with_timezone(&IST) - Duration::milliseconds(1))
-                .duration_trunc(len)
-                .map(|d| d.with_timezone(&Utc))
-                .unwrap_or(t);
+            // Aligned to the session's open, as the history candles are (09:15, 09:45, …).
+            let (open, _) = cal.session(seg, cal.session_day(seg, t));
+            let since = (t - Duration::milliseconds(1) - open).num_milliseconds().max(0);
+            let start = open + Duration::milliseconds(since - since % len.num_milliseconds());
             (start, len, start - len, start)
         }
     };
