@@ -107,21 +107,15 @@ fn the_exchange_calendar_shows_sessions_in_ist_and_says_when_nothing_trades() {
 
 #[test]
 fn charges_show_brokerage_and_the_margin_of_a_basket() {
-    let r = run(&[
-        "--json",
-        "charges",
-        "brokerage",
-        "--key",
-        "NSE_EQ|INE002A01018",
-        "--side",
-        "BUY",
-        "--qty",
-        "10",
-        "--price",
-        "2500",
-        "--product",
-        "D",
-    ]);
+    // One order's flags, after the subcommand.
+    let with = |head: &[&str], tail: &[&str]| {
+        let order = ["--key", "NSE_EQ|INE002A01018", "--side", "BUY", "--qty", "10"];
+        run(&[head, &order[..], tail].concat())
+    };
+    let r = with(
+        &["--json", "charges", "brokerage"],
+        &["--price", "2500", "--product", "D"],
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
     let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("json");
     let total: f64 = v["total"]
@@ -130,47 +124,15 @@ fn charges_show_brokerage_and_the_margin_of_a_basket() {
         .or(v["total"].as_f64())
         .expect("total");
     assert!(total > 0.0, "{v}");
-    let r = run(&[
-        "charges",
-        "margin",
-        "--key",
-        "NSE_EQ|INE002A01018",
-        "--side",
-        "BUY",
-        "--qty",
-        "10",
-        "--leg",
-        "NSE_EQ|INE848E01016,100,SELL,I,20",
-    ]);
+    let r = with(&["charges", "margin"], &["--leg", "NSE_EQ|INE848E01016,100,SELL,I,20"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
         r.stdout.contains("NSE_EQ|INE848E01016") && r.stdout.contains("basket"),
         "{}",
         r.stdout
     );
-    let r = run(&[
-        "charges",
-        "brokerage",
-        "--key",
-        "NSE_EQ|INE002A01018",
-        "--side",
-        "BUY",
-        "--qty",
-        "10",
-    ]);
-    assert_one_line_error(&r, "--price is needed");
-    let r = run(&[
-        "charges",
-        "margin",
-        "--key",
-        "NSE_EQ|INE002A01018",
-        "--side",
-        "BUY",
-        "--qty",
-        "1",
-        "--leg",
-        "x,1",
-    ]);
+    assert_one_line_error(&with(&["charges", "brokerage"], &[]), "--price is needed");
+    let r = with(&["charges", "margin"], &["--leg", "x,1"]);
     assert_eq!(r.code, 2);
     assert!(
         r.stderr.contains("is not a leg: write KEY,QTY,BUY|SELL"),
