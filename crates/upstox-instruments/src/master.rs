@@ -706,10 +706,33 @@ impl InstrumentMaster {
 
     /// Records whose trading symbol or name contains `text` (case-insensitive): exact symbol
     /// matches first, then prefixes, then the rest; cash and index instruments before derivatives.
+    ///
+    /// Several words ("banknifty 51000 ce feb") find the records each of whose words begins a
+    /// word of the symbol or name, cash first, then contracts by expiry.
     pub fn search(&self, text: &str, limit: usize) -> Vec<Instrument<'_>> {
         let needle = text.trim().to_ascii_uppercase();
         if needle.is_empty() {
             return Vec::new();
+        }
+        let words: Vec<&str> = needle.split_whitespace().collect();
+        if words.len() > 1 {
+            let mut hits: Vec<Instrument<'_>> = self
+                .iter()
+                .filter(|r| {
+                    let sym = r.trading_symbol.to_ascii_uppercase();
+                    let name = r.name.to_ascii_uppercase();
+                    words.iter().all(|w| {
+                        sym.split_whitespace()
+                            .chain(name.split_whitespace())
+                            .any(|have| have.starts_with(w))
+                    })
+                })
+                .collect();
+            hits.sort_by(|a, b| {
+                (a.expiry.is_some(), a.expiry, a.trading_symbol).cmp(&(b.expiry.is_some(), b.expiry, b.trading_symbol))
+            });
+            hits.truncate(limit);
+            return hits;
         }
         let mut hits: Vec<(u8, bool, usize, Instrument<'_>)> = self
             .iter()

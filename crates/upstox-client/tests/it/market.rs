@@ -336,3 +336,26 @@ async fn the_ohlc_apis_30_minute_candle_starts_where_the_history_candles_do() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn search_takes_what_people_type() {
+    use upstox_client::instruments::InstrumentMaster;
+    let (sim, c) = start(SimConfig::default()).await;
+    let gz = c.download_instruments("complete", |_, _| {}).await.expect("download");
+    let master = InstrumentMaster::from_gzip(&gz).expect("master");
+    assert_eq!(master.search("reliance", 5)[0].instrument_key, RELIANCE);
+    let hits = master.search("banknifty 51000 ce feb", 10);
+    assert!(!hits.is_empty(), "a February BANKNIFTY 51000 call");
+    for h in &hits {
+        assert!(
+            h.trading_symbol.starts_with("BANKNIFTY 51000 CE") && h.trading_symbol.contains(" FEB "),
+            "{}",
+            h.trading_symbol
+        );
+    }
+    assert!(
+        hits.windows(2).all(|w| w[0].expiry <= w[1].expiry),
+        "nearest expiry first"
+    );
+    sim.shutdown().await;
+}
