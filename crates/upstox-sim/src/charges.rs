@@ -9,7 +9,9 @@
 use rust_decimal::Decimal;
 use rust_decimal::prelude::FromPrimitive;
 use serde::{Deserialize, Serialize};
-use upstox_types::{Product, TransactionType};
+use upstox_types::{Product, Segment, TransactionType};
+
+use crate::market::universe::{Instrument, Kind};
 
 /// The rates of one kind of trade, percentages of turnover (premium turnover for options).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -82,6 +84,19 @@ pub enum TradeKind {
     Commodity,
 }
 
+impl TradeKind {
+    /// The kind of trades in `inst`: MCX futures are commodity trades, options are options
+    /// wherever they trade.
+    pub fn of(inst: &Instrument) -> Self {
+        match inst.kind {
+            Kind::Spot { .. } => Self::Equity,
+            Kind::Future { .. } if inst.segment == Segment::McxFo => Self::Commodity,
+            Kind::Option { .. } => Self::Option,
+            Kind::Future { .. } => Self::Future,
+        }
+    }
+}
+
 /// The charges of one order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Charges {
@@ -93,6 +108,19 @@ pub struct Charges {
     pub transaction: Decimal,
     pub clearing: Decimal,
     pub sebi_turnover: Decimal,
+}
+
+impl std::ops::AddAssign<&Charges> for Charges {
+    fn add_assign(&mut self, c: &Charges) {
+        self.total += c.total;
+        self.brokerage += c.brokerage;
+        self.gst += c.gst;
+        self.stt += c.stt;
+        self.stamp_duty += c.stamp_duty;
+        self.transaction += c.transaction;
+        self.clearing += c.clearing;
+        self.sebi_turnover += c.sebi_turnover;
+    }
 }
 
 fn pct(amount: Decimal, p: Decimal) -> Decimal {
@@ -112,6 +140,24 @@ impl ChargesConfig {
             TradeKind::Option => &self.options,
             TradeKind::Commodity => &self.commodity,
         }
+    }
+
+    /// The charges of an order of `quantity` in `inst` filled at `price` (MCX quantities are
+    /// lots: their turnover counts the lot's units).
+    pub fn charges_of(
+        &self,
+        inst: &Instrument,
+        product: Product,
+        side: TransactionType,
+        quantity: u64,
+        price: f64,
+    ) -> Charges {
+        let units = if inst.segment == Segment::McxFo {
+            quantity * u64::from(inst.lot())
+        } else {
+            quantity
+        };
+        self.charges(TradeKind::of(inst), product, side, units, price)
     }
 
     /// The charges of trading `units` at `price` (units × price is the turnover).

@@ -6,14 +6,12 @@ use bytes::Bytes;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use serde_json::{Map, Value, json};
-use upstox_types::{Segment, error_code};
+use upstox_types::error_code;
 
 use super::QueryMap;
 use super::orders::parse_order;
-use crate::charges::TradeKind;
 use crate::engine::OrderRequest;
 use crate::error::{ApiError, ApiResult, success};
-use crate::market::universe::Kind;
 use crate::state::{AppState, Authed};
 
 /// At most this many instruments in one margin request.
@@ -114,26 +112,19 @@ pub(super) async fn brokerage(State(state): State<AppState>, _who: Authed, q: Qu
         fields.insert(name.into(), value);
     }
     let req = leg(&state, &fields, "instrument_token", "")?;
-    let inst = state.market.get(req.instrument);
-    let kind = match inst.kind {
-        Kind::Spot { .. } => TradeKind::Equity,
-        Kind::Future { .. } if inst.segment == Segment::McxFo => TradeKind::Commodity,
-        Kind::Option { .. } => TradeKind::Option,
-        Kind::Future { .. } => TradeKind::Future,
-    };
-    // MCX quantities are lots.
-    let units = if inst.segment == Segment::McxFo {
-        req.quantity * u64::from(inst.lot())
-    } else {
-        req.quantity
-    };
     let price = if req.price > 0.0 {
         req.price
     } else {
         state.market.ltp(req.instrument, state.now())
     };
     let schedule = &state.config.market.charges;
-    let c = schedule.charges(kind, req.product, req.transaction_type, units, price);
+    let c = schedule.charges_of(
+        state.market.get(req.instrument),
+        req.product,
+        req.transaction_type,
+        req.quantity,
+        price,
+    );
     // Upstox writes amounts as JSON numbers; they are exact paise, so f64 carries them.
     let n = |x: Decimal| x.to_f64().map_or(Value::Null, Value::from);
     Ok(success(json!({

@@ -18,7 +18,6 @@ use super::QueryMap;
 use crate::charges::TradeKind;
 use crate::engine::Trade;
 use crate::error::{ApiError, ApiResult, success};
-use crate::market::universe::Kind;
 use crate::state::{AppState, Authed};
 
 /// The most rows one page may ask for.
@@ -64,15 +63,16 @@ fn scope(q: &QueryMap) -> Result<(ReportSegment, NaiveDate, NaiveDate), ApiError
     Ok((segment, start, end))
 }
 
+/// The report segment of `t`'s instrument, and its kind of trade for the schedule.
 fn kind_of(state: &AppState, t: &Trade) -> (ReportSegment, TradeKind) {
     let inst = state.market.get(t.instrument);
-    match inst.kind {
-        Kind::Spot { .. } => (ReportSegment::Equity, TradeKind::Equity),
-        Kind::Future { .. } if inst.segment == Segment::McxFo => (ReportSegment::Commodity, TradeKind::Commodity),
-        Kind::Option { .. } if inst.segment == Segment::McxFo => (ReportSegment::Commodity, TradeKind::Option),
-        Kind::Option { .. } => (ReportSegment::Derivatives, TradeKind::Option),
-        Kind::Future { .. } => (ReportSegment::Derivatives, TradeKind::Future),
-    }
+    let kind = TradeKind::of(inst);
+    let segment = match kind {
+        _ if inst.segment == Segment::McxFo => ReportSegment::Commodity,
+        TradeKind::Equity => ReportSegment::Equity,
+        TradeKind::Future | TradeKind::Option | TradeKind::Commodity => ReportSegment::Derivatives,
+    };
+    (segment, kind)
 }
 
 /// The user's fills in the segment and year, oldest first.
@@ -198,21 +198,13 @@ pub(super) async fn charges(State(state): State<AppState>, who: Authed, q: Query
     let schedule = &state.config.market.charges;
     let mut sum = crate::charges::Charges::default();
     for t in trades_in(&state, &who.user_id, segment, start, end) {
-        let inst = state.market.get(t.instrument);
-        let units = if inst.segment == Segment::McxFo {
-            t.quantity * u64::from(inst.lot())
-        } else {
-            t.quantity
-        };
-        let c = schedule.charges(kind_of(&state, &t).1, t.product, t.transaction_type, units, t.price);
-        sum.total += c.total;
-        sum.brokerage += c.brokerage;
-        sum.gst += c.gst;
-        sum.stt += c.stt;
-        sum.stamp_duty += c.stamp_duty;
-        sum.transaction += c.transaction;
-        sum.clearing += c.clearing;
-        sum.sebi_turnover += c.sebi_turnover;
+        sum += &schedule.charges_of(
+            state.market.get(t.instrument),
+            t.product,
+            t.transaction_type,
+            t.quantity,
+            t.price,
+        );
     }
     let n = |x: Decimal| x.to_f64().map_or(Value::Null, Value::from);
     Ok(success(json!({

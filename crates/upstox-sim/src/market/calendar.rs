@@ -1,6 +1,6 @@
 //! Trading sessions, holidays and expiry calendars, all from `MarketConfig` data.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Datelike, Days, Months, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
 use upstox_types::{IST, Segment};
@@ -35,7 +35,6 @@ impl MarketStatus {
 /// Sessions and holidays.
 #[derive(Debug, Clone)]
 pub struct Calendar {
-    holidays: HashSet<NaiveDate>,
     /// Every holiday with its name (the configured one, or a plain "Exchange holiday").
     named: BTreeMap<NaiveDate, String>,
     pre_open: NaiveTime,
@@ -76,7 +75,6 @@ impl Calendar {
             })
             .collect::<Result<_, _>>()?;
         Ok(Self {
-            holidays: named.keys().copied().collect(),
             named,
             pre_open: hm(&s.equity_pre_open, "equity_pre_open")?,
             pre_open_end: hm(&s.equity_pre_open_end, "equity_pre_open_end")?,
@@ -100,7 +98,7 @@ impl Calendar {
     }
 
     pub fn is_trading_day(&self, date: NaiveDate) -> bool {
-        !matches!(date.weekday(), Weekday::Sat | Weekday::Sun) && !self.holidays.contains(&date)
+        !matches!(date.weekday(), Weekday::Sat | Weekday::Sun) && !self.named.contains_key(&date)
     }
 
     /// The trading day strictly before `date`.
