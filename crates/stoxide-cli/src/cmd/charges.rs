@@ -3,24 +3,17 @@
 
 use rust_decimal::Decimal;
 use upstox_client::charges::{MAX_MARGIN_BASKET, MarginLeg};
-use upstox_types::{InstrumentKey, Product, TransactionType};
+use upstox_types::{InstrumentKey, Product};
 
-use super::order::{parse_product, parse_side};
+use super::order::{Trade, parse_product, parse_side};
 use crate::output::{Output, rupees, table};
 use crate::settings::{Globals, Session};
 
-/// One order's instrument, side, size and price.
+/// One order's instrument, side, size, product and price.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Leg {
-    /// Instrument key, e.g. "NSE_EQ|INE002A01018".
-    #[arg(long)]
-    key: String,
-    /// BUY or SELL.
-    #[arg(long, value_parser = parse_side)]
-    side: TransactionType,
-    /// Quantity (units; lots for MCX).
-    #[arg(long)]
-    qty: u64,
+    #[command(flatten)]
+    trade: Trade,
     /// I (intraday), D (delivery) or MTF.
     #[arg(long, default_value = "I", value_parser = parse_product)]
     product: Product,
@@ -64,14 +57,13 @@ fn parse_leg(s: &str) -> Result<MarginLeg, String> {
 
 impl Leg {
     fn checked(&self) -> anyhow::Result<MarginLeg> {
-        let key: InstrumentKey = self.key.parse().map_err(|e| anyhow::anyhow!("--key: {e}"))?;
-        anyhow::ensure!(self.qty > 0, "--qty must be at least 1");
+        let key = self.trade.checked_key()?;
         anyhow::ensure!(self.price >= Decimal::ZERO, "--price must not be negative");
         Ok(MarginLeg {
             instrument_key: key.to_string(),
-            quantity: self.qty,
+            quantity: self.trade.qty,
             product: self.product,
-            transaction_type: self.side,
+            transaction_type: self.trade.side,
             price: self.price,
         })
     }

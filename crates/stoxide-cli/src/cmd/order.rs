@@ -20,17 +20,33 @@ pub(crate) enum OrderCommand {
     List,
 }
 
+/// What an order trades: the instrument, the side and the quantity (`order place`, `charges`).
 #[derive(Debug, clap::Args)]
-pub(crate) struct PlaceArgs {
+pub(crate) struct Trade {
     /// Instrument key, e.g. "NSE_EQ|INE002A01018".
     #[arg(long)]
-    key: String,
+    pub(crate) key: String,
     /// BUY or SELL.
     #[arg(long, value_parser = parse_side)]
-    side: TransactionType,
+    pub(crate) side: TransactionType,
     /// Quantity (units; lots for MCX).
     #[arg(long)]
-    qty: u64,
+    pub(crate) qty: u64,
+}
+
+impl Trade {
+    /// The key, checked; and a quantity of at least 1.
+    pub(crate) fn checked_key(&self) -> anyhow::Result<InstrumentKey> {
+        let key = self.key.parse().map_err(|e| anyhow::anyhow!("--key: {e}"))?;
+        anyhow::ensure!(self.qty > 0, "--qty must be at least 1");
+        Ok(key)
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct PlaceArgs {
+    #[command(flatten)]
+    trade: Trade,
     /// MARKET, LIMIT, SL or SL-M.
     #[arg(long = "type", default_value = "MARKET", value_parser = parse_type)]
     order_type: OrderType,
@@ -84,10 +100,7 @@ fn parse_validity(s: &str) -> Result<Validity, String> {
 
 pub(crate) async fn run(globals: &Globals, out: &Output, cmd: OrderCommand) -> anyhow::Result<()> {
     if let OrderCommand::Place(a) = &cmd {
-        a.key
-            .parse::<InstrumentKey>()
-            .map_err(|e| anyhow::anyhow!("--key: {e}"))?;
-        anyhow::ensure!(a.qty > 0, "--qty must be at least 1");
+        a.trade.checked_key()?;
         if matches!(a.order_type, OrderType::Limit | OrderType::StopLoss) {
             anyhow::ensure!(
                 a.price.is_some_and(|p| p > Decimal::ZERO),
@@ -117,14 +130,14 @@ async fn run_with(s: &Session, out: &Output, cmd: OrderCommand) -> anyhow::Resul
     match cmd {
         OrderCommand::Place(a) => {
             let req = PlaceOrderRequest {
-                quantity: a.qty,
+                quantity: a.trade.qty,
                 product: a.product,
                 validity: a.validity,
                 price: a.price.unwrap_or_default(),
                 tag: a.tag,
-                instrument_token: a.key,
+                instrument_token: a.trade.key,
                 order_type: a.order_type,
-                transaction_type: a.side,
+                transaction_type: a.trade.side,
                 disclosed_quantity: 0,
                 trigger_price: a.trigger.unwrap_or_default(),
                 is_amo: false,
