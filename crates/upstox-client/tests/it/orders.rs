@@ -516,5 +516,30 @@ async fn the_pnl_report_lists_realised_trades_and_their_charges() {
     assert_eq!(resp.status(), 400);
     let body: serde_json::Value = resp.json().await.expect("json");
     assert_eq!(body["errors"][0]["property_path"], "financial_year", "{body}");
+    // The report is the caller's own: another user sees none of these trades, and no token
+    // gets a 401.
+    let other = crate::client_for(&sim, "SIM002");
+    assert_eq!(
+        other
+            .pnl_metadata(PnlSegment::Equity, year)
+            .await
+            .expect("SIM002")
+            .trades_count,
+        0
+    );
+    assert!(
+        other
+            .pnl_trades(PnlSegment::Equity, year, 1, 100)
+            .await
+            .expect("SIM002 rows")
+            .is_empty()
+    );
+    let resp = reqwest::get(format!(
+        "{}/v2/trade/profit-loss/data?segment=EQ&financial_year={year}&page_number=1&page_size=10",
+        sim.base_url()
+    ))
+    .await
+    .expect("call");
+    assert_eq!(resp.status(), 401);
     sim.shutdown().await;
 }
