@@ -205,7 +205,8 @@ async fn the_dashboard_in_a_real_browser() {
 
     // Start the stream (a form post and one page load), then only pushed updates.
     click(&c, "stream-start").await;
-    c.wait().for_element(Locator::Id("message")).await.expect("reloaded");
+    // The old page has a #message too ("Linked …"): wait for the new page's own.
+    wait_text(&c, "#message", 20, |t| t.starts_with("Streaming for")).await;
     c.execute("window.__noReload = 'still here';", vec![])
         .await
         .expect("marker");
