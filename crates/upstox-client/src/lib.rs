@@ -4,7 +4,7 @@
 //! and the client-side rate limiter), [`ClientConfig`] and [`Hosts`] (production, sandbox, or
 //! one base URL such as the simulator's), [`Error`] (HTTP status + Upstox `UDAPI...` codes),
 //! and the request/response models of every endpoint, grouped by concept: [`login`], [`user`],
-//! [`orders`], [`portfolio`], [`market`], [`instruments`].
+//! [`orders`], [`gtt`], [`portfolio`], [`market`], [`instruments`].
 //!
 //! Behaviour worth knowing:
 //! - Every call has a timeout; idempotent calls (GETs) are retried with exponential backoff and
@@ -23,6 +23,7 @@ pub mod charges;
 pub mod client;
 pub mod error;
 pub mod feed_auth;
+pub mod gtt;
 pub mod instruments;
 pub mod limiter;
 pub mod login;

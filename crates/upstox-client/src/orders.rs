@@ -138,6 +138,9 @@ pub struct Order {
     pub exchange_timestamp: Option<String>,
     #[serde(default)]
     pub is_amo: bool,
+    /// Upstox's reference; a GTT's id (`GTT-…`) for an order a GTT rule placed.
+    #[serde(default)]
+    pub order_ref_id: Option<String>,
 }
 
 /// A fill.
@@ -708,6 +711,7 @@ mod tests {
             order_timestamp: None,
             exchange_timestamp: None,
             is_amo: false,
+            order_ref_id: None,
         }
     }
 

@@ -103,15 +103,9 @@ pub struct HoldingUpdate {
     pub average_price: f64,
 }
 
-/// A GTT update (`expires_at` / `created_at` are epoch microseconds on the wire).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GttUpdate {
-    pub gtt_order_id: String,
-    #[serde(default)]
-    pub instrument_token: Option<String>,
-    #[serde(default)]
-    pub rules: Vec<serde_json::Value>,
-}
+/// A GTT update: the whole GTT with each rule's state (`expires_at` / `created_at` are epoch
+/// microseconds on the wire), the same shape as `GET /v3/order/gtt` answers.
+pub type GttUpdate = upstox_client::gtt::GttOrder;
 
 /// One update of the portfolio stream.
 #[derive(Debug, Clone, PartialEq)]
@@ -233,8 +227,12 @@ mod tests {
         assert!(
             matches!(parse_update(order), Ok(PortfolioUpdate::Order(o)) if o.status == upstox_types::OrderStatus::PutOrderReqReceived)
         );
-        let gtt = br#"{"update_type":"gtt_order","type":"MULTIPLE","gtt_order_id":"GTT-CU25270200024002","expires_at":1772216999000000,"rules":[{"strategy":"ENTRY"}]}"#;
-        assert!(matches!(parse_update(gtt), Ok(PortfolioUpdate::Gtt(g)) if g.rules.len() == 1));
+        let gtt = br#"{"update_type":"gtt_order","type":"MULTIPLE","exchange":"NSE_EQ","instrument_token":"NSE_EQ|INE806A01020","quantity":1,"product":"D","gtt_order_id":"GTT-CU25270200024002","expires_at":1772216999000000,"created_at":1740641185000000,"rules":[{"strategy":"ENTRY","status":"FAILED","trigger_type":"IMMEDIATE","trigger_price":7.7,"transaction_type":"BUY","message":"...","order_id":"250228010168535","trailing_gap":null}]}"#;
+        assert!(matches!(parse_update(gtt), Ok(PortfolioUpdate::Gtt(g))
+            if g.rules.len() == 1 && g.rules[0].status == upstox_types::GttRuleStatus::Failed));
+        // A GTT update without its rules' states is malformed, not silently empty.
+        let bare = br#"{"update_type":"gtt_order","type":"MULTIPLE","gtt_order_id":"GTT-1","expires_at":1,"rules":[{"strategy":"ENTRY"}]}"#;
+        assert!(parse_update(bare).is_err());
         assert!(matches!(
             parse_update(br#"{"update_type":"new_thing"}"#),
             Ok(PortfolioUpdate::Other(_))

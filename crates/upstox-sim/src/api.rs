@@ -4,6 +4,7 @@
 mod calendar;
 mod charges;
 mod control;
+mod gtt;
 mod history;
 mod instruments;
 mod login;
@@ -53,6 +54,10 @@ pub fn app(state: AppState) -> Router {
         .route("/v3/order/modify", put(orders::modify_v3))
         .route("/v2/order/cancel", delete(orders::cancel_v2))
         .route("/v3/order/cancel", delete(orders::cancel_v3))
+        .route("/v3/order/gtt/place", post(gtt::place))
+        .route("/v3/order/gtt/modify", put(gtt::modify))
+        .route("/v3/order/gtt/cancel", delete(gtt::cancel))
+        .route("/v3/order/gtt", get(gtt::get))
         .route("/v2/order/multi/place", post(orders::multi_place))
         .route("/v2/order/multi/cancel", delete(orders::cancel_all))
         .route("/v2/order/positions/exit", post(orders::exit_all))

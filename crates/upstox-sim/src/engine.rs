@@ -15,6 +15,7 @@ use upstox_types::ist::order_timestamp;
 use upstox_types::{OrderStatus, OrderType, Product, Segment, TransactionType, Validity};
 
 use crate::config::{MarginConfig, SimConfig};
+use crate::gtt::{Gtt, GttSpec, OrderOutcome};
 use crate::market::Market;
 use crate::market::universe::Kind;
 
@@ -59,6 +60,8 @@ pub struct Order {
     pub exchange_time: Option<DateTime<Utc>>,
     pub triggered: bool,
     pub history: Vec<Value>,
+    /// The GTT whose rule placed this order.
+    pub gtt: Option<String>,
 }
 
 /// One fill.
@@ -75,6 +78,15 @@ pub struct Trade {
     pub time: DateTime<Utc>,
     pub exchange_order_id: String,
     pub placed_at: DateTime<Utc>,
+    /// The GTT whose rule placed the order.
+    pub gtt: Option<String>,
+}
+
+impl Trade {
+    /// `order_ref_id` on the wire: the GTT's id for an order a GTT placed.
+    pub fn order_ref_id(&self) -> String {
+        self.gtt.clone().unwrap_or_else(|| format!("SIM-{}", self.order_id))
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -196,6 +208,7 @@ pub struct Account {
     trades: Vec<Trade>,
     positions: BTreeMap<(u32, &'static str), Position>,
     holdings: BTreeMap<u32, Holding>,
+    gtts: Vec<Gtt>,
 }
 
 /// A portfolio update for the portfolio stream: user id and the JSON payload.
@@ -208,6 +221,7 @@ pub struct Engine {
     margins: MarginConfig,
     next_order: u64,
     next_trade: u64,
+    next_gtt: u64,
     updates: broadcast::Sender<PortfolioUpdate>,
 }
 
@@ -216,6 +230,22 @@ pub struct Engine {
 pub enum OrderError {
     NotFound,
     Terminal,
+}
+
+/// What a GTT modify may change.
+#[derive(Debug, Clone)]
+pub struct GttChange {
+    pub kind: upstox_types::GttType,
+    pub quantity: u64,
+    pub rules: Vec<crate::gtt::RuleSpec>,
+}
+
+/// Why a GTT cannot be placed, changed or cancelled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GttError {
+    NotFound,
+    /// The request contradicts itself or the GTT's state; the message says how.
+    Invalid(String),
 }
 
 fn r2(x: f64) -> f64 {
@@ -269,6 +299,7 @@ impl Engine {
                     trades: Vec::new(),
                     positions: BTreeMap::new(),
                     holdings,
+                    gtts: Vec::new(),
                 },
             );
         }
@@ -277,6 +308,7 @@ impl Engine {
             margins: config.market.margins.clone(),
             next_order: 1,
             next_trade: 1,
+            next_gtt: 1,
             updates,
         }
     }
@@ -442,6 +474,18 @@ impl Engine {
         now: DateTime<Utc>,
         freeze_checked: bool,
     ) -> Option<String> {
+        self.place_for(market, user, req, now, freeze_checked, None)
+    }
+
+    fn place_for(
+        &mut self,
+        market: &Market,
+        user: &str,
+        req: OrderRequest,
+        now: DateTime<Utc>,
+        freeze_checked: bool,
+        gtt: Option<String>,
+    ) -> Option<String> {
         let order_id = self.next_order_id(now);
         let acct = self.accounts.get(user)?;
         let mut rejection = None;
@@ -509,6 +553,7 @@ impl Engine {
             exchange_time: None,
             triggered: false,
             history: Vec::new(),
+            gtt,
         };
         let acct = self.accounts.get_mut(user)?;
         order.history.push(order_json(market, &order));
@@ -647,6 +692,7 @@ impl Engine {
         let users: Vec<String> = self.accounts.keys().cloned().collect();
         for u in users {
             self.match_user(market, &u, now);
+            self.run_gtts(market, &u, now);
         }
     }
 
@@ -726,6 +772,7 @@ impl Engine {
             time: now,
             exchange_order_id: order.exchange_order_id.clone().unwrap_or_default(),
             placed_at: order.placed_at,
+            gtt: order.gtt.clone(),
         };
         let order_update = portfolio_order_update(market, user, order);
         let mult = multiplier(market, req.instrument);
@@ -783,6 +830,233 @@ impl Engine {
             // No subscriber is not an error: the portfolio stream may simply not be open.
             let _ = self.updates.send((user.to_owned(), update));
         }
+    }
+
+    fn next_gtt_id(&mut self, now: DateTime<Utc>) -> String {
+        let id = format!(
+            "GTT-C{}{:08}",
+            now.with_timezone(&upstox_types::IST).format("%y%m%d"),
+            self.next_gtt
+        );
+        self.next_gtt += 1;
+        id
+    }
+
+    fn send_gtt(&self, market: &Market, user: &str, g: &Gtt) {
+        let mut v = gtt_json(market, g);
+        if let Some(o) = v.as_object_mut() {
+            o.insert("update_type".into(), "gtt_order".into());
+        }
+        let _ = self.updates.send((user.to_owned(), v));
+    }
+
+    /// Places a GTT; answers its id. Its rules are checked against each other here; the
+    /// orders it places later meet the usual checks (margin, freeze, band) when they go out.
+    ///
+    /// # Errors
+    /// [`GttError::NotFound`] for an unknown user; [`GttError::Invalid`] for contradicting rules.
+    pub fn place_gtt(
+        &mut self,
+        market: &Market,
+        user: &str,
+        spec: GttSpec,
+        now: DateTime<Utc>,
+    ) -> Result<String, GttError> {
+        if !self.accounts.contains_key(user) {
+            return Err(GttError::NotFound);
+        }
+        crate::gtt::validate(&spec, market.get(spec.instrument).tick()).map_err(GttError::Invalid)?;
+        let id = self.next_gtt_id(now);
+        let g = Gtt::new(id.clone(), spec, now);
+        self.send_gtt(market, user, &g);
+        if let Some(acct) = self.accounts.get_mut(user) {
+            acct.gtts.push(g);
+        }
+        self.run_gtts(market, user, now);
+        Ok(id)
+    }
+
+    fn gtt_mut<'a>(&'a mut self, user: &str, id: &str) -> Result<&'a mut Gtt, GttError> {
+        self.accounts
+            .get_mut(user)
+            .and_then(|a| a.gtts.iter_mut().find(|g| g.id == id))
+            .ok_or(GttError::NotFound)
+    }
+
+    /// Changes a GTT (see [`Gtt::modify`] for what may change once its entry fired).
+    ///
+    /// # Errors
+    /// Unknown GTT; a finished one; a change that is not allowed or contradicts itself.
+    pub fn modify_gtt(
+        &mut self,
+        market: &Market,
+        user: &str,
+        id: &str,
+        change: GttChange,
+        now: DateTime<Utc>,
+    ) -> Result<(), GttError> {
+        let g = self.gtt_mut(user, id)?;
+        let inst = market.get(g.instrument);
+        let lot = if inst.segment == Segment::McxFo {
+            1
+        } else {
+            u64::from(inst.lot())
+        };
+        if change.quantity == 0 || change.quantity % lot != 0 {
+            return Err(GttError::Invalid(format!(
+                "quantity {} must be a whole number of lots of {lot}",
+                change.quantity
+            )));
+        }
+        let spec = GttSpec {
+            kind: change.kind,
+            instrument: g.instrument,
+            quantity: change.quantity,
+            product: g.product,
+            side: g.side,
+            rules: change.rules,
+        };
+        let tick = market.get(g.instrument).tick();
+        g.modify(spec, tick).map_err(GttError::Invalid)?;
+        let g = g.clone();
+        self.send_gtt(market, user, &g);
+        self.run_gtts(market, user, now);
+        Ok(())
+    }
+
+    /// Cancels a GTT's rules not yet final (an order a rule already placed is left alone).
+    ///
+    /// # Errors
+    /// Unknown GTT, or one already finished.
+    pub fn cancel_gtt(&mut self, market: &Market, user: &str, id: &str) -> Result<(), GttError> {
+        let g = self.gtt_mut(user, id)?;
+        if !g.cancel("cancelled by the user") {
+            return Err(GttError::Invalid(format!(
+                "GTT {id} is already finished (completed, failed, cancelled or expired)"
+            )));
+        }
+        let g = g.clone();
+        self.send_gtt(market, user, &g);
+        Ok(())
+    }
+
+    /// A user's GTTs as `GET /v3/order/gtt` lists them (one when `id` is given).
+    ///
+    /// # Errors
+    /// [`GttError::NotFound`] when `id` names no GTT of this user.
+    pub fn gtt_orders(&self, market: &Market, user: &str, id: Option<&str>) -> Result<Vec<Value>, GttError> {
+        let all = self.accounts.get(user).map_or(&[][..], |a| a.gtts.as_slice());
+        let out: Vec<Value> = all
+            .iter()
+            .filter(|g| id.is_none_or(|id| g.id == id))
+            .map(|g| gtt_json(market, g))
+            .collect();
+        if id.is_some() && out.is_empty() {
+            return Err(GttError::NotFound);
+        }
+        Ok(out)
+    }
+
+    /// Brings a user's GTTs up to date with the price at `now`: settles rules whose orders
+    /// ended, expires, trails stop losses, and fires due rules (placing their MARKET orders,
+    /// only while the instrument's market is open). Every change goes out as a `gtt_order` update.
+    fn run_gtts(&mut self, market: &Market, user: &str, now: DateTime<Utc>) {
+        let Some(acct) = self.accounts.get(user) else {
+            return;
+        };
+        if acct.gtts.iter().all(Gtt::is_finished) {
+            return;
+        }
+        let mut changed = self.settle_gtts(user, now);
+        // Fire at most one rule per GTT a pass; the next pass settles its order.
+        let mut fire = Vec::new();
+        if let Some(acct) = self.accounts.get_mut(user) {
+            for (gi, g) in acct.gtts.iter_mut().enumerate() {
+                if g.is_finished() {
+                    continue;
+                }
+                let inst = market.get(g.instrument);
+                if !market.is_open(inst.segment, now) {
+                    continue;
+                }
+                let ltp = market.ltp(g.instrument, now);
+                if g.trail(ltp, inst.tick()) {
+                    changed.push(gi);
+                }
+                if let Some(ri) = g.due(ltp) {
+                    let req = OrderRequest {
+                        instrument: g.instrument,
+                        quantity: g.quantity,
+                        product: g.product,
+                        validity: Validity::Day,
+                        price: 0.0,
+                        trigger_price: 0.0,
+                        order_type: OrderType::Market,
+                        transaction_type: g.side_of(g.rules[ri].spec.strategy),
+                        disclosed_quantity: 0,
+                        tag: None,
+                        is_amo: false,
+                    };
+                    fire.push((gi, ri, g.id.clone(), req));
+                }
+            }
+        }
+        for (gi, ri, id, req) in fire {
+            let Some(order_id) = self.place_for(market, user, req, now, false, Some(id)) else {
+                continue;
+            };
+            if let Some(g) = self.accounts.get_mut(user).and_then(|a| a.gtts.get_mut(gi)) {
+                g.fired(ri, order_id);
+                changed.push(gi);
+            }
+        }
+        changed.extend(self.settle_gtts(user, now));
+        changed.sort_unstable();
+        changed.dedup();
+        for gi in changed {
+            if let Some(g) = self.accounts.get(user).and_then(|a| a.gtts.get(gi)) {
+                self.send_gtt(market, user, g);
+            }
+        }
+    }
+
+    /// Settles rules whose orders ended and expires GTTs past their time; answers which changed.
+    fn settle_gtts(&mut self, user: &str, now: DateTime<Utc>) -> Vec<usize> {
+        let Some(acct) = self.accounts.get_mut(user) else {
+            return Vec::new();
+        };
+        let Account {
+            gtts, orders, by_id, ..
+        } = acct;
+        let mut changed = Vec::new();
+        for (gi, g) in gtts.iter_mut().enumerate() {
+            let mut any = g.expire(now);
+            for ri in 0..g.rules.len() {
+                let Some(order) = g.rules[ri]
+                    .order_id
+                    .as_ref()
+                    .and_then(|id| by_id.get(id))
+                    .map(|i| &orders[*i])
+                else {
+                    continue;
+                };
+                let outcome = match order.status {
+                    OrderStatus::Complete => OrderOutcome::Complete,
+                    OrderStatus::Rejected | OrderStatus::Cancelled => OrderOutcome::Failed(
+                        order
+                            .status_message
+                            .clone()
+                            .unwrap_or_else(|| format!("order {} was {}", order.order_id, order.status.as_str())),
+                    ),
+                    _ => OrderOutcome::Working,
+                };
+                any |= g.settle(ri, outcome);
+            }
+            if any {
+                changed.push(gi);
+            }
+        }
+        changed
     }
 
     /// Order book of a user (order-book JSON objects).
@@ -875,8 +1149,13 @@ pub fn order_json(market: &Market, o: &Order) -> Value {
         "exchange_timestamp": o.exchange_time.map(order_timestamp),
         "is_amo": o.req.is_amo,
         "order_request_id": "1",
-        "order_ref_id": format!("SIM-{}", o.order_id),
+        "order_ref_id": o.gtt.clone().unwrap_or_else(|| format!("SIM-{}", o.order_id)),
     })
+}
+
+fn gtt_json(market: &Market, g: &Gtt) -> Value {
+    let inst = market.get(g.instrument);
+    g.json(inst.segment.as_str(), &inst.quote_symbol, &inst.instrument_key)
 }
 
 fn portfolio_order_update(market: &Market, user: &str, o: &Order) -> Value {

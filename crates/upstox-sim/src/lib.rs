@@ -18,6 +18,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod feed;
+pub mod gtt;
 pub mod market;
 pub mod server;
 pub mod state;

@@ -19,5 +19,7 @@ pub use change::PriceChange;
 pub use feed::{FeedCaps, FeedMode};
 pub use instrument_key::{InstrumentKey, InstrumentKeyError, Segment};
 pub use ist::{IST, token_expiry};
-pub use order::{OrderStatus, OrderType, Product, TransactionType, Validity};
+pub use order::{
+    GttRuleStatus, GttStrategy, GttTriggerType, GttType, OrderStatus, OrderType, Product, TransactionType, Validity,
+};
 pub use rate_limit::{ApiCategory, RateLimits, SlidingWindow, WindowLimit};

@@ -182,3 +182,53 @@ mod tests {
         assert!(OrderStatus::Rejected.is_terminal() && !OrderStatus::Open.is_terminal());
     }
 }
+
+wire_enum!(
+    /// A GTT order: one rule (`SINGLE`, an entry) or an entry with a target and/or a stop loss (`MULTIPLE`).
+    GttType { Single => "SINGLE", Multiple => "MULTIPLE" } expected "SINGLE or MULTIPLE"
+);
+wire_enum!(
+    /// What a GTT rule is for.
+    GttStrategy { Entry => "ENTRY", Target => "TARGET", StopLoss => "STOPLOSS" } expected "ENTRY, TARGET or STOPLOSS"
+);
+wire_enum!(
+    /// When a GTT rule fires: the last price at or above, at or below its trigger, or at once.
+    GttTriggerType { Above => "ABOVE", Below => "BELOW", Immediate => "IMMEDIATE" } expected "ABOVE, BELOW or IMMEDIATE"
+);
+wire_enum!(
+    /// A GTT rule's state (api-facts §4.11). The simulator uses `SCHEDULED` for exit rules waiting
+    /// on their entry, `PENDING` for a rule watching the price, `TRIGGERED` while its order is
+    /// working, then `COMPLETED`, `FAILED`, `CANCELLED` or `EXPIRED`.
+    GttRuleStatus {
+        Pending => "PENDING",
+        Scheduled => "SCHEDULED",
+        Triggered => "TRIGGERED",
+        Completed => "COMPLETED",
+        Failed => "FAILED",
+        Cancelled => "CANCELLED",
+        Expired => "EXPIRED",
+        Open => "OPEN",
+        Inactive => "INACTIVE"
+    } expected "PENDING, SCHEDULED, TRIGGERED, COMPLETED, FAILED, CANCELLED, EXPIRED, OPEN or INACTIVE"
+);
+
+impl GttTriggerType {
+    /// Whether a rule with this trigger fires at `last`.
+    pub fn fires(self, trigger_price: f64, last: f64) -> bool {
+        match self {
+            GttTriggerType::Above => last >= trigger_price,
+            GttTriggerType::Below => last <= trigger_price,
+            GttTriggerType::Immediate => true,
+        }
+    }
+}
+
+impl GttRuleStatus {
+    /// Completed, failed, cancelled and expired rules never change again.
+    pub const fn is_final(self) -> bool {
+        matches!(
+            self,
+            GttRuleStatus::Completed | GttRuleStatus::Failed | GttRuleStatus::Cancelled | GttRuleStatus::Expired
+        )
+    }
+}

@@ -4,6 +4,7 @@
 mod auth;
 mod charges;
 mod compliance;
+mod gtt;
 mod market;
 mod orders;
 mod resilience;

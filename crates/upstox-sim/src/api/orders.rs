@@ -17,16 +17,16 @@ use crate::state::{AppState, Authed};
 
 const MAX_SLICES: u64 = 25;
 
-fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
+pub(super) fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
     serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(error_code::INVALID_INPUT, format!("Invalid JSON body: {e}")))
 }
 
-fn invalid(code: &'static str, message: &str, field: &str, value: Option<&Value>) -> ApiError {
+pub(super) fn invalid(code: &'static str, message: &str, field: &str, value: Option<&Value>) -> ApiError {
     ApiError::bad_request(code, message).with_property(field, value.cloned())
 }
 
-fn number(v: &Value, field: &str, required: bool) -> Result<Option<f64>, ApiError> {
+pub(super) fn number(v: &Value, field: &str, required: bool) -> Result<Option<f64>, ApiError> {
     match v.get(field) {
         None | Some(Value::Null) if !required => Ok(None),
         Some(x) if x.is_number() => Ok(x.as_f64()),
@@ -39,7 +39,7 @@ fn number(v: &Value, field: &str, required: bool) -> Result<Option<f64>, ApiErro
     }
 }
 
-fn integer(v: &Value, field: &str, required: bool) -> Result<Option<u64>, ApiError> {
+pub(super) fn integer(v: &Value, field: &str, required: bool) -> Result<Option<u64>, ApiError> {
     match v.get(field) {
         None | Some(Value::Null) if !required => Ok(None),
         Some(x) if x.as_u64().is_some() => Ok(x.as_u64()),
@@ -52,7 +52,7 @@ fn integer(v: &Value, field: &str, required: bool) -> Result<Option<u64>, ApiErr
     }
 }
 
-fn enum_field<T: std::str::FromStr>(
+pub(super) fn enum_field<T: std::str::FromStr>(
     v: &Value,
     field: &str,
     missing: &'static str,
@@ -68,7 +68,7 @@ fn enum_field<T: std::str::FromStr>(
     }
 }
 
-fn required<T>(x: Option<T>, code: &'static str, message: &str, field: &str) -> Result<T, ApiError> {
+pub(super) fn required<T>(x: Option<T>, code: &'static str, message: &str, field: &str) -> Result<T, ApiError> {
     x.ok_or_else(|| ApiError::bad_request(code, message).with_property(field, None))
 }
 
@@ -84,8 +84,8 @@ fn check_price_tick(price: f64, tick: f64, field: &str) -> Result<(), ApiError> 
     Ok(())
 }
 
-/// Validates a place-order body into an engine request (and answers the slice flag).
-pub(super) fn parse_order(state: &AppState, v: &Value) -> Result<(OrderRequest, bool), ApiError> {
+/// The tradable instrument (`instrument_token`) and quantity (`quantity`, whole lots) of an order or GTT body.
+pub(super) fn instrument_and_quantity(state: &AppState, v: &Value) -> Result<(u32, u64), ApiError> {
     let key = v.get("instrument_token").and_then(Value::as_str).unwrap_or("");
     let instrument = state.market.lookup(key).ok_or_else(|| {
         invalid(
@@ -127,6 +127,21 @@ pub(super) fn parse_order(state: &AppState, v: &Value) -> Result<(OrderRequest, 
             v.get("quantity"),
         ));
     }
+    if quantity > MAX_QUANTITY {
+        return Err(invalid(
+            error_code::INVALID_INPUT,
+            &format!("Quantity {quantity} is out of range"),
+            "quantity",
+            v.get("quantity"),
+        ));
+    }
+    Ok((instrument, quantity))
+}
+
+/// Validates a place-order body into an engine request (and answers the slice flag).
+pub(super) fn parse_order(state: &AppState, v: &Value) -> Result<(OrderRequest, bool), ApiError> {
+    let (instrument, quantity) = instrument_and_quantity(state, v)?;
+    let inst = state.market.get(instrument);
     let product: Product = required(
         enum_field(v, "product", error_code::INVALID_INPUT, error_code::INVALID_INPUT)?,
         error_code::INVALID_INPUT,
@@ -166,14 +181,6 @@ pub(super) fn parse_order(state: &AppState, v: &Value) -> Result<(OrderRequest, 
         "transaction_type is required",
         "transaction_type",
     )?;
-    if quantity > MAX_QUANTITY {
-        return Err(invalid(
-            error_code::INVALID_INPUT,
-            &format!("Quantity {quantity} is out of range"),
-            "quantity",
-            v.get("quantity"),
-        ));
-    }
     let price = number(v, "price", false)?.unwrap_or(0.0);
     let trigger_price = number(v, "trigger_price", false)?.unwrap_or(0.0);
     for (field, p) in [("price", price), ("trigger_price", trigger_price)] {
@@ -251,7 +258,7 @@ pub(super) fn parse_order(state: &AppState, v: &Value) -> Result<(OrderRequest, 
 /// refuse far less; this bound keeps arithmetic in range).
 const MAX_QUANTITY: u64 = 1_000_000_000;
 /// No price in rupees is above this (the dearest Indian shares trade near ₹1.5 lakh).
-const MAX_PRICE: f64 = 10_000_000.0;
+pub(super) const MAX_PRICE: f64 = 10_000_000.0;
 
 /// A quantity split by the freeze quantity, each part a whole number of lots below it.
 fn freeze_parts(state: &AppState, req: &OrderRequest) -> Vec<u64> {
@@ -302,7 +309,7 @@ pub(super) async fn place_v2(State(state): State<AppState>, who: Authed, body: B
     Ok(success(json!({"order_id": id})))
 }
 
-fn with_latency(mut body: Json<Value>, started: std::time::Instant) -> Json<Value> {
+pub(super) fn with_latency(mut body: Json<Value>, started: std::time::Instant) -> Json<Value> {
     if let Some(o) = body.0.as_object_mut() {
         o.insert(
             "metadata".into(),
@@ -682,7 +689,7 @@ fn trade_json(state: &AppState, t: &crate::engine::Trade) -> Value {
         "exchange_timestamp": order_timestamp(t.time),
         "average_price": t.price,
         "trade_id": t.trade_id,
-        "order_ref_id": format!("SIM-{}", t.order_id),
+        "order_ref_id": t.order_ref_id(),
         "order_timestamp": order_timestamp(t.placed_at),
     })
 }
