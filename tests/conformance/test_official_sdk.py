@@ -4,6 +4,7 @@ Only Configuration.host and order_host are changed; every call below goes throug
 own request building, routing (order host for place/modify/cancel) and model deserialization.
 """
 import datetime
+import time
 
 import pytest
 import upstox_client
@@ -250,6 +251,80 @@ def test_multi_order_cancel_all_and_exit(api_client):
     assert cancelled.status == "success"
     exited = v2.exit_positions()
     assert exited.status == "success"
+
+
+def _tick(x):
+    return round(round(x / 0.05) * 0.05, 2)
+
+
+def _ltp(api_client):
+    q = upstox_client.MarketQuoteApi(api_client).get_full_market_quote(RELIANCE, V).data["NSE_EQ:RELIANCE"]
+    return q.last_price
+
+
+def _gtt(v3, gtt_id, done, timeout=20):
+    deadline = time.time() + timeout
+    while True:
+        got = v3.get_gtt_order_details(gtt_order_id=gtt_id)
+        assert got.status == "success" and len(got.data) == 1
+        g = got.data[0]
+        if done(g) or time.time() > deadline:
+            return g
+        time.sleep(0.2)
+
+
+def test_gtt_place_fires_from_the_price_and_places_orders(api_client):
+    v3 = upstox_client.OrderApiV3(api_client)
+    ltp = _ltp(api_client)
+    body = upstox_client.GttPlaceOrderRequest(
+        type="MULTIPLE", quantity=1, product="I", instrument_token=RELIANCE, transaction_type="BUY",
+        rules=[
+            upstox_client.GttRule(strategy="ENTRY", trigger_type="IMMEDIATE", trigger_price=_tick(ltp)),
+            upstox_client.GttRule(strategy="TARGET", trigger_type="IMMEDIATE", trigger_price=_tick(ltp * 1.5)),
+            # Above the market: fires as soon as the entry's order completes.
+            upstox_client.GttRule(strategy="STOPLOSS", trigger_type="IMMEDIATE", trigger_price=_tick(ltp * 1.2)),
+        ],
+    )
+    placed = v3.place_gtt_order(body)
+    assert placed.status == "success"
+    gtt_id = placed.data.gtt_order_ids[0]
+    g = _gtt(v3, gtt_id, lambda g: all(r.status in ("COMPLETED", "CANCELLED", "FAILED") for r in g.rules))
+    by = {r.strategy: r for r in g.rules}
+    assert by["ENTRY"].status == "COMPLETED" and by["ENTRY"].transaction_type == "BUY", g
+    assert by["STOPLOSS"].status == "COMPLETED" and by["STOPLOSS"].transaction_type == "SELL", g
+    assert by["TARGET"].status == "CANCELLED", g
+    assert g.instrument_token == RELIANCE and g.exchange == "NSE_EQ" and g.expires_at > g.created_at
+    v2 = upstox_client.OrderApi(api_client)
+    for r in (by["ENTRY"], by["STOPLOSS"]):
+        assert v2.get_order_status(order_id=r.order_id).data.status == "complete"
+
+
+def test_gtt_modify_get_and_cancel(api_client):
+    v3 = upstox_client.OrderApiV3(api_client)
+    ltp = _ltp(api_client)
+    entry = upstox_client.GttRule(strategy="ENTRY", trigger_type="BELOW", trigger_price=_tick(ltp * 0.5))
+    placed = v3.place_gtt_order(upstox_client.GttPlaceOrderRequest(
+        type="SINGLE", quantity=1, product="D", instrument_token=RELIANCE, transaction_type="BUY", rules=[entry],
+    ))
+    gtt_id = placed.data.gtt_order_ids[0]
+    modify = upstox_client.GttModifyOrderRequest(
+        type="MULTIPLE", quantity=2, gtt_order_id=gtt_id,
+        rules=[entry, upstox_client.GttRule(strategy="STOPLOSS", trigger_type="IMMEDIATE",
+                                            trigger_price=_tick(ltp * 0.4), trailing_gap=2.0)],
+    )
+    assert v3.modify_gtt_order(modify).data.gtt_order_ids == [gtt_id]
+    g = v3.get_gtt_order_details(gtt_order_id=gtt_id).data[0]
+    assert g.type == "MULTIPLE" and g.quantity == 2 and len(g.rules) == 2
+    assert [r.status for r in g.rules] == ["PENDING", "SCHEDULED"]
+    assert any(x.gtt_order_id == gtt_id for x in v3.get_gtt_order_details().data)
+    assert v3.cancel_gtt_order(upstox_client.GttCancelOrderRequest(gtt_order_id=gtt_id)).status == "success"
+    assert all(r.status == "CANCELLED" for r in v3.get_gtt_order_details(gtt_order_id=gtt_id).data[0].rules)
+    with pytest.raises(ApiException) as bad:
+        v3.place_gtt_order(upstox_client.GttPlaceOrderRequest(
+            type="SINGLE", quantity=1, product="D", instrument_token=RELIANCE, transaction_type="BUY",
+            rules=[upstox_client.GttRule(strategy="TARGET", trigger_type="ABOVE", trigger_price=_tick(ltp))],
+        ))
+    assert bad.value.status == 400 and "ENTRY" in _body(bad)
 
 
 def test_errors_carry_upstox_codes(api_client):

@@ -106,3 +106,34 @@ def test_portfolio_data_streamer_gets_order_updates(api_client, ws_redirect):
     order = next(x for x in messages if x.get("update_type") == "order" and x.get("status") == "complete")
     assert order["tag"] == "stream-test" and order["instrument_token"] == RELIANCE
     assert any(x.get("update_type") == "position" for x in messages)
+
+
+def test_portfolio_data_streamer_gets_gtt_updates(api_client, ws_redirect):
+    streamer = upstox_client.PortfolioDataStreamer(api_client, order_update=False, gtt_update=True)
+    messages = []
+    opened = threading.Event()
+    got = threading.Event()
+
+    def on_message(m):
+        text = m.decode() if isinstance(m, bytes) else m
+        messages.append(json.loads(text))
+        if any(x.get("update_type") == "gtt_order" and x["rules"][0]["status"] == "COMPLETED" for x in messages):
+            got.set()
+
+    streamer.on("open", lambda: opened.set())
+    streamer.on("message", on_message)
+    streamer.connect()
+    assert opened.wait(10)
+    v3 = upstox_client.OrderApiV3(api_client)
+    placed = v3.place_gtt_order(upstox_client.GttPlaceOrderRequest(
+        type="SINGLE", quantity=1, product="I", instrument_token=RELIANCE, transaction_type="BUY",
+        rules=[upstox_client.GttRule(strategy="ENTRY", trigger_type="IMMEDIATE", trigger_price=1.0)],
+    ))
+    gtt_id = placed.data.gtt_order_ids[0]
+    ok = got.wait(10)
+    streamer.disconnect()
+    assert ok, messages
+    assert all(x.get("update_type") == "gtt_order" for x in messages), "only the asked-for type"
+    done = next(x for x in messages if x["rules"][0]["status"] == "COMPLETED")
+    assert done["gtt_order_id"] == gtt_id and done["instrument_token"] == RELIANCE
+    assert done["rules"][0]["order_id"] and done["expires_at"] > done["created_at"]

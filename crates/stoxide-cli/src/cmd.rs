@@ -8,6 +8,7 @@ pub(crate) mod desk;
 pub(crate) mod doctor;
 pub(crate) mod engine;
 pub(crate) mod feed;
+pub(crate) mod gtt;
 pub(crate) mod instruments;
 pub(crate) mod login;
 pub(crate) mod market;

@@ -59,6 +59,9 @@ enum Command {
     /// Place, modify, cancel and list orders.
     #[command(subcommand)]
     Order(cmd::order::OrderCommand),
+    /// GTT orders: an entry, target and stop loss that Upstox fires when the price gets there.
+    #[command(subcommand)]
+    Gtt(cmd::gtt::GttCommand),
     /// Show today's positions.
     Positions,
     /// Show long-term holdings.
@@ -222,6 +225,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Instruments(c) => cmd::instruments::run(&globals, &out, c).await,
         Command::Market(c) => cmd::market::run(&globals, &out, c).await,
         Command::Charges(c) => cmd::charges::run(&globals, &out, c).await,
+        Command::Gtt(c) => cmd::gtt::run(&globals, &out, c).await,
         Command::Stream(a) => cmd::stream::stream(&globals, out.json, a).await,
         Command::Record(a) => cmd::stream::record(&globals, a).await,
         Command::Replay(a) => cmd::stream::replay_cmd(out.json, a).await,

@@ -573,3 +573,78 @@ fn doctor_names_each_injected_failure() {
         .expect("run");
     assert!(String::from_utf8_lossy(&no_token.stdout).contains("✗ access token present"));
 }
+
+#[test]
+fn gtt_place_list_and_cancel_against_a_running_sim() {
+    let sim = sim_child();
+    let quote = sim.run(&["--json", "quote", "NSE_EQ|INE002A01018"]);
+    assert_eq!(quote.code, 0, "{}", quote.stderr);
+    let q: serde_json::Value = serde_json::from_str(&quote.stdout).expect("json");
+    let ltp = q["NSE_EQ:RELIANCE"]["last_price"].as_f64().expect("ltp");
+    // Far below the market: the entry waits.
+    let entry = format!("below:{:.2}", (ltp * 0.5 / 0.05).round() * 0.05);
+    let target = format!("{:.2}", (ltp * 0.6 / 0.05).round() * 0.05);
+    let stop = format!("{:.2}", (ltp * 0.4 / 0.05).round() * 0.05);
+    let order = ["--key", "NSE_EQ|INE002A01018", "--side", "BUY", "--qty", "2"];
+    let r = sim.run(
+        &[
+            &["--json", "gtt", "place"][..],
+            &order[..],
+            &[
+                "--entry",
+                &entry,
+                "--target",
+                &target,
+                "--stoploss",
+                &stop,
+                "--trailing-gap",
+                "5",
+            ],
+        ]
+        .concat(),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let placed: serde_json::Value = serde_json::from_str(&r.stdout).expect("json");
+    let id = placed[0]["gtt_order_id"].as_str().expect("an id").to_owned();
+    assert_eq!(placed[0]["rules"][0]["status"], "PENDING");
+    assert_eq!(placed[0]["rules"][2]["trailing_gap"], 5.0);
+
+    let r = sim.run(&["gtt", "list"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for words in [
+        id.as_str(),
+        "RELIANCE",
+        "ENTRY BUY 2 at or below",
+        "STOPLOSS SELL 2",
+        "PENDING",
+        "SCHEDULED",
+    ] {
+        assert!(r.stdout.contains(words), "the list lacks {words:?}:\n{}", r.stdout);
+    }
+
+    let r = sim.run(&["gtt", "cancel", &id]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains(&format!("Cancelled GTT {id}")), "{}", r.stdout);
+    assert!(r.stdout.contains("CANCELLED"), "{}", r.stdout);
+    assert_one_line_error(&sim.run(&["gtt", "cancel", &id]), "finished");
+    assert_one_line_error(&sim.run(&["gtt", "list", "GTT-NOSUCH"]), "not found");
+    // Rules that contradict each other are refused by Upstox's check, said in one line.
+    assert_one_line_error(
+        &sim.run(
+            &[
+                &["gtt", "place"][..],
+                &order[..],
+                &["--entry", &entry, "--target", &stop],
+            ]
+            .concat(),
+        ),
+        "TARGET trigger",
+    );
+    let r = sim.run(&[&["gtt", "place"][..], &order[..], &["--entry", "sideways:10"]].concat());
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("write above:PRICE, below:PRICE or now"),
+        "{}",
+        r.stderr
+    );
+}
