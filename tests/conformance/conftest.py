@@ -34,15 +34,27 @@ def sim():
         proc.wait(timeout=10)
 
 
-@pytest.fixture()
-def api_client(sim):
+def client_of(sim, user_index):
+    """An SDK client holding the token of the simulator's user `user_index` (each user has its
+    own order-rate budget, so tests that place many orders use users of their own)."""
     import upstox_client
 
     config = upstox_client.Configuration()
     config.host = sim["base_url"]
     config.order_host = sim["base_url"]
-    config.access_token = sim["users"][0]["access_token"]
+    config.access_token = sim["users"][user_index]["access_token"]
     return upstox_client.ApiClient(config)
+
+
+@pytest.fixture()
+def api_client(sim):
+    return client_of(sim, 0)
+
+
+@pytest.fixture()
+def gtt_client(sim):
+    """SIM003: the GTT tests' orders stay out of SIM001's order-rate budget."""
+    return client_of(sim, 2)
 
 
 def login_code(sim, app, user, state="conformance"):

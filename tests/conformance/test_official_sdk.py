@@ -273,7 +273,8 @@ def _gtt(v3, gtt_id, done, timeout=20):
         time.sleep(0.2)
 
 
-def test_gtt_place_fires_from_the_price_and_places_orders(api_client):
+def test_gtt_place_fires_from_the_price_and_places_orders(gtt_client):
+    api_client = gtt_client
     v3 = upstox_client.OrderApiV3(api_client)
     ltp = _ltp(api_client)
     body = upstox_client.GttPlaceOrderRequest(
@@ -299,7 +300,8 @@ def test_gtt_place_fires_from_the_price_and_places_orders(api_client):
         assert v2.get_order_status(order_id=r.order_id).data.status == "complete"
 
 
-def test_gtt_modify_get_and_cancel(api_client):
+def test_gtt_modify_get_and_cancel(gtt_client):
+    api_client = gtt_client
     v3 = upstox_client.OrderApiV3(api_client)
     ltp = _ltp(api_client)
     entry = upstox_client.GttRule(strategy="ENTRY", trigger_type="BELOW", trigger_price=_tick(ltp * 0.5))

@@ -12,6 +12,8 @@ import pytest
 import upstox_client
 import websocket
 
+from conftest import client_of
+
 RELIANCE = "NSE_EQ|INE002A01018"
 NIFTY = "NSE_INDEX|Nifty 50"
 
@@ -108,7 +110,8 @@ def test_portfolio_data_streamer_gets_order_updates(api_client, ws_redirect):
     assert any(x.get("update_type") == "position" for x in messages)
 
 
-def test_portfolio_data_streamer_gets_gtt_updates(api_client, ws_redirect):
+def test_portfolio_data_streamer_gets_gtt_updates(sim, ws_redirect):
+    api_client = client_of(sim, 1)
     streamer = upstox_client.PortfolioDataStreamer(api_client, order_update=False, gtt_update=True)
     messages = []
     opened = threading.Event()
