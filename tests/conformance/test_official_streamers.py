@@ -111,7 +111,7 @@ def test_portfolio_data_streamer_gets_order_updates(api_client, ws_redirect):
 
 
 def test_portfolio_data_streamer_gets_gtt_updates(sim, ws_redirect):
-    api_client = client_of(sim, 1)
+    api_client = client_of(sim, 2)
     streamer = upstox_client.PortfolioDataStreamer(api_client, order_update=False, gtt_update=True)
     messages = []
     opened = threading.Event()
