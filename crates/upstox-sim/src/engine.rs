@@ -902,7 +902,7 @@ impl Engine {
         } else {
             u64::from(inst.lot())
         };
-        if change.quantity == 0 || change.quantity % lot != 0 {
+        if change.quantity == 0 || !change.quantity.is_multiple_of(lot) {
             return Err(GttError::Invalid(format!(
                 "quantity {} must be a whole number of lots of {lot}",
                 change.quantity

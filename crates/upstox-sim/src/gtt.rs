@@ -101,7 +101,8 @@ pub fn validate(spec: &GttSpec, tick: f64) -> Result<(), String> {
         let name = r.strategy.as_str();
         // Only an IMMEDIATE entry may go without a price; an exit's price is its level.
         let priceless = r.strategy == GttStrategy::Entry && r.trigger_type == GttTriggerType::Immediate;
-        if !priceless && !(r.trigger_price > 0.0 && r.trigger_price.is_finite()) {
+        let priced = r.trigger_price > 0.0 && r.trigger_price.is_finite();
+        if !(priceless || priced) {
             return Err(format!("the {name} rule needs a trigger_price above 0"));
         }
         let steps = r.trigger_price / tick;
@@ -492,7 +493,11 @@ mod tests {
         assert!(validate(&single_with_exit, 0.05).is_err());
         let mut trailing_target = bracket(buy, 100.0, 110.0, 95.0);
         trailing_target.rules[1].trailing_gap = Some(1.0);
-        assert!(validate(&trailing_target, 0.05).unwrap_err().contains("trailing_gap"));
+        assert!(
+            validate(&trailing_target, 0.05)
+                .expect_err("a trailing target")
+                .contains("trailing_gap")
+        );
     }
 
     #[test]
@@ -556,7 +561,11 @@ mod tests {
         assert_eq!(g.rules[1].spec.trigger_price, 120.0);
         g.fired(0, "o1".into());
         wider.quantity = 20;
-        assert!(g.modify(wider.clone(), 0.05).unwrap_err().contains("quantity stays 10"));
+        assert!(
+            g.modify(wider.clone(), 0.05)
+                .expect_err("a new quantity")
+                .contains("quantity stays 10")
+        );
         wider.quantity = 10;
         wider.rules[2].trigger_price = 92.0;
         g.modify(wider, 0.05).expect("exits may change");
