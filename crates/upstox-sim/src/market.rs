@@ -3,6 +3,7 @@
 
 pub mod black_scholes;
 pub mod calendar;
+pub mod candles;
 pub mod price_path;
 pub mod universe;
 
@@ -79,6 +80,10 @@ pub struct Market {
     /// Options by underlying key, expiry, then (strike, call) → instrument index.
     chains: HashMap<String, BTreeMap<NaiveDate, Vec<u32>>>,
     seed: u64,
+    /// Each minute's (high, low) over the price grid, by (instrument, minute start).
+    minutes: parking_lot::Mutex<HashMap<(u32, i64), (f64, f64)>>,
+    /// Each instrument's day candle as last read.
+    days: parking_lot::Mutex<HashMap<u32, candles::RunningCandle>>,
 }
 
 fn round_to_tick(price: f64, tick: f64) -> f64 {
@@ -116,6 +121,8 @@ impl Market {
             by_key,
             chains,
             seed,
+            minutes: parking_lot::Mutex::new(HashMap::new()),
+            days: parking_lot::Mutex::new(HashMap::new()),
         })
     }
 
@@ -336,18 +343,9 @@ impl Market {
         let ts = t.timestamp_micros() as f64 / 1e6;
         let (_, greeks, iv) = self.theoretical(inst, ts);
         let ltp = self.price_at(idx, t);
-        let day = self.calendar.session_day(seg, t);
-        let (open_t, _) = self.calendar.session(seg, day);
         let cp = self.previous_close(idx, t);
-        let open = self.price_at(idx, open_t);
-        let (mut high, mut low) = (open.max(ltp), open.min(ltp));
-        let mut s = open_t + chrono::Duration::minutes(1);
-        while s < t {
-            let p = self.price_at(idx, s);
-            high = high.max(p);
-            low = low.min(p);
-            s += chrono::Duration::minutes(1);
-        }
+        // The day's OHLC as every other view has it (see `candles`).
+        let candles::Ohlcv { open, high, low, .. } = self.day_candle(idx, t);
         let second = t.timestamp() as u64;
         let h = mix(self.seed ^ mix(u64::from(idx)) ^ mix(second));
         let depth = |side| {

@@ -359,3 +359,157 @@ async fn search_takes_what_people_type() {
     );
     sim.shutdown().await;
 }
+
+/// Candles (newest first) grouped into `len`-minute buckets from the session's open (their
+/// first candle's time), each bucket folded as one candle: (start, open, high, low, close, volume).
+fn fold(candles: &[upstox_client::market::Candle], len: i64) -> Vec<(String, f64, f64, f64, f64, u64)> {
+    let mut oldest_first: Vec<_> = candles.iter().rev().collect();
+    let open = chrono::DateTime::parse_from_rfc3339(&oldest_first[0].0).expect("a time");
+    let mut out: Vec<(String, f64, f64, f64, f64, u64)> = Vec::new();
+    let mut bucket = -1;
+    for c in oldest_first.drain(..) {
+        let t = chrono::DateTime::parse_from_rfc3339(&c.0).expect("a time");
+        let b = (t - open).num_minutes() / len;
+        if b != bucket {
+            bucket = b;
+            out.push((c.0.clone(), c.1, c.2, c.3, c.4, c.5));
+        } else if let Some(last) = out.last_mut() {
+            last.2 = last.2.max(c.2);
+            last.3 = last.3.min(c.3);
+            last.4 = c.4;
+            last.5 += c.5;
+        }
+    }
+    out.reverse();
+    out
+}
+
+fn plain(c: &upstox_client::market::Candle) -> (String, f64, f64, f64, f64, u64) {
+    (c.0.clone(), c.1, c.2, c.3, c.4, c.5)
+}
+
+#[tokio::test]
+async fn every_view_of_one_instrument_shows_one_market() {
+    let mut config = SimConfig::default();
+    // Mid-session, and a clock that stands still, so every view is read at one instant.
+    config.clock.session_start = "13:07".into();
+    config.clock.speed = 1e-9;
+    let (sim, c) = start(config).await;
+    for key in [RELIANCE, NIFTY] {
+        let minutes = c.intraday_candles(key, CandleUnit::Minutes(1)).await.expect("1-minute");
+        assert!(minutes.len() > 200, "{key}: {} minutes since 09:15", minutes.len());
+        for len in [5, 30] {
+            let longer = c
+                .intraday_candles(key, CandleUnit::Minutes(len as u32))
+                .await
+                .expect("longer candles");
+            let mine: Vec<_> = longer.iter().map(plain).collect();
+            assert_eq!(mine, fold(&minutes, len), "{key}: {len}-minute candles = their minutes");
+        }
+        let day = fold(&minutes, 24 * 60).remove(0);
+        assert!(day.0.contains("T09:15:00"), "{day:?}");
+
+        // The day in the quote, the OHLC APIs and the daily history is the day of the candles.
+        let symbol = if key == NIFTY {
+            "NSE_INDEX:Nifty 50"
+        } else {
+            "NSE_EQ:RELIANCE"
+        };
+        let quotes = c.full_quote(&[key]).await.expect("quote");
+        let q = &quotes[symbol];
+        let o = q.ohlc.clone().expect("the day's OHLC");
+        assert_eq!(
+            (o.open, o.high, o.low, o.close),
+            (day.1, day.2, day.3, day.4),
+            "{key}: full quote"
+        );
+        assert_eq!(q.last_price, day.4, "{key}: the last price closes the live minute");
+        if key == RELIANCE {
+            assert_eq!(q.volume, day.5, "{key}: the day's volume is its minutes' volume");
+        }
+        let v3 = c.ohlc(&[key], "1d").await.expect("ohlc 1d");
+        let live = v3[symbol].live_ohlc.expect("live day");
+        assert_eq!(
+            (live.open, live.high, live.low, live.close),
+            (day.1, day.2, day.3, day.4),
+            "{key}: OHLC v3 1d"
+        );
+        let v2 = c.ohlc_v2(&[key], "1d").await.expect("ohlc v2");
+        let v2 = v2[symbol].ohlc.clone().expect("v2 day");
+        assert_eq!(
+            (v2.open, v2.high, v2.low, v2.close),
+            (day.1, day.2, day.3, day.4),
+            "{key}: OHLC v2 1d"
+        );
+        let today = day.0[..10].to_owned();
+        let daily = c
+            .historical_candles(key, CandleUnit::Days, &today, Some(&today))
+            .await
+            .expect("daily history");
+        assert_eq!(daily.len(), 1, "{daily:?}");
+        assert_eq!(
+            (daily[0].1, daily[0].2, daily[0].3, daily[0].4),
+            (day.1, day.2, day.3, day.4),
+            "{key}: today's daily candle"
+        );
+
+        // The live 30- and 1-minute OHLC candles are the newest history candles, aligned alike.
+        let half_hours = c
+            .intraday_candles(key, CandleUnit::Minutes(30))
+            .await
+            .expect("30-minute");
+        for (interval, history) in [("I30", &half_hours), ("I1", &minutes)] {
+            let v3 = c.ohlc(&[key], interval).await.expect("ohlc");
+            let live = v3[symbol].live_ohlc.expect("live");
+            let prev = v3[symbol].prev_ohlc.expect("previous");
+            let (h0, h1) = (&history[0], &history[1]);
+            assert_eq!(
+                (live.open, live.high, live.low, live.close),
+                (h0.1, h0.2, h0.3, h0.4),
+                "{key} {interval} live"
+            );
+            assert_eq!(
+                (prev.open, prev.high, prev.low, prev.close),
+                (h1.1, h1.2, h1.3, h1.4),
+                "{key} {interval} previous"
+            );
+        }
+    }
+    // A finished day (the trading day before the clock's): its daily candle spans its 30-minute candles.
+    let today = chrono::DateTime::parse_from_rfc3339(
+        &c.intraday_candles(RELIANCE, CandleUnit::Minutes(1))
+            .await
+            .expect("minutes")[0]
+            .0,
+    )
+    .expect("a time")
+    .date_naive();
+    let week_ago = (today - chrono::Duration::days(7)).to_string();
+    let days = c
+        .historical_candles(RELIANCE, CandleUnit::Days, &today.to_string(), Some(&week_ago))
+        .await
+        .expect("daily history");
+    let previous = days
+        .get(1)
+        .map(|d| d.0[..10].to_owned())
+        .expect("a trading day in the last week");
+    let previous = previous.as_str();
+    let halves = c
+        .historical_candles(RELIANCE, CandleUnit::Minutes(30), previous, Some(previous))
+        .await
+        .expect("30-minute history");
+    let daily = c
+        .historical_candles(RELIANCE, CandleUnit::Days, previous, Some(previous))
+        .await
+        .expect("daily history");
+    if let (false, Some(d)) = (halves.is_empty(), daily.first()) {
+        let folded = fold(&halves, 24 * 60).remove(0);
+        assert_eq!(
+            (d.1, d.2, d.3, d.4, d.5),
+            (folded.1, folded.2, folded.3, folded.4, folded.5)
+        );
+    } else {
+        panic!("{previous} was a trading day: {halves:?} {daily:?}");
+    }
+    sim.shutdown().await;
+}

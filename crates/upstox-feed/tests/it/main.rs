@@ -365,3 +365,60 @@ async fn two_consumers_of_one_stream_each_get_every_tick() {
     streamer.shutdown().await;
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_feeds_candles_are_the_rest_apis_candles() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut config = SimConfig::default();
+    // Mid-session, and a clock that stands still: the feed and REST read one instant.
+    config.clock.session_start = "13:07".into();
+    config.clock.speed = 1e-9;
+    let sim = Simulator::start(config, "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("sim");
+    let token = sim.token_of("SIM001").expect("token").to_owned();
+    let rest = client(&sim).for_user("SIM001", token.clone().into());
+    let (streamer, events) = MarketStreamer::start(client(&sim), StaticToken(token.into()), fast());
+    streamer.subscribe(&[RELIANCE], FeedMode::Full).expect("sub full");
+    let mut seen = Vec::new();
+    let e = until(&events, &mut seen, |e| ticks_of(e, RELIANCE).is_some()).await;
+    let Some(upstox_feed::TickData::Full(full)) = ticks_of(&e, RELIANCE).map(|t| t.data.clone()) else {
+        panic!("a full-mode tick: {e:?}");
+    };
+    let candle = |interval: upstox_feed::tick::Interval| {
+        full.candles
+            .iter()
+            .rev()
+            .find(|c| c.interval == interval)
+            .cloned()
+            .unwrap_or_else(|| panic!("a {interval:?} candle in {:?}", full.candles))
+    };
+    let quote = rest.full_quote(&[RELIANCE]).await.expect("quote");
+    let day = quote["NSE_EQ:RELIANCE"].ohlc.clone().expect("day");
+    let d = candle(upstox_feed::tick::Interval::Day);
+    assert_eq!(
+        (d.open, d.high, d.low, d.close),
+        (day.open, day.high, day.low, day.close)
+    );
+    for (interval, unit) in [
+        (upstox_feed::tick::Interval::OneMinute, 1),
+        (upstox_feed::tick::Interval::ThirtyMinutes, 30),
+    ] {
+        let history = rest
+            .intraday_candles(RELIANCE, upstox_client::market::CandleUnit::Minutes(unit))
+            .await
+            .expect("intraday");
+        let h = &history[0];
+        let start = chrono::DateTime::parse_from_rfc3339(&h.0)
+            .expect("time")
+            .timestamp_millis();
+        let f = candle(interval.clone());
+        assert_eq!(
+            (f.ts, f.open, f.high, f.low, f.close, f.volume),
+            (start, h.1, h.2, h.3, h.4, h.5 as i64),
+            "{interval:?}: the feed's live candle is the newest history candle"
+        );
+    }
+    streamer.shutdown().await;
+    sim.shutdown().await;
+}

@@ -63,7 +63,8 @@ fn interval(q: &QueryMap) -> Result<&'static str, ApiError> {
     }
 }
 
-/// One candle `[start, start+len)` of instrument `i`, sampled on a fine grid, up to `until`.
+/// One candle `[start, start+len)` of instrument `i`, cut at `until` while live (the market's
+/// one definition of a candle: `crate::market::candles`).
 pub(crate) fn candle(
     state: &AppState,
     i: u32,
@@ -71,24 +72,10 @@ pub(crate) fn candle(
     len: Duration,
     until: DateTime<Utc>,
 ) -> Option<(f64, f64, f64, f64, u64)> {
-    let end = (start + len).min(until);
-    if end <= start {
-        return None;
-    }
-    let m = &state.market;
-    let step = (len / 12).max(Duration::seconds(5));
-    let open = m.price_at(i, start);
-    let close = m.price_at(i, end);
-    let (mut high, mut low) = (open.max(close), open.min(close));
-    let mut t = start + step;
-    while t < end {
-        let p = m.price_at(i, t);
-        high = high.max(p);
-        low = low.min(p);
-        t += step;
-    }
-    let volume = m.volume_at(i, end).saturating_sub(m.volume_at(i, start));
-    Some((open, high, low, close, volume))
+    state
+        .market
+        .candle(i, start, len, until)
+        .map(|c| (c.open, c.high, c.low, c.close, c.volume))
 }
 
 /// The current and previous candle of an OHLC interval.

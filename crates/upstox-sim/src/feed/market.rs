@@ -4,59 +4,31 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{Message, WebSocket};
-use chrono::{DateTime, DurationRound, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use upstox_proto::Message as _;
 use upstox_proto::wire::{
     Feed, FeedResponse, FirstLevelWithGreeks, FullFeed, IndexFullFeed, Ltpc, MarketFullFeed, MarketInfo, MarketLevel,
     MarketOhlc, Ohlc, OptionGreeks, Quote, RequestMode, StatusInfo, Type, feed, full_feed,
 };
-use upstox_types::{FeedMode, IST, Segment};
+use upstox_types::{FeedMode, Segment};
 
 use super::random_drop;
 use crate::market::calendar::MarketStatus;
+use crate::market::candles::{Ohlcv, RunningCandle};
 use crate::market::{Market, Side};
 use crate::state::AppState;
 
-/// A candle being tracked from observed prices.
-#[derive(Debug, Clone, Copy)]
-struct Candle {
-    start: DateTime<Utc>,
-    open: f64,
-    high: f64,
-    low: f64,
-    close: f64,
-    vol_at_start: u64,
-}
-
-impl Candle {
-    fn new(start: DateTime<Utc>, open: f64, vol: u64) -> Self {
-        Self {
-            start,
-            open,
-            high: open,
-            low: open,
-            close: open,
-            vol_at_start: vol,
-        }
-    }
-
-    fn update(&mut self, p: f64) {
-        self.high = self.high.max(p);
-        self.low = self.low.min(p);
-        self.close = p;
-    }
-
-    fn wire(&self, interval: &str, vtt: u64) -> Ohlc {
-        Ohlc {
-            interval: interval.into(),
-            open: self.open,
-            high: self.high,
-            low: self.low,
-            close: self.close,
-            vol: vtt.saturating_sub(self.vol_at_start) as i64,
-            ts: self.start.timestamp_millis(),
-        }
+/// A candle on the wire: `interval`, its start, and its values at the frame's instant.
+fn wire(interval: &str, start: DateTime<Utc>, c: Ohlcv) -> Ohlc {
+    Ohlc {
+        interval: interval.into(),
+        open: c.open,
+        high: c.high,
+        low: c.low,
+        close: c.close,
+        vol: c.volume as i64,
+        ts: start.timestamp_millis(),
     }
 }
 
@@ -66,11 +38,12 @@ struct Sub {
     mode: FeedMode,
     last_ltp: f64,
     last_vtt: u64,
-    day: Option<NaiveDate>,
-    day_candle: Option<Candle>,
-    minute: Option<Candle>,
-    prev_minute: Option<Candle>,
-    half_hour: Option<Candle>,
+    /// The day's, this minute's and this half hour's candles (half hours from the session's
+    /// open, as the history candles), and the last finished minute.
+    day_candle: Option<RunningCandle>,
+    minute: Option<RunningCandle>,
+    prev_minute: Option<(DateTime<Utc>, Ohlcv)>,
+    half_hour: Option<RunningCandle>,
 }
 
 impl Sub {
@@ -79,7 +52,6 @@ impl Sub {
             mode,
             last_ltp: f64::NAN,
             last_vtt: 0,
-            day: None,
             day_candle: None,
             minute: None,
             prev_minute: None,
@@ -251,56 +223,53 @@ fn build_feed(market: &Market, idx: u32, sub: &mut Sub, now: DateTime<Utc>) -> F
             })
         }
         FeedMode::Full | FeedMode::FullD30 => {
-            // Running candles: the day's from the session open, 1- and 30-minute ones from their starts.
-            let day = market.calendar.session_day(seg, t);
-            if sub.day != Some(day) {
-                let (open_t, _) = market.calendar.session(seg, day);
-                let mut c = Candle::new(open_t, market.price_at(idx, open_t), 0);
-                let mut s = open_t;
-                while s < t {
-                    c.update(market.price_at(idx, s));
-                    s += chrono::Duration::minutes(5);
-                }
-                sub.day = Some(day);
-                sub.day_candle = Some(c);
+            // Running candles, read on the market's one grid (`market::candles`): the REST
+            // candles and quotes of the same instant show the same values.
+            let (open_t, _) = market.calendar.session(seg, market.calendar.session_day(seg, t));
+            // At a boundary instant the candle that just closed is still the live one (as in
+            // the OHLC API): a candle has begun once time has passed its start.
+            let since = (t - chrono::Duration::milliseconds(1) - open_t)
+                .num_milliseconds()
+                .max(0);
+            let aligned = |len: i64| open_t + chrono::Duration::milliseconds(since - since % len);
+            let m_start = aligned(60_000);
+            let h_start = aligned(30 * 60_000);
+            if sub.day_candle.is_none_or(|c| c.start != open_t) {
+                sub.day_candle = Some(market.running_candle(idx, open_t));
                 sub.minute = None;
+                sub.prev_minute = None;
                 sub.half_hour = None;
             }
-            let trunc = |len: chrono::Duration| {
-                (t.with_timezone(&IST))
-                    .duration_trunc(len)
-                    .map(|d| d.with_timezone(&Utc))
-                    .unwrap_or(t)
-            };
-            let m_start = trunc(chrono::Duration::minutes(1));
-            if sub.minute.is_none_or(|m| m.start != m_start) {
-                sub.prev_minute = sub.minute;
-                sub.minute = Some(Candle::new(
-                    m_start,
-                    market.price_at(idx, m_start),
-                    market.volume_at(idx, m_start),
-                ));
+            if let Some(m) = sub.minute.filter(|m| m.start != m_start) {
+                let mut m = m;
+                market.advance(&mut m, m_start);
+                sub.prev_minute = (m.start + chrono::Duration::minutes(1) == m_start)
+                    .then(|| (m.start, market.candle_at(&m, m_start)));
+                sub.minute = None;
             }
-            let h_start = trunc(chrono::Duration::minutes(30));
+            let minute = sub.minute.get_or_insert_with(|| market.running_candle(idx, m_start));
             if sub.half_hour.is_none_or(|h| h.start != h_start) {
-                sub.half_hour = Some(Candle::new(
-                    h_start,
-                    market.price_at(idx, h_start),
-                    market.volume_at(idx, h_start),
-                ));
+                sub.half_hour = Some(market.running_candle(idx, h_start));
             }
             let mut candles = Vec::with_capacity(4);
+            let mut day_ohlc = None;
             for (c, iv) in [
-                (&mut sub.day_candle, "1d"),
-                (&mut sub.prev_minute, "I1"),
-                (&mut sub.minute, "I1"),
-                (&mut sub.half_hour, "I30"),
+                (sub.day_candle.as_mut(), "1d"),
+                (Some(minute), "I1"),
+                (sub.half_hour.as_mut(), "I30"),
             ] {
                 if let Some(c) = c {
-                    if c.start <= t && (iv != "I1" || c.start == m_start) {
-                        c.update(ltp);
+                    market.advance(c, t);
+                    let now = market.candle_at(c, t);
+                    if iv == "1d" {
+                        day_ohlc = Some(now);
                     }
-                    candles.push(c.wire(iv, vtt));
+                    if iv == "I1"
+                        && let Some((start, prev)) = sub.prev_minute
+                    {
+                        candles.push(wire("I1", start, prev));
+                    }
+                    candles.push(wire(iv, c.start, now));
                 }
             }
             let ohlc = MarketOhlc { ohlc: candles };
@@ -328,9 +297,7 @@ fn build_feed(market: &Market, idx: u32, sub: &mut Sub, now: DateTime<Utc>) -> F
                     })
                     .collect();
                 let (g, iv) = greeks().map_or((None, 0.0), |(g, iv)| (Some(g), iv));
-                let day = sub
-                    .day_candle
-                    .map_or(ltp, |c| (c.open + c.high + c.low + c.close) / 4.0);
+                let day = day_ohlc.map_or(ltp, |c| (c.open + c.high + c.low + c.close) / 4.0);
                 let closing = status == MarketStatus::ClosingStart;
                 feed::FeedUnion::FullFeed(FullFeed {
                     full_feed_union: Some(full_feed::FullFeedUnion::MarketFf(MarketFullFeed {
