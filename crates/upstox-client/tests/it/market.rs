@@ -417,7 +417,7 @@ async fn every_view_of_one_instrument_shows_one_market() {
         };
         let quotes = c.full_quote(&[key]).await.expect("quote");
         let q = &quotes[symbol];
-        let o = q.ohlc.clone().expect("the day's OHLC");
+        let o = q.ohlc.expect("the day's OHLC");
         assert_eq!(
             (o.open, o.high, o.low, o.close),
             (day.1, day.2, day.3, day.4),
@@ -435,7 +435,7 @@ async fn every_view_of_one_instrument_shows_one_market() {
             "{key}: OHLC v3 1d"
         );
         let v2 = c.ohlc_v2(&[key], "1d").await.expect("ohlc v2");
-        let v2 = v2[symbol].ohlc.clone().expect("v2 day");
+        let v2 = v2[symbol].ohlc.expect("v2 day");
         assert_eq!(
             (v2.open, v2.high, v2.low, v2.close),
             (day.1, day.2, day.3, day.4),

@@ -394,7 +394,7 @@ async fn the_feeds_candles_are_the_rest_apis_candles() {
             .unwrap_or_else(|| panic!("a {interval:?} candle in {:?}", full.candles))
     };
     let quote = rest.full_quote(&[RELIANCE]).await.expect("quote");
-    let day = quote["NSE_EQ:RELIANCE"].ohlc.clone().expect("day");
+    let day = quote["NSE_EQ:RELIANCE"].ohlc.expect("day");
     let d = candle(upstox_feed::tick::Interval::Day);
     assert_eq!(
         (d.open, d.high, d.low, d.close),
