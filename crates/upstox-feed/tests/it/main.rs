@@ -349,6 +349,58 @@ async fn the_portfolio_streamer_delivers_typed_order_and_position_updates_in_ord
 }
 
 #[tokio::test]
+async fn the_portfolio_streamer_delivers_typed_gtt_updates() {
+    use rust_decimal::Decimal;
+    use upstox_client::gtt::{GttRule, PlaceGttRequest};
+    use upstox_feed::{PortfolioStreamer, PortfolioUpdate, UpdateTypes};
+    use upstox_types::{GttRuleStatus, GttStrategy, GttTriggerType, Product, TransactionType};
+
+    let sim = sim().await;
+    let token = sim.token_of("SIM001").expect("token").to_owned();
+    let types = UpdateTypes {
+        order: false,
+        gtt_order: true,
+        ..UpdateTypes::default()
+    };
+    let (streamer, events) = PortfolioStreamer::start(client(&sim), StaticToken(token.clone().into()), types, fast());
+    until(&events, &mut Vec::new(), |e| matches!(e, FeedEvent::Connected { .. })).await;
+    let ids = client(&sim)
+        .with_token(token.into())
+        .place_gtt(&PlaceGttRequest::new(
+            RELIANCE,
+            TransactionType::Buy,
+            1,
+            Product::Intraday,
+            vec![GttRule::new(
+                GttStrategy::Entry,
+                GttTriggerType::Immediate,
+                Decimal::ZERO,
+            )],
+        ))
+        .await
+        .expect("place a GTT");
+    let mut seen = Vec::new();
+    let done = until(
+        &events,
+        &mut seen,
+        |e| matches!(e, FeedEvent::Portfolio(PortfolioUpdate::Gtt(g)) if g.rules[0].status == GttRuleStatus::Completed),
+    )
+    .await;
+    let FeedEvent::Portfolio(PortfolioUpdate::Gtt(g)) = done else {
+        panic!("a GTT update: {done:?}");
+    };
+    assert_eq!(g.gtt_order_id, ids[0]);
+    assert!(g.rules[0].order_id.is_some(), "the order it placed: {g:?}");
+    assert!(
+        seen.iter()
+            .all(|e| !matches!(e, FeedEvent::Portfolio(PortfolioUpdate::Order(_)))),
+        "only the asked-for updates"
+    );
+    streamer.shutdown().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test]
 async fn two_consumers_of_one_stream_each_get_every_tick() {
     let sim = sim().await;
     let token = sim.token_of("SIM001").expect("token").to_owned();
