@@ -407,9 +407,10 @@ pub async fn connection(
 /// The keys' part: each key's syntax, whether the instrument master (from `master`) knows it
 /// (and if not, the key meant), and whether the account may trade its exchange (`cleared`: the
 /// profile's `exchanges`, when the profile was read).
-pub async fn keys<F, E>(report: &mut Report, keys: &[String], master: F, cleared: Option<&[String]>)
+pub async fn keys<F, M, E>(report: &mut Report, keys: &[String], master: F, cleared: Option<&[String]>)
 where
-    F: std::future::Future<Output = Result<InstrumentMaster, E>>,
+    F: std::future::Future<Output = Result<M, E>>,
+    M: std::borrow::Borrow<InstrumentMaster>,
     E: std::fmt::Display,
 {
     let mut valid = Vec::new();
@@ -424,6 +425,7 @@ where
     }
     match master.await {
         Ok(master) => {
+            let master: &InstrumentMaster = master.borrow();
             for (k, segment) in valid {
                 let exchange = segment.order_exchange();
                 match master.get(k) {

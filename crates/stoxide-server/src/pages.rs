@@ -518,13 +518,36 @@ struct DoctorCheck {
 #[template(path = "doctor.html")]
 struct DoctorPage {
     checks: Vec<DoctorCheck>,
+    keys: String,
 }
 
-/// `GET /doctor`: the checklist (`stoxide-app`'s) for the streaming (or first) account, then
-/// the stream's own health.
-pub(crate) async fn doctor(State(state): State<AppState>, _who: Signed) -> Result<Html<String>> {
+/// At most this many keys are checked at once from the doctor page.
+const DOCTOR_MAX_KEYS: usize = 50;
+
+/// `GET /doctor[?keys=…]`: the checklist (`stoxide-app`'s) for the streaming (or first) account,
+/// then the stream's own health, then each key asked about (one a line, or comma-separated):
+/// known, cleared for the account's segments, or the key meant.
+pub(crate) async fn doctor(
+    State(state): State<AppState>,
+    _who: Signed,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Html<String>> {
     use stoxide_app::doctor::{self, Fix, Next, Report, Step, TokenSourceKind};
+    let raw = q.get("keys").map(String::as_str).unwrap_or("");
+    let keys: Vec<String> = raw
+        .split(['\n', ','])
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(ToOwned::to_owned)
+        .collect();
+    if keys.len() > DOCTOR_MAX_KEYS {
+        return Err(Error::BadRequest(format!(
+            "{} keys: the doctor checks at most {DOCTOR_MAX_KEYS} at once",
+            keys.len()
+        )));
+    }
     let mut report = Report::default();
+    let mut profile = None;
     let health = state.hub.health();
     let accounts = state.vault.accounts().await?;
     let account = health
@@ -542,7 +565,7 @@ pub(crate) async fn doctor(State(state): State<AppState>, _who: Signed) -> Resul
             {
                 let client = state.clients.for_user(&a.base_url, &a.id, token)?;
                 let source = TokenSourceKind::Vault { account: a.id.clone() };
-                doctor::connection(&mut report, &client, &source, std::time::Duration::from_secs(5)).await;
+                profile = doctor::connection(&mut report, &client, &source, std::time::Duration::from_secs(5)).await;
             }
         }
     }
@@ -558,6 +581,15 @@ pub(crate) async fn doctor(State(state): State<AppState>, _who: Signed) -> Resul
     } else {
         report.fail(Step::Stream, summary, Fix::RestartStream);
     }
+    if !keys.is_empty() {
+        doctor::keys(
+            &mut report,
+            &keys,
+            instrument_master(&state),
+            profile.as_ref().map(|p| p.exchanges.as_slice()),
+        )
+        .await;
+    }
     let checks = report
         .checks
         .iter()
@@ -568,7 +600,10 @@ pub(crate) async fn doctor(State(state): State<AppState>, _who: Signed) -> Resul
             fix: c.fix.as_ref().map(crate::words::fix),
         })
         .collect();
-    render(&DoctorPage { checks })
+    render(&DoctorPage {
+        checks,
+        keys: keys.join("\n"),
+    })
 }
 
 /// `GET /metrics` (no account data, so no sign-in).

@@ -369,6 +369,40 @@ async fn link_an_account_through_the_dialog_and_stream_live_quotes() {
     assert!(!metrics.contains("SIM002"), "no account data: {metrics}");
     let doctor = f.get(&cookie, "/doctor").await;
     assert!(doctor.contains("✓ <strong>feed authorize</strong>"), "{doctor}");
+    // Keys asked about: a good one is named, a wrong one gets the key meant.
+    let doctor = f
+        .get(&cookie, "/doctor?keys=NSE_EQ%7CINE002A01018%0ANSE_EQ%7CNIFTY50")
+        .await;
+    let line = |key: &str| {
+        doctor
+            .lines()
+            .find(|l| l.contains(&format!("<strong>key {key}</strong>")))
+            .unwrap_or_else(|| panic!("no line for {key}: {doctor}"))
+            .to_owned()
+    };
+    assert!(
+        line("NSE_EQ|INE002A01018").starts_with("<li class=\"ok\">✓"),
+        "{doctor}"
+    );
+    assert!(line("NSE_EQ|INE002A01018").contains("RELIANCE"), "{doctor}");
+    let wrong = line("NSE_EQ|NIFTY50");
+    assert!(
+        wrong.starts_with("<li class=\"bad\">✗") && wrong.contains("NSE_INDEX|Nifty 50"),
+        "{wrong}"
+    );
+    assert!(
+        doctor.contains("NSE_EQ|NIFTY50</textarea>"),
+        "the keys stay in the box: {doctor}"
+    );
+    let too_many = vec!["NSE_EQ%7CX"; 51].join("%0A");
+    let r = f
+        .http
+        .get(format!("{}/doctor?keys={too_many}", f.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 400);
 
     // The chart's session so far.
     let closes: Vec<f64> =
