@@ -29,6 +29,7 @@ pub mod engine_api;
 mod error;
 pub mod hub;
 pub mod metrics;
+mod names;
 mod pages;
 pub mod portal_api;
 mod portal_forms;

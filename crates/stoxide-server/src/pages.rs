@@ -174,6 +174,7 @@ struct DashboardPage {
     health_state: String,
     reconnects: u64,
     last_error: String,
+    names: crate::names::Names,
 }
 
 /// The process's one vault handle (shared, never closed by a handler).
@@ -205,7 +206,9 @@ pub(crate) async fn dashboard(State(state): State<AppState>, who: Signed) -> Res
     }
     let app_ready = link_app(&state).await?.is_some();
     let (instruments, _, health) = state.hub.snapshot();
+    let names = crate::names::Names::of(&state, instruments.iter().map(ToString::to_string)).await;
     render(&DashboardPage {
+        names,
         csrf: who.session.csrf.clone(),
         message: state.sessions.take_flash(&who.id).await?,
         accounts,

@@ -695,6 +695,8 @@ struct HomePage {
     callback: String,
     today: String,
     positions: Vec<PositionLine>,
+    /// Trading symbols of the keys the page shows.
+    names: crate::names::Names,
     audit: Vec<AuditLine>,
     /// The person's live sessions: (public id, since, this one).
     sessions: Vec<(String, String, bool)>,
@@ -860,7 +862,7 @@ async fn home_page(state: &AppState, who: &Browser, notice: Option<String>) -> a
     };
     let orders = order_lines(v).await?;
     let notify = state.portal.notification_settings(v).await?;
-    let positions = crate::portal_api::marked_positions(state, v)
+    let positions: Vec<PositionLine> = crate::portal_api::marked_positions(state, v)
         .await
         .map_err(|_| "the positions could not be read")?
         .into_iter()
@@ -919,7 +921,16 @@ async fn home_page(state: &AppState, who: &Browser, notice: Option<String>) -> a
         .map_err(|_| "the P&L could not be read")?;
     let pnl = crate::chart::layout(&curves, now.timestamp_millis());
     let catalog = state.portal.catalog().await?;
+    let names = crate::names::Names::of(
+        state,
+        catalog
+            .iter()
+            .flat_map(|c| c.instruments.iter().cloned())
+            .chain(positions.iter().map(|p| p.instrument.clone())),
+    )
+    .await;
     let p = HomePage {
+        names,
         callback: state
             .config
             .app
@@ -1072,6 +1083,7 @@ async fn subscribe(
 #[template(path = "portal_consent.html")]
 struct ConsentPage {
     csrf: String,
+    names: crate::names::Names,
     /// The consent hash's first characters, for the person's records.
     reference: String,
     p: stoxide_portal::ConsentPreview,
@@ -1100,6 +1112,7 @@ async fn consent_response(
         Ok(p) => page(
             status,
             &ConsentPage {
+                names: crate::names::Names::of(state, p.instruments.iter()).await,
                 csrf: who.csrf.clone(),
                 reference: p.hash.chars().take(12).collect(),
                 product: product_words(&p.product),
@@ -1494,6 +1507,7 @@ async fn set_notifications(
 #[template(path = "portal_edit.html")]
 struct EditPage {
     csrf: String,
+    names: crate::names::Names,
     subscription: String,
     c: stoxide_portal::CatalogEntry,
     f: crate::portal_forms::FormValues,
@@ -1524,6 +1538,7 @@ async fn edit_page(State(state): State<AppState>, who: Browser, Path(id): Path<S
         Ok((inputs, c)) => page(
             StatusCode::OK,
             &EditPage {
+                names: crate::names::Names::of(&state, c.instruments.iter()).await,
                 csrf: who.csrf.clone(),
                 subscription: id,
                 f: crate::portal_forms::FormValues::of(&inputs, &c),

@@ -422,7 +422,12 @@ async fn link_an_account_through_the_dialog_and_stream_live_quotes() {
         )
         .await;
     assert_eq!(r.status(), 303);
-    assert!(f.get(&cookie, "/").await.contains("data-key=\"NSE_EQ|INE002A01018\""));
+    let home = f.get(&cookie, "/").await;
+    assert!(home.contains("data-key=\"NSE_EQ|INE002A01018\""), "{home}");
+    assert!(
+        home.contains("<b class=\"symbol\">RELIANCE</b> <span class=\"hint\">NSE_EQ|INE002A01018</span>"),
+        "the symbol beside the key: {home}"
+    );
     let hits = f.get_json(&cookie, "/instruments/search?q=RELIANCE").await;
     assert!(hits.contains("NSE_EQ|INE002A01018"), "{hits}");
     f.stop.cancel();

@@ -224,7 +224,8 @@ async fn a_client_signs_up_links_upstox_subscribes_and_consents_in_the_browser_p
         "₹200000",
         "₹5000",
         "STOXIDE-MOMO",
-        "NSE_EQ|INE002A01018",
+        // The instrument by its name, the key beside it.
+        "Instruments: RELIANCE (NSE_EQ|INE002A01018)",
     ] {
         assert!(
             consent.contains(words),
@@ -271,7 +272,9 @@ async fn a_client_signs_up_links_upstox_subscribes_and_consents_in_the_browser_p
         .await
         .expect("position");
     let home = get(&f, &a.cookie, "/portal").await;
-    let at = home.find("<td>NSE_EQ|INE002A01018</td>").expect("the position's row");
+    let at = home
+        .find("<td>RELIANCE (NSE_EQ|INE002A01018)</td>")
+        .expect("the position's row, named");
     let row = &home[at..at + home[at..].find("</tr>").expect("row end")];
     let cells: Vec<&str> = row.split("<td>").filter_map(|c| c.split("</td>").next()).collect();
     let ltp: f64 = cells[4].parse().expect("a last price");
