@@ -115,6 +115,16 @@ pub(crate) async fn run(globals: &Globals, out: &Output, cmd: ChargesCommand) ->
             );
             let s = Session::open(globals).await?;
             let m = s.client.margin(&basket).await?;
+            let keys: Vec<&str> = basket.iter().map(|l| l.instrument_key.as_str()).collect();
+            let names = if out.json {
+                None
+            } else {
+                super::quote::key_names(&s.client, &keys).await
+            };
+            let label = |key: &str| match names.as_ref().and_then(|n| n.get(key)) {
+                Some(symbol) => format!("{symbol} ({key})"),
+                None => key.to_owned(),
+            };
             out.show(&m, || {
                 let mut t = table(&[
                     "instrument",
@@ -128,7 +138,7 @@ pub(crate) async fn run(globals: &Globals, out: &Output, cmd: ChargesCommand) ->
                 ]);
                 for (l, g) in basket.iter().zip(&m.margins) {
                     t.add_row(vec![
-                        l.instrument_key.clone(),
+                        label(&l.instrument_key),
                         l.transaction_type.as_str().to_owned(),
                         l.quantity.to_string(),
                         rupees(g.span_margin),

@@ -127,7 +127,7 @@ fn charges_show_brokerage_and_the_margin_of_a_basket() {
     let r = with(&["charges", "margin"], &["--leg", "NSE_EQ|INE848E01016,100,SELL,I,20"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
-        r.stdout.contains("NSE_EQ|INE848E01016") && r.stdout.contains("basket"),
+        r.stdout.contains("NHPC (NSE_EQ|INE848E01016)") && r.stdout.contains("basket"),
         "{}",
         r.stdout
     );
