@@ -209,6 +209,8 @@ pub struct Account {
     positions: BTreeMap<(u32, &'static str), Position>,
     holdings: BTreeMap<u32, Holding>,
     gtts: Vec<Gtt>,
+    /// The exchanges the user may trade (the profile's `exchanges`); `None`: every one.
+    exchanges: Option<Vec<String>>,
 }
 
 /// A portfolio update for the portfolio stream: user id and the JSON payload.
@@ -300,6 +302,7 @@ impl Engine {
                     positions: BTreeMap::new(),
                     holdings,
                     gtts: Vec::new(),
+                    exchanges: user.exchanges.clone(),
                 },
             );
         }
@@ -496,6 +499,17 @@ impl Engine {
                 req.quantity,
                 inst.freeze_quantity.unwrap_or_default(),
                 inst.trading_symbol
+            ));
+        }
+        let exchange = inst.segment.order_exchange();
+        if rejection.is_none()
+            && acct
+                .exchanges
+                .as_ref()
+                .is_some_and(|cleared| !cleared.iter().any(|e| e == exchange))
+        {
+            rejection = Some(format!(
+                "Your account is not enabled for trading in the {exchange} segment; activate it with your broker."
             ));
         }
         if rejection.is_none() {
@@ -1418,6 +1432,59 @@ mod tests {
         );
         assert!(msg.contains("You need to add Rs."), "{msg}");
         assert!(e.trades("SIM001").is_empty(), "nothing filled");
+    }
+
+    #[test]
+    fn a_segment_the_user_is_not_cleared_for_rejects_the_order() {
+        let (m, now) = fixture();
+        let mut config = SimConfig::default();
+        config.users[0].exchanges = Some(vec!["NSE".into(), "BSE".into()]);
+        let mut e = Engine::new(&config, m);
+        let future = m
+            .instruments()
+            .iter()
+            .find(|i| i.segment == Segment::NseFo)
+            .expect("an NSE future or option");
+        let lot = u64::from(future.lot());
+        let id = e
+            .place(
+                m,
+                "SIM001",
+                req(
+                    m,
+                    &future.instrument_key,
+                    TransactionType::Buy,
+                    lot,
+                    OrderType::Market,
+                    0.0,
+                ),
+                now,
+                false,
+            )
+            .expect("placed");
+        let o = e.order("SIM001", &id).expect("order");
+        assert_eq!(o.status, OrderStatus::Rejected);
+        assert!(
+            o.status_message
+                .as_deref()
+                .is_some_and(|m| m.contains("not enabled for trading in the NFO segment")),
+            "{:?}",
+            o.status_message
+        );
+        let id = e
+            .place(
+                m,
+                "SIM001",
+                req(m, RELIANCE, TransactionType::Buy, 1, OrderType::Market, 0.0),
+                now,
+                false,
+            )
+            .expect("placed");
+        assert_eq!(
+            e.order("SIM001", &id).expect("order").status,
+            OrderStatus::Complete,
+            "NSE is cleared"
+        );
     }
 
     #[test]
