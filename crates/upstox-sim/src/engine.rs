@@ -250,6 +250,11 @@ pub enum GttError {
     Invalid(String),
 }
 
+/// `yymmdd` of `now` in IST, as Upstox's ids begin.
+fn ist_date(now: DateTime<Utc>) -> impl std::fmt::Display {
+    now.with_timezone(&upstox_types::IST).format("%y%m%d")
+}
+
 fn r2(x: f64) -> f64 {
     // `+ 0.0` turns -0.0 into 0.0 so JSON never shows "-0".
     (x * 100.0).round() / 100.0 + 0.0
@@ -458,13 +463,8 @@ impl Engine {
     }
 
     fn next_order_id(&mut self, now: DateTime<Utc>) -> String {
-        let id = format!(
-            "{}01{:07}",
-            now.with_timezone(&upstox_types::IST).format("%y%m%d"),
-            self.next_order
-        );
         self.next_order += 1;
-        id
+        format!("{}01{:07}", ist_date(now), self.next_order - 1)
     }
 
     /// Places an order; answers its id. Rejections (freeze, price band, holdings, margin) are order states,
@@ -847,13 +847,8 @@ impl Engine {
     }
 
     fn next_gtt_id(&mut self, now: DateTime<Utc>) -> String {
-        let id = format!(
-            "GTT-C{}{:08}",
-            now.with_timezone(&upstox_types::IST).format("%y%m%d"),
-            self.next_gtt
-        );
         self.next_gtt += 1;
-        id
+        format!("GTT-C{}{:08}", ist_date(now), self.next_gtt - 1)
     }
 
     fn send_gtt(&self, market: &Market, user: &str, g: &Gtt) {

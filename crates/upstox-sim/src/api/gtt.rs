@@ -4,11 +4,12 @@
 use axum::extract::State;
 use bytes::Bytes;
 use serde_json::{Value, json};
-use upstox_types::{GttStrategy, GttTriggerType, GttType, Product, TransactionType, error_code};
+use upstox_types::{GttStrategy, GttTriggerType, GttType, error_code};
 
 use super::QueryMap;
 use super::orders::{
-    MAX_PRICE, enum_field, instrument_and_quantity, integer, invalid, number, parse_body, required, with_latency,
+    MAX_PRICE, enum_field, instrument_and_quantity, integer, invalid, number, parse_body, product_and_side, required,
+    with_latency,
 };
 use crate::engine::{GttChange, GttError};
 use crate::error::{ApiError, ApiResult, success};
@@ -95,23 +96,7 @@ pub(super) async fn place(State(state): State<AppState>, who: Authed, body: Byte
     let v = parse_body(&body)?;
     let kind = kind(&v)?;
     let (instrument, quantity) = instrument_and_quantity(&state, &v)?;
-    let product: Product = required(
-        enum_field(&v, "product", error_code::INVALID_INPUT, error_code::INVALID_INPUT)?,
-        error_code::INVALID_INPUT,
-        "product is required (I, D or MTF)",
-        "product",
-    )?;
-    let side: TransactionType = required(
-        enum_field(
-            &v,
-            "transaction_type",
-            error_code::INVALID_INPUT,
-            error_code::INVALID_INPUT,
-        )?,
-        error_code::INVALID_INPUT,
-        "transaction_type is required",
-        "transaction_type",
-    )?;
+    let (product, side) = product_and_side(&v)?;
     let spec = GttSpec {
         kind,
         instrument,

@@ -138,16 +138,33 @@ pub(super) fn instrument_and_quantity(state: &AppState, v: &Value) -> Result<(u3
     Ok((instrument, quantity))
 }
 
+/// The `product` and `transaction_type` of an order or GTT body, both required.
+pub(super) fn product_and_side(v: &Value) -> Result<(Product, TransactionType), ApiError> {
+    let product: Product = required(
+        enum_field(v, "product", error_code::INVALID_INPUT, error_code::INVALID_INPUT)?,
+        error_code::INVALID_INPUT,
+        "Product is required (I, D or MTF)",
+        "product",
+    )?;
+    let side: TransactionType = required(
+        enum_field(
+            v,
+            "transaction_type",
+            error_code::INVALID_INPUT,
+            error_code::INVALID_INPUT,
+        )?,
+        error_code::INVALID_INPUT,
+        "transaction_type is required",
+        "transaction_type",
+    )?;
+    Ok((product, side))
+}
+
 /// Validates a place-order body into an engine request (and answers the slice flag).
 pub(super) fn parse_order(state: &AppState, v: &Value) -> Result<(OrderRequest, bool), ApiError> {
     let (instrument, quantity) = instrument_and_quantity(state, v)?;
     let inst = state.market.get(instrument);
-    let product: Product = required(
-        enum_field(v, "product", error_code::INVALID_INPUT, error_code::INVALID_INPUT)?,
-        error_code::INVALID_INPUT,
-        "Product is required",
-        "product",
-    )?;
+    let (product, transaction_type) = product_and_side(v)?;
     let validity: Validity = required(
         enum_field(
             v,
@@ -169,17 +186,6 @@ pub(super) fn parse_order(state: &AppState, v: &Value) -> Result<(OrderRequest, 
         error_code::ORDER_TYPE_REQUIRED,
         "Please provide valid order type",
         "order_type",
-    )?;
-    let transaction_type: TransactionType = required(
-        enum_field(
-            v,
-            "transaction_type",
-            error_code::INVALID_INPUT,
-            error_code::INVALID_INPUT,
-        )?,
-        error_code::INVALID_INPUT,
-        "transaction_type is required",
-        "transaction_type",
     )?;
     let price = number(v, "price", false)?.unwrap_or(0.0);
     let trigger_price = number(v, "trigger_price", false)?.unwrap_or(0.0);
