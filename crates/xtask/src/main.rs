@@ -55,6 +55,10 @@ enum Task {
         tick_ms: u64,
         #[arg(long, default_value_t = 10)]
         keys_per_frame: usize,
+        /// Run the simulator on these CPUs only (`taskset -c`, e.g. `1`); with this command
+        /// itself started under `taskset -c 0`, the two do not share a core.
+        #[arg(long)]
+        sim_cpus: Option<String>,
     },
     /// Feed frame decoding: ours (typed ticks, and prost alone) next to the official Python SDK's
     /// path (FromString + MessageToDict) and protobuf's C-accelerated FromString alone.
@@ -129,7 +133,14 @@ fn main() -> anyhow::Result<()> {
             seconds,
             tick_ms,
             keys_per_frame,
-        } => rt.block_on(bench_stream(&python, seconds, tick_ms, keys_per_frame)),
+            sim_cpus,
+        } => rt.block_on(bench_stream(
+            &python,
+            seconds,
+            tick_ms,
+            keys_per_frame,
+            sim_cpus.as_deref(),
+        )),
     }
 }
 
@@ -413,7 +424,7 @@ async fn bench_all(quick: bool, python: &str) -> anyhow::Result<()> {
     step("REST client");
     bench_client(if quick { 50 } else { 2000 }).await?;
     step("streamer end to end");
-    bench_stream(python, if quick { 2.0 } else { 15.0 }, 20, 10).await?;
+    bench_stream(python, if quick { 2.0 } else { 15.0 }, 20, 10, None).await?;
     step("engine decisions");
     if quick {
         engine::bench_engine(500, 5)?;
@@ -599,8 +610,8 @@ fn unix_ns() -> u128 {
 /// (currentTs, key hash) → when the frame carrying that tick was sent (ns).
 type SendTimes = HashMap<(i64, u64), u128>;
 
-/// The simulator's send log: each tick's send time, and each frame's.
-fn read_send_log(path: &std::path::Path) -> anyhow::Result<(SendTimes, Vec<u128>)> {
+/// The simulator's send log: each tick's send time, and each frame's (send ns, currentTs).
+fn read_send_log(path: &std::path::Path) -> anyhow::Result<(SendTimes, Vec<(u128, i64)>)> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut sent = HashMap::new();
     let mut frames = Vec::new();
@@ -612,7 +623,7 @@ fn read_send_log(path: &std::path::Path) -> anyhow::Result<(SendTimes, Vec<u128>
         let (Ok(ns), Ok(ts)) = (ns.parse::<u128>(), ts.parse::<i64>()) else {
             continue;
         };
-        frames.push(ns);
+        frames.push((ns, ts));
         for key in f {
             sent.insert((ts, key_hash(&[key.as_bytes()])), ns);
         }
@@ -637,7 +648,13 @@ fn join_latencies(sent: &SendTimes, seen: &[(u128, i64, u64)], from: u128) -> (V
     (lat, unmatched)
 }
 
-async fn bench_stream(python: &str, seconds: f64, tick_ms: u64, keys_per_frame: usize) -> anyhow::Result<()> {
+async fn bench_stream(
+    python: &str,
+    seconds: f64,
+    tick_ms: u64,
+    keys_per_frame: usize,
+    sim_cpus: Option<&str>,
+) -> anyhow::Result<()> {
     use upstox_feed::{FeedEvent, MarketStreamer, StaticToken, StreamerConfig};
     use upstox_types::FeedMode;
     // The simulator runs as its own process so its CPU is not counted as ours; it records each
@@ -657,7 +674,15 @@ async fn bench_stream(python: &str, seconds: f64, tick_ms: u64, keys_per_frame: 
         exe.exists(),
         "build the CLI first: cargo build --release -p stoxide-cli"
     );
-    let mut child = Command::new(&exe)
+    let mut command = match sim_cpus {
+        Some(cpus) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", cpus]).arg(&exe);
+            c
+        }
+        None => Command::new(&exe),
+    };
+    let mut child = command
         .args([
             "sim",
             "--addr",
@@ -766,7 +791,7 @@ async fn bench_stream(python: &str, seconds: f64, tick_ms: u64, keys_per_frame: 
     anyhow::ensure!(v.len() == 4, "unexpected python output: {text}");
 
     let (sent, frame_times) = read_send_log(&send_log)?;
-    let frames_in = |a: u128, b: u128| frame_times.iter().filter(|t| (a..b).contains(*t)).count() as f64;
+    let frames_in = |a: u128, b: u128| frame_times.iter().filter(|t| (a..b).contains(&t.0)).count() as f64;
     let our_frames = frames_in(window_start, window_end);
     let (lat, unmatched) = join_latencies(&sent, &seen, window_start);
     let py_lines = std::fs::read_to_string(&py_seen).unwrap_or_default();
@@ -815,5 +840,64 @@ async fn bench_stream(python: &str, seconds: f64, tick_ms: u64, keys_per_frame: 
         us(&py_lat, 0.999),
         py_lat.len()
     );
+    burst_breakdown(&sent, &frame_times, &seen, window_start);
     Ok(())
+}
+
+/// Where the latency comes from: the simulator sends each tick's moved instruments as a burst
+/// of frames (one `currentTs`); each received tick's latency is split by how far into its burst
+/// its frame left (the send-side offset from the burst's first frame) — queueing behind the
+/// burst shows as latency growing with the offset.
+fn burst_breakdown(sent: &SendTimes, frames: &[(u128, i64)], seen: &[(u128, i64, u64)], from: u128) {
+    let mut bursts: HashMap<i64, (u128, u128, usize)> = HashMap::new();
+    for (ns, ts) in frames {
+        let b = bursts.entry(*ts).or_insert((*ns, *ns, 0));
+        b.0 = b.0.min(*ns);
+        b.1 = b.1.max(*ns);
+        b.2 += 1;
+    }
+    let mut sizes: Vec<usize> = bursts.values().map(|b| b.2).collect();
+    let mut spans: Vec<f64> = bursts.values().map(|b| (b.1 - b.0) as f64 / 1e3).collect();
+    sizes.sort_unstable();
+    spans.sort_by(f64::total_cmp);
+    // (place in the burst 0..1, send offset µs, latency µs)
+    let mut rows: Vec<(f64, f64, f64)> = Vec::new();
+    for (recv, ts, key) in seen {
+        let (Some(ns), Some(b)) = (sent.get(&(*ts, *key)), bursts.get(ts)) else {
+            continue;
+        };
+        if *ns < from {
+            continue;
+        }
+        let span = (b.1 - b.0).max(1) as f64;
+        let offset = (*ns - b.0) as f64;
+        rows.push((offset / span, offset / 1e3, (*recv as f64 - *ns as f64) / 1e3));
+    }
+    println!(
+        "bursts: {} (frames per burst p50 {} / max {}; first → last frame sent p50 {:.0} µs / p99 {:.0} µs)",
+        bursts.len(),
+        percentile(&sizes, 0.5),
+        sizes.last().copied().unwrap_or(0),
+        percentile(&spans, 0.5),
+        percentile(&spans, 0.99)
+    );
+    println!("| frame's place in its burst | ticks | send offset p50 | send → consumer p50 / p99 |");
+    println!("|---|---|---|---|");
+    for (lo, hi) in [(0.0, 0.1), (0.1, 0.5), (0.5, 0.9), (0.9, 1.01)] {
+        let pick = |f: fn(&(f64, f64, f64)) -> f64| {
+            let mut v: Vec<f64> = rows.iter().filter(|r| (lo..hi).contains(&r.0)).map(f).collect();
+            v.sort_by(f64::total_cmp);
+            v
+        };
+        let (lat, off) = (pick(|r| r.2), pick(|r| r.1));
+        println!(
+            "| {:.0}–{:.0} % | {} | {:.0} µs | {:.0} µs / {:.0} µs |",
+            lo * 100.0,
+            hi.min(1.0) * 100.0,
+            lat.len(),
+            percentile(&off, 0.5),
+            percentile(&lat, 0.5),
+            percentile(&lat, 0.99)
+        );
+    }
 }
