@@ -207,36 +207,19 @@ impl<P: Protocol> Worker<P> {
             return (End::Retry(format!("sending subscriptions failed: {e}")), false);
         }
         let mut last_activity = Instant::now();
-        // One stall timer for the connection, moved only when it fires early (a frame came since
-        // it was set): no timer is registered and dropped per frame.
-        let stall = tokio::time::sleep_until(tokio::time::Instant::from_std(
-            last_activity + self.config.stall_timeout,
-        ));
-        tokio::pin!(stall);
-        // The same for the cancellation and wake-up futures: registered once, re-armed when they fire.
-        let cancelled = self.cancel.cancelled();
-        tokio::pin!(cancelled);
-        let woken = self.wake.notified();
-        tokio::pin!(woken);
         loop {
+            let stall_at = tokio::time::Instant::from_std(last_activity + self.config.stall_timeout);
             tokio::select! {
-                () = &mut cancelled => {
+                () = self.cancel.cancelled() => {
                     let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
                     return (End::Cancelled, healthy);
                 }
-                () = &mut woken => {
-                    // A wake-up while none is armed is kept by the Notify as a permit.
-                    woken.set(self.wake.notified());
+                () = self.wake.notified() => {
                     if let Err(e) = self.protocol.sync(&mut ws, &mut sent).await {
                         return (End::Retry(format!("sending subscriptions failed: {e}")), healthy);
                     }
                 }
-                () = &mut stall => {
-                    let due = tokio::time::Instant::from_std(last_activity + self.config.stall_timeout);
-                    if due > tokio::time::Instant::now() {
-                        stall.as_mut().reset(due);
-                        continue;
-                    }
+                () = tokio::time::sleep_until(stall_at) => {
                     return (End::Retry(format!("stalled: no frames and no pings for {:?}", self.config.stall_timeout)), healthy);
                 }
                 msg = ws.next() => {
