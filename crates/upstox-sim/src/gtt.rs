@@ -232,6 +232,15 @@ impl Gtt {
                 self.id, self.quantity
             ));
         }
+        let sent_entry = spec.rules.iter().find(|r| r.strategy == GttStrategy::Entry);
+        if let (Some(sent), Some(entry)) = (sent_entry, self.entry())
+            && (sent.trigger_type != entry.spec.trigger_type || sent.trigger_price != entry.spec.trigger_price)
+        {
+            return Err(format!(
+                "GTT {}'s ENTRY rule is {} and cannot change; send it as it was ({} {})",
+                self.id, entry.status, entry.spec.trigger_type, entry.spec.trigger_price
+            ));
+        }
         let mut check = spec.clone();
         check.side = self.side;
         validate(&check, tick)?;
@@ -567,6 +576,13 @@ mod tests {
                 .contains("quantity stays 10")
         );
         wider.quantity = 10;
+        let mut moved_entry = wider.clone();
+        moved_entry.rules[0].trigger_price = 99.0;
+        assert!(
+            g.modify(moved_entry, 0.05)
+                .expect_err("a fired entry")
+                .contains("ENTRY rule is TRIGGERED and cannot change")
+        );
         wider.rules[2].trigger_price = 92.0;
         g.modify(wider, 0.05).expect("exits may change");
         assert_eq!(g.rules[2].spec.trigger_price, 92.0);
