@@ -82,10 +82,15 @@ pub struct Trade {
     pub gtt: Option<String>,
 }
 
+/// `order_ref_id` on the wire: the GTT's id for an order a GTT placed.
+fn order_ref_id(order_id: &str, gtt: Option<&String>) -> String {
+    gtt.cloned().unwrap_or_else(|| format!("SIM-{order_id}"))
+}
+
 impl Trade {
-    /// `order_ref_id` on the wire: the GTT's id for an order a GTT placed.
+    /// `order_ref_id` on the wire (as its order's).
     pub fn order_ref_id(&self) -> String {
-        self.gtt.clone().unwrap_or_else(|| format!("SIM-{}", self.order_id))
+        order_ref_id(&self.order_id, self.gtt.as_ref())
     }
 }
 
@@ -906,11 +911,7 @@ impl Engine {
     ) -> Result<(), GttError> {
         let g = self.gtt_mut(user, id)?;
         let inst = market.get(g.instrument);
-        let lot = if inst.segment == Segment::McxFo {
-            1
-        } else {
-            u64::from(inst.lot())
-        };
+        let lot = inst.quantity_step();
         if change.quantity == 0 || !change.quantity.is_multiple_of(lot) {
             return Err(GttError::Invalid(format!(
                 "quantity {} must be a whole number of lots of {lot}",
@@ -925,8 +926,7 @@ impl Engine {
             side: g.side,
             rules: change.rules,
         };
-        let tick = market.get(g.instrument).tick();
-        g.modify(spec, tick).map_err(GttError::Invalid)?;
+        g.modify(spec, inst.tick()).map_err(GttError::Invalid)?;
         let g = g.clone();
         self.send_gtt(market, user, &g);
         self.run_gtts(market, user, now);
@@ -1158,7 +1158,7 @@ pub fn order_json(market: &Market, o: &Order) -> Value {
         "exchange_timestamp": o.exchange_time.map(order_timestamp),
         "is_amo": o.req.is_amo,
         "order_request_id": "1",
-        "order_ref_id": o.gtt.clone().unwrap_or_else(|| format!("SIM-{}", o.order_id)),
+        "order_ref_id": order_ref_id(&o.order_id, o.gtt.as_ref()),
     })
 }
 

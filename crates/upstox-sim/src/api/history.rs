@@ -6,8 +6,8 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use serde_json::{Value, json};
 use upstox_types::{IST, error_code};
 
-use super::quotes::candle;
 use crate::error::{ApiError, ApiResult, success};
+use crate::market::candles::Ohlcv;
 use crate::market::universe::Kind;
 use crate::state::AppState;
 
@@ -122,8 +122,8 @@ fn candles(state: &AppState, i: u32, span: Span, from: NaiveDate, to: NaiveDate)
                 let mut start = open;
                 while start < close && start < until {
                     let bar = len.min(close - start);
-                    if let Some((o, h, l, c, v)) = candle(state, i, start, bar, until) {
-                        out.push(json!([ts(start), o, h, l, c, v, oi(start)]));
+                    if let Some(c) = m.candle(i, start, bar, until) {
+                        out.push(json!([ts(start), c.open, c.high, c.low, c.close, c.volume, oi(start)]));
                     }
                     start += len;
                 }
@@ -149,7 +149,14 @@ fn candles(state: &AppState, i: u32, span: Span, from: NaiveDate, to: NaiveDate)
             let mut bucket: Option<Bucket> = None;
             for day in days {
                 let (open, close) = m.calendar.session(seg, day);
-                let Some((o, h, l, c, v)) = candle(state, i, open, close - open, until) else {
+                let Some(Ohlcv {
+                    open: o,
+                    high: h,
+                    low: l,
+                    close: c,
+                    volume: v,
+                }) = m.candle(i, open, close - open, until)
+                else {
                     continue;
                 };
                 let k = key(day);

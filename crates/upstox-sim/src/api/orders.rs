@@ -119,7 +119,7 @@ pub(super) fn instrument_and_quantity(state: &AppState, v: &Value) -> Result<(u3
         ));
     }
     // MCX quantities are lots; everything else units in multiples of the lot.
-    if inst.segment != Segment::McxFo && quantity % u64::from(inst.lot()) != 0 {
+    if !quantity.is_multiple_of(inst.quantity_step()) {
         return Err(invalid(
             error_code::INVALID_INPUT,
             &format!("Quantity should be a multiple of the lot size {}", inst.lot()),
@@ -269,11 +269,7 @@ pub(super) const MAX_PRICE: f64 = 10_000_000.0;
 /// A quantity split by the freeze quantity, each part a whole number of lots below it.
 fn freeze_parts(state: &AppState, req: &OrderRequest) -> Vec<u64> {
     let inst = state.market.get(req.instrument);
-    let lot = if inst.segment == Segment::McxFo {
-        1
-    } else {
-        u64::from(inst.lot())
-    };
+    let lot = inst.quantity_step();
     let freeze = inst.freeze_quantity.unwrap_or(f64::MAX);
     let per_slice = (((freeze as u64).saturating_sub(1).max(lot)) / lot) * lot;
     if req.quantity as f64 <= freeze || per_slice == 0 {

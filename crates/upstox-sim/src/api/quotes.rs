@@ -9,6 +9,7 @@ use upstox_types::{IST, Segment, error_code};
 use super::{QueryMap, quote_keys};
 use crate::error::{ApiError, ApiResult, success};
 use crate::market::Snapshot;
+use crate::market::candles::Ohlcv;
 use crate::state::{AppState, Authed};
 
 /// Resolves the request's keys; unknown keys are left out, as the real API does.
@@ -63,21 +64,6 @@ fn interval(q: &QueryMap) -> Result<&'static str, ApiError> {
     }
 }
 
-/// One candle `[start, start+len)` of instrument `i`, cut at `until` while live (the market's
-/// one definition of a candle: `crate::market::candles`).
-pub(crate) fn candle(
-    state: &AppState,
-    i: u32,
-    start: DateTime<Utc>,
-    len: Duration,
-    until: DateTime<Utc>,
-) -> Option<(f64, f64, f64, f64, u64)> {
-    state
-        .market
-        .candle(i, start, len, until)
-        .map(|c| (c.open, c.high, c.low, c.close, c.volume))
-}
-
 /// The current and previous candle of an OHLC interval.
 fn ohlc_pair(state: &AppState, i: u32, iv: &str, now: DateTime<Utc>) -> (Value, Value) {
     let inst = state.market.get(i);
@@ -104,17 +90,16 @@ fn ohlc_pair(state: &AppState, i: u32, iv: &str, now: DateTime<Utc>) -> (Value, 
             (start, len, start - len, start)
         }
     };
-    let to_json = |c: Option<(f64, f64, f64, f64, u64)>, ts: DateTime<Utc>| match c {
-        Some((o, h, l, c, v)) => {
-            json!({"open": o, "high": h, "low": l, "close": c, "volume": v, "ts": ts.timestamp_millis()})
-        }
+    let to_json = |c: Option<Ohlcv>, ts: DateTime<Utc>| match c {
+        Some(c) => json!({
+            "open": c.open, "high": c.high, "low": c.low, "close": c.close, "volume": c.volume,
+            "ts": ts.timestamp_millis(),
+        }),
         None => Value::Null,
     };
-    let live = to_json(candle(state, i, cur_start, len, t), cur_start);
-    let prev = to_json(
-        candle(state, i, prev_start, prev_end - prev_start, prev_end),
-        prev_start,
-    );
+    let m = &state.market;
+    let live = to_json(m.candle(i, cur_start, len, t), cur_start);
+    let prev = to_json(m.candle(i, prev_start, prev_end - prev_start, prev_end), prev_start);
     (live, prev)
 }
 

@@ -92,6 +92,16 @@ impl Instrument {
         self.lot_size.unwrap_or(1).max(1)
     }
 
+    /// What an order's quantity must be a multiple of: 1 where quantities count lots (MCX),
+    /// else the lot size in units.
+    pub fn quantity_step(&self) -> u64 {
+        if self.segment.quantity_in_lots() {
+            1
+        } else {
+            u64::from(self.lot())
+        }
+    }
+
     pub fn is_option(&self) -> bool {
         matches!(self.kind, Kind::Option { .. })
     }
