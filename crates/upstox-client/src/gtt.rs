@@ -56,6 +56,15 @@ pub struct PlaceGttRequest {
     pub rules: Vec<GttRule>,
 }
 
+/// The type a GTT with `rules` has: `SINGLE` for its entry alone, else `MULTIPLE`.
+pub fn kind_for(rules: &[GttRule]) -> GttType {
+    if rules.len() == 1 {
+        GttType::Single
+    } else {
+        GttType::Multiple
+    }
+}
+
 impl PlaceGttRequest {
     /// `SINGLE` when there is one rule, else `MULTIPLE`.
     pub fn new(
@@ -66,11 +75,7 @@ impl PlaceGttRequest {
         rules: Vec<GttRule>,
     ) -> Self {
         Self {
-            kind: if rules.len() == 1 {
-                GttType::Single
-            } else {
-                GttType::Multiple
-            },
+            kind: kind_for(&rules),
             quantity,
             product,
             instrument_token: instrument_token.into(),

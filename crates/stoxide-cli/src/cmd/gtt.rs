@@ -2,8 +2,8 @@
 //! fires when the price reaches them.
 
 use rust_decimal::Decimal;
-use upstox_client::gtt::{GttOrder, GttRule, ModifyGttRequest, PlaceGttRequest};
-use upstox_types::{GttStrategy, GttTriggerType, GttType, Product, TransactionType};
+use upstox_client::gtt::{GttOrder, GttRule, ModifyGttRequest, PlaceGttRequest, kind_for};
+use upstox_types::{GttStrategy, GttTriggerType, Product, TransactionType};
 
 use super::order::{Trade, parse_product};
 use crate::output::{Output, rupees, say, table};
@@ -94,45 +94,53 @@ impl Rules {
     }
 }
 
-fn kind_of(rules: &[GttRule]) -> GttType {
-    if rules.len() == 1 {
-        GttType::Single
-    } else {
-        GttType::Multiple
-    }
+/// A command with its flags checked and its request built, before any session is opened.
+enum Prepared {
+    Place(PlaceGttRequest),
+    Modify(ModifyGttRequest),
+    List(Option<String>),
+    Cancel(String),
 }
 
 pub(crate) async fn run(globals: &Globals, out: &Output, cmd: GttCommand) -> anyhow::Result<()> {
-    // Flags are checked before any session is opened.
-    let request = match &cmd {
+    let prepared = match cmd {
         GttCommand::Place { trade, product, rules } => {
             let key = trade.checked_key()?;
-            Some(PlaceGttRequest::new(
+            Prepared::Place(PlaceGttRequest::new(
                 key.to_string(),
                 trade.side,
                 trade.qty,
-                *product,
+                product,
                 rules.to_rules()?,
             ))
         }
-        GttCommand::Modify { qty, rules, .. } => {
-            anyhow::ensure!(*qty > 0, "--qty must be at least 1");
-            rules.to_rules()?;
-            None
+        GttCommand::Modify {
+            gtt_order_id,
+            qty,
+            rules,
+        } => {
+            anyhow::ensure!(qty > 0, "--qty must be at least 1");
+            let rules = rules.to_rules()?;
+            Prepared::Modify(ModifyGttRequest {
+                kind: kind_for(&rules),
+                quantity: qty,
+                rules,
+                gtt_order_id,
+            })
         }
-        _ => None,
+        GttCommand::List { gtt_order_id } => Prepared::List(gtt_order_id),
+        GttCommand::Cancel { gtt_order_id } => Prepared::Cancel(gtt_order_id),
     };
     let s = Session::open(globals).await?;
-    let result = run_with(&s, out, cmd, request).await;
+    let result = run_with(&s, out, prepared).await;
     s.close().await;
     result
 }
 
-async fn run_with(s: &Session, out: &Output, cmd: GttCommand, request: Option<PlaceGttRequest>) -> anyhow::Result<()> {
+async fn run_with(s: &Session, out: &Output, cmd: Prepared) -> anyhow::Result<()> {
     let c = &s.client;
     match cmd {
-        GttCommand::Place { .. } => {
-            let req = request.ok_or_else(|| anyhow::anyhow!("no GTT to place"))?;
+        Prepared::Place(req) => {
             let ids = c.place_gtt(&req).await.map_err(|e| {
                 if e.outcome_unknown() {
                     anyhow::anyhow!(
@@ -145,27 +153,16 @@ async fn run_with(s: &Session, out: &Output, cmd: GttCommand, request: Option<Pl
             let placed = c.gtt_orders(ids.first().map(String::as_str)).await?;
             out.show(&placed, || gtt_table(&placed))?;
         }
-        GttCommand::Modify {
-            gtt_order_id,
-            qty,
-            rules,
-        } => {
-            let rules = rules.to_rules()?;
-            let req = ModifyGttRequest {
-                kind: kind_of(&rules),
-                quantity: qty,
-                rules,
-                gtt_order_id: gtt_order_id.clone(),
-            };
+        Prepared::Modify(req) => {
             c.modify_gtt(&req).await?;
-            let now = c.gtt_orders(Some(&gtt_order_id)).await?;
+            let now = c.gtt_orders(Some(&req.gtt_order_id)).await?;
             out.show(&now, || gtt_table(&now))?;
         }
-        GttCommand::List { gtt_order_id } => {
+        Prepared::List(gtt_order_id) => {
             let list = c.gtt_orders(gtt_order_id.as_deref()).await?;
             out.show(&list, || gtt_table(&list))?;
         }
-        GttCommand::Cancel { gtt_order_id } => {
+        Prepared::Cancel(gtt_order_id) => {
             c.cancel_gtt(&gtt_order_id).await?;
             let now = c.gtt_orders(Some(&gtt_order_id)).await?;
             if !out.json {
