@@ -324,6 +324,7 @@ async fn main() -> anyhow::Result<()> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(600);
     let drain = Instant::now();
+    let mut last_progress = drain;
     let mut not_ended;
     let mut pg = {
         use sqlx::Connection;
@@ -341,6 +342,14 @@ async fn main() -> anyhow::Result<()> {
         not_ended = ids.len() * a.users - usize::try_from(total).unwrap_or(0) + usize::try_from(open).unwrap_or(0);
         if not_ended == 0 {
             break;
+        }
+        if last_progress.elapsed() >= Duration::from_secs(10) {
+            last_progress = Instant::now();
+            eprintln!(
+                "drain: {:.0} s, {total} of {} intents decided, {open} of them working",
+                drain.elapsed().as_secs_f64(),
+                ids.len() * a.users
+            );
         }
         if drain.elapsed() > Duration::from_secs(drain_limit) {
             eprintln!("drain: gave up after {drain_limit} s with {total} intents, {open} not ended");

@@ -96,6 +96,9 @@ pub trait Broker: Send + Sync + Debug {
     fn find<'a>(&'a self, order: &'a OrderRequest) -> BoxFuture<'a, Result<Found, BrokerError>>;
     /// Today's orders (the engine's carry their tags).
     fn orders(&self) -> BoxFuture<'_, Result<Vec<OrderView>, BrokerError>>;
+    /// These orders alone (Upstox's order details, one call each): while few orders work, this
+    /// costs as many calls as the book and does not grow with the day's orders.
+    fn orders_by_id<'a>(&'a self, ids: &'a [String]) -> BoxFuture<'a, Result<Vec<OrderView>, BrokerError>>;
     /// Cancels an open order.
     fn cancel<'a>(&'a self, order_id: &'a str) -> BoxFuture<'a, Result<(), BrokerError>>;
     /// The margin available for new orders (₹).

@@ -114,10 +114,6 @@ pub const TERMINAL_INTENT_STATES: [&str; 6] = [
     "refused",
 ];
 
-const INSERT_INTENT: &str = "INSERT INTO intents (tag, strategy, signal_id, subscription, account, plan, state, reason,
-                          order_ids, created_at, updated_at, filled, average_price)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (tag) DO NOTHING";
-
 pub(crate) const UPSERT_STRATEGY: &str =
     "INSERT INTO strategies (id, version, definition, updated_at) VALUES ($1, $2, $3, $4)
      ON CONFLICT (id) DO UPDATE SET version = excluded.version, definition = excluded.definition,
@@ -301,13 +297,13 @@ impl Store {
         )
     }
 
-    /// A signal's intents.
+    /// A signal's intents, by subscription and tag.
     ///
     /// # Errors
     /// Database errors.
     pub async fn intents_of_signal(&self, strategy: &str, signal_id: &str) -> Result<Vec<IntentRow>> {
         Ok(with_pool!(&self.pool, p => sqlx::query_as(
-            "SELECT * FROM intents WHERE strategy = $1 AND signal_id = $2 ORDER BY subscription",
+            "SELECT * FROM intents WHERE strategy = $1 AND signal_id = $2 ORDER BY subscription, tag",
         )
         .bind(strategy)
         .bind(signal_id)

@@ -218,8 +218,52 @@ pub struct Account {
     exchanges: Option<Vec<String>>,
 }
 
-/// A portfolio update for the portfolio stream: user id and the JSON payload.
-pub type PortfolioUpdate = (String, Value);
+/// A portfolio update for the portfolio stream, serialised once for every connection of its user.
+#[derive(Debug)]
+pub struct PortfolioUpdate {
+    /// `order`, `position`, `holding` or `gtt_order`.
+    pub update_type: String,
+    /// The JSON text sent.
+    pub text: String,
+}
+
+/// Updates a connection may fall behind by before it skips some (it then reads the order book).
+const UPDATES_PER_USER: usize = 1024;
+
+/// The portfolio stream's channels, one per user with a connection, so an update is built,
+/// serialised and delivered only for the user it concerns (one channel for everyone made every
+/// connection copy every user's updates: quadratic in users).
+#[derive(Debug, Default)]
+struct Updates(HashMap<String, broadcast::Sender<std::sync::Arc<PortfolioUpdate>>>);
+
+impl Updates {
+    fn subscribe(&mut self, user: &str) -> broadcast::Receiver<std::sync::Arc<PortfolioUpdate>> {
+        self.0
+            .entry(user.to_owned())
+            .or_insert_with(|| broadcast::channel(UPDATES_PER_USER).0)
+            .subscribe()
+    }
+
+    /// Whether the user has a connection open (else no update need be built).
+    fn listening(&self, user: &str) -> bool {
+        self.0.get(user).is_some_and(|tx| tx.receiver_count() > 0)
+    }
+
+    fn send(&self, user: &str, update: &Value) {
+        if let Some(tx) = self.0.get(user).filter(|tx| tx.receiver_count() > 0) {
+            let update_type = update
+                .get("update_type")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            // No subscriber left is not an error: the stream may just have closed.
+            let _ = tx.send(std::sync::Arc::new(PortfolioUpdate {
+                update_type,
+                text: update.to_string(),
+            }));
+        }
+    }
+}
 
 /// The engine.
 #[derive(Debug)]
@@ -229,7 +273,7 @@ pub struct Engine {
     next_order: u64,
     next_trade: u64,
     next_gtt: u64,
-    updates: broadcast::Sender<PortfolioUpdate>,
+    updates: Updates,
 }
 
 /// Why an order cannot be changed.
@@ -278,7 +322,6 @@ fn multiplier(market: &Market, idx: u32) -> f64 {
 impl Engine {
     /// Accounts for every configured user, with a few seeded delivery holdings.
     pub fn new(config: &SimConfig, market: &Market) -> Self {
-        let (updates, _) = broadcast::channel(4096);
         let mut accounts = HashMap::new();
         for (u, user) in config.users.iter().enumerate() {
             let mut holdings = BTreeMap::new();
@@ -322,13 +365,13 @@ impl Engine {
             next_order: 1,
             next_trade: 1,
             next_gtt: 1,
-            updates,
+            updates: Updates::default(),
         }
     }
 
-    /// Subscribes to portfolio updates of every user.
-    pub fn subscribe(&self) -> broadcast::Receiver<PortfolioUpdate> {
-        self.updates.subscribe()
+    /// Subscribes to one user's portfolio updates.
+    pub fn subscribe(&mut self, user: &str) -> broadcast::Receiver<std::sync::Arc<PortfolioUpdate>> {
+        self.updates.subscribe(user)
     }
 
     pub fn account(&self, user: &str) -> Option<&Account> {
@@ -595,9 +638,9 @@ impl Engine {
             };
         }
         order.history.push(order_json(market, &order));
-        let _ = self
-            .updates
-            .send((user.to_owned(), portfolio_order_update(market, user, &order)));
+        if self.updates.listening(user) {
+            self.updates.send(user, &portfolio_order_update(market, user, &order));
+        }
         acct.by_id.insert(order_id.clone(), acct.orders.len());
         acct.orders.push(order);
         self.match_user(market, user, now);
@@ -657,8 +700,9 @@ impl Engine {
             OrderStatus::Open
         };
         order.history.push(order_json(market, order));
-        let update = portfolio_order_update(market, user, order);
-        let _ = self.updates.send((user.to_owned(), update));
+        if self.updates.listening(user) {
+            self.updates.send(user, &portfolio_order_update(market, user, order));
+        }
         self.match_user(market, user, now);
         Ok(())
     }
@@ -677,8 +721,9 @@ impl Engine {
         order.history.push(order_json(market, order));
         order.status = OrderStatus::Cancelled;
         order.history.push(order_json(market, order));
-        let update = portfolio_order_update(market, user, order);
-        let _ = self.updates.send((user.to_owned(), update));
+        if self.updates.listening(user) {
+            self.updates.send(user, &portfolio_order_update(market, user, order));
+        }
         Ok(())
     }
 
@@ -793,7 +838,8 @@ impl Engine {
             placed_at: order.placed_at,
             gtt: order.gtt.clone(),
         };
-        let order_update = portfolio_order_update(market, user, order);
+        let listening = self.updates.listening(user);
+        let order_update = listening.then(|| portfolio_order_update(market, user, order));
         let mult = multiplier(market, req.instrument);
         let pos = acct
             .positions
@@ -809,14 +855,16 @@ impl Engine {
                 pos.sell_value += qty as f64 * price;
             }
         }
-        let position_update = position_json(
-            market,
-            req.instrument,
-            req.product.as_str(),
-            pos,
-            mult,
-            market.ltp(req.instrument, now),
-        );
+        let position_update = listening.then(|| {
+            position_json(
+                market,
+                req.instrument,
+                req.product.as_str(),
+                pos,
+                mult,
+                market.ltp(req.instrument, now),
+            )
+        });
         let inst = market.get(req.instrument);
         let mut holding_update = None;
         if matches!(inst.kind, Kind::Spot { .. }) && req.product == Product::Delivery {
@@ -833,21 +881,14 @@ impl Engine {
                 TransactionType::Buy => h.bought.push((today, qty, price)),
                 TransactionType::Sell => {
                     h.cnc_used_quantity += qty;
-                    holding_update = Some(holding_json(
-                        market,
-                        &h.view(today, previous),
-                        market.ltp(req.instrument, now),
-                    ));
+                    holding_update = listening
+                        .then(|| holding_json(market, &h.view(today, previous), market.ltp(req.instrument, now)));
                 }
             }
         }
         acct.trades.push(trade);
-        for update in [Some(order_update), Some(position_update), holding_update]
-            .into_iter()
-            .flatten()
-        {
-            // No subscriber is not an error: the portfolio stream may simply not be open.
-            let _ = self.updates.send((user.to_owned(), update));
+        for update in [order_update, position_update, holding_update].into_iter().flatten() {
+            self.updates.send(user, &update);
         }
     }
 
@@ -857,11 +898,14 @@ impl Engine {
     }
 
     fn send_gtt(&self, market: &Market, user: &str, g: &Gtt) {
+        if !self.updates.listening(user) {
+            return;
+        }
         let mut v = gtt_json(market, g);
         if let Some(o) = v.as_object_mut() {
             o.insert("update_type".into(), "gtt_order".into());
         }
-        let _ = self.updates.send((user.to_owned(), v));
+        self.updates.send(user, &v);
     }
 
     /// Places a GTT; answers its id. Its rules are checked against each other here; the

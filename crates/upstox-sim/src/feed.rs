@@ -362,8 +362,8 @@ pub(crate) async fn portfolio_connect(
     };
     // Subscribe before answering the handshake, so no update between the 101 and the session's
     // start is lost.
-    let updates = state.engine.lock().subscribe();
-    ws.on_upgrade(move |socket| portfolio::session(state, socket, updates, p.user_id, update_types))
+    let updates = state.engine.lock().subscribe(&p.user_id);
+    ws.on_upgrade(move |socket| portfolio::session(state, socket, updates, update_types))
 }
 
 #[derive(Debug, Deserialize)]

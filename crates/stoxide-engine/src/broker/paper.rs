@@ -236,6 +236,19 @@ impl Broker for PaperBroker {
         .boxed()
     }
 
+    fn orders_by_id<'a>(&'a self, ids: &'a [String]) -> BoxFuture<'a, Result<Vec<OrderView>, BrokerError>> {
+        async move {
+            Ok(self
+                .shared
+                .accounts
+                .lock()
+                .get(&self.account)
+                .map(|a| a.orders.iter().filter(|o| ids.contains(&o.order_id)).cloned().collect())
+                .unwrap_or_default())
+        }
+        .boxed()
+    }
+
     fn cancel<'a>(&'a self, _order_id: &'a str) -> BoxFuture<'a, Result<(), BrokerError>> {
         // Paper orders fill or are rejected at once; nothing is ever open to cancel.
         async { Ok(()) }.boxed()

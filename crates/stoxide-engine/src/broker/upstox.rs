@@ -155,6 +155,19 @@ fn broker_error(e: &ClientError) -> BrokerError {
     }
 }
 
+/// An order as the engine reads it.
+fn view_of(o: upstox_client::orders::Order) -> OrderView {
+    OrderView {
+        order_id: o.order_id,
+        tag: o.tag,
+        status: o.status,
+        quantity: o.quantity,
+        filled: o.filled_quantity,
+        average_price: o.average_price,
+        message: o.status_message,
+    }
+}
+
 impl Broker for UpstoxBroker {
     fn place<'a>(&'a self, order: &'a OrderRequest) -> BoxFuture<'a, Placement> {
         async move {
@@ -197,18 +210,19 @@ impl Broker for UpstoxBroker {
     fn orders(&self) -> BoxFuture<'_, Result<Vec<OrderView>, BrokerError>> {
         async move {
             let book = self.client.order_book().await.map_err(|e| broker_error(&e))?;
-            Ok(book
-                .into_iter()
-                .map(|o| OrderView {
-                    order_id: o.order_id,
-                    tag: o.tag,
-                    status: o.status,
-                    quantity: o.quantity,
-                    filled: o.filled_quantity,
-                    average_price: o.average_price,
-                    message: o.status_message,
-                })
-                .collect())
+            Ok(book.into_iter().map(view_of).collect())
+        }
+        .boxed()
+    }
+
+    fn orders_by_id<'a>(&'a self, ids: &'a [String]) -> BoxFuture<'a, Result<Vec<OrderView>, BrokerError>> {
+        async move {
+            let mut views = Vec::with_capacity(ids.len());
+            for id in ids {
+                let order = self.client.order_details(id).await.map_err(|e| broker_error(&e))?;
+                views.push(view_of(order));
+            }
+            Ok(views)
         }
         .boxed()
     }

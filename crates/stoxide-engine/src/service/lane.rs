@@ -27,6 +27,10 @@ use crate::subscription::SubState;
 
 /// Jobs queued per lane at most; a full lane makes the fan-out wait (back-pressure).
 const QUEUE: usize = 1024;
+/// Working orders read one by one (order details) at most; more are read with the order book.
+/// The book grows with the day's orders, so reading it for one working order costs the node
+/// and the broker more and more as the day goes on.
+const BY_ID: usize = 3;
 /// Waits before looking in the order book for a place whose answer was lost.
 const LOOKUPS: [Duration; 3] = [
     Duration::from_millis(250),
@@ -697,14 +701,20 @@ impl Runner {
         if self.working.is_empty() {
             return;
         }
-        let paper = self.working.values().any(|i| i.plan.paper);
-        let live = self.working.values().any(|i| !i.plan.paper);
         let mut book: Vec<OrderView> = Vec::new();
-        for (wanted, is_paper) in [(live, false), (paper, true)] {
-            if !wanted {
+        for is_paper in [false, true] {
+            let ids: Vec<String> = self
+                .working
+                .values()
+                .filter(|i| i.plan.paper == is_paper)
+                .flat_map(|i| i.order_ids.iter().cloned())
+                .collect();
+            if ids.is_empty() {
                 continue;
             }
+            // A few orders are read one by one; more, with the whole book.
             let result = match self.lane.broker(is_paper).await {
+                Ok(b) if ids.len() <= BY_ID => b.orders_by_id(&ids).await,
                 Ok(b) => b.orders().await,
                 Err(e) => Err(e),
             };
@@ -779,7 +789,6 @@ impl Runner {
         let engine = self.engine().clone();
         let inner = engine.inner();
         let (filled, avg) = fill.unwrap_or((0, None));
-        inner.memory.lock().in_flight(&intent, false);
         intent.state = state;
         intent.reason = reason;
         intent.filled = filled;
@@ -790,39 +799,44 @@ impl Runner {
             audit: vec![records::draft(now, "order_update", &intent.account, &body)],
             ..EngineWrite::default()
         };
-        if let (Some(order), Some(price)) = (intent.plan.order.as_ref(), avg)
-            && filled > 0
+        // Out of flight and into the position in one step: a signal decided in between would
+        // count the order in neither and trade the user twice, or skip them.
         {
-            let mult = inner
-                .instruments
-                .get(&intent.plan.instrument)
-                .map_or(1, |i| i.multiplier);
             let mut guard = inner.memory.lock();
             let memory = &mut *guard;
-            let id = memory.instrument_ids.id(&intent.plan.instrument);
-            let book = memory.books.entry(&intent.subscription);
-            let before = book.positions.by_id(id).cloned().unwrap_or_default();
-            let after = apply_fill(&before, order.side, filled, price, mult, today(now));
-            write.positions.push(records::position_row(
-                &intent.subscription,
-                &intent.plan.instrument,
-                &after,
-                now,
-            ));
-            book.positions.insert(id, &intent.plan.instrument, after);
-            // A loss limit reached by this fill: the subscription may only reduce from now on.
-            let book = book.clone();
-            if let Some(sub) = memory.subscriptions.get(&intent.subscription).cloned() {
-                let pnl = super::fanout::day_pnl(&book, &inner.prices, &inner.instruments, today(now));
-                if crate::risk::loss_breached(pnl, sub.inputs.daily_max_loss)
-                    && memory.states.subscription(&sub.id) == TradingState::Active
-                {
-                    let record = records::daily_loss_state(&sub, -pnl, now);
-                    write
-                        .audit
-                        .push(records::draft(now, "risk_state", &sub.account, &record));
-                    write.trading_states.push(records::state_row(&record));
-                    memory.states.subscriptions.insert(sub.id.clone(), record);
+            memory.in_flight(&intent, false);
+            if let (Some(order), Some(price)) = (intent.plan.order.as_ref(), avg)
+                && filled > 0
+            {
+                let mult = inner
+                    .instruments
+                    .get(&intent.plan.instrument)
+                    .map_or(1, |i| i.multiplier);
+                let id = memory.instrument_ids.id(&intent.plan.instrument);
+                let book = memory.books.entry(&intent.subscription);
+                let before = book.positions.by_id(id).cloned().unwrap_or_default();
+                let after = apply_fill(&before, order.side, filled, price, mult, today(now));
+                write.positions.push(records::position_row(
+                    &intent.subscription,
+                    &intent.plan.instrument,
+                    &after,
+                    now,
+                ));
+                book.positions.insert(id, &intent.plan.instrument, after);
+                // A loss limit reached by this fill: the subscription may only reduce from now on.
+                let book = book.clone();
+                if let Some(sub) = memory.subscriptions.get(&intent.subscription).cloned() {
+                    let pnl = super::fanout::day_pnl(&book, &inner.prices, &inner.instruments, today(now));
+                    if crate::risk::loss_breached(pnl, sub.inputs.daily_max_loss)
+                        && memory.states.subscription(&sub.id) == TradingState::Active
+                    {
+                        let record = records::daily_loss_state(&sub, -pnl, now);
+                        write
+                            .audit
+                            .push(records::draft(now, "risk_state", &sub.account, &record));
+                        write.trading_states.push(records::state_row(&record));
+                        memory.states.subscriptions.insert(sub.id.clone(), record);
+                    }
                 }
             }
         }

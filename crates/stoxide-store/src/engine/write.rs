@@ -3,10 +3,7 @@
 //! can share one transaction (group commit); each is all or nothing on its own terms (a write
 //! whose signal is a duplicate applies nothing).
 
-use super::{
-    AuditHead, AuditRow, INSERT_INTENT, IntentRow, PositionRow, SignalRow, StrategyRow, SubscriptionRow,
-    TradingStateRow, UPSERT_STRATEGY,
-};
+use super::{AuditHead, AuditRow, IntentRow, PositionRow, SignalRow, StrategyRow, SubscriptionRow, TradingStateRow};
 use crate::error::Result;
 use crate::{Store, Tx, TxMode, with_tx};
 
@@ -98,6 +95,12 @@ impl Store {
     /// Applies `writes` in one transaction under the audit append lock, in order; answers what
     /// each did.
     ///
+    /// The rows of consecutive writes go in together, a statement per table for many rows, so
+    /// a group of hundreds of writes holds the append lock for a handful of round trips, not
+    /// thousands. A write with a signal or a state change (whose outcome decides whether the
+    /// rest of it applies) first flushes what the writes before it gathered, so it sees them, as
+    /// it would one write at a time.
+    ///
     /// # Errors
     /// Database errors; nothing is applied then.
     pub async fn write_engine(&self, writes: &[EngineWrite], chain: Chain<'_>) -> Result<Vec<WriteOutcome>> {
@@ -106,10 +109,30 @@ impl Store {
             .fetch_optional(c)
             .await?);
         let before = head.clone();
-        let mut outcomes = Vec::with_capacity(writes.len());
-        for w in writes {
-            outcomes.push(apply(&mut tx, w, &mut head, chain).await?);
+        let mut outcomes: Vec<WriteOutcome> = Vec::with_capacity(writes.len());
+        let mut batch = Batch::default();
+        for (i, w) in writes.iter().enumerate() {
+            let mut out = WriteOutcome::default();
+            if w.signal.is_some() || w.state_change.is_some() {
+                batch.flush(&mut tx, &mut outcomes).await?;
+                if !conditions_hold(&mut tx, w).await? {
+                    outcomes.push(out);
+                    continue;
+                }
+            }
+            out.applied = true;
+            for d in &w.audit {
+                let row = chain(head.as_ref(), d);
+                head = Some(AuditHead {
+                    seq: row.seq,
+                    hash: row.hash.clone(),
+                });
+                out.audit.push(row);
+            }
+            batch.add(i, w, &out.audit);
+            outcomes.push(out);
         }
+        batch.flush(&mut tx, &mut outcomes).await?;
         if head != before
             && let Some(h) = &head
         {
@@ -128,8 +151,9 @@ impl Store {
     }
 }
 
-async fn apply(tx: &mut Tx, w: &EngineWrite, head: &mut Option<AuditHead>, chain: Chain<'_>) -> Result<WriteOutcome> {
-    let mut out = WriteOutcome::default();
+/// Inserts the write's signal and applies its state change; false when either says the rest
+/// of the write must not apply.
+async fn conditions_hold(tx: &mut Tx, w: &EngineWrite) -> Result<bool> {
     if let Some(s) = &w.signal {
         let n = with_tx!(&mut tx.inner, c => sqlx::query(
             "INSERT INTO signals (strategy, id, body, accepted, reason, received_at) VALUES ($1, $2, $3, $4, $5, $6)
@@ -145,7 +169,7 @@ async fn apply(tx: &mut Tx, w: &EngineWrite, head: &mut Option<AuditHead>, chain
         .await?
         .rows_affected());
         if n == 0 && !w.shared_signal {
-            return Ok(out);
+            return Ok(false);
         }
     }
     if let Some(c) = &w.state_change {
@@ -160,130 +184,203 @@ async fn apply(tx: &mut Tx, w: &EngineWrite, head: &mut Option<AuditHead>, chain
         .await?
         .rows_affected());
         if n == 0 {
-            return Ok(out);
+            return Ok(false);
         }
     }
-    out.applied = true;
-    for s in &w.strategies {
-        with_tx!(&mut tx.inner, c => sqlx::query(UPSERT_STRATEGY)
-            .bind(&s.id)
-            .bind(s.version)
-            .bind(&s.definition)
-            .bind(s.updated_at)
-            .execute(c)
-            .await?
-            .rows_affected());
+    Ok(true)
+}
+
+/// Rows per statement at most: well under SQLite's 32,766 and PostgreSQL's 65,535 bound
+/// parameters with the widest row (an intent's 13 columns).
+const ROWS: usize = 1000;
+
+/// The rows of consecutive writes, gathered to go in together. Each row remembers its write
+/// (an index into the outcomes) where the outcome reports on it.
+#[derive(Default)]
+struct Batch<'w> {
+    strategies: Vec<&'w StrategyRow>,
+    subscriptions: Vec<&'w SubscriptionRow>,
+    intents: Vec<(usize, &'w IntentRow)>,
+    intent_updates: Vec<(usize, &'w IntentUpdate)>,
+    positions: Vec<&'w PositionRow>,
+    trading_states: Vec<&'w TradingStateRow>,
+    audit: Vec<AuditRow>,
+}
+
+/// Keeps the last row of each key, in the order of their last occurrences: one statement must
+/// not upsert a row twice (PostgreSQL refuses it), and one write after another leaves the last.
+fn last_of_each<T, K: Eq + std::hash::Hash>(rows: &[T], key: impl Fn(&T) -> K) -> Vec<&T> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out: Vec<&T> = rows.iter().rev().filter(|r| seen.insert(key(r))).collect();
+    out.reverse();
+    out
+}
+
+impl<'w> Batch<'w> {
+    fn add(&mut self, i: usize, w: &'w EngineWrite, audit: &[AuditRow]) {
+        self.strategies.extend(&w.strategies);
+        self.subscriptions.extend(&w.subscriptions);
+        self.intents.extend(w.intents.iter().map(|r| (i, r)));
+        self.intent_updates.extend(w.intent_updates.iter().map(|u| (i, u)));
+        self.positions.extend(&w.positions);
+        self.trading_states.extend(&w.trading_states);
+        self.audit.extend_from_slice(audit);
     }
-    for s in &w.subscriptions {
-        with_tx!(&mut tx.inner, c => sqlx::query(
-            "INSERT INTO subscriptions (id, account, strategy, inputs, state, consent, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (id) DO UPDATE SET account = excluded.account, strategy = excluded.strategy,
-               inputs = excluded.inputs, state = excluded.state, consent = excluded.consent,
-               updated_at = excluded.updated_at",
-        )
-        .bind(&s.id)
-        .bind(&s.account)
-        .bind(&s.strategy)
-        .bind(&s.inputs)
-        .bind(&s.state)
-        .bind(&s.consent)
-        .bind(s.updated_at)
-        .execute(c)
-        .await?
-        .rows_affected());
-    }
-    for i in &w.intents {
-        let n = with_tx!(&mut tx.inner, c => sqlx::query(INSERT_INTENT)
-            .bind(&i.tag)
-            .bind(&i.strategy)
-            .bind(&i.signal_id)
-            .bind(&i.subscription)
-            .bind(&i.account)
-            .bind(&i.plan)
-            .bind(&i.state)
-            .bind(&i.reason)
-            .bind(&i.order_ids)
-            .bind(i.created_at)
-            .bind(i.updated_at)
-            .bind(i.filled)
-            .bind(&i.average_price)
-            .execute(c)
-            .await?
-            .rows_affected());
-        if n > 0 {
-            out.new_intents.push(i.tag.clone());
+
+    /// Writes what is gathered, in the order one write at a time would leave it (strategies,
+    /// subscriptions, intents, their updates, positions, trading states, audit records), and
+    /// reports the intents inserted and the updates that found their intent.
+    async fn flush(&mut self, tx: &mut Tx, outcomes: &mut [WriteOutcome]) -> Result<()> {
+        let b = std::mem::take(self);
+        for rows in last_of_each(&b.strategies, |s| s.id.as_str()).chunks(ROWS) {
+            with_tx!(&mut tx.inner, c => {
+                let mut q = sqlx::QueryBuilder::new("INSERT INTO strategies (id, version, definition, updated_at) ");
+                q.push_values(rows, |mut v, s| {
+                    v.push_bind(&s.id).push_bind(s.version).push_bind(&s.definition).push_bind(s.updated_at);
+                });
+                q.push(
+                    " ON CONFLICT (id) DO UPDATE SET version = excluded.version, definition = excluded.definition,
+                       updated_at = excluded.updated_at",
+                );
+                q.build().execute(c).await?.rows_affected()
+            });
         }
+        for rows in last_of_each(&b.subscriptions, |s| s.id.as_str()).chunks(ROWS) {
+            with_tx!(&mut tx.inner, c => {
+                let mut q = sqlx::QueryBuilder::new(
+                    "INSERT INTO subscriptions (id, account, strategy, inputs, state, consent, updated_at) ",
+                );
+                q.push_values(rows, |mut v, s| {
+                    v.push_bind(&s.id)
+                        .push_bind(&s.account)
+                        .push_bind(&s.strategy)
+                        .push_bind(&s.inputs)
+                        .push_bind(&s.state)
+                        .push_bind(&s.consent)
+                        .push_bind(s.updated_at);
+                });
+                q.push(
+                    " ON CONFLICT (id) DO UPDATE SET account = excluded.account, strategy = excluded.strategy,
+                       inputs = excluded.inputs, state = excluded.state, consent = excluded.consent,
+                       updated_at = excluded.updated_at",
+                );
+                q.build().execute(c).await?.rows_affected()
+            });
+        }
+        // An intent goes in unless its tag exists: the first of a tag in the batch is the one
+        // that can.
+        let mut seen = std::collections::HashSet::new();
+        let intents: Vec<&(usize, &IntentRow)> =
+            b.intents.iter().filter(|(_, r)| seen.insert(r.tag.as_str())).collect();
+        let mut inserted = std::collections::HashSet::new();
+        for rows in intents.chunks(ROWS) {
+            let tags: Vec<String> = with_tx!(&mut tx.inner, c => {
+                let mut q = sqlx::QueryBuilder::new(
+                    "INSERT INTO intents (tag, strategy, signal_id, subscription, account, plan, state, reason,
+                       order_ids, created_at, updated_at, filled, average_price) ",
+                );
+                q.push_values(rows, |mut v, (_, i)| {
+                    v.push_bind(&i.tag)
+                        .push_bind(&i.strategy)
+                        .push_bind(&i.signal_id)
+                        .push_bind(&i.subscription)
+                        .push_bind(&i.account)
+                        .push_bind(&i.plan)
+                        .push_bind(&i.state)
+                        .push_bind(&i.reason)
+                        .push_bind(&i.order_ids)
+                        .push_bind(i.created_at)
+                        .push_bind(i.updated_at)
+                        .push_bind(i.filled)
+                        .push_bind(&i.average_price);
+                });
+                q.push(" ON CONFLICT (tag) DO NOTHING RETURNING tag");
+                q.build_query_scalar().fetch_all(c).await?
+            });
+            inserted.extend(tags);
+        }
+        for (i, r) in intents {
+            if inserted.contains(&r.tag) {
+                outcomes[*i].new_intents.push(r.tag.clone());
+            }
+        }
+        let mut found = std::collections::HashSet::new();
+        for rows in last_of_each(&b.intent_updates, |(_, u)| u.tag.as_str()).chunks(ROWS) {
+            let tags: Vec<String> = with_tx!(&mut tx.inner, c => {
+                let mut q = sqlx::QueryBuilder::new("WITH v (tag, state, reason, order_ids, filled, average_price, updated_at) AS (");
+                q.push_values(rows, |mut v, (_, u)| {
+                    v.push_bind(&u.tag)
+                        .push_bind(&u.state)
+                        .push_bind(&u.reason)
+                        .push_bind(&u.order_ids)
+                        .push_bind(u.filled)
+                        .push_bind(&u.average_price)
+                        .push_bind(u.updated_at);
+                });
+                q.push(
+                    ") UPDATE intents SET state = v.state, reason = v.reason, order_ids = v.order_ids,
+                       filled = v.filled, average_price = v.average_price, updated_at = v.updated_at
+                     FROM v WHERE intents.tag = v.tag RETURNING intents.tag",
+                );
+                q.build_query_scalar().fetch_all(c).await?
+            });
+            found.extend(tags);
+        }
+        for (i, u) in &b.intent_updates {
+            outcomes[*i].updated_intents += usize::from(found.contains(&u.tag));
+        }
+        for rows in last_of_each(&b.positions, |p| (p.subscription.as_str(), p.instrument.as_str())).chunks(ROWS) {
+            with_tx!(&mut tx.inner, c => {
+                let mut q = sqlx::QueryBuilder::new(
+                    "INSERT INTO positions (subscription, instrument, quantity, avg_price, realised, updated_at) ",
+                );
+                q.push_values(rows, |mut v, p| {
+                    v.push_bind(&p.subscription)
+                        .push_bind(&p.instrument)
+                        .push_bind(p.quantity)
+                        .push_bind(&p.avg_price)
+                        .push_bind(&p.realised)
+                        .push_bind(p.updated_at);
+                });
+                q.push(
+                    " ON CONFLICT (subscription, instrument) DO UPDATE SET quantity = excluded.quantity,
+                       avg_price = excluded.avg_price, realised = excluded.realised, updated_at = excluded.updated_at",
+                );
+                q.build().execute(c).await?.rows_affected()
+            });
+        }
+        for rows in last_of_each(&b.trading_states, |t| (t.level.as_str(), t.target.as_str())).chunks(ROWS) {
+            with_tx!(&mut tx.inner, c => {
+                let mut q = sqlx::QueryBuilder::new("INSERT INTO trading_states (level, target, state, reason, updated_at) ");
+                q.push_values(rows, |mut v, t| {
+                    v.push_bind(&t.level)
+                        .push_bind(&t.target)
+                        .push_bind(&t.state)
+                        .push_bind(&t.reason)
+                        .push_bind(t.updated_at);
+                });
+                q.push(
+                    " ON CONFLICT (level, target) DO UPDATE SET state = excluded.state, reason = excluded.reason,
+                       updated_at = excluded.updated_at",
+                );
+                q.build().execute(c).await?.rows_affected()
+            });
+        }
+        for rows in b.audit.chunks(ROWS) {
+            with_tx!(&mut tx.inner, c => {
+                let mut q = sqlx::QueryBuilder::new("INSERT INTO audit_log (seq, at_ms, kind, user_id, body, prev, hash) ");
+                q.push_values(rows, |mut v, r| {
+                    v.push_bind(r.seq)
+                        .push_bind(r.at_ms)
+                        .push_bind(&r.kind)
+                        .push_bind(&r.user_id)
+                        .push_bind(&r.body)
+                        .push_bind(&r.prev)
+                        .push_bind(&r.hash);
+                });
+                q.build().execute(c).await?.rows_affected()
+            });
+        }
+        Ok(())
     }
-    for u in &w.intent_updates {
-        let n = with_tx!(&mut tx.inner, c => sqlx::query(
-            "UPDATE intents SET state = $1, reason = $2, order_ids = $3, filled = $4, average_price = $5,
-               updated_at = $6 WHERE tag = $7",
-        )
-        .bind(&u.state)
-        .bind(&u.reason)
-        .bind(&u.order_ids)
-        .bind(u.filled)
-        .bind(&u.average_price)
-        .bind(u.updated_at)
-        .bind(&u.tag)
-        .execute(c)
-        .await?
-        .rows_affected());
-        out.updated_intents += usize::from(n > 0);
-    }
-    for r in &w.positions {
-        with_tx!(&mut tx.inner, c => sqlx::query(
-            "INSERT INTO positions (subscription, instrument, quantity, avg_price, realised, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (subscription, instrument) DO UPDATE SET quantity = excluded.quantity,
-               avg_price = excluded.avg_price, realised = excluded.realised, updated_at = excluded.updated_at",
-        )
-        .bind(&r.subscription)
-        .bind(&r.instrument)
-        .bind(r.quantity)
-        .bind(&r.avg_price)
-        .bind(&r.realised)
-        .bind(r.updated_at)
-        .execute(c)
-        .await?
-        .rows_affected());
-    }
-    for r in &w.trading_states {
-        with_tx!(&mut tx.inner, c => sqlx::query(
-            "INSERT INTO trading_states (level, target, state, reason, updated_at) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (level, target) DO UPDATE SET state = excluded.state, reason = excluded.reason,
-               updated_at = excluded.updated_at",
-        )
-        .bind(&r.level)
-        .bind(&r.target)
-        .bind(&r.state)
-        .bind(&r.reason)
-        .bind(r.updated_at)
-        .execute(c)
-        .await?
-        .rows_affected());
-    }
-    for d in &w.audit {
-        let row = chain(head.as_ref(), d);
-        with_tx!(&mut tx.inner, c => sqlx::query(
-            "INSERT INTO audit_log (seq, at_ms, kind, user_id, body, prev, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(row.seq)
-        .bind(row.at_ms)
-        .bind(&row.kind)
-        .bind(&row.user_id)
-        .bind(&row.body)
-        .bind(&row.prev)
-        .bind(&row.hash)
-        .execute(c)
-        .await?
-        .rows_affected());
-        *head = Some(AuditHead {
-            seq: row.seq,
-            hash: row.hash.clone(),
-        });
-        out.audit.push(row);
-    }
-    Ok(out)
 }

@@ -402,3 +402,187 @@ async fn a_state_change_applies_only_to_the_state_it_was_read_in(backend: &str) 
     );
     f.finish(s).await;
 }
+
+contract!(a_group_of_writes_leaves_what_one_write_at_a_time_leaves);
+async fn a_group_of_writes_leaves_what_one_write_at_a_time_leaves(backend: &str) {
+    // Over a thousand rows per table (more than one statement's worth), a tag inserted twice,
+    // updates of one intent in several writes, an update of no intent, a position, a
+    // subscription and a trading state written again and again, a signal in the middle and its
+    // duplicate later, and a state change that needs the subscription a write before it stored.
+    let sub = |state: &str, at: i64| SubscriptionRow {
+        id: "sub-a".into(),
+        account: "SIM001".into(),
+        strategy: "ema".into(),
+        inputs: format!("{{\"lots\":{at}}}"),
+        state: state.into(),
+        consent: None,
+        updated_at: at,
+    };
+    let signal = |id: &str| SignalRow {
+        strategy: "ema".into(),
+        id: id.into(),
+        body: "{}".into(),
+        accepted: 1,
+        reason: None,
+        received_at: 5,
+    };
+    let mut writes: Vec<EngineWrite> = Vec::new();
+    writes.push(EngineWrite {
+        strategies: vec![StrategyRow {
+            id: "ema".into(),
+            version: 1,
+            definition: "{}".into(),
+            updated_at: 1,
+        }],
+        subscriptions: vec![sub("active", 1)],
+        ..EngineWrite::default()
+    });
+    for n in 0..1_200i64 {
+        let tag = format!("t{n}");
+        let mut w = EngineWrite {
+            intents: vec![intent(&tag, "sub-a", "pending")],
+            audit: vec![draft("intent", "SIM001")],
+            ..EngineWrite::default()
+        };
+        if n > 0 {
+            // The previous intent moves on, twice in this write and again in the next.
+            let before = format!("t{}", n - 1);
+            w.intent_updates = vec![
+                update(&before, "placed", None, "[]", 0, n),
+                update(&before, "filled", None, "[\"o1\"]", n, n + 1),
+            ];
+        }
+        if n == 700 {
+            w.intents.push(intent("t3", "sub-a", "pending"));
+            w.intent_updates.push(update("nope", "filled", None, "[]", 1, n));
+        }
+        w.positions = vec![PositionRow {
+            subscription: "sub-a".into(),
+            instrument: "NSE_FO|43919".into(),
+            quantity: n,
+            avg_price: format!("{n}.5"),
+            realised: "0".into(),
+            updated_at: n,
+        }];
+        if n % 100 == 0 {
+            w.trading_states = vec![TradingStateRow {
+                level: "user".into(),
+                target: "SIM001".into(),
+                state: if n % 200 == 0 { "paused" } else { "active" }.into(),
+                reason: Some(format!("at {n}")),
+                updated_at: n,
+            }];
+            if n <= 900 {
+                w.subscriptions = vec![sub("active", n)];
+            }
+        }
+        writes.push(w);
+        if n == 500 {
+            writes.push(EngineWrite {
+                signal: Some(signal("sig-mid")),
+                intents: vec![IntentRow {
+                    signal_id: "sig-mid".into(),
+                    ..intent("mid-1", "sub-a", "pending")
+                }],
+                audit: vec![draft("signal", "vendor")],
+                ..EngineWrite::default()
+            });
+        }
+        if n == 900 {
+            writes.push(EngineWrite {
+                signal: Some(signal("sig-mid")),
+                intents: vec![IntentRow {
+                    signal_id: "sig-mid".into(),
+                    ..intent("mid-2", "sub-a", "pending")
+                }],
+                audit: vec![draft("signal", "vendor")],
+                ..EngineWrite::default()
+            });
+            writes.push(EngineWrite {
+                subscriptions: vec![sub("active", 901)],
+                ..EngineWrite::default()
+            });
+            writes.push(EngineWrite {
+                state_change: Some(StateChange {
+                    id: "sub-a".into(),
+                    from: "active".into(),
+                    to: "needs_login".into(),
+                    updated_at: 902,
+                }),
+                audit: vec![draft("needs_login", "SIM001")],
+                ..EngineWrite::default()
+            });
+        }
+    }
+
+    let grouped = Fixture::new(backend).await;
+    let one_by_one = Fixture::new(backend).await;
+    let (g, o) = (grouped.store().await, one_by_one.store().await);
+    let group_out = g.write_engine(&writes, &toy_chain).await.expect("group");
+    let mut single_out = Vec::new();
+    for w in &writes {
+        single_out.extend(o.write_engine(std::slice::from_ref(w), &toy_chain).await.expect("one"));
+    }
+    assert_eq!(group_out, single_out, "each write reports the same");
+    let mid = &group_out[502];
+    assert!(mid.applied && mid.new_intents == ["mid-1"], "{mid:?}");
+    assert!(
+        group_out.iter().all(|w| !w.new_intents.iter().any(|t| t == "mid-2")),
+        "a duplicate signal applies nothing"
+    );
+    assert_eq!(
+        group_out
+            .iter()
+            .filter(|w| w.new_intents.iter().any(|t| t == "t3"))
+            .count(),
+        1
+    );
+
+    assert_eq!(g.audit_log().await.expect("log"), o.audit_log().await.expect("log"));
+    assert_eq!(g.audit_head().await.expect("head"), o.audit_head().await.expect("head"));
+    assert_eq!(g.audit_head().await.expect("head").map(|h| h.seq), Some(1_202));
+    for signal in ["sig-1", "sig-mid"] {
+        let (a, b) = (
+            g.intents_of_signal("ema", signal).await.expect("intents"),
+            o.intents_of_signal("ema", signal).await.expect("intents"),
+        );
+        assert_eq!(a.len(), b.len(), "{signal}");
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x, y, "{signal}");
+        }
+    }
+    let last = g.intents_of_signal("ema", "sig-1").await.expect("intents");
+    assert_eq!(last.len(), 1_200);
+    let t1198 = last.iter().find(|i| i.tag == "t1198").expect("t1198");
+    assert_eq!(
+        (t1198.state.as_str(), t1198.filled),
+        ("filled", 1_199),
+        "the last update wins"
+    );
+    assert_eq!(
+        g.position("sub-a", "NSE_FO|43919").await.expect("pos"),
+        o.position("sub-a", "NSE_FO|43919").await.expect("pos")
+    );
+    assert_eq!(
+        g.position("sub-a", "NSE_FO|43919")
+            .await
+            .expect("pos")
+            .map(|p| p.quantity),
+        Some(1_199)
+    );
+    assert_eq!(
+        g.subscription("sub-a").await.expect("sub"),
+        o.subscription("sub-a").await.expect("sub")
+    );
+    assert_eq!(
+        g.subscription("sub-a").await.expect("sub").map(|s| s.state),
+        Some("needs_login".to_owned()),
+        "the state change saw the subscription stored a write before it"
+    );
+    assert_eq!(
+        g.trading_states().await.expect("ts"),
+        o.trading_states().await.expect("ts")
+    );
+    grouped.finish(g).await;
+    one_by_one.finish(o).await;
+}

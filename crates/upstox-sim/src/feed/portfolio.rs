@@ -8,12 +8,11 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::state::AppState;
 
-/// Runs one connection: forwards `update_types` updates of `user` until the client leaves.
+/// Runs one connection: forwards the `update_types` updates of its user until the client leaves.
 pub(super) async fn session(
     state: AppState,
     socket: WebSocket,
-    mut updates: tokio::sync::broadcast::Receiver<crate::engine::PortfolioUpdate>,
-    user: String,
+    mut updates: tokio::sync::broadcast::Receiver<std::sync::Arc<crate::engine::PortfolioUpdate>>,
     update_types: Vec<String>,
 ) {
     let (mut tx, mut rx) = socket.split();
@@ -32,10 +31,9 @@ pub(super) async fn session(
                 Some(Ok(_)) => {}
             },
             update = updates.recv() => match update {
-                Ok((who, payload)) => {
-                    let kind = payload.get("update_type").and_then(|t| t.as_str()).unwrap_or("");
-                    let wanted = update_types.iter().any(|t| t == kind);
-                    if who == user && wanted && !crate::feed::send_within(&mut tx, Message::Text(payload.to_string().into())).await {
+                Ok(update) => {
+                    let wanted = update_types.iter().any(|t| *t == update.update_type);
+                    if wanted && !crate::feed::send_within(&mut tx, Message::Text(update.text.as_str().into())).await {
                         return;
                     }
                 }
