@@ -189,6 +189,10 @@ pub(crate) struct Inner {
     instruments: HashMap<InstrumentKey, Instrument>,
     journal: Journal,
     memory: Mutex<Memory>,
+    /// The subscription rows the memory's subscriptions were last made from: a refresh parses
+    /// only the rows that differ (every signal refreshes, so at 10,000 users parsing them all
+    /// was most of a node's work).
+    subscription_rows: Mutex<HashMap<String, stoxide_store::SubscriptionRow>>,
     lanes: Mutex<HashMap<String, lane::Lane>>,
     progress: Mutex<HashMap<(String, String), Progress>>,
     /// Signals being taken right now, by (strategy, id): the same signal arriving again meanwhile
@@ -262,6 +266,7 @@ impl Engine {
             instruments: parts.instruments,
             journal,
             memory: Mutex::new(Memory::default()),
+            subscription_rows: Mutex::default(),
             lanes: Mutex::default(),
             progress: Mutex::default(),
             taking: Mutex::default(),
@@ -329,24 +334,39 @@ impl Engine {
             .collect::<Result<_>>()?;
         let now = Utc::now();
         let states: Vec<StateRecord> = states.iter().map(records::state_of).collect::<Result<_>>()?;
-        let subs: Vec<_> = subs.iter().map(records::subscription_of).collect::<Result<_>>()?;
+        let changed: Vec<_> = {
+            let mut rows = self.inner.subscription_rows.lock();
+            let changed: Vec<_> = subs
+                .into_iter()
+                .filter(|r| rows.get(&r.id) != Some(r))
+                .map(|r| records::subscription_of(&r).map(|s| (r, s)))
+                .collect::<Result<_>>()?;
+            for (r, _) in &changed {
+                rows.insert(r.id.clone(), r.clone());
+            }
+            changed.into_iter().map(|(_, s)| s).collect()
+        };
         let mut logged_in = Vec::new();
         {
             let mut memory = self.inner.memory.lock();
             let accounts: state::Map<String, stoxide_vault::Account> =
                 accounts.into_iter().map(|a| (a.id.clone(), a)).collect();
-            for s in subs {
-                // A subscription waiting for a login whose account has a fresh token resumes.
-                if s.state == crate::subscription::SubState::NeedsLogin {
-                    let before = memory.accounts.get(&s.account).and_then(|a| a.issued_at);
-                    let after = accounts.get(&s.account).and_then(|a| a.issued_at);
-                    if after.is_some() && after != before && memory.token_valid_in(&accounts, &s.account, now) {
-                        logged_in.push(s.clone());
-                    }
-                }
+            for s in changed {
                 if memory.subscriptions.get(&s.id) != Some(&s) {
                     memory.subscriptions.insert(s.id.clone(), s);
                     memory.changed();
+                }
+            }
+            // A subscription waiting for a login whose account has a fresh token resumes.
+            for s in memory
+                .subscriptions
+                .values()
+                .filter(|s| s.state == crate::subscription::SubState::NeedsLogin)
+            {
+                let before = memory.accounts.get(&s.account).and_then(|a| a.issued_at);
+                let after = accounts.get(&s.account).and_then(|a| a.issued_at);
+                if after.is_some() && after != before && memory.token_valid_in(&accounts, &s.account, now) {
+                    logged_in.push(s.clone());
                 }
             }
             memory.accounts = accounts;

@@ -311,6 +311,21 @@ impl Store {
         .await?))
     }
 
+    /// The subscriptions that have an intent of a signal (a column, not whole rows: a node asks
+    /// before each signal it takes).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn subscriptions_with_intent(&self, strategy: &str, signal_id: &str) -> Result<Vec<String>> {
+        Ok(with_pool!(&self.pool, p => sqlx::query_scalar(
+            "SELECT subscription FROM intents WHERE strategy = $1 AND signal_id = $2",
+        )
+        .bind(strategy)
+        .bind(signal_id)
+        .fetch_all(p)
+        .await?))
+    }
+
     /// Which of `tags` are the tags of recorded intents.
     ///
     /// # Errors

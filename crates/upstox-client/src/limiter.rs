@@ -92,6 +92,12 @@ const PRUNE_ABOVE: usize = 4096;
 struct Budgets {
     windows: HashMap<(LimitKey, ApiCategory), SlidingWindow>,
     waited: HashMap<LimitKey, Duration>,
+    /// Pruned again above this many budgets (at least [`PRUNE_ABOVE`]): twice what the last
+    /// pruning kept, so while most budgets are in use (thousands of users trading) a call does
+    /// not scan them all — pruning costs O(1) a call, amortised.
+    prune_at: usize,
+    /// Times pruned.
+    prunes: u64,
 }
 
 /// Budgets per (user, category). Cheap to clone; clones share the budgets.
@@ -196,8 +202,10 @@ impl RateLimiter {
             let wait = {
                 let mut b = self.budgets.lock();
                 let now = Instant::now();
-                if b.windows.len() > PRUNE_ABOVE {
+                if b.windows.len() > b.prune_at.max(PRUNE_ABOVE) {
                     b.windows.retain(|_, w| !w.is_idle(now));
+                    b.prune_at = 2 * b.windows.len();
+                    b.prunes += 1;
                 }
                 let w = b
                     .windows
@@ -242,6 +250,21 @@ mod tests {
             multi_order: w(1),
             standard: w(5),
         }
+    }
+
+    #[tokio::test]
+    async fn many_busy_budgets_are_not_scanned_on_every_call() {
+        // 20,000 users each with a request in the window: none can be forgotten, so a pruning
+        // per call (what a fixed threshold did) would scan every budget 16,000 times.
+        let limiter = RateLimiter::new(tight());
+        for u in 0..20_000 {
+            limiter
+                .acquire(&LimitKey::User(format!("U{u}")), ApiCategory::Standard)
+                .await;
+        }
+        let b = limiter.budgets.lock();
+        assert_eq!(b.windows.len(), 20_000, "every budget is in use and kept");
+        assert!(b.prunes <= 3, "pruned {} times", b.prunes);
     }
 
     #[tokio::test]

@@ -59,7 +59,9 @@ pub struct Order {
     pub exchange_order_id: Option<String>,
     pub exchange_time: Option<DateTime<Utc>>,
     pub triggered: bool,
-    pub history: Vec<Value>,
+    /// Each state's JSON text (as text: a `Value` per state cost ~4 KB an order, which a
+    /// 150,000-order simulator ran out of memory on).
+    pub history: Vec<Box<str>>,
     /// The GTT whose rule placed this order.
     pub gtt: Option<String>,
 }
@@ -618,15 +620,15 @@ impl Engine {
             gtt,
         };
         let acct = self.accounts.get_mut(user)?;
-        order.history.push(order_json(market, &order));
+        order.history.push(order_json(market, &order).to_string().into());
         if let Some(message) = rejection {
             order.status = OrderStatus::Rejected;
             order.status_message = Some(message);
         } else {
             order.status = OrderStatus::ValidationPending;
-            order.history.push(order_json(market, &order));
+            order.history.push(order_json(market, &order).to_string().into());
             order.status = OrderStatus::OpenPending;
-            order.history.push(order_json(market, &order));
+            order.history.push(order_json(market, &order).to_string().into());
             order.exchange_order_id = Some(format!("13{:014}", self.next_order));
             order.exchange_time = Some(now);
             order.status = if !is_open {
@@ -637,7 +639,7 @@ impl Engine {
                 OrderStatus::Open
             };
         }
-        order.history.push(order_json(market, &order));
+        order.history.push(order_json(market, &order).to_string().into());
         if self.updates.listening(user) {
             self.updates.send(user, &portfolio_order_update(market, user, &order));
         }
@@ -670,7 +672,7 @@ impl Engine {
             return Err(OrderError::Terminal);
         }
         order.status = OrderStatus::ModifyPending;
-        order.history.push(order_json(market, order));
+        order.history.push(order_json(market, order).to_string().into());
         let r = &mut order.req;
         if let Some(q) = change.quantity {
             r.quantity = q.max(order.filled_quantity + 1);
@@ -691,7 +693,7 @@ impl Engine {
             r.disclosed_quantity = d;
         }
         order.status = OrderStatus::Modified;
-        order.history.push(order_json(market, order));
+        order.history.push(order_json(market, order).to_string().into());
         order.status = if order.req.is_amo {
             OrderStatus::AfterMarketOrderReqReceived
         } else if matches!(order.req.order_type, OrderType::StopLoss | OrderType::StopLossMarket) && !order.triggered {
@@ -699,7 +701,7 @@ impl Engine {
         } else {
             OrderStatus::Open
         };
-        order.history.push(order_json(market, order));
+        order.history.push(order_json(market, order).to_string().into());
         if self.updates.listening(user) {
             self.updates.send(user, &portfolio_order_update(market, user, order));
         }
@@ -718,9 +720,9 @@ impl Engine {
             return Err(OrderError::Terminal);
         }
         order.status = OrderStatus::CancelPending;
-        order.history.push(order_json(market, order));
+        order.history.push(order_json(market, order).to_string().into());
         order.status = OrderStatus::Cancelled;
-        order.history.push(order_json(market, order));
+        order.history.push(order_json(market, order).to_string().into());
         if self.updates.listening(user) {
             self.updates.send(user, &portfolio_order_update(market, user, order));
         }
@@ -780,7 +782,7 @@ impl Engine {
                 } else {
                     OrderStatus::Open
                 };
-                order.history.push(order_json(market, order));
+                order.history.push(order_json(market, order).to_string().into());
             }
             let tick = inst.tick();
             let ltp = market.ltp(order.req.instrument, now);
@@ -792,7 +794,7 @@ impl Engine {
                 }
                 order.triggered = true;
                 order.status = OrderStatus::Open;
-                order.history.push(order_json(market, order));
+                order.history.push(order_json(market, order).to_string().into());
             }
             let fill_price = upstox_types::fill::fill_price(order.req.order_type, side, order.req.price, touch);
             match fill_price {
@@ -800,7 +802,7 @@ impl Engine {
                 None if order.req.validity == Validity::Ioc => {
                     order.status = OrderStatus::Cancelled;
                     order.status_message = Some("IOC order cancelled: not filled on arrival".into());
-                    order.history.push(order_json(market, order));
+                    order.history.push(order_json(market, order).to_string().into());
                 }
                 None => {}
             }
@@ -822,7 +824,7 @@ impl Engine {
         order.average_price = price;
         order.status = OrderStatus::Complete;
         order.exchange_time = Some(now);
-        order.history.push(order_json(market, order));
+        order.history.push(order_json(market, order).to_string().into());
         let req = order.req.clone();
         let trade = Trade {
             trade_id,

@@ -359,10 +359,9 @@ impl Engine {
         let taken: std::collections::HashSet<String> = if self.inner().config.cluster.is_some() {
             self.inner()
                 .store
-                .intents_of_signal(&signal.strategy, &signal.id)
+                .subscriptions_with_intent(&signal.strategy, &signal.id)
                 .await?
                 .into_iter()
-                .map(|i| i.subscription)
                 .collect()
         } else {
             std::collections::HashSet::new()

@@ -551,6 +551,12 @@ async fn a_group_of_writes_leaves_what_one_write_at_a_time_leaves(backend: &str)
             assert_eq!(x, y, "{signal}");
         }
     }
+    assert_eq!(
+        g.subscriptions_with_intent("ema", "sig-mid")
+            .await
+            .expect("subscriptions"),
+        ["sub-a"]
+    );
     let last = g.intents_of_signal("ema", "sig-1").await.expect("intents");
     assert_eq!(last.len(), 1_200);
     let t1198 = last.iter().find(|i| i.tag == "t1198").expect("t1198");
