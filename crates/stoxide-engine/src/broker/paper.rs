@@ -142,6 +142,16 @@ impl PaperBroker {
                 )
             })
     }
+
+    /// The account's orders that `keep` keeps.
+    fn orders_where(&self, keep: impl Fn(&OrderView) -> bool) -> Vec<OrderView> {
+        self.shared
+            .accounts
+            .lock()
+            .get(&self.account)
+            .map(|a| a.orders.iter().filter(|o| keep(o)).cloned().collect())
+            .unwrap_or_default()
+    }
 }
 
 impl Broker for PaperBroker {
@@ -224,29 +234,11 @@ impl Broker for PaperBroker {
     }
 
     fn orders(&self) -> BoxFuture<'_, Result<Vec<OrderView>, BrokerError>> {
-        async move {
-            Ok(self
-                .shared
-                .accounts
-                .lock()
-                .get(&self.account)
-                .map(|a| a.orders.clone())
-                .unwrap_or_default())
-        }
-        .boxed()
+        async move { Ok(self.orders_where(|_| true)) }.boxed()
     }
 
     fn orders_by_id<'a>(&'a self, ids: &'a [String]) -> BoxFuture<'a, Result<Vec<OrderView>, BrokerError>> {
-        async move {
-            Ok(self
-                .shared
-                .accounts
-                .lock()
-                .get(&self.account)
-                .map(|a| a.orders.iter().filter(|o| ids.contains(&o.order_id)).cloned().collect())
-                .unwrap_or_default())
-        }
-        .boxed()
+        async move { Ok(self.orders_where(|o| ids.contains(&o.order_id))) }.boxed()
     }
 
     fn cancel<'a>(&'a self, _order_id: &'a str) -> BoxFuture<'a, Result<(), BrokerError>> {
