@@ -114,11 +114,6 @@ pub const TERMINAL_INTENT_STATES: [&str; 6] = [
     "refused",
 ];
 
-pub(crate) const UPSERT_STRATEGY: &str =
-    "INSERT INTO strategies (id, version, definition, updated_at) VALUES ($1, $2, $3, $4)
-     ON CONFLICT (id) DO UPDATE SET version = excluded.version, definition = excluded.definition,
-       updated_at = excluded.updated_at";
-
 const UNFINISHED: &str = "SELECT * FROM intents WHERE state NOT IN ('filled', 'partially_filled', 'rejected', 'cancelled', 'skipped', 'refused') ORDER BY created_at, tag";
 
 impl Store {
@@ -127,15 +122,12 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn put_strategy(&self, s: &StrategyRow) -> Result<()> {
-        with_pool!(&self.pool, p => sqlx::query(UPSERT_STRATEGY)
-        .bind(&s.id)
-        .bind(s.version)
-        .bind(&s.definition)
-        .bind(s.updated_at)
-        .execute(p)
-        .await?
-        .rows_affected());
-        Ok(())
+        self.write_one(EngineWrite {
+            strategies: vec![s.clone()],
+            ..EngineWrite::default()
+        })
+        .await
+        .map(drop)
     }
 
     /// # Errors
