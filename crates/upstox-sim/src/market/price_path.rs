@@ -39,29 +39,53 @@ pub struct PricePath {
 /// Makes the layers' total variance match `daily_vol` (see the module docs).
 const LAYER_SCALE: f64 = 0.353_553_390_593_273_8; // 1/sqrt(8)
 
-/// A path's last evaluation, per thread: (salt, levels, vol bits) → (t bits, log-return).
-type Memo = std::collections::HashMap<(u64, u32, u64), (u64, f64)>;
+/// How many instants a path remembers: a quote reads its underlying now, at the last whole
+/// second and at the previous close, so one slot thrashed between them.
+const RECENT: usize = 4;
+
+/// A path's last evaluations: instants (bits; `u64::MAX`, a NaN, never matches) and values.
+#[derive(Debug, Clone, Copy)]
+struct Recent {
+    at: [u64; RECENT],
+    value: [f64; RECENT],
+    next: usize,
+}
+
+/// Per thread: (salt, levels, vol bits) → the path's last evaluations.
+type Memo = hashbrown::HashMap<(u64, u32, u64), Recent>;
 
 thread_local! {
-    /// Every option on an underlying reads that underlying's path at the same instant in one
-    /// feed tick: its last value is kept instead of summing the layers again (the feed spent
+    /// Every option on an underlying reads that underlying's path at the same instants in one
+    /// feed tick: its last values are kept instead of summing the layers again (the feed spent
     /// 44 % of its time here). The path is a pure function, so this changes no price.
-    static LAST: std::cell::RefCell<Memo> = std::cell::RefCell::new(Memo::new());
+    static LAST: std::cell::RefCell<Memo> = std::cell::RefCell::new(Memo::default());
 }
 
 impl PricePath {
     /// Log-return from `base` at `t` (seconds since the Unix epoch).
     pub fn log_return(&self, t: f64) -> f64 {
         let key = (self.salt, self.levels, self.daily_vol.to_bits());
+        let at = t.to_bits();
         if let Some(v) = LAST.with(|m| {
             m.borrow()
                 .get(&key)
-                .and_then(|&(at, v)| (at == t.to_bits()).then_some(v))
+                .and_then(|r| r.at.iter().position(|&a| a == at).map(|i| r.value[i]))
         }) {
             return v;
         }
         let v = self.sum_layers(t);
-        LAST.with(|m| m.borrow_mut().insert(key, (t.to_bits(), v)));
+        LAST.with(|m| {
+            let mut m = m.borrow_mut();
+            let r = m.entry(key).or_insert(Recent {
+                at: [u64::MAX; RECENT],
+                value: [0.0; RECENT],
+                next: 0,
+            });
+            let i = r.next;
+            r.at[i] = at;
+            r.value[i] = v;
+            r.next = (i + 1) % RECENT;
+        });
         v
     }
 
