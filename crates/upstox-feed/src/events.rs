@@ -13,7 +13,7 @@
 //! Status events (connected, reconnecting, ...) are kept in order in a queue of bounded length;
 //! when it is full the oldest is dropped (and counted). A consumer that keeps up sees every tick.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -68,7 +68,8 @@ struct Queue {
     status: VecDeque<FeedEvent>,
     /// Latest: one tick per instrument, `index` says where.
     ticks: Vec<Tick>,
-    index: HashMap<upstox_types::InstrumentKey, usize>,
+    /// (foldhash, not SipHash: a lookup a tick on the socket task's path)
+    index: hashbrown::HashMap<upstox_types::InstrumentKey, usize>,
     /// Lossless: batches in order, `buffered` ticks in all.
     batches: VecDeque<Vec<Tick>>,
     buffered: usize,

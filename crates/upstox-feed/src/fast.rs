@@ -620,10 +620,7 @@ impl FrameDecoder {
                 2 => {
                     if *used == ticks.len() {
                         ticks.push(Tick {
-                            instrument_key: upstox_types::InstrumentKey::new(
-                                upstox_types::Segment::NseEq,
-                                String::with_capacity(24),
-                            ),
+                            instrument_key: upstox_types::InstrumentKey::new(upstox_types::Segment::NseEq, ""),
                             kind: FrameKind::Initial,
                             mode: RequestMode::Ltpc,
                             current_ts: 0,

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use compact_str::CompactString;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// An exchange segment as it appears in instrument keys and instrument records.
@@ -141,16 +142,22 @@ pub enum InstrumentKeyError {
 }
 
 /// An instrument key such as `NSE_EQ|INE002A01018`, `NSE_INDEX|Nifty 50` or `NSE_FO|43919`.
+///
+/// The id is kept inline when it fits in 24 bytes (exchange tokens, ISINs and index names do):
+/// a key is copied without touching the heap, as the feed decoder does once a tick.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct InstrumentKey {
     segment: Segment,
-    id: String,
+    id: CompactString,
 }
 
 impl InstrumentKey {
     /// Builds a key from its parts.
-    pub fn new(segment: Segment, id: impl Into<String>) -> Self {
-        Self { segment, id: id.into() }
+    pub fn new(segment: Segment, id: impl AsRef<str>) -> Self {
+        Self {
+            segment,
+            id: CompactString::new(id),
+        }
     }
 
     /// The segment part.
@@ -231,18 +238,26 @@ impl InstrumentKey {
     pub fn assign_utf8(&mut self, b: &[u8]) -> Result<(), InstrumentKeyError> {
         if let Some((segment, id)) = ascii_key_parts(b) {
             self.segment = segment;
-            self.id.clear();
             // Printable ASCII, so this check cannot fail.
-            self.id
-                .push_str(std::str::from_utf8(id).map_err(|_| InstrumentKeyError::NotUtf8)?);
+            self.set_id(std::str::from_utf8(id).map_err(|_| InstrumentKeyError::NotUtf8)?);
             return Ok(());
         }
         let s = std::str::from_utf8(b).map_err(|_| InstrumentKeyError::NotUtf8)?;
         let (segment, id) = key_parts(s)?;
         self.segment = segment;
-        self.id.clear();
-        self.id.push_str(id);
+        self.set_id(id);
         Ok(())
+    }
+
+    /// Replaces the id: a short one is built inline (no heap), a long one reuses the buffer.
+    #[inline]
+    fn set_id(&mut self, id: &str) {
+        if id.len() <= std::mem::size_of::<CompactString>() {
+            self.id = CompactString::new(id);
+        } else {
+            self.id.clear();
+            self.id.push_str(id);
+        }
     }
 }
 
