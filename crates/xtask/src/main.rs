@@ -59,6 +59,10 @@ enum Task {
         /// itself started under `taskset -c 0`, the two do not share a core.
         #[arg(long)]
         sim_cpus: Option<String>,
+        /// Feed connections, alternately 5,000 ltpc and 2,000 full keys each (2: a standard
+        /// user's limit; up to 5, Upstox Plus): more instruments, more frames a second.
+        #[arg(long, default_value_t = 2)]
+        connections: usize,
     },
     /// Feed frame decoding: ours (typed ticks, and prost alone) next to the official Python SDK's
     /// path (FromString + MessageToDict) and protobuf's C-accelerated FromString alone.
@@ -134,9 +138,11 @@ fn main() -> anyhow::Result<()> {
             tick_ms,
             keys_per_frame,
             sim_cpus,
+            connections,
         } => rt.block_on(bench_stream(
             &python,
             seconds,
+            connections,
             tick_ms,
             keys_per_frame,
             sim_cpus.as_deref(),
@@ -424,7 +430,7 @@ async fn bench_all(quick: bool, python: &str) -> anyhow::Result<()> {
     step("REST client");
     bench_client(if quick { 50 } else { 2000 }).await?;
     step("streamer end to end");
-    bench_stream(python, if quick { 2.0 } else { 15.0 }, 20, 10, None).await?;
+    bench_stream(python, if quick { 2.0 } else { 15.0 }, 2, 20, 10, None).await?;
     step("engine decisions");
     if quick {
         engine::bench_engine(500, 5)?;
@@ -552,7 +558,7 @@ const PY_STREAM: &str = r#"
 import json, resource, sys, time
 import upstox_client, websocket
 base, token, secs = sys.argv[1], sys.argv[2], float(sys.argv[3])
-ltpc_keys, full_keys, out_path = json.loads(sys.argv[4]), json.loads(sys.argv[5]), sys.argv[6]
+plan, out_path = json.load(open(sys.argv[4])), sys.argv[5]
 real = websocket.WebSocketApp
 def patched(url, *a, **k):
     return real(url.replace("wss://api.upstox.com", base.replace("http://", "ws://")), *a, **k)
@@ -570,7 +576,7 @@ def on_message(m):
         for k in m.get("feeds", {}):
             seen.append("%d\t%s\t%s\n" % (now, ts, k))
 streamers = []
-for keys, mode in ((ltpc_keys, "ltpc"), (full_keys, "full")):
+for keys, mode in plan:
     s = upstox_client.MarketDataStreamerV3(client, keys, mode)
     s.on("message", on_message)
     s.connect()
@@ -651,6 +657,7 @@ fn join_latencies(sent: &SendTimes, seen: &[(u128, i64, u64)], from: u128) -> (V
 async fn bench_stream(
     python: &str,
     seconds: f64,
+    connections: usize,
     tick_ms: u64,
     keys_per_frame: usize,
     sim_cpus: Option<&str>,
@@ -665,7 +672,8 @@ async fn bench_stream(
     std::fs::write(
         &conf,
         format!(
-            "[feed]\ntick_interval_ms = {tick_ms}\nmax_keys_per_frame = {keys_per_frame}\nsend_log = {:?}\n",
+            "[feed]\ntick_interval_ms = {tick_ms}\nmax_keys_per_frame = {keys_per_frame}\nmax_connections_per_user = {}\nsend_log = {:?}\n",
+            connections.max(2),
             send_log.to_str().context("utf8 path")?
         ),
     )?;
@@ -711,49 +719,71 @@ async fn bench_stream(
         .filter(|r| r.is_option())
         .map(|r| r.instrument_key.to_owned())
         .collect();
-    let ltpc: Vec<String> = options.iter().take(5000).cloned().collect();
-    let full: Vec<String> = options.iter().skip(5000).take(2000).cloned().collect();
+    // Connection i: 5,000 ltpc keys when i is even, 2,000 full when odd (the caps forbid mixing
+    // 5,000 ltpc with full on one connection); every connection its own keys.
+    let mut plan: Vec<(Vec<String>, FeedMode)> = Vec::new();
+    let mut next_key = 0;
+    for i in 0..connections.max(1) {
+        let (n, mode) = if i % 2 == 0 {
+            (5000, FeedMode::Ltpc)
+        } else {
+            (2000, FeedMode::Full)
+        };
+        let keys: Vec<String> = options.iter().skip(next_key).take(n).cloned().collect();
+        anyhow::ensure!(
+            keys.len() == n,
+            "the instrument master has too few options for {connections} connections"
+        );
+        next_key += n;
+        plan.push((keys, mode));
+    }
 
-    // Our side: two streamers, one per mode (the caps forbid mixing 5,000 ltpc with full).
+    // Our side: a streamer per connection, each with a consumer task recording what it gets.
     let mut handles = Vec::new();
-    for (keys, mode) in [(&ltpc, FeedMode::Ltpc), (&full, FeedMode::Full)] {
+    for (keys, mode) in &plan {
         let (s, events) = MarketStreamer::start(
             client.clone(),
             StaticToken(token.clone().into()),
             StreamerConfig::default(),
         );
         let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-        s.subscribe(&refs, mode)?;
-        handles.push((s, events));
+        s.subscribe(&refs, *mode)?;
+        handles.push((s, std::sync::Arc::new(events)));
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (cpu0, _) = self_usage();
     let started = Instant::now();
     let (window_start, frames_before) = (unix_ns(), handles.iter().map(|(_, e)| e.ticks_received()).sum::<u64>());
-    let mut seen: Vec<(u128, i64, u64)> = Vec::with_capacity(1 << 20);
     let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(seconds);
-    loop {
-        let next = async {
-            tokio::select! {
-                e = handles[0].1.next() => e,
-                e = handles[1].1.next() => e,
-            }
-        };
-        tokio::select! {
-            () = tokio::time::sleep_until(deadline) => break,
-            e = next => match e {
-                Some(FeedEvent::Ticks(t)) => {
-                    let now = unix_ns();
-                    for tick in &t {
-                        let k = &tick.instrument_key;
-                        seen.push((now, tick.current_ts, key_hash(&[k.segment().as_str().as_bytes(), b"|", k.id().as_bytes()])));
+    let consumers: Vec<_> = handles
+        .iter()
+        .map(|(_, events)| {
+            let events = events.clone();
+            tokio::spawn(async move {
+                let mut seen: Vec<(u128, i64, u64)> = Vec::with_capacity(1 << 19);
+                loop {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(deadline) => return Ok(seen),
+                        e = events.next() => match e {
+                            Some(FeedEvent::Ticks(t)) => {
+                                let now = unix_ns();
+                                for tick in &t {
+                                    let k = &tick.instrument_key;
+                                    seen.push((now, tick.current_ts, key_hash(&[k.segment().as_str().as_bytes(), b"|", k.id().as_bytes()])));
+                                }
+                            }
+                            Some(FeedEvent::Stopped(d)) => anyhow::bail!("stream stopped: {d}"),
+                            Some(_) => {}
+                            None => anyhow::bail!("stream ended"),
+                        }
                     }
                 }
-                Some(FeedEvent::Stopped(d)) => anyhow::bail!("stream stopped: {d}"),
-                Some(_) => {}
-                None => anyhow::bail!("stream ended"),
-            }
-        }
+            })
+        })
+        .collect();
+    let mut seen: Vec<(u128, i64, u64)> = Vec::new();
+    for c in consumers {
+        seen.extend(c.await??);
     }
     let window_end = unix_ns();
     let elapsed = started.elapsed().as_secs_f64();
@@ -764,7 +794,18 @@ async fn bench_stream(
         s.shutdown().await;
     }
 
-    // The official SDK on the same subscriptions, recording when each tick reached its callback.
+    // The official SDK on the same subscriptions, recording when each tick reached its callback
+    // (the plan goes in a file: 14,000 keys are more than one argument may hold).
+    let plan_path = dir.path().join("plan.json");
+    std::fs::write(
+        &plan_path,
+        serde_json::to_string(
+            &plan
+                .iter()
+                .map(|(k, m)| (k, if *m == FeedMode::Ltpc { "ltpc" } else { "full" }))
+                .collect::<Vec<_>>(),
+        )?,
+    )?;
     let py_seen = dir.path().join("py_seen.tsv");
     let out = Command::new(python)
         .args([
@@ -773,8 +814,7 @@ async fn bench_stream(
             &base,
             &token,
             &seconds.to_string(),
-            &serde_json::to_string(&ltpc)?,
-            &serde_json::to_string(&full)?,
+            plan_path.to_str().context("utf8 path")?,
             py_seen.to_str().context("utf8 path")?,
         ])
         .output()
@@ -812,7 +852,7 @@ async fn bench_stream(
     let py_frames = v[3];
     let us = |l: &[f64], p: f64| percentile(l, p);
     println!(
-        "streamer end to end vs `stoxide sim` (tick {tick_ms} ms, {keys_per_frame} instruments per frame), 5,000 ltpc + 2,000 full on two connections, {seconds:.0} s each side; latency = consumer's clock − the simulator's send time (ns, same machine)"
+        "streamer end to end vs `stoxide sim` (tick {tick_ms} ms, {keys_per_frame} instruments per frame), {connections} connections (5,000 ltpc / 2,000 full keys alternately), {seconds:.0} s each side; latency = consumer's clock − the simulator's send time (ns, same machine)"
     );
     println!(
         "| client | frames/s sent | ticks/s | CPU % of one core | CPU µs per frame | peak RSS | send→consumer p50 / p99 / p99.9 |"
