@@ -664,6 +664,10 @@ async fn bench_stream(
 ) -> anyhow::Result<()> {
     use upstox_feed::{FeedEvent, MarketStreamer, StaticToken, StreamerConfig};
     use upstox_types::FeedMode;
+    anyhow::ensure!(
+        (1..=5).contains(&connections),
+        "--connections takes 1 to 5 (Upstox allows 2 feed connections a user, 5 with Upstox Plus)"
+    );
     // The simulator runs as its own process so its CPU is not counted as ours; it records each
     // frame's send time (ns, this machine's clock) in a side file, never on the wire.
     let dir = tempfile::tempdir()?;
@@ -723,7 +727,7 @@ async fn bench_stream(
     // 5,000 ltpc with full on one connection); every connection its own keys.
     let mut plan: Vec<(Vec<String>, FeedMode)> = Vec::new();
     let mut next_key = 0;
-    for i in 0..connections.max(1) {
+    for i in 0..connections {
         let (n, mode) = if i % 2 == 0 {
             (5000, FeedMode::Ltpc)
         } else {
