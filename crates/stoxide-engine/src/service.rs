@@ -336,15 +336,18 @@ impl Engine {
         let states: Vec<StateRecord> = states.iter().map(records::state_of).collect::<Result<_>>()?;
         let changed: Vec<_> = {
             let mut rows = self.inner.subscription_rows.lock();
-            let changed: Vec<_> = subs
+            let parsed: Vec<_> = subs
                 .into_iter()
                 .filter(|r| rows.get(&r.id) != Some(r))
                 .map(|r| records::subscription_of(&r).map(|s| (r, s)))
                 .collect::<Result<_>>()?;
-            for (r, _) in &changed {
-                rows.insert(r.id.clone(), r.clone());
-            }
-            changed.into_iter().map(|(_, s)| s).collect()
+            parsed
+                .into_iter()
+                .map(|(r, s)| {
+                    rows.insert(r.id.clone(), r);
+                    s
+                })
+                .collect()
         };
         let mut logged_in = Vec::new();
         {

@@ -66,6 +66,20 @@ pub struct Order {
     pub gtt: Option<String>,
 }
 
+impl Order {
+    /// Appends the order's present state to its history.
+    fn record(&mut self, market: &Market) {
+        let state = order_json(market, self).to_string().into();
+        self.history.push(state);
+    }
+
+    /// The history's states, oldest first, as JSON values.
+    pub fn history_json(&self) -> impl Iterator<Item = Value> + '_ {
+        // Written by `record` from a `Value`, so each parses back.
+        self.history.iter().filter_map(|t| serde_json::from_str(t).ok())
+    }
+}
+
 /// One fill.
 #[derive(Debug, Clone)]
 pub struct Trade {
@@ -622,15 +636,15 @@ impl Engine {
             gtt,
         };
         let acct = self.accounts.get_mut(user)?;
-        order.history.push(order_json(market, &order).to_string().into());
+        order.record(market);
         if let Some(message) = rejection {
             order.status = OrderStatus::Rejected;
             order.status_message = Some(message);
         } else {
             order.status = OrderStatus::ValidationPending;
-            order.history.push(order_json(market, &order).to_string().into());
+            order.record(market);
             order.status = OrderStatus::OpenPending;
-            order.history.push(order_json(market, &order).to_string().into());
+            order.record(market);
             order.exchange_order_id = Some(format!("13{:014}", self.next_order));
             order.exchange_time = Some(now);
             order.status = if !is_open {
@@ -641,7 +655,7 @@ impl Engine {
                 OrderStatus::Open
             };
         }
-        order.history.push(order_json(market, &order).to_string().into());
+        order.record(market);
         if self.updates.listening(user) {
             self.updates.send(user, &portfolio_order_update(market, user, &order));
         }
@@ -674,7 +688,7 @@ impl Engine {
             return Err(OrderError::Terminal);
         }
         order.status = OrderStatus::ModifyPending;
-        order.history.push(order_json(market, order).to_string().into());
+        order.record(market);
         let r = &mut order.req;
         if let Some(q) = change.quantity {
             r.quantity = q.max(order.filled_quantity + 1);
@@ -695,7 +709,7 @@ impl Engine {
             r.disclosed_quantity = d;
         }
         order.status = OrderStatus::Modified;
-        order.history.push(order_json(market, order).to_string().into());
+        order.record(market);
         order.status = if order.req.is_amo {
             OrderStatus::AfterMarketOrderReqReceived
         } else if matches!(order.req.order_type, OrderType::StopLoss | OrderType::StopLossMarket) && !order.triggered {
@@ -703,7 +717,7 @@ impl Engine {
         } else {
             OrderStatus::Open
         };
-        order.history.push(order_json(market, order).to_string().into());
+        order.record(market);
         if self.updates.listening(user) {
             self.updates.send(user, &portfolio_order_update(market, user, order));
         }
@@ -722,9 +736,9 @@ impl Engine {
             return Err(OrderError::Terminal);
         }
         order.status = OrderStatus::CancelPending;
-        order.history.push(order_json(market, order).to_string().into());
+        order.record(market);
         order.status = OrderStatus::Cancelled;
-        order.history.push(order_json(market, order).to_string().into());
+        order.record(market);
         if self.updates.listening(user) {
             self.updates.send(user, &portfolio_order_update(market, user, order));
         }
@@ -784,7 +798,7 @@ impl Engine {
                 } else {
                     OrderStatus::Open
                 };
-                order.history.push(order_json(market, order).to_string().into());
+                order.record(market);
             }
             let tick = inst.tick();
             let ltp = market.ltp(order.req.instrument, now);
@@ -796,7 +810,7 @@ impl Engine {
                 }
                 order.triggered = true;
                 order.status = OrderStatus::Open;
-                order.history.push(order_json(market, order).to_string().into());
+                order.record(market);
             }
             let fill_price = upstox_types::fill::fill_price(order.req.order_type, side, order.req.price, touch);
             match fill_price {
@@ -804,7 +818,7 @@ impl Engine {
                 None if order.req.validity == Validity::Ioc => {
                     order.status = OrderStatus::Cancelled;
                     order.status_message = Some("IOC order cancelled: not filled on arrival".into());
-                    order.history.push(order_json(market, order).to_string().into());
+                    order.record(market);
                 }
                 None => {}
             }
@@ -826,7 +840,7 @@ impl Engine {
         order.average_price = price;
         order.status = OrderStatus::Complete;
         order.exchange_time = Some(now);
-        order.history.push(order_json(market, order).to_string().into());
+        order.record(market);
         let req = order.req.clone();
         let trade = Trade {
             trade_id,

@@ -657,21 +657,12 @@ pub(super) async fn history(State(state): State<AppState>, who: Authed, q: Query
                 .order(&who.user_id, &id)
                 .ok_or_else(|| order_error(OrderError::NotFound, ""))?;
             if q.get("tag").is_none_or(|t| order.req.tag.as_deref() == Some(t)) {
-                out.extend(
-                    order
-                        .history
-                        .iter()
-                        .filter_map(|t| serde_json::from_str::<serde_json::Value>(t).ok()),
-                );
+                out.extend(order.history_json());
             }
         }
         (None, Some(tag)) => {
             for o in engine.orders_by_tag(&who.user_id, tag) {
-                out.extend(
-                    o.history
-                        .iter()
-                        .filter_map(|t| serde_json::from_str::<serde_json::Value>(t).ok()),
-                );
+                out.extend(o.history_json());
             }
         }
         (None, None) => {
