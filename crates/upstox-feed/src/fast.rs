@@ -411,14 +411,7 @@ impl Spares {
     fn full(&mut self) -> Box<MarketFull> {
         match self.full.pop() {
             Some(mut b) => {
-                let (mut depth, mut candles) = (std::mem::take(&mut b.depth), std::mem::take(&mut b.candles));
-                depth.clear();
-                candles.clear();
-                *b = MarketFull {
-                    depth,
-                    candles,
-                    ..MarketFull::default()
-                };
+                clear_full(&mut b);
                 b
             }
             None => Box::default(),
@@ -434,29 +427,58 @@ impl Spares {
     }
 }
 
-/// `FullFeed`: a oneof of `marketFF` (1) and `indexFF` (2).
-fn full_feed(buf: &[u8], data: &mut TickData, spares: &mut Spares) -> R<()> {
+/// A full-mode payload emptied in place, its depth and candle lists keeping their storage.
+#[inline]
+fn clear_full(m: &mut MarketFull) {
+    let (mut depth, mut candles) = (std::mem::take(&mut m.depth), std::mem::take(&mut m.candles));
+    depth.clear();
+    candles.clear();
+    *m = MarketFull {
+        depth,
+        candles,
+        ..MarketFull::default()
+    };
+}
+
+/// `FullFeed`: a oneof of `marketFF` (1) and `indexFF` (2). `stale`: `data` still holds an
+/// earlier payload (another frame's, or another member's), to be emptied — in place when it is
+/// of the same kind — before the first member is read into it; a later member of the same
+/// kind merges.
+fn full_feed(buf: &[u8], data: &mut TickData, spares: &mut Spares, stale: &mut bool) -> R<()> {
     fields(buf, |f, w, r| {
         match f {
             1 => {
                 let b = r.msg(w)?;
-                if !matches!(data, TickData::Full(_)) {
-                    spares.recycle(data);
-                    *data = TickData::Full(spares.full());
+                match data {
+                    TickData::Full(m) if *stale => clear_full(m),
+                    TickData::Full(_) => {}
+                    _ => {
+                        spares.recycle(data);
+                        *data = TickData::Full(spares.full());
+                    }
                 }
+                *stale = false;
                 if let TickData::Full(m) = data {
                     market_ff(b, m)?;
                 }
             }
             2 => {
                 let b = r.msg(w)?;
-                if !matches!(data, TickData::Index(_)) {
-                    spares.recycle(data);
-                    *data = TickData::Index(IndexFull {
-                        ltpc: None,
-                        candles: spares.candles(),
-                    });
+                match data {
+                    TickData::Index(m) if *stale => {
+                        m.ltpc = None;
+                        m.candles.clear();
+                    }
+                    TickData::Index(_) => {}
+                    _ => {
+                        spares.recycle(data);
+                        *data = TickData::Index(IndexFull {
+                            ltpc: None,
+                            candles: spares.candles(),
+                        });
+                    }
                 }
+                *stale = false;
                 if let TickData::Index(m) = data {
                     index_ff(b, m)?;
                 }
@@ -467,39 +489,52 @@ fn full_feed(buf: &[u8], data: &mut TickData, spares: &mut Spares) -> R<()> {
     })
 }
 
-/// `Feed` into `data` (empty on entry): the oneof `FeedUnion`; returns `requestMode`.
+/// `Feed` into `data`, which holds an earlier payload (the slot's last one) that is emptied
+/// — in place when the union member is the same kind — at the first member read: the oneof
+/// `FeedUnion` (a repeated member merges, another member replaces). Returns `requestMode`.
 fn feed(buf: &[u8], data: &mut TickData, spares: &mut Spares) -> R<i32> {
-    // `full` means the FullFeed wrapper was seen (its payload may still be empty).
-    let mut full = false;
+    // The member set so far (0: none), and whether a FullFeed wrapper has yet to fill `data`.
+    let mut set = 0u32;
+    let mut stale = false;
     let mut mode = 0i32;
     fields(buf, |f, w, r| {
         match f {
             1 => {
                 let b = r.msg(w)?;
-                if !matches!(data, TickData::Ltpc(_)) {
-                    spares.recycle(data);
-                    *data = TickData::Ltpc(Ltpc::default());
+                if set != 1 {
+                    set = 1;
+                    match data {
+                        TickData::Ltpc(l) => *l = Ltpc::default(),
+                        _ => {
+                            spares.recycle(data);
+                            *data = TickData::Ltpc(Ltpc::default());
+                        }
+                    }
                 }
-                full = false;
                 if let TickData::Ltpc(l) = data {
                     ltpc(b, l)?;
                 }
             }
             2 => {
                 let b = r.msg(w)?;
-                if !full {
-                    spares.recycle(data);
-                    full = true;
+                if set != 2 {
+                    set = 2;
+                    stale = true;
                 }
-                full_feed(b, data, spares)?;
+                full_feed(b, data, spares, &mut stale)?;
             }
             3 => {
                 let b = r.msg(w)?;
-                if !matches!(data, TickData::OptionGreeks(_)) {
-                    spares.recycle(data);
-                    *data = TickData::OptionGreeks(FirstLevel::default());
+                if set != 3 {
+                    set = 3;
+                    match data {
+                        TickData::OptionGreeks(g) => *g = FirstLevel::default(),
+                        _ => {
+                            spares.recycle(data);
+                            *data = TickData::OptionGreeks(FirstLevel::default());
+                        }
+                    }
                 }
-                full = false;
                 if let TickData::OptionGreeks(g) = data {
                     first_level(b, g)?;
                 }
@@ -509,6 +544,10 @@ fn feed(buf: &[u8], data: &mut TickData, spares: &mut Spares) -> R<i32> {
         }
         Ok(true)
     })?;
+    if set == 0 || stale {
+        // No member, or a FullFeed wrapper with none: an empty payload.
+        spares.recycle(data);
+    }
     Ok(mode)
 }
 
@@ -602,11 +641,8 @@ impl FrameDecoder {
 
     /// Decodes into the slots; `Some` for a market-info frame.
     fn fill(&mut self, bytes: &[u8]) -> R<Option<MarketInfo>> {
-        // The last frame's heap parts go back first, so this frame's ticks find them whatever
-        // order its instruments come in.
-        for t in &mut self.ticks[..self.used] {
-            self.spares.recycle(&mut t.data);
-        }
+        // Each slot keeps its last payload: a tick of the same kind is decoded over it in place,
+        // another kind returns its heap parts to the spares.
         self.used = 0;
         let mut kind = 0i32;
         let mut current_ts = 0i64;
@@ -628,35 +664,40 @@ impl FrameDecoder {
                         });
                     }
                     let slot = &mut ticks[*used];
-                    spares.recycle(&mut slot.data);
-                    let mut key: &[u8] = b"";
+                    let mut key: Option<&[u8]> = None;
                     let mut mode = 0i32;
+                    let mut valued = false;
                     fields(r.msg(w)?, |f, w, r| {
                         match f {
                             1 => {
                                 // Every occurrence is checked (prost refuses a frame whose
-                                // first key is not UTF-8 even when a later one replaces it).
-                                let k = r.msg(w)?;
-                                if !k.is_ascii() {
-                                    utf8(k)?;
+                                // first key is not UTF-8 even when a later one replaces it);
+                                // the last one by `assign_utf8` below.
+                                if let Some(earlier) = key.replace(r.msg(w)?) {
+                                    utf8(earlier)?;
                                 }
-                                key = k;
                             }
                             2 => {
                                 // A second value replaces the first.
-                                let b = r.msg(w)?;
-                                spares.recycle(&mut slot.data);
-                                mode = feed(b, &mut slot.data, spares)?;
+                                valued = true;
+                                mode = feed(r.msg(w)?, &mut slot.data, spares)?;
                             }
                             _ => return Ok(false),
                         }
                         Ok(true)
                     })?;
+                    if !valued {
+                        spares.recycle(&mut slot.data);
+                    }
                     // A key that is not SEGMENT|ID of a known segment cannot be subscribed to,
                     // so it is no instrument of ours: skipped, as prost's path skips it.
-                    if slot.instrument_key.assign_utf8(key).is_ok() {
-                        slot.mode = RequestMode::from_wire(mode);
-                        *used += 1;
+                    match slot.instrument_key.assign_utf8(key.unwrap_or_default()) {
+                        Ok(()) => {
+                            slot.mode = RequestMode::from_wire(mode);
+                            *used += 1;
+                        }
+                        Err(upstox_types::InstrumentKeyError::NotUtf8) => return Err(err("invalid UTF-8 in a string")),
+                        Err(_) => {}
                     }
                 }
                 3 => current_ts = r.int(w)? as i64,

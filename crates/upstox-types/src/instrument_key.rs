@@ -197,24 +197,31 @@ fn key_parts(s: &str) -> Result<(Segment, &str), InstrumentKeyError> {
 /// characters); `None` sends anything else to [`key_parts`], which decides and explains.
 #[inline]
 fn ascii_key_parts(b: &[u8]) -> Option<(Segment, &[u8])> {
-    let pipe = b.iter().position(|&c| c == b'|')?;
-    let (seg, id) = (&b[..pipe], &b[pipe + 1..]);
-    let segment = match seg {
-        b"NSE_EQ" => Segment::NseEq,
-        b"NSE_INDEX" => Segment::NseIndex,
-        b"NSE_FO" => Segment::NseFo,
-        b"NCD_FO" => Segment::NcdFo,
-        b"BSE_EQ" => Segment::BseEq,
-        b"BSE_INDEX" => Segment::BseIndex,
-        b"BSE_FO" => Segment::BseFo,
-        b"BCD_FO" => Segment::BcdFo,
-        b"MCX_FO" => Segment::McxFo,
-        b"NSE_COM" => Segment::NseCom,
-        _ => return None,
-    };
-    let plain = |c: &u8| c.is_ascii_graphic() || *c == b' ';
+    // Segment names have 6, 7 or 9 letters and no '|': the first '|' is right after one of
+    // them, so three bytes are looked at instead of scanning for it.
+    let (segment, id) = [6, 7, 9].into_iter().find_map(|n| {
+        if b.get(n) != Some(&b'|') {
+            return None;
+        }
+        let segment = match &b[..n] {
+            b"NSE_EQ" => Segment::NseEq,
+            b"NSE_INDEX" => Segment::NseIndex,
+            b"NSE_FO" => Segment::NseFo,
+            b"NCD_FO" => Segment::NcdFo,
+            b"BSE_EQ" => Segment::BseEq,
+            b"BSE_INDEX" => Segment::BseIndex,
+            b"BSE_FO" => Segment::BseFo,
+            b"BCD_FO" => Segment::BcdFo,
+            b"MCX_FO" => Segment::McxFo,
+            b"NSE_COM" => Segment::NseCom,
+            _ => return None,
+        };
+        Some((segment, &b[n + 1..]))
+    })?;
+    // Printable ASCII (space to '~'), not starting or ending with a space.
     let (first, last) = (id.first()?, id.last()?);
-    if *first == b' ' || *last == b' ' || !id.iter().all(plain) {
+    let printable = id.iter().fold(true, |ok, &c| ok & (c.wrapping_sub(b' ') < 0x5f));
+    if *first == b' ' || *last == b' ' || !printable {
         return None;
     }
     Some((segment, id))
