@@ -438,8 +438,8 @@ fn for_each_span(r: &mut Row, mut f: impl FnMut(&mut Span)) {
 
 /// The two halves' parses as one (the second's text spans already moved): its side-buffer
 /// spans move past the first's side buffer; the end is the second's.
-fn join_halves(first: Result<Parsed>, second: Result<Parsed>) -> Result<Parsed> {
-    let ((mut rows, mut side, _), (mut rows2, side2, end)) = (first?, second?);
+fn join_halves(first: Parsed, second: Parsed) -> Parsed {
+    let ((mut rows, mut side, _), (mut rows2, side2, end)) = (first, second);
     if !side.is_empty() && !side2.is_empty() {
         let shift = side.len() as u32;
         for r in &mut rows2 {
@@ -452,7 +452,46 @@ fn join_halves(first: Result<Parsed>, second: Result<Parsed>) -> Result<Parsed> 
     }
     side.push_str(&side2);
     rows.append(&mut rows2);
-    Ok((rows, side, end))
+    (rows, side, end)
+}
+
+/// Row numbers hashed by instrument key (no key is copied).
+type KeyTable = hashbrown::HashTable<u32>;
+
+/// The key index, a table per parsed half, each built on its half's thread: the first half's
+/// rows by their numbers, the second's counted from `tail_base`.
+#[derive(Default)]
+struct KeyIndex {
+    tables: [KeyTable; 2],
+    tail_base: u32,
+}
+
+/// One half's rows (spans still its own: `text` is that half) by instrument key; a later row
+/// with the same key replaces the earlier, as a map would.
+fn key_table(parsed: &Parsed, text: &str, hasher: &hashbrown::DefaultHashBuilder) -> KeyTable {
+    let (rows, side) = (&parsed.0, parsed.1.as_str());
+    let key = |i: u32| {
+        let s = rows.get(i as usize).map_or(Span::NONE, |r| r.instrument_key);
+        let (buf, start) = if s.0 & Span::SIDE != 0 {
+            (side, s.0 & !Span::SIDE)
+        } else {
+            (text, s.0)
+        };
+        buf.get(start as usize..(start + s.1) as usize).unwrap_or("")
+    };
+    let hash = |k: &str| std::hash::BuildHasher::hash_one(hasher, k);
+    let mut table = KeyTable::with_capacity(rows.len());
+    for i in 0..rows.len() as u32 {
+        let k = key(i);
+        let h = hash(k);
+        match table.find_mut(h, |&j| key(j) == k) {
+            Some(slot) => *slot = i,
+            None => {
+                table.insert_unique(h, i, |&j| hash(key(j)));
+            }
+        }
+    }
+    table
 }
 
 /// Huge pages are 2 MiB here; a buffer at least this big is mapped for them.
@@ -530,7 +569,7 @@ pub struct InstrumentMaster {
     side: String,
     rows: Vec<Row>,
     /// Row numbers hashed by instrument key (no key is copied).
-    by_key: hashbrown::HashTable<u32>,
+    by_key: KeyIndex,
     hasher: hashbrown::DefaultHashBuilder,
     by_symbol: OnceLock<HashMap<Box<str>, Vec<u32>>>,
     options: OnceLock<OptionIndex>,
@@ -571,22 +610,33 @@ impl InstrumentMaster {
             None
         };
         let Some(mid) = mid else {
-            let (text, parsed) = Self::parse_whole(bytes, start)?;
-            return Self::indexed(text, parsed);
+            let hasher = hashbrown::DefaultHashBuilder::default();
+            let (text, parsed, keys) = Self::parse_whole(bytes, start, &hasher)?;
+            return Self::indexed(text, parsed, keys, hasher);
         };
-        let mut parsed: Option<Result<Parsed>> = None;
+        let hasher = hashbrown::DefaultHashBuilder::default();
+        let mut parsed: Option<Result<(Parsed, KeyIndex)>> = None;
         let split = Json::try_new_or_recover(bytes, |b| {
             let (head, tail) = b.split_at(mid);
+            let hasher = &hasher;
             let (head, tail) = std::thread::scope(|s| {
-                let second = s.spawn(|| {
+                let second = s.spawn(move || {
                     let tail = std::str::from_utf8(tail)?;
                     let parsed = parse_records(tail, 0, tail.len()).map(|mut p| {
+                        // Indexed while its spans are still its own, then moved by `mid`.
+                        let keys = key_table(&p, tail, hasher);
                         shift_text_spans(&mut p, mid);
-                        p
+                        (p, keys)
                     });
                     Ok::<_, std::str::Utf8Error>((tail, parsed))
                 });
-                let head = std::str::from_utf8(head).map(|head| (head, parse_records(head, start + 1, head.len())));
+                let head = std::str::from_utf8(head).map(|head| {
+                    let parsed = parse_records(head, start + 1, head.len()).map(|p| {
+                        let keys = key_table(&p, head, hasher);
+                        (p, keys)
+                    });
+                    (head, parsed)
+                });
                 (head, second.join())
             });
             let ((head, first), (tail, second)) = match (head, tail) {
@@ -594,22 +644,30 @@ impl InstrumentMaster {
                 (Err(e), _) | (_, Ok(Err(e))) => return Err(Some(e)),
                 (_, Err(_)) => return Err(None),
             };
-            parsed = Some(join_halves(first, second));
+            parsed = Some(first.and_then(|(first, head_keys)| {
+                let (second, tail_keys) = second?;
+                let tail_base = first.0.len() as u32;
+                let keys = KeyIndex {
+                    tables: [head_keys, tail_keys],
+                    tail_base,
+                };
+                Ok((join_halves(first, second), keys))
+            }));
             Ok(Halves { head, tail })
         });
-        let (text, parsed) = match (split, parsed) {
-            (Ok(text), Some(Ok(parsed))) => (text, parsed),
+        let (text, parsed, keys) = match (split, parsed) {
+            (Ok(text), Some(Ok((parsed, keys)))) => (text, parsed, keys),
             (Err((_, Some(e))), _) => return Err(not_utf8(e)),
             // A guess inside a string (or a record the second half could not take): the whole
             // on one thread, which decides.
-            (Ok(text), _) => Self::parse_whole(text.into_owner(), start)?,
-            (Err((bytes, None)), _) => Self::parse_whole(bytes, start)?,
+            (Ok(text), _) => Self::parse_whole(text.into_owner(), start, &hasher)?,
+            (Err((bytes, None)), _) => Self::parse_whole(bytes, start, &hasher)?,
         };
-        Self::indexed(text, parsed)
+        Self::indexed(text, parsed, keys, hasher)
     }
 
-    /// The master over checked text and its parse: the end checked, the key index built.
-    fn indexed(text: Json, parsed: Parsed) -> Result<Self> {
+    /// The master over checked text, its parse and key index, once the end is checked.
+    fn indexed(text: Json, parsed: Parsed, by_key: KeyIndex, hasher: hashbrown::DefaultHashBuilder) -> Result<Self> {
         let (rows, side, end) = parsed;
         let whole = text.borrow_owner();
         if whole.get(end) != Some(&b']') || skip_ws(whole, end + 1) != whole.len() {
@@ -617,18 +675,22 @@ impl InstrumentMaster {
                 "not a JSON array of instrument records (trailing data or no closing ']')".into(),
             ));
         }
-        let mut master = Self {
+        Ok(Self {
             text,
             side,
             rows,
+            by_key,
+            hasher,
             ..Self::default()
-        };
-        master.build_indexes();
-        Ok(master)
+        })
     }
 
     /// The whole text checked and parsed on this thread.
-    fn parse_whole(bytes: Bytes, start: usize) -> Result<(Json, Parsed)> {
+    fn parse_whole(
+        bytes: Bytes,
+        start: usize,
+        hasher: &hashbrown::DefaultHashBuilder,
+    ) -> Result<(Json, Parsed, KeyIndex)> {
         let mut parsed = None;
         let text = Json::try_new(bytes, |b| {
             let head = std::str::from_utf8(b).map_err(|e| Error::Malformed(format!("not UTF-8 text: {e}")))?;
@@ -636,7 +698,14 @@ impl InstrumentMaster {
             Ok::<_, Error>(Halves { head, tail: "" })
         })?;
         match parsed {
-            Some(p) => Ok((text, p?)),
+            Some(p) => {
+                let p = p?;
+                let keys = text.with_dependent(|_, h| KeyIndex {
+                    tables: [key_table(&p, h.head, hasher), KeyTable::new()],
+                    tail_base: p.0.len() as u32,
+                });
+                Ok((text, p, keys))
+            }
             None => Err(Error::Malformed("the parse gave no answer".into())),
         }
     }
@@ -690,22 +759,6 @@ impl InstrumentMaster {
 
     fn key_hash(&self, key: &str) -> u64 {
         std::hash::BuildHasher::hash_one(&self.hasher, key)
-    }
-
-    fn build_indexes(&mut self) {
-        let mut table = hashbrown::HashTable::with_capacity(self.rows.len());
-        for i in 0..self.rows.len() {
-            let key = self.key_at(i);
-            let hash = self.key_hash(key);
-            // A later record with the same key replaces the earlier one, as a map would.
-            match table.find_mut(hash, |&j: &u32| self.key_at(j as usize) == key) {
-                Some(slot) => *slot = i as u32,
-                None => {
-                    table.insert_unique(hash, i as u32, |&j: &u32| self.key_hash(self.key_at(j as usize)));
-                }
-            }
-        }
-        self.by_key = table;
     }
 
     fn symbols(&self) -> &HashMap<Box<str>, Vec<u32>> {
@@ -809,9 +862,13 @@ impl InstrumentMaster {
     /// By instrument key (`NSE_EQ|INE002A01018`).
     pub fn get(&self, key: &str) -> Option<Instrument<'_>> {
         let hash = self.key_hash(key);
-        self.by_key
-            .find(hash, |&i| self.key_at(i as usize) == key)
-            .map(|&i| self.view(i as usize))
+        let [head, tail] = &self.by_key.tables;
+        let base = self.by_key.tail_base;
+        // The second half first: a later record with the same key wins, as in a map.
+        tail.find(hash, |&i| self.key_at((base + i) as usize) == key)
+            .map(|&i| base + i)
+            .or_else(|| head.find(hash, |&i| self.key_at(i as usize) == key).copied())
+            .map(|i| self.view(i as usize))
     }
 
     /// By trading symbol, case-insensitive (several segments may share one).

@@ -63,6 +63,11 @@ enum Task {
         /// user's limit; up to 5, Upstox Plus): more instruments, more frames a second.
         #[arg(long, default_value_t = 2)]
         connections: usize,
+        /// Our streamers and consumers on one thread (a current-thread tokio runtime) instead of
+        /// the default two-worker runtime: a consumer woken by its streamer then runs on the
+        /// same thread, with no cross-thread wake-up.
+        #[arg(long)]
+        one_thread: bool,
     },
     /// Feed frame decoding: ours (typed ticks, and prost alone) next to the official Python SDK's
     /// path (FromString + MessageToDict) and protobuf's C-accelerated FromString alone.
@@ -139,12 +144,16 @@ fn main() -> anyhow::Result<()> {
             keys_per_frame,
             sim_cpus,
             connections,
+            one_thread,
         } => rt.block_on(bench_stream(
             &python,
-            seconds,
-            connections,
-            tick_ms,
-            keys_per_frame,
+            StreamRun {
+                seconds,
+                connections,
+                tick_ms,
+                keys_per_frame,
+                one_thread,
+            },
             sim_cpus.as_deref(),
         )),
     }
@@ -430,7 +439,16 @@ async fn bench_all(quick: bool, python: &str) -> anyhow::Result<()> {
     step("REST client");
     bench_client(if quick { 50 } else { 2000 }).await?;
     step("streamer end to end");
-    bench_stream(python, if quick { 2.0 } else { 15.0 }, 2, 20, 10, None).await?;
+    for one_thread in [false, true] {
+        let run = StreamRun {
+            seconds: if quick { 2.0 } else { 15.0 },
+            connections: 2,
+            tick_ms: 20,
+            keys_per_frame: 10,
+            one_thread,
+        };
+        bench_stream(python, run, None).await?;
+    }
     step("engine decisions");
     if quick {
         engine::bench_engine(500, 5)?;
@@ -654,16 +672,113 @@ fn join_latencies(sent: &SendTimes, seen: &[(u128, i64, u64)], from: u128) -> (V
     (lat, unmatched)
 }
 
-async fn bench_stream(
-    python: &str,
+/// What one `bench-stream` run measures.
+#[derive(Clone, Copy)]
+struct StreamRun {
     seconds: f64,
     connections: usize,
     tick_ms: u64,
     keys_per_frame: usize,
-    sim_cpus: Option<&str>,
-) -> anyhow::Result<()> {
+    one_thread: bool,
+}
+
+/// What our side saw in its window.
+struct OurSide {
+    /// (receive ns, currentTs, key hash) of every tick a consumer got.
+    seen: Vec<(u128, i64, u64)>,
+    window_start: u128,
+    window_end: u128,
+    elapsed: f64,
+    cpu: f64,
+    rss: f64,
+    ticks: u64,
+    coalesced: u64,
+}
+
+/// Our streamers, one per planned connection, each with a consumer task recording what it
+/// gets; CPU and the window are measured here (the simulator is another process).
+async fn our_side(
+    client: UpstoxClient,
+    token: String,
+    plan: Vec<(Vec<String>, upstox_types::FeedMode)>,
+    seconds: f64,
+) -> anyhow::Result<OurSide> {
     use upstox_feed::{FeedEvent, MarketStreamer, StaticToken, StreamerConfig};
+    let mut handles = Vec::new();
+    for (keys, mode) in &plan {
+        let (s, events) = MarketStreamer::start(
+            client.clone(),
+            StaticToken(token.clone().into()),
+            StreamerConfig::default(),
+        );
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        s.subscribe(&refs, *mode)?;
+        handles.push((s, std::sync::Arc::new(events)));
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (cpu0, _) = self_usage();
+    let started = Instant::now();
+    let (window_start, frames_before) = (unix_ns(), handles.iter().map(|(_, e)| e.ticks_received()).sum::<u64>());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(seconds);
+    let consumers: Vec<_> = handles
+        .iter()
+        .map(|(_, events)| {
+            let events = events.clone();
+            tokio::spawn(async move {
+                let mut seen: Vec<(u128, i64, u64)> = Vec::with_capacity(1 << 19);
+                loop {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(deadline) => return Ok(seen),
+                        e = events.next() => match e {
+                            Some(FeedEvent::Ticks(t)) => {
+                                let now = unix_ns();
+                                for tick in &t {
+                                    let k = &tick.instrument_key;
+                                    seen.push((now, tick.current_ts, key_hash(&[k.segment().as_str().as_bytes(), b"|", k.id().as_bytes()])));
+                                }
+                            }
+                            Some(FeedEvent::Stopped(d)) => anyhow::bail!("stream stopped: {d}"),
+                            Some(_) => {}
+                            None => anyhow::bail!("stream ended"),
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut seen: Vec<(u128, i64, u64)> = Vec::new();
+    for c in consumers {
+        seen.extend(c.await??);
+    }
+    let window_end = unix_ns();
+    let elapsed = started.elapsed().as_secs_f64();
+    let (cpu1, rss) = self_usage();
+    let ticks: u64 = handles.iter().map(|(_, e)| e.ticks_received()).sum::<u64>() - frames_before;
+    let coalesced: u64 = handles.iter().map(|(_, e)| e.coalesced()).sum();
+    for (s, _) in handles {
+        s.shutdown().await;
+    }
+    Ok(OurSide {
+        seen,
+        window_start,
+        window_end,
+        elapsed,
+        cpu: cpu1 - cpu0,
+        rss,
+        ticks,
+        coalesced,
+    })
+}
+
+async fn bench_stream(python: &str, run: StreamRun, sim_cpus: Option<&str>) -> anyhow::Result<()> {
     use upstox_types::FeedMode;
+    let StreamRun {
+        seconds,
+        connections,
+        tick_ms,
+        keys_per_frame,
+        one_thread,
+    } = run;
     anyhow::ensure!(
         (1..=5).contains(&connections),
         "--connections takes 1 to 5 (Upstox allows 2 feed connections a user, 5 with Upstox Plus)"
@@ -742,61 +857,29 @@ async fn bench_stream(
         plan.push((keys, mode));
     }
 
-    // Our side: a streamer per connection, each with a consumer task recording what it gets.
-    let mut handles = Vec::new();
-    for (keys, mode) in &plan {
-        let (s, events) = MarketStreamer::start(
-            client.clone(),
-            StaticToken(token.clone().into()),
-            StreamerConfig::default(),
-        );
-        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-        s.subscribe(&refs, *mode)?;
-        handles.push((s, std::sync::Arc::new(events)));
-    }
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let (cpu0, _) = self_usage();
-    let started = Instant::now();
-    let (window_start, frames_before) = (unix_ns(), handles.iter().map(|(_, e)| e.ticks_received()).sum::<u64>());
-    let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(seconds);
-    let consumers: Vec<_> = handles
-        .iter()
-        .map(|(_, events)| {
-            let events = events.clone();
-            tokio::spawn(async move {
-                let mut seen: Vec<(u128, i64, u64)> = Vec::with_capacity(1 << 19);
-                loop {
-                    tokio::select! {
-                        () = tokio::time::sleep_until(deadline) => return Ok(seen),
-                        e = events.next() => match e {
-                            Some(FeedEvent::Ticks(t)) => {
-                                let now = unix_ns();
-                                for tick in &t {
-                                    let k = &tick.instrument_key;
-                                    seen.push((now, tick.current_ts, key_hash(&[k.segment().as_str().as_bytes(), b"|", k.id().as_bytes()])));
-                                }
-                            }
-                            Some(FeedEvent::Stopped(d)) => anyhow::bail!("stream stopped: {d}"),
-                            Some(_) => {}
-                            None => anyhow::bail!("stream ended"),
-                        }
-                    }
-                }
-            })
+    // Our side, on this runtime's two workers or on a current-thread runtime of its own.
+    let ours = if one_thread {
+        let (client, token, plan) = (client.clone(), token.clone(), plan.clone());
+        tokio::task::spawn_blocking(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(our_side(client, token, plan, seconds))
         })
-        .collect();
-    let mut seen: Vec<(u128, i64, u64)> = Vec::new();
-    for c in consumers {
-        seen.extend(c.await??);
-    }
-    let window_end = unix_ns();
-    let elapsed = started.elapsed().as_secs_f64();
-    let (cpu1, rss) = self_usage();
-    let ticks: u64 = handles.iter().map(|(_, e)| e.ticks_received()).sum::<u64>() - frames_before;
-    let coalesced: u64 = handles.iter().map(|(_, e)| e.coalesced()).sum();
-    for (s, _) in handles {
-        s.shutdown().await;
-    }
+        .await??
+    } else {
+        our_side(client.clone(), token.clone(), plan.clone(), seconds).await?
+    };
+    let OurSide {
+        seen,
+        window_start,
+        window_end,
+        elapsed,
+        cpu,
+        rss,
+        ticks,
+        coalesced,
+    } = ours;
 
     // The official SDK on the same subscriptions, recording when each tick reached its callback
     // (the plan goes in a file: 14,000 keys are more than one argument may hold).
@@ -856,7 +939,12 @@ async fn bench_stream(
     let py_frames = v[3];
     let us = |l: &[f64], p: f64| percentile(l, p);
     println!(
-        "streamer end to end vs `stoxide sim` (tick {tick_ms} ms, {keys_per_frame} instruments per frame), {connections} connections (5,000 ltpc / 2,000 full keys alternately), {seconds:.0} s each side; latency = consumer's clock − the simulator's send time (ns, same machine)"
+        "streamer end to end vs `stoxide sim` (tick {tick_ms} ms, {keys_per_frame} instruments per frame), {connections} connections (5,000 ltpc / 2,000 full keys alternately), {seconds:.0} s each side, ours on {}; latency = consumer's clock − the simulator's send time (ns, same machine)",
+        if one_thread {
+            "one thread (current-thread runtime)"
+        } else {
+            "a two-worker runtime"
+        }
     );
     println!(
         "| client | frames/s sent | ticks/s | CPU % of one core | CPU µs per frame | peak RSS | send→consumer p50 / p99 / p99.9 |"
@@ -866,8 +954,8 @@ async fn bench_stream(
         "| stoxide MarketStreamer | {:.0} | {:.0} | {:.0}% | {:.1} | {rss:.0} MB | {:.0} µs / {:.0} µs / {:.0} µs ({} ticks timed, {unmatched} unmatched, {coalesced} coalesced) |",
         our_frames / elapsed,
         ticks as f64 / elapsed,
-        (cpu1 - cpu0) / elapsed * 100.0,
-        (cpu1 - cpu0) * 1e6 / our_frames.max(1.0),
+        cpu / elapsed * 100.0,
+        cpu * 1e6 / our_frames.max(1.0),
         us(&lat, 0.5),
         us(&lat, 0.99),
         us(&lat, 0.999),
