@@ -653,8 +653,15 @@ impl FrameDecoder {
 
     /// Decodes into the slots; `Some` for a market-info frame.
     fn fill(&mut self, bytes: &[u8]) -> R<Option<MarketInfo>> {
-        // Each slot keeps its last payload: a tick of the same kind is decoded over it in place,
-        // another kind returns its heap parts to the spares.
+        // The last frame's heap parts go back first, so this frame's ticks find them whatever
+        // order its instruments come in (the map's order changes frame to frame). Payloads
+        // without heap parts (ltpc, option greeks) stay in their slots, and a tick of the same
+        // kind is decoded over them in place.
+        for t in &mut self.ticks[..self.used] {
+            if matches!(t.data, TickData::Full(_) | TickData::Index(_)) {
+                self.spares.recycle(&mut t.data);
+            }
+        }
         self.used = 0;
         let mut kind = 0i32;
         let mut current_ts = 0i64;
