@@ -27,22 +27,10 @@ const START_GROUP: u8 = 3;
 const END_GROUP: u8 = 4;
 const FIXED32: u8 = 5;
 
-type R<T> = Result<T, Fault>;
+type R<T> = Result<T, DecodeError>;
 
-/// What is wrong with a frame, as a static message: the hot path carries a pointer, not a
-/// `String`; [`DecodeError`] is made of it at the edge.
-#[derive(Debug, Clone, Copy)]
-struct Fault(&'static str);
-
-impl From<Fault> for DecodeError {
-    fn from(f: Fault) -> Self {
-        DecodeError::new(f.0)
-    }
-}
-
-#[cold]
-fn err(what: &'static str) -> Fault {
-    Fault(what)
+fn err(what: &str) -> DecodeError {
+    DecodeError::new(what)
 }
 
 /// A cursor over one message's bytes.
