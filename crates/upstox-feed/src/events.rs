@@ -195,8 +195,19 @@ impl EventQueue {
             return Some(Some(FeedEvent::Ticks(batch)));
         }
         if !q.ticks.is_empty() {
-            q.index.clear();
-            return Some(Some(FeedEvent::Ticks(std::mem::take(&mut q.ticks))));
+            let q = &mut *q;
+            // Clearing a table costs its capacity (thousands of instruments subscribed), so a
+            // batch much smaller than that takes its own keys out instead.
+            if q.ticks.len() * 8 < q.index.capacity() {
+                for t in &q.ticks {
+                    q.index.remove(&t.instrument_key);
+                }
+            } else {
+                q.index.clear();
+            }
+            // The next batch is likely about as big: one allocation instead of regrowing.
+            let next = Vec::with_capacity(q.ticks.len());
+            return Some(Some(FeedEvent::Ticks(std::mem::replace(&mut q.ticks, next))));
         }
         if q.closed { Some(None) } else { None }
     }
@@ -404,6 +415,34 @@ mod tests {
         assert_eq!(t[0].ltpc().map(|l| l.ltp), Some(9999.0));
         assert_eq!(s.coalesced(), 2 * 9999);
         assert_eq!(s.dropped_status_events(), 6);
+        assert!(s.try_next().is_none());
+    }
+
+    #[test]
+    fn small_batches_after_a_big_one_are_indexed_afresh() {
+        let q = EventQueue::new(4);
+        let s = EventStream::coalescing(q.clone());
+        q.push_ticks((0..1000).map(|i| tick(&format!("K{i}"), 0.0)).collect());
+        assert!(matches!(s.try_next(), Some(FeedEvent::Ticks(t)) if t.len() == 1000));
+        let ltps = |e: Option<FeedEvent>| match e {
+            Some(FeedEvent::Ticks(t)) => t
+                .iter()
+                .map(|t| (t.instrument_key.to_string(), t.ltpc().map(|l| l.ltp)))
+                .collect::<Vec<_>>(),
+            other => panic!("ticks expected, got {other:?}"),
+        };
+        // Each small batch (its keys taken out of the big table one by one) starts clean.
+        q.push_ticks(vec![tick("A", 1.0), tick("B", 1.0)]);
+        q.push_ticks(vec![tick("A", 2.0)]);
+        assert_eq!(
+            ltps(s.try_next()),
+            [("NSE_EQ|A".to_owned(), Some(2.0)), ("NSE_EQ|B".to_owned(), Some(1.0))]
+        );
+        q.push_ticks(vec![tick("B", 3.0)]);
+        assert_eq!(ltps(s.try_next()), [("NSE_EQ|B".to_owned(), Some(3.0))]);
+        q.push_ticks(vec![tick("A", 4.0)]);
+        q.push_ticks(vec![tick("A", 5.0)]);
+        assert_eq!(ltps(s.try_next()), [("NSE_EQ|A".to_owned(), Some(5.0))]);
         assert!(s.try_next().is_none());
     }
 }
