@@ -332,13 +332,14 @@ fn parse_records(text: &str, from: usize, to: usize) -> Result<(Vec<Row>, String
         side: String::new(),
     };
     let mut rows = Vec::with_capacity((to - from) / 300 + 1);
+    let mut order = scan::KeyOrder::default();
     let mut pos = from;
     loop {
         pos = skip_ws(bytes, pos);
         if pos >= to || bytes.get(pos) == Some(&b']') {
             return Ok((rows, maker.side, pos));
         }
-        if let Some((row, next)) = scan::record(text, pos).filter(|&(_, next)| next <= to) {
+        if let Some((row, next)) = scan::record_in_order(text, pos, &mut order).filter(|&(_, next)| next <= to) {
             rows.push(row);
             pos = next;
         } else {

@@ -250,9 +250,23 @@ fn float(t: &str) -> Option<f64> {
     Some(if neg { -v } else { v })
 }
 
+/// The keys of the records read so far, in their order and spelled as on the wire (`"name":`),
+/// so that the next record's keys — the same ones in the same order, in every record of the
+/// file — are each matched by one comparison instead of being scanned and looked up.
+#[derive(Default)]
+pub(super) struct KeyOrder {
+    keys: Vec<(Box<[u8]>, Field)>,
+}
+
 /// The record whose `{` is at `pos` of `text`: its row and the position after its `}`; `None`
 /// when the serde path must decide.
+#[cfg(test)]
 pub(super) fn record(text: &str, pos: usize) -> Option<(Row, usize)> {
+    record_in_order(text, pos, &mut KeyOrder::default())
+}
+
+/// [`record`], with the key order of the records before it (`order` learns this one's).
+pub(super) fn record_in_order(text: &str, pos: usize, order: &mut KeyOrder) -> Option<(Row, usize)> {
     let b = text.as_bytes();
     if b.get(pos) != Some(&b'{') {
         return None;
@@ -285,21 +299,36 @@ pub(super) fn record(text: &str, pos: usize) -> Option<(Row, usize)> {
         // No segment and no key: serde's error.
         return None;
     }
+    let mut nth = 0;
     loop {
-        if b.get(i) != Some(&b'"') {
-            return None;
-        }
-        let (ks, ke, next) = string(b, i)?;
-        let field = Field::of(&b[ks..ke]);
+        let field = match order.keys.get(nth) {
+            Some((spelled, field)) if b.get(i..i + spelled.len()) == Some(&spelled[..]) => {
+                i += spelled.len();
+                *field
+            }
+            _ => {
+                if b.get(i) != Some(&b'"') {
+                    return None;
+                }
+                let (ks, ke, next) = string(b, i)?;
+                let field = Field::of(&b[ks..ke]);
+                let colon = ws(b, next);
+                if b.get(colon) != Some(&b':') {
+                    return None;
+                }
+                // Learned as spelled here, quotes to colon.
+                order.keys.truncate(nth);
+                order.keys.push((b[i..=colon].into(), field));
+                i = colon + 1;
+                field
+            }
+        };
+        nth += 1;
         if seen & field.bit() != 0 {
             return None;
         }
         seen |= field.bit();
-        i = ws(b, next);
-        if b.get(i) != Some(&b':') {
-            return None;
-        }
-        i = ws(b, i + 1);
+        i = ws(b, i);
         let (v, next) = value(b, i)?;
         let num = |s: usize, e: usize| &text[s..e];
         match (field, v) {
@@ -434,6 +463,49 @@ mod tests {
             s(r.exchange_token),
             s(r.underlying_symbol),
         ]
+    }
+
+    /// Records sharing (mostly) one key set: the segment and key, and up to ten fields.
+    fn fields() -> impl Strategy<Value = Vec<(String, serde_json::Value)>> {
+        (
+            "[ -~]{0,12}",
+            "[ -~]{0,12}",
+            prop::collection::vec(
+                field_name().prop_flat_map(|name| (Just(name.clone()), typed_value(name))),
+                0..10,
+            ),
+        )
+            .prop_flat_map(|(seg, key, mut rest)| {
+                rest.push(("segment".to_owned(), seg.into()));
+                rest.push(("instrument_key".to_owned(), key.into()));
+                Just(rest).prop_shuffle()
+            })
+    }
+
+    proptest! {
+        /// Records read one after another, each key matched against the order the earlier ones
+        /// taught, read exactly as each read alone: same keys in the same order, others
+        /// reversed or cut short, keys spelled with and without spaces.
+        #[test]
+        fn records_read_in_a_learned_key_order_read_as_each_alone(
+            base in fields(),
+            plan in prop::collection::vec((any::<bool>(), 0usize..4, prop::sample::select(vec!["", " "])), 1..6),
+        ) {
+            let mut order = KeyOrder::default();
+            for (reverse, cut, space) in plan {
+                let mut f = base.clone();
+                if reverse {
+                    f.reverse();
+                }
+                f.truncate(f.len().saturating_sub(cut));
+                let body: Vec<String> = f
+                    .iter()
+                    .map(|(name, v)| format!("{}{space}:{v}", serde_json::to_string(name).unwrap_or_default()))
+                    .collect();
+                let text = format!("{{{}}}", body.join(","));
+                prop_assert_eq!(record_in_order(&text, 0, &mut order), record(&text, 0), "{}", text);
+            }
+        }
     }
 
     proptest! {
