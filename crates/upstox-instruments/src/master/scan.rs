@@ -250,12 +250,37 @@ fn float(t: &str) -> Option<f64> {
     Some(if neg { -v } else { v })
 }
 
+/// Whether `b` starts with `prefix`: for a prefix of 8 to 32 bytes (every key as spelled, from
+/// `"isin":` to `"underlying_symbol":`) by eight-byte words, the last one overlapping, in place
+/// of a `memcmp` call per key (5.6 % of a load's instructions).
+#[inline(always)]
+fn starts_with(b: &[u8], prefix: &[u8]) -> bool {
+    let n = prefix.len();
+    let (Some(b), true) = (b.get(..n), (8..=32).contains(&n)) else {
+        return b.starts_with(prefix);
+    };
+    let word = |s: &[u8], at: usize| {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&s[at..at + 8]);
+        u64::from_ne_bytes(a)
+    };
+    let mut at = 0;
+    let mut differ = 0;
+    while at + 8 < n {
+        differ |= word(b, at) ^ word(prefix, at);
+        at += 8;
+    }
+    differ |= word(b, n - 8) ^ word(prefix, n - 8);
+    differ == 0
+}
+
 /// The keys of the records read so far, in their order and spelled as on the wire (`"name":`),
 /// so that the next record's keys — the same ones in the same order, in every record of the
 /// file — are each matched by one comparison instead of being scanned and looked up.
 #[derive(Default)]
 pub(super) struct KeyOrder {
-    keys: Vec<(Box<[u8]>, Field)>,
+    /// (spelling, field, the field's bit)
+    keys: Vec<(Box<[u8]>, Field, u32)>,
 }
 
 /// The record whose `{` is at `pos` of `text`: its row and the position after its `}`; `None`
@@ -301,10 +326,10 @@ pub(super) fn record_in_order(text: &str, pos: usize, order: &mut KeyOrder) -> O
     }
     let mut nth = 0;
     loop {
-        let field = match order.keys.get(nth) {
-            Some((spelled, field)) if b.get(i..i + spelled.len()) == Some(&spelled[..]) => {
+        let (field, bit) = match order.keys.get(nth) {
+            Some((spelled, field, bit)) if starts_with(b.get(i..).unwrap_or_default(), spelled) => {
                 i += spelled.len();
-                *field
+                (*field, *bit)
             }
             _ => {
                 if b.get(i) != Some(&b'"') {
@@ -318,16 +343,16 @@ pub(super) fn record_in_order(text: &str, pos: usize, order: &mut KeyOrder) -> O
                 }
                 // Learned as spelled here, quotes to colon.
                 order.keys.truncate(nth);
-                order.keys.push((b[i..=colon].into(), field));
+                order.keys.push((b[i..=colon].into(), field, field.bit()));
                 i = colon + 1;
-                field
+                (field, field.bit())
             }
         };
         nth += 1;
-        if seen & field.bit() != 0 {
+        if seen & bit != 0 {
             return None;
         }
-        seen |= field.bit();
+        seen |= bit;
         i = ws(b, i);
         let (v, next) = value(b, i)?;
         let num = |s: usize, e: usize| &text[s..e];
@@ -606,6 +631,31 @@ mod tests {
                 prop_assert_eq!(int(&t), t.parse::<i64>().ok(), "{}", t);
                 prop_assert_eq!(uint(&t), t.parse::<u32>().ok(), "{}", t);
             }
+        }
+    }
+
+    proptest! {
+        /// The word-wise prefix check answers as the slice's own, at every length and for a
+        /// difference in any byte.
+        #[test]
+        fn the_word_wise_prefix_check_is_starts_with(
+            prefix in prop::collection::vec(any::<u8>(), 0..40),
+            tail in prop::collection::vec(any::<u8>(), 0..8),
+            flip in any::<prop::sample::Index>(),
+            cut in 0usize..3,
+        ) {
+            let mut b = prefix.clone();
+            b.extend(&tail);
+            prop_assert!(starts_with(&b, &prefix));
+            if !prefix.is_empty() {
+                let mut other = b.clone();
+                other[flip.index(prefix.len())] ^= 0x20;
+                prop_assert!(!starts_with(&other, &prefix));
+                let short = &prefix[..prefix.len() - 1];
+                prop_assert_eq!(starts_with(short, &prefix), false);
+            }
+            let shorter = &b[..b.len().saturating_sub(cut)];
+            prop_assert_eq!(starts_with(shorter, &prefix), shorter.starts_with(&prefix));
         }
     }
 }
