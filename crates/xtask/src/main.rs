@@ -732,9 +732,13 @@ async fn our_side(
             let events = events.clone();
             tokio::spawn(async move {
                 let mut seen: Vec<(u128, i64, u64)> = Vec::with_capacity(1 << 19);
+                // One timer for the window, not one per event (its registration was counted
+                // as the streamer's CPU).
+                let end = tokio::time::sleep_until(deadline);
+                tokio::pin!(end);
                 loop {
                     tokio::select! {
-                        () = tokio::time::sleep_until(deadline) => return Ok(seen),
+                        () = &mut end => return Ok(seen),
                         e = events.next() => match e {
                             Some(FeedEvent::Ticks(t)) => {
                                 let now = unix_ns();
