@@ -185,6 +185,10 @@ fn to_secret(owner: Owner<'_>, plain: &Zeroizing<Vec<u8>>) -> Result<SecretStrin
     Ok(SecretString::from(text.to_owned()))
 }
 
+/// How many times a read re-reads the keys before a value that does not open is an error: one
+/// for a rotation by another process, more for rotations that follow each other while it reads.
+const MAX_KEY_REFRESHES: u32 = 5;
+
 impl Vault {
     /// Opens the vault, creating it (the data directory 0700, the key file and a SQLite file
     /// 0600, or the schema in PostgreSQL) on first use.
@@ -293,10 +297,12 @@ impl Vault {
     }
 
     /// Reads one sealed column of one row (`None`: no such row) and opens it. A value that does
-    /// not open makes the handle re-read its keys once (another process may have rotated them).
+    /// not open makes the handle re-read its keys and the value (another process may have
+    /// rotated them — several times while this one re-read, as concurrent rotations do), up to
+    /// [`MAX_KEY_REFRESHES`] times before the value is called unopenable.
     async fn read_sealed(&self, field: SealedField, id: &str) -> Result<Option<Option<SecretString>>> {
         let owner = owner_of(field, id);
-        let mut refreshed = false;
+        let mut refreshes = 0;
         loop {
             let Some(blob) = self.inner.store.sealed(field, id).await? else {
                 return Ok(None);
@@ -304,8 +310,8 @@ impl Vault {
             let Some(blob) = blob else { return Ok(Some(None)) };
             match self.ring().open(owner, &blob) {
                 Ok((plain, _)) => return to_secret(owner, &plain).map(|s| Some(Some(s))),
-                Err(_) if !refreshed => {
-                    refreshed = true;
+                Err(_) if refreshes < MAX_KEY_REFRESHES => {
+                    refreshes += 1;
                     self.refresh_key().await?;
                 }
                 Err(OpenError::KeyNotHeld(key_id)) => {
