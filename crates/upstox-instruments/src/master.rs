@@ -597,7 +597,6 @@ impl InstrumentMaster {
     }
 
     fn from_bytes(bytes: Bytes) -> Result<Self> {
-        let not_utf8 = |e: std::str::Utf8Error| Error::Malformed(format!("not UTF-8 text: {e}"));
         let b: &[u8] = &bytes;
         let start = skip_ws(b, 0);
         if b.get(start) != Some(&b'[') {
@@ -640,10 +639,10 @@ impl InstrumentMaster {
                 });
                 (head, second.join())
             });
-            let ((head, first), (tail, second)) = match (head, tail) {
-                (Ok(h), Ok(Ok(t))) => (h, t),
-                (Err(e), _) | (_, Ok(Err(e))) => return Err(Some(e)),
-                (_, Err(_)) => return Err(None),
+            // Not UTF-8 (or a thread that did not finish): the whole on one thread says where,
+            // counting from the start of the file, not of a half.
+            let (Ok((head, first)), Ok(Ok((tail, second)))) = (head, tail) else {
+                return Err(());
             };
             parsed = Some(first.and_then(|(first, head_keys)| {
                 let (second, tail_keys) = second?;
@@ -658,11 +657,10 @@ impl InstrumentMaster {
         });
         let (text, parsed, keys) = match (split, parsed) {
             (Ok(text), Some(Ok((parsed, keys)))) => (text, parsed, keys),
-            (Err((_, Some(e))), _) => return Err(not_utf8(e)),
-            // A guess inside a string (or a record the second half could not take): the whole
-            // on one thread, which decides.
+            // A guess inside a string (or a record the second half could not take), or text that
+            // is not UTF-8: the whole on one thread, which decides and explains.
             (Ok(text), _) => Self::parse_whole(text.into_owner(), start, &hasher)?,
-            (Err((bytes, None)), _) => Self::parse_whole(bytes, start, &hasher)?,
+            (Err((bytes, ())), _) => Self::parse_whole(bytes, start, &hasher)?,
         };
         Self::indexed(text, parsed, keys, hasher)
     }
@@ -1088,6 +1086,20 @@ mod tests {
         let e = InstrumentMaster::from_json(b"[{\"segment\":\"NSE_EQ\",\"instrument_key\":\"NSE_EQ|X\"}".to_vec())
             .expect_err("truncated");
         assert!(e.to_string().contains("not a JSON array"), "{e}");
+        // A byte that is not UTF-8 in the second half of a file parsed on two threads is placed
+        // from the start of the file.
+        let record = r#"{"segment":"NSE_EQ","instrument_key":"NSE_EQ|X","name":"padding padding padding"}"#;
+        let mut json = format!("[{}]", vec![record; 20_000].join(",")).into_bytes();
+        let bad = json.len() - 40;
+        json[bad] = 0xff;
+        assert!(json.len() > 1 << 20);
+        let e = InstrumentMaster::from_json(json).expect_err("not UTF-8");
+        assert!(
+            e.to_string().contains(&format!(
+                "not UTF-8 text: invalid utf-8 sequence of 1 bytes from index {bad}"
+            )),
+            "{e}"
+        );
     }
 
     #[test]
