@@ -78,7 +78,8 @@ enum Task {
         /// Where to keep the captured frames (recording format).
         #[arg(long, default_value = "target/bench-frames")]
         dir: std::path::PathBuf,
-        /// Full-mode and ltpc-mode option keys subscribed, frames captured, passes decoded.
+        /// Full-mode and ltpc-mode option keys subscribed, frames captured, timed windows (each
+        /// at least 50 ms of whole passes over the frames).
         #[arg(long, default_value_t = 2000)]
         full_keys: usize,
         #[arg(long, default_value_t = 5000)]
@@ -86,7 +87,7 @@ enum Task {
         #[arg(long, default_value_t = 20)]
         frames: usize,
         #[arg(long, default_value_t = 20)]
-        passes: u32,
+        windows: u32,
     },
     /// The engine's decisions on one core: tick → candle → strategy → signal → sized,
     /// risk-checked, tagged intents for every subscription.
@@ -124,7 +125,7 @@ fn main() -> anyhow::Result<()> {
             full_keys,
             ltpc_keys,
             frames,
-            passes,
+            windows,
         } => rt.block_on(bench_decode(
             &python,
             &dir,
@@ -132,7 +133,7 @@ fn main() -> anyhow::Result<()> {
                 full_keys,
                 ltpc_keys,
                 frames,
-                passes,
+                windows,
             },
         )),
         Task::BenchEngine { subscriptions, signals } => engine::bench_engine(subscriptions, signals),
@@ -363,21 +364,46 @@ fn save(path: &std::path::Path, frames: &[upstox_feed::recording::RawFrame]) -> 
 }
 
 /// Decodes every frame `iterations` times with `f`; answers (frames/s, MB/s).
-fn rate(frames: &[upstox_feed::recording::RawFrame], iterations: u32, mut f: impl FnMut(&[u8]) -> usize) -> (f64, f64) {
+/// Decoding speed over `windows` timed windows of at least 50 ms each (whole passes over the
+/// frames): the median window, and the best one — on a shared machine the best is the figure
+/// least disturbed by other processes (as `timeit` advises); Python's side is timed the same way.
+#[derive(Debug, Clone, Copy)]
+struct Rate {
+    fps: f64,
+    mbs: f64,
+    best_mbs: f64,
+}
+
+fn rate(frames: &[upstox_feed::recording::RawFrame], windows: u32, mut f: impl FnMut(&[u8]) -> usize) -> Rate {
     let bytes: usize = frames.iter().map(|f| f.bytes.len()).sum();
     let mut sink = 0usize;
-    let t = Instant::now();
-    for _ in 0..iterations {
+    let mut pass = || {
         for fr in frames {
             sink = sink.wrapping_add(f(&fr.bytes));
         }
-    }
-    let secs = t.elapsed().as_secs_f64();
+    };
+    // One untimed pass warms the decoder; a timed one sizes the windows.
+    pass();
+    let t = Instant::now();
+    pass();
+    let passes = (0.05 / t.elapsed().as_secs_f64().max(1e-9)).ceil().max(1.0) as u32;
+    let mut secs: Vec<f64> = (0..windows.max(1))
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..passes {
+                pass();
+            }
+            t.elapsed().as_secs_f64() / f64::from(passes)
+        })
+        .collect();
     std::hint::black_box(sink);
-    (
-        frames.len() as f64 * f64::from(iterations) / secs,
-        bytes as f64 * f64::from(iterations) / secs / 1e6,
-    )
+    secs.sort_by(f64::total_cmp);
+    let median = percentile(&secs, 0.5);
+    Rate {
+        fps: frames.len() as f64 / median,
+        mbs: bytes as f64 / median / 1e6,
+        best_mbs: bytes as f64 / secs[0] / 1e6,
+    }
 }
 
 const PY_DECODE: &str = r#"
@@ -392,24 +418,33 @@ while pos < len(data):
     frames.append(data[pos:pos+n]); pos += n
 total = sum(map(len, frames))
 def bench(fn, min_secs):
-    n, t = 0, time.perf_counter()
-    while time.perf_counter() - t < min_secs:
-        for f in frames: fn(f)
-        n += 1
-    el = time.perf_counter() - t
-    return n * len(frames) / el, n * total / el / 1e6
+    # Windows of at least 50 ms (whole passes), for at least min_secs: the median window and
+    # the best, as on the Rust side.
+    for f in frames: fn(f)
+    t = time.perf_counter()
+    for f in frames: fn(f)
+    passes = max(1, int(0.05 / max(time.perf_counter() - t, 1e-9)) + 1)
+    secs, start = [], time.perf_counter()
+    while time.perf_counter() - start < min_secs or len(secs) < 5:
+        t = time.perf_counter()
+        for _ in range(passes):
+            for f in frames: fn(f)
+        secs.append((time.perf_counter() - t) / passes)
+    secs.sort()
+    med = secs[len(secs) // 2]
+    return len(frames) / med, total / med / 1e6, total / secs[0] / 1e6
 fs = bench(lambda f: pb.FeedResponse.FromString(f), 2.0)
 sdk = bench(lambda f: json_format.MessageToDict(pb.FeedResponse.FromString(f)), 2.0)
-print(api_implementation.Type(), fs[0], fs[1], sdk[0], sdk[1])
+print(api_implementation.Type(), *fs, *sdk)
 "#;
 
-/// What `bench-decode` captures and how often it decodes it.
+/// What `bench-decode` captures, and how many timed windows it decodes it in.
 #[derive(Debug, Clone, Copy)]
 struct Capture {
     full_keys: usize,
     ltpc_keys: usize,
     frames: usize,
-    passes: u32,
+    windows: u32,
 }
 
 /// Runs every benchmark, one after the other, each under its own heading.
@@ -422,14 +457,14 @@ async fn bench_all(quick: bool, python: &str) -> anyhow::Result<()> {
             full_keys: 100,
             ltpc_keys: 200,
             frames: 3,
-            passes: 2,
+            windows: 2,
         }
     } else {
         Capture {
             full_keys: 2000,
             ltpc_keys: 5000,
             frames: 20,
-            passes: 20,
+            windows: 20,
         }
     };
     let dir = tempfile::tempdir()?;
@@ -491,35 +526,40 @@ async fn bench_decode(python: &str, dir: &std::path::Path, size: Capture) -> any
     let ltpc = capture(&sim, &ltpc_keys, FeedMode::Ltpc, size.frames).await?;
     sim.shutdown().await;
     println!(
-        "| frames ({}) | decoder | frames/s | MB/s |",
+        "| frames ({}) | decoder | frames/s | MB/s | MB/s, best window |",
         chrono::Utc::now().date_naive()
     );
-    println!("|---|---|---|---|");
+    println!("|---|---|---|---|---|");
     let names = [
         format!("full ({} option keys)", size.full_keys),
         format!("ltpc ({} option keys)", size.ltpc_keys),
     ];
+    let row = |name: &str, what: &str, r: Rate| {
+        println!("| {name} | {what} | {:.0} | {:.0} | {:.0} |", r.fps, r.mbs, r.best_mbs);
+    };
     for (name, frames) in [(&names[0], &full), (&names[1], &ltpc)] {
         let path = dir.join(format!("{}.stx", name.split(' ').next().unwrap_or("frames")));
         save(&path, frames)?;
         let avg = frames.iter().map(|f| f.bytes.len()).sum::<usize>() as f64 / frames.len() as f64 / 1e3;
-        let (fps, mbs) = rate(frames, size.passes, |b| match upstox_feed::decode(b) {
+        let r = rate(frames, size.windows, |b| match upstox_feed::decode(b) {
             Ok(upstox_feed::Frame::Ticks(t)) => t.len(),
             _ => 0,
         });
-        println!(
-            "| {name}, avg {avg:.0} KB | stoxide: typed ticks, owned (upstox_feed::decode) | {fps:.0} | {mbs:.0} |"
+        row(
+            &format!("{name}, avg {avg:.0} KB"),
+            "stoxide: typed ticks, owned (upstox_feed::decode)",
+            r,
         );
         let mut decoder = upstox_feed::FrameDecoder::default();
-        let (fps, mbs) = rate(frames, size.passes, |b| match decoder.decode(b) {
+        let r = rate(frames, size.windows, |b| match decoder.decode(b) {
             Ok(upstox_feed::Decoded::Ticks(t)) => t.len(),
             _ => 0,
         });
-        println!("| | stoxide: typed ticks, reused storage (FrameDecoder) | {fps:.0} | {mbs:.0} |");
-        let (fps, mbs) = rate(frames, size.passes, |b| {
+        row("", "stoxide: typed ticks, reused storage (FrameDecoder)", r);
+        let r = rate(frames, size.windows, |b| {
             upstox_feed::decode::decode_wire(b).map(|m| m.feeds.len()).unwrap_or(0)
         });
-        println!("| | stoxide: prost message only | {fps:.0} | {mbs:.0} |");
+        row("", "stoxide: prost message only", r);
         let out = Command::new(python)
             .args(["-c", PY_DECODE, path.to_str().context("utf8 path")?])
             .output()
@@ -531,17 +571,20 @@ async fn bench_decode(python: &str, dir: &std::path::Path, size: Capture) -> any
         );
         let text = String::from_utf8_lossy(&out.stdout);
         let v: Vec<&str> = text.split_whitespace().collect();
-        anyhow::ensure!(v.len() == 5, "unexpected python output: {text}");
+        anyhow::ensure!(v.len() == 7, "unexpected python output: {text}");
+        let num = |i: usize| v[i].parse::<f64>().with_context(|| format!("python printed {text}"));
+        let py = |i: usize| -> anyhow::Result<Rate> {
+            Ok(Rate {
+                fps: num(i)?,
+                mbs: num(i + 1)?,
+                best_mbs: num(i + 2)?,
+            })
+        };
+        row("", &format!("Python protobuf ({}) FromString only", v[0]), py(1)?);
+        let sdk = py(4)?;
         println!(
-            "| | Python protobuf ({}) FromString only | {:.0} | {:.0} |",
-            v[0],
-            v[1].parse::<f64>()?,
-            v[2].parse::<f64>()?
-        );
-        println!(
-            "| | official SDK path: FromString + MessageToDict | {:.0} | {:.1} |",
-            v[3].parse::<f64>()?,
-            v[4].parse::<f64>()?
+            "| | official SDK path: FromString + MessageToDict | {:.0} | {:.1} | {:.1} |",
+            sdk.fps, sdk.mbs, sdk.best_mbs
         );
     }
     Ok(())
