@@ -278,29 +278,28 @@ async fn bench_client(calls: usize) -> anyhow::Result<()> {
         median(v)
     };
 
-    // 2. Plain reqwest against the simulator (HTTP + the simulator's own work).
+    // 2. Plain reqwest against the simulator (HTTP + the simulator's own work), and 3. our
+    // client (retry wrapper, timeout, typed decode), call for call in turn, so that this shared
+    // machine's swings fall on both alike (timed one loop after the other, the difference had
+    // swung 25–75 µs between runs). The client-side limiter is off here: at the published 50/s
+    // it would pace the loop, which measures waiting, not overhead.
     let http = reqwest::Client::new();
     let url = format!("{base}/v2/user/profile");
+    let mut config = ClientConfig::new(Hosts::single(&base));
+    config.limiter = None;
+    let client = UpstoxClient::new(config)?.with_token(token.clone().into());
     let mut raw = Vec::with_capacity(calls);
+    let mut ours = Vec::with_capacity(calls);
     for _ in 0..calls {
         let t = Instant::now();
         let r = http.get(&url).bearer_auth(&token).send().await?;
         let _ = r.bytes().await?;
         raw.push(t.elapsed());
-    }
-    let raw = median(raw);
-
-    // 3. Our client: retry wrapper, timeout, typed decode. The client-side limiter is off here:
-    // at the published 50/s it would pace the loop, which measures waiting, not overhead.
-    let mut config = ClientConfig::new(Hosts::single(&base));
-    config.limiter = None;
-    let client = UpstoxClient::new(config)?.with_token(token.into());
-    let mut ours = Vec::with_capacity(calls);
-    for _ in 0..calls {
         let t = Instant::now();
         client.profile().await?;
         ours.push(t.elapsed());
     }
+    let raw = median(raw);
     let ours = median(ours);
     sim.shutdown().await;
     println!("REST client per call, GET /v2/user/profile on loopback, median of {calls} calls");
