@@ -436,31 +436,36 @@ mod tests {
         assert!(s.try_next().is_none());
     }
 
+    /// The (instrument id, ltp) of the ticks in a batch, in order.
+    fn ltps(e: Option<FeedEvent>) -> Vec<(String, f64)> {
+        match e {
+            Some(FeedEvent::Ticks(t)) => t
+                .iter()
+                .map(|t| (t.instrument_key.id().to_owned(), t.ltpc().map_or(f64::NAN, |l| l.ltp)))
+                .collect(),
+            other => panic!("ticks expected, got {other:?}"),
+        }
+    }
+
+    fn want(expected: &[(&str, f64)]) -> Vec<(String, f64)> {
+        expected.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+    }
+
     #[test]
     fn small_batches_after_a_big_one_are_indexed_afresh() {
         let q = EventQueue::new(4);
         let s = EventStream::coalescing(q.clone());
         q.push_ticks((0..1000).map(|i| tick(&format!("K{i}"), 0.0)).collect());
         assert!(matches!(s.try_next(), Some(FeedEvent::Ticks(t)) if t.len() == 1000));
-        let ltps = |e: Option<FeedEvent>| match e {
-            Some(FeedEvent::Ticks(t)) => t
-                .iter()
-                .map(|t| (t.instrument_key.to_string(), t.ltpc().map(|l| l.ltp)))
-                .collect::<Vec<_>>(),
-            other => panic!("ticks expected, got {other:?}"),
-        };
         // Each small batch (its keys taken out of the big table one by one) starts clean.
         q.push_ticks(vec![tick("A", 1.0), tick("B", 1.0)]);
         q.push_ticks(vec![tick("A", 2.0)]);
-        assert_eq!(
-            ltps(s.try_next()),
-            [("NSE_EQ|A".to_owned(), Some(2.0)), ("NSE_EQ|B".to_owned(), Some(1.0))]
-        );
+        assert_eq!(ltps(s.try_next()), want(&[("A", 2.0), ("B", 1.0)]));
         q.push_ticks(vec![tick("B", 3.0)]);
-        assert_eq!(ltps(s.try_next()), [("NSE_EQ|B".to_owned(), Some(3.0))]);
+        assert_eq!(ltps(s.try_next()), want(&[("B", 3.0)]));
         q.push_ticks(vec![tick("A", 4.0)]);
         q.push_ticks(vec![tick("A", 5.0)]);
-        assert_eq!(ltps(s.try_next()), [("NSE_EQ|A".to_owned(), Some(5.0))]);
+        assert_eq!(ltps(s.try_next()), want(&[("A", 5.0)]));
         assert!(s.try_next().is_none());
     }
 
@@ -468,37 +473,16 @@ mod tests {
     fn a_batch_taken_whole_still_keeps_one_tick_per_instrument() {
         let q = EventQueue::new(4);
         let s = EventStream::coalescing(q.clone());
-        let ltps = |e: Option<FeedEvent>| match e {
-            Some(FeedEvent::Ticks(t)) => t
-                .iter()
-                .map(|t| (t.instrument_key.to_string(), t.ltpc().map(|l| l.ltp)))
-                .collect::<Vec<_>>(),
-            other => panic!("ticks expected, got {other:?}"),
-        };
         // Into an empty queue, one instrument twice in a batch: the later tick is kept.
         q.push_ticks(vec![tick("A", 1.0), tick("B", 1.0), tick("A", 2.0)]);
         assert_eq!(s.coalesced(), 1);
         // A batch adopted whole, then later ones coalesced into it and appended to it.
         q.push_ticks(vec![tick("C", 3.0)]);
-        assert_eq!(
-            ltps(s.try_next()),
-            [
-                ("NSE_EQ|A".to_owned(), Some(2.0)),
-                ("NSE_EQ|B".to_owned(), Some(1.0)),
-                ("NSE_EQ|C".to_owned(), Some(3.0))
-            ]
-        );
+        assert_eq!(ltps(s.try_next()), want(&[("A", 2.0), ("B", 1.0), ("C", 3.0)]));
         q.push_ticks(vec![tick("D", 4.0), tick("E", 4.0)]);
         q.push_ticks(vec![tick("E", 5.0), tick("F", 5.0)]);
         q.push_ticks(vec![tick("D", 6.0)]);
-        assert_eq!(
-            ltps(s.try_next()),
-            [
-                ("NSE_EQ|D".to_owned(), Some(6.0)),
-                ("NSE_EQ|E".to_owned(), Some(5.0)),
-                ("NSE_EQ|F".to_owned(), Some(5.0))
-            ]
-        );
+        assert_eq!(ltps(s.try_next()), want(&[("D", 6.0), ("E", 5.0), ("F", 5.0)]));
         assert_eq!(s.coalesced(), 3);
         assert!(s.try_next().is_none());
     }
