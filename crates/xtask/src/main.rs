@@ -362,10 +362,7 @@ fn save(path: &std::path::Path, frames: &[upstox_feed::recording::RawFrame]) -> 
     Ok(())
 }
 
-/// Decodes every frame `iterations` times with `f`; answers (frames/s, MB/s).
-/// Decoding speed over `windows` timed windows of at least 50 ms each (whole passes over the
-/// frames): the median window, and the best one — on a shared machine the best is the figure
-/// least disturbed by other processes (as `timeit` advises); Python's side is timed the same way.
+/// A decoder's speed: frames/s and MB/s of the median window, MB/s of the best.
 #[derive(Debug, Clone, Copy)]
 struct Rate {
     fps: f64,
@@ -373,6 +370,10 @@ struct Rate {
     best_mbs: f64,
 }
 
+/// Decodes the frames with `f` in `windows` timed windows of at least 50 ms each (whole passes
+/// over the frames): the median window, and the best one — on a shared machine the best is the
+/// figure least disturbed by other processes (as `timeit` advises); Python's side is timed the
+/// same way.
 fn rate(frames: &[upstox_feed::recording::RawFrame], windows: u32, mut f: impl FnMut(&[u8]) -> usize) -> Rate {
     let bytes: usize = frames.iter().map(|f| f.bytes.len()).sum();
     let mut sink = 0usize;
