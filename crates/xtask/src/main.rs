@@ -771,6 +771,9 @@ async fn our_side(
     let (cpu0, _) = self_usage();
     let started = Instant::now();
     let (window_start, frames_before) = (unix_ns(), handles.iter().map(|(_, e)| e.ticks_received()).sum::<u64>());
+    // The queues count from the stream's start (the initial snapshot included): the window's
+    // figure is the difference.
+    let coalesced_before: u64 = handles.iter().map(|(_, e)| e.coalesced()).sum();
     let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(seconds);
     let consumers: Vec<_> = handles
         .iter()
@@ -810,7 +813,7 @@ async fn our_side(
     let elapsed = started.elapsed().as_secs_f64();
     let (cpu1, rss) = self_usage();
     let ticks: u64 = handles.iter().map(|(_, e)| e.ticks_received()).sum::<u64>() - frames_before;
-    let coalesced: u64 = handles.iter().map(|(_, e)| e.coalesced()).sum();
+    let coalesced: u64 = handles.iter().map(|(_, e)| e.coalesced()).sum::<u64>() - coalesced_before;
     for (s, _) in handles {
         s.shutdown().await;
     }
